@@ -1,0 +1,5 @@
+"""The one exception family for mistakes a user can fix (bad data, config, paths, flags)."""
+
+
+class UserError(Exception):
+    """An error caused by the user's input; its message names the file/key and the fix."""
