@@ -1,0 +1,188 @@
+"""Read and write checkpoints in the original CE/CrossKD `trained_model.pth` format.
+
+The original file is a `torch.save` of {arch, epoch, state_dict, optimizer, monitor_best,
+config}, where `config` is a pickled object of the original's `parse_config.ConfigParser`.
+We read it with torch's weights-only unpickler and an explicit allow-list: the config
+object becomes a stub that only keeps its attribute dict (its `_config` is returned as plain
+data), paths become strings, numpy scalars become Python numbers; any other class or
+function named by the file is refused before it is imported or called. Both the zip format
+(torch >= 1.6) and the legacy format of the published 2020 checkpoints are supported.
+
+Naming: CENet keeps the original module names, so our state_dict keys, shapes and order are
+the original's; converting in either direction is the identity on keys. Exported files hold
+the config as a plain dict, so the original code and ours both read them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import pickle
+import re
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any, Mapping
+
+import torch
+from torch import nn
+
+from crosskd.errors import UserError
+from crosskd.safe_pickle import CONTAINER_GLOBALS, NUMPY_GLOBALS, UnsafePickleError
+
+ORIGINAL_CONFIG_CLASS = "parse_config.ConfigParser"
+
+
+class CheckpointError(UserError):
+    """A checkpoint that cannot be read or does not fit the model; the message says why."""
+
+
+class UnsafeCheckpointError(UnsafePickleError):
+    """A checkpoint names a class or function outside the allow-list (it is never run)."""
+
+
+class OriginalConfigState:
+    """Stand-in for the original's ConfigParser: keeps the pickled attribute dict, runs nothing."""
+
+    def __setstate__(self, state: Any) -> None:
+        self.state = state if isinstance(state, dict) else {}
+
+
+def _posix_path_as_str(*parts: str) -> str:
+    """Stand-in for `pathlib.PosixPath(*parts)`: the path as a string, on any platform."""
+    return str(PurePosixPath(*parts))
+
+
+def _allowed_globals() -> list[Any]:
+    """Everything an original checkpoint may name besides tensors and storages."""
+    allowed: list[Any] = [(OriginalConfigState, ORIGINAL_CONFIG_CLASS), argparse.Namespace,
+                          (_posix_path_as_str, "pathlib.PosixPath")]
+    for (module, name), obj in {**NUMPY_GLOBALS, **CONTAINER_GLOBALS}.items():
+        allowed.append((obj, f"{module}.{name}"))
+    return allowed
+
+
+@dataclass
+class OriginalCheckpoint:
+    """The contents of an original `trained_model.pth`, as plain data."""
+
+    state_dict: "OrderedDict[str, torch.Tensor]"
+    config: dict[str, Any]
+    epoch: int | None
+    monitor_best: float | None
+    arch: str | None
+    optimizer: dict[str, Any] | None = None
+
+
+def _refused_name(message: str) -> str:
+    """The class or function torch's weights-only unpickler refused, from its message."""
+    for pattern in (r"GLOBAL ([\w.]+)", r"unrecognized function (.+?)(?: which|$)",
+                    r"got (<class [^>]+>)"):
+        match = re.search(pattern, message, flags=re.MULTILINE)
+        if match:
+            return match.group(1).strip()
+    return message.strip().splitlines()[-1] if message.strip() else "an unknown object"
+
+
+def _torch_load(path: Path) -> Any:
+    """torch.load restricted to tensors, plain containers and the allow-list."""
+    try:
+        with torch.serialization.safe_globals(_allowed_globals()):
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise CheckpointError(f"checkpoint not found: {path}") from None
+    except pickle.UnpicklingError as err:
+        name = _refused_name(str(err))
+        raise UnsafeCheckpointError(
+            f"{path}: refusing to load {name} (not on the allow-list of checkpoint contents; "
+            "a pickle can run code when loaded). Only tensors, plain containers, numpy "
+            f"scalars, paths and the original {ORIGINAL_CONFIG_CLASS} are accepted") from None
+    except (RuntimeError, EOFError, ValueError, OSError) as err:
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({err}); download "
+                              "it again or check the path") from None
+
+
+def _plain(value: Any) -> Any:
+    """Convert nested OrderedDicts / Namespaces / numpy scalars into JSON-like data."""
+    if isinstance(value, Mapping):
+        return {str(key): _plain(item) for key, item in value.items()}
+    if isinstance(value, argparse.Namespace):
+        return _plain(vars(value))
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    if hasattr(value, "item") and not isinstance(value, torch.Tensor):
+        return value.item()
+    return value
+
+
+def _config_of(raw: Any) -> dict[str, Any]:
+    """The experiment config dict stored in a checkpoint (ConfigParser object or plain dict)."""
+    if isinstance(raw, OriginalConfigState):
+        state = raw.state
+        raw = state.get("_config", state.get("config", {}))
+    return _plain(raw) if isinstance(raw, Mapping) else {}
+
+
+def load_original_checkpoint(path: str | Path) -> OriginalCheckpoint:
+    """Read an original (or exported) `trained_model.pth` without unpickling arbitrary code."""
+    path = Path(path)
+    payload = _torch_load(path)
+    if isinstance(payload, Mapping) and "state_dict" not in payload and all(
+            isinstance(v, torch.Tensor) for v in payload.values()):
+        payload = {"state_dict": payload}
+    if not isinstance(payload, Mapping) or not isinstance(payload.get("state_dict"), Mapping):
+        raise CheckpointError(f"{path}: expected a dict with a 'state_dict' entry, as "
+                              "trained_model.pth files hold")
+    epoch = payload.get("epoch")
+    best = payload.get("monitor_best")
+    return OriginalCheckpoint(
+        state_dict=OrderedDict(payload["state_dict"]),
+        config=_config_of(payload.get("config")),
+        epoch=None if epoch is None else int(epoch),
+        monitor_best=None if best is None else float(best),
+        arch=payload.get("arch"),
+        optimizer=payload.get("optimizer"),
+    )
+
+
+def original_state_dict(model: nn.Module) -> "OrderedDict[str, torch.Tensor]":
+    """The model's weights under the original's key names (identical to ours), on the CPU."""
+    return OrderedDict((key, value.detach().cpu().clone())
+                       for key, value in model.state_dict().items())
+
+
+def load_original_state_dict(model: nn.Module, state_dict: Mapping[str, torch.Tensor],
+                             source: str = "checkpoint") -> None:
+    """Load original-named weights into `model`, explaining any key or shape mismatch."""
+    expected = model.state_dict()
+    missing = [key for key in expected if key not in state_dict]
+    unexpected = [key for key in state_dict if key not in expected]
+    mismatched = [f"{key} {tuple(state_dict[key].shape)} vs {tuple(value.shape)}"
+                  for key, value in expected.items()
+                  if key in state_dict and state_dict[key].shape != value.shape]
+    if missing or unexpected or mismatched:
+        details = "; ".join(filter(None, [
+            f"missing {missing[:5]}" if missing else "",
+            f"unexpected {unexpected[:5]}" if unexpected else "",
+            f"shape mismatch {mismatched[:5]}" if mismatched else ""]))
+        raise CheckpointError(f"{source} does not fit the model the config builds ({details}); "
+                              "use the config the checkpoint was trained with")
+    model.load_state_dict(state_dict)
+
+
+def save_original_checkpoint(path: str | Path, model: nn.Module, config: Mapping[str, Any],
+                             epoch: int = 0, monitor_best: float | None = None,
+                             optimizer: Mapping[str, Any] | None = None) -> Path:
+    """Write `model` as a `trained_model.pth` in the original layout (config as a plain dict)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload: dict[str, Any] = {
+        "arch": type(model).__name__,
+        "epoch": int(epoch),
+        "state_dict": original_state_dict(model),
+        "monitor_best": monitor_best,
+        "config": _plain(config),
+    }
+    if optimizer is not None:
+        payload["optimizer"] = dict(optimizer)
+    torch.save(payload, path)
+    return path

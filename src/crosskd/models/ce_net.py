@@ -1,0 +1,172 @@
+"""The Collaborative Experts network (CE / CE+, and MoEE when collaborative gating is off).
+
+Module names follow the original (`pooling`, `text_pooling`, `ce.moe_fc`,
+`ce.video_dim_reduce`, `ce.g_reason_1`, `ce.g_reason_shared`, `ce.video_GU`, `ce.text_GU`),
+so our state_dict is key-for-key the original's and published checkpoints load unchanged.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from crosskd.errors import UserError
+from crosskd.models.collaborative_gating import collaborative_embeddings, gate_mlp_layers
+from crosskd.models.dims import ModelDims, model_dims
+from crosskd.models.embeddings import TextEmbedding, VideoEmbedding
+from crosskd.models.gating import GatedEmbeddingUnit, GatedEmbeddingUnitReasoning, ReduceDim
+from crosskd.models.mixture import mixture_weights
+from crosskd.models.netvlad import NetVLAD
+from crosskd.models.similarity import similarity_matrices
+
+#: arch.args values of every published config; other values were ablations we do not carry.
+PUBLISHED_ARCH_ARGS: dict[str, Any] = {
+    "use_mish": 1, "use_bn_reason": 1, "num_h_layers": 0, "include_self": 1,
+    "l2renorm": False, "keep_missing_modalities": False, "test_caption_mode": "indep",
+    "randomise_feats": "", "mimic_ce_dims": 0,
+}
+SUPPORTED_USE_CE = ("pairwise", "")
+
+
+class CollaborativeExperts(nn.Module):
+    """Per-expert video and text embedding units plus the mixture weights (the original `ce`)."""
+
+    def __init__(self, dims: ModelDims, shared_dim: int, collaborative: bool,
+                 num_g_layers: int) -> None:
+        super().__init__()
+        self.modalities = dims.modalities
+        self.collaborative = collaborative
+        self.moe_fc = nn.Linear(dims.text_dim, len(dims.modalities))
+        in_dims = [dims.expert_dims[m][0] for m in dims.modalities]
+        if collaborative:
+            self.out_dims = tuple(shared_dim for _ in in_dims)
+            self.video_dim_reduce = nn.ModuleList(ReduceDim(d, shared_dim) for d in in_dims)
+            self.g_reason_1 = nn.Linear(2 * shared_dim, shared_dim)
+            self.g_reason_shared = nn.Sequential(*gate_mlp_layers(shared_dim, num_g_layers))
+            self.video_GU = nn.ModuleList(
+                GatedEmbeddingUnitReasoning(shared_dim) for _ in in_dims)
+        else:
+            self.out_dims = tuple(dims.expert_dims[m][1] for m in dims.modalities)
+            self.video_GU = nn.ModuleList(
+                GatedEmbeddingUnit(i, o) for i, o in zip(in_dims, self.out_dims))
+        self.text_GU = nn.ModuleList(GatedEmbeddingUnit(dims.text_dim, o) for o in self.out_dims)
+
+    def _stack(self, per_expert: Sequence[torch.Tensor]) -> torch.Tensor:
+        """Stack `[B, D_m]` embeddings to `[B, E, max D]`, zero-padding narrower experts."""
+        width = max(self.out_dims)
+        return torch.stack([F.pad(x, (0, width - x.shape[1])) for x in per_expert], dim=1)
+
+    def embed_video(self, experts: list[torch.Tensor], availability: torch.Tensor
+                    ) -> VideoEmbedding:
+        """Embed pooled experts (modality order, missing rows zeroed) given availability `[B, E]`."""
+        if self.collaborative:
+            reduced = torch.stack([layer(x) for layer, x in zip(self.video_dim_reduce, experts)],
+                                  dim=1)
+            embedded = collaborative_embeddings(reduced, availability, self.g_reason_1,
+                                                self.g_reason_shared, self.video_GU).unbind(1)
+        else:
+            embedded = [unit(x) for unit, x in zip(self.video_GU, experts)]
+        return VideoEmbedding(self.modalities, self._stack(embedded), availability, self.out_dims)
+
+    def embed_text(self, pooled: torch.Tensor, captions_per_video: int) -> TextEmbedding:
+        """Embed pooled captions `[N, text_dim]` once per expert, with their mixture weights."""
+        embedded = [unit(pooled) for unit in self.text_GU]
+        return TextEmbedding(self.modalities, self._stack(embedded),
+                             mixture_weights(pooled, self.moe_fc), self.out_dims,
+                             captions_per_video)
+
+
+class CENet(nn.Module):
+    """Video-text retrieval network: NetVLAD pooling, per-expert embeddings, mixture scoring."""
+
+    def __init__(self, dims: ModelDims, shared_dim: int, vlad_clusters: Mapping[str, int],
+                 text_ghost_clusters: int, collaborative: bool = True,
+                 num_g_layers: int = 3) -> None:
+        super().__init__()
+        self.dims = dims
+        self.modalities = dims.modalities
+        self.pooling = nn.ModuleDict({
+            name: NetVLAD(dims.raw_input_dims[name], vlad_clusters[name])
+            for name in dims.vlad_experts})
+        self.text_pooling = NetVLAD(dims.text_dim, vlad_clusters["text"], text_ghost_clusters)
+        pooled_dims = ModelDims(dims.modalities, dims.expert_dims, dims.raw_input_dims,
+                                self.text_pooling.out_dim, dims.vlad_experts)
+        self.ce = CollaborativeExperts(pooled_dims, shared_dim, collaborative, num_g_layers)
+
+    def embed_videos(self, experts: Mapping[str, torch.Tensor], ind: Mapping[str, torch.Tensor]
+                     ) -> VideoEmbedding:
+        """Embed a batch of videos; rows with ind == 0 are treated as zeros (NaNs allowed there)."""
+        pooled, available = [], []
+        for name in self.modalities:
+            features = experts[name]
+            present = torch.as_tensor(ind[name], device=features.device).to(features.dtype)
+            keep = (present > 0).reshape(-1, *([1] * (features.dim() - 1)))
+            features = torch.where(keep, features, torch.zeros((), dtype=features.dtype,
+                                                               device=features.device))
+            if name in self.pooling:
+                features = self.pooling[name](features)
+            pooled.append(features)
+            available.append(present)
+        return self.ce.embed_video(pooled, torch.stack(available, dim=1))
+
+    def embed_text(self, text: torch.Tensor) -> TextEmbedding:
+        """Embed captions `[B, C, tokens, text_dim]` (or `[N, tokens, text_dim]`, C = 1)."""
+        captions_per_video = text.shape[1] if text.dim() == 4 else 1
+        tokens = text.reshape(-1, *text.shape[-2:])
+        return self.ce.embed_text(self.text_pooling(tokens), captions_per_video)
+
+    def forward(self, experts: Mapping[str, torch.Tensor], ind: Mapping[str, torch.Tensor],
+                text: torch.Tensor, text_token_mask: torch.Tensor | None = None
+                ) -> dict[str, Any]:
+        """The original's output dict (`text_token_mask` is accepted and unused, as there)."""
+        if self.training and text.shape[1] != 1:
+            raise ValueError(f"training batches hold one caption per video, got {text.shape[1]}")
+        text_embedding = self.embed_text(text)
+        video_embedding = self.embed_videos(experts, ind)
+        conf, text_matrix, video_matrix = similarity_matrices(text_embedding, video_embedding)
+        return {
+            "modalities": list(self.modalities),
+            "cross_view_conf_matrix": conf,
+            "cross_view_text_matrix": text_matrix,
+            "cross_view_vid_matrix": video_matrix,
+            "text_embds": text_embedding.as_dict(),
+            "vid_embds": video_embedding.as_dict(),
+        }
+
+
+def _check_arch_args(args: Mapping[str, Any]) -> None:
+    """Refuse ablation settings no published config uses, naming the key and the fix."""
+    if args.get("use_ce", "pairwise") not in SUPPORTED_USE_CE:
+        raise UserError(f"config key arch.args.use_ce = {args['use_ce']!r} is not supported; "
+                        "use \"pairwise\" (CE) or \"\" (MoEE)")
+    for key, published in PUBLISHED_ARCH_ARGS.items():
+        value = args.get(key, published)
+        if value != published and not (isinstance(published, str) and not value):
+            raise UserError(f"config key arch.args.{key} = {value!r} is not supported (an "
+                            f"ablation of the original code); set it to {published!r}")
+    if int(args.get("num_g_layers", 3)) < 1:
+        raise UserError("config key arch.args.num_g_layers must be at least 1")
+    if not args.get("vlad_clusters", {}).get("text"):
+        raise UserError("config key arch.args.vlad_clusters.text must be a positive number of "
+                        "NetVLAD clusters for the caption tokens")
+
+
+def build_model(config: Mapping[str, Any]) -> CENet:
+    """Build the CENet a (resolved) config describes, with freshly initialised weights."""
+    arch = config.get("arch") or {}
+    if arch.get("type", "CENet") != "CENet":
+        raise UserError(f"config key arch.type = {arch.get('type')!r}: only CENet is supported")
+    args = arch.get("args") or {}
+    _check_arch_args(args)
+    dims = model_dims(config)
+    return CENet(
+        dims,
+        shared_dim=config["experts"].get("ce_shared_dim"),
+        vlad_clusters=args["vlad_clusters"],
+        text_ghost_clusters=int((args.get("ghost_clusters") or {}).get("text", 0)),
+        collaborative=bool(args.get("use_ce", "pairwise")),
+        num_g_layers=int(args.get("num_g_layers", 3)),
+    )

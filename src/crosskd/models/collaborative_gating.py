@@ -1,0 +1,90 @@
+"""Pairwise collaborative gating (CE): each expert's gate is an MLP of every (expert, other) pair.
+
+The original runs the pair MLP once per ordered pair of experts, so every pair gets its own
+batch-norm statistics over the batch. Here the M pairs of one expert run at once: the first
+linear layer acts on the concatenation [x_i, x_j], so it splits into two per-expert
+projections that are computed once, and batch norm is applied with per-pair statistics;
+the running statistics are updated as the original's one-call-per-pair sequence would.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+#: added to the number of available pairs before averaging, as in the original.
+PAIR_COUNT_EPS = 1e-11
+
+
+def _sequential_running_update(running: torch.Tensor, stats: torch.Tensor,
+                               momentum: float) -> torch.Tensor:
+    """Running average after one momentum update per row of `stats`, in row order."""
+    num_updates = stats.shape[0]
+    exponents = torch.arange(num_updates - 1, -1, -1, dtype=torch.float64, device=stats.device)
+    decay = (1 - momentum) ** exponents
+    blended = (momentum * decay).to(stats.dtype) @ stats
+    return (1 - momentum) ** num_updates * running + blended
+
+
+def groupwise_batch_norm(x: torch.Tensor, bn: nn.BatchNorm1d) -> torch.Tensor:
+    """Apply `bn` to `[B, G, D]` as G separate calls on `[B, D]` (group-wise batch statistics)."""
+    batch, groups, dim = x.shape
+    if not bn.training:
+        return bn(x.reshape(batch * groups, dim)).reshape(batch, groups, dim)
+    flat = x.reshape(batch, groups * dim)
+    weight = bn.weight.repeat(groups) if bn.weight is not None else None
+    bias = bn.bias.repeat(groups) if bn.bias is not None else None
+    out = F.batch_norm(flat, None, None, weight, bias, training=True, eps=bn.eps)
+    if bn.training and bn.track_running_stats:
+        with torch.no_grad():
+            detached = x.detach()
+            mean = detached.mean(dim=0)  # [G, D]
+            var = detached.var(dim=0, unbiased=True)
+            bn.running_mean.copy_(_sequential_running_update(bn.running_mean, mean, bn.momentum))
+            bn.running_var.copy_(_sequential_running_update(bn.running_var, var, bn.momentum))
+            bn.num_batches_tracked.add_(groups)
+    return out.reshape(batch, groups, dim)
+
+
+def _gate_mlp(hidden: torch.Tensor, shared: nn.Sequential) -> torch.Tensor:
+    """Run the layers after the first pair projection on `[B, P, D]`, batch norm per pair."""
+    for layer in shared:
+        if isinstance(layer, nn.BatchNorm1d):
+            hidden = groupwise_batch_norm(hidden, layer)
+        else:
+            hidden = layer(hidden)
+    return hidden
+
+
+def collaborative_embeddings(experts: torch.Tensor, availability: torch.Tensor, first: nn.Linear,
+                             shared: nn.Sequential, units: Sequence[nn.Module]) -> torch.Tensor:
+    """Gate and embed projected experts `[B, M, D]` given availability `[B, M]`; returns `[B, M, D]`.
+
+    The gate of expert i is the mean over available partners j of g([x_i, x_j]); `first` is
+    g's first layer on the concatenated pair, `shared` its remaining layers, and `units[i]`
+    turns (x_i, gate_i) into the final embedding. As in the original, experts are processed
+    in order and a partner j < i enters g with its final embedding, j >= i with x_j.
+    """
+    dim = experts.shape[-1]
+    own = F.linear(experts, first.weight[:, :dim], first.bias)  # [B, M, D]
+    partners = list(F.linear(experts, first.weight[:, dim:]).unbind(dim=1))
+    pair_available = availability[:, :, None] * availability[:, None, :]  # [B, M, M]
+    counts = pair_available.sum(dim=2, keepdim=True) + PAIR_COUNT_EPS  # [B, M, 1]
+    outputs = []
+    for i, unit in enumerate(units):
+        hidden = _gate_mlp(own[:, i:i + 1] + torch.stack(partners, dim=1), shared)
+        gate = (hidden * pair_available[:, i, :, None]).sum(dim=1) / counts[:, i]
+        outputs.append(unit(experts[:, i], gate))
+        partners[i] = F.linear(outputs[-1], first.weight[:, dim:])
+    return torch.stack(outputs, dim=1)
+
+
+def gate_mlp_layers(dim: int, num_layers: int) -> list[nn.Module]:
+    """The shared layers after the first pair projection: (BN, Mish, Linear) x (num_layers - 1)."""
+    layers: list[nn.Module] = []
+    for _ in range(num_layers - 1):
+        layers += [nn.BatchNorm1d(dim), nn.Mish(), nn.Linear(dim, dim)]
+    return layers
