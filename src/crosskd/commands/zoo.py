@@ -1,0 +1,77 @@
+"""`crosskd zoo list | download NAME | eval NAME`: the published CrossKD checkpoints."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from crosskd.download.required import default_config_dir
+from crosskd.download.zoo import (CHECKPOINT_NAME, METRICS, ZOO, evaluate_model, fetch_model,
+                                  find_entry, format_comparison, model_dir, read_manifest)
+
+DEFAULT_ZOO_DIR = "data/zoo"
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add `zoo list`, `zoo download` and `zoo eval`."""
+    parser = subparsers.add_parser("zoo", help="published CrossKD models", description=__doc__)
+    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    listing = actions.add_parser("list", help="the models with their published t2v results")
+    fetch = actions.add_parser("download", help="download a model's trained_model.pth")
+    evaluate = actions.add_parser("eval", help="download a model if needed and run the test "
+                                               "protocol, printing our numbers beside the paper's")
+    for sub in (listing, fetch, evaluate):
+        sub.add_argument("--zoo-dir", default=DEFAULT_ZOO_DIR,
+                         help=f"where checkpoints are kept (default: {DEFAULT_ZOO_DIR})")
+    for sub in (fetch, evaluate):
+        sub.add_argument("name", metavar="NAME", help="a model name from `crosskd zoo list`")
+        sub.add_argument("--force", action="store_true", help="download again")
+    evaluate.add_argument("--root", default="data",
+                          help="data folder holding the dataset features (default: data)")
+    evaluate.add_argument("--config-dir", type=Path, default=None,
+                          help="folder of the published configs (default: ./configs)")
+    evaluate.add_argument("--output", type=Path, default=None,
+                          help="also write the metrics and the comparison to this JSON file")
+    listing.set_defaults(func=run_list)
+    fetch.set_defaults(func=run_download)
+    evaluate.set_defaults(func=run_eval)
+
+
+def run_list(args: argparse.Namespace) -> int:
+    """Print every model with its published t2v numbers and whether it is downloaded."""
+    header = " ".join(f"{key:>5}" for key in METRICS)
+    print(f"{'name':<20} {'dataset':<12} {'method':<27} {header}  downloaded")
+    for entry in ZOO:
+        numbers = " ".join(f"{value:5.1f}" if key != "MedR" else f"{value:5.0f}"
+                           for key, value in entry.published_t2v().items())
+        present = "yes" if read_manifest(entry, args.zoo_dir) else "no"
+        print(f"{entry.name:<20} {entry.dataset:<12} {entry.method:<27} {numbers}  {present}")
+    return 0
+
+
+def run_download(args: argparse.Namespace) -> int:
+    """Download one model and report where it is."""
+    entry = find_entry(args.name)
+    path = fetch_model(entry, args.zoo_dir, force=args.force)
+    manifest = read_manifest(entry, args.zoo_dir) or {}
+    print(f"{entry.name}: {path} (sha256 {manifest.get('sha256')}, config "
+          f"configs/{entry.config_name})")
+    return 0
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    """Evaluate one model on the test split and compare with the published numbers."""
+    entry = find_entry(args.name)
+    fetch_model(entry, args.zoo_dir, force=args.force)
+    metrics = evaluate_model(entry, zoo_root=args.zoo_dir, data_root=args.root,
+                             config_dir=args.config_dir or default_config_dir())
+    print(format_comparison(entry, metrics))
+    if args.output:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        record = {"name": entry.name, "checkpoint": str(model_dir(entry, args.zoo_dir) /
+                                                         CHECKPOINT_NAME),
+                  "published_t2v": entry.published_t2v(), "metrics": metrics}
+        args.output.write_text(json.dumps(record, indent=2, default=float) + "\n",
+                               encoding="utf-8")
+    return 0

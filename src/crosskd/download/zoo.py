@@ -1,0 +1,194 @@
+"""The CrossKD model zoo: eight trained checkpoints, their configs, published numbers; fetch and evaluate.
+
+No checksums are published for the checkpoints, so each download records the sha256 of what
+arrived in `manifest.json` beside `trained_model.pth`, and the file must load as a checkpoint
+before it is kept. The Drive URL base follows $CROSSKD_DOWNLOAD_BASE_URL (tests, mirrors).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from crosskd.config import load_config, set_key, with_eval_settings
+from crosskd.download.drive import DRIVE_BASE_URL, drive_download_url, resolve_download
+from crosskd.download.features import BASE_URL_ENV, TARBALLS
+from crosskd.download.http import build_opener, download, file_digests
+from crosskd.download.required import published_config_name
+from crosskd.errors import UserError
+from crosskd.train.checkpoints import read_checkpoint
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_NAME = "trained_model.pth"
+MANIFEST_NAME = "manifest.json"
+METRICS = ("R1", "R5", "R10", "R50", "MedR")
+
+Metrics = Mapping[str, Any]
+Evaluate = Callable[[Mapping[str, Any], Path], Metrics]
+
+
+@dataclass(frozen=True)
+class ZooEntry:
+    """One published model: dataset, method variant, Drive file id and its published t2v numbers."""
+
+    dataset: str
+    variant: str
+    method: str
+    drive_id: str
+    published: tuple[float, float, float, float, float]
+
+    @property
+    def folder(self) -> str:
+        """The dataset's folder name under the data root (as in the tarball)."""
+        return TARBALLS[self.dataset].folder
+
+    @property
+    def name(self) -> str:
+        """The name users type, e.g. `msrvtt-cecap`."""
+        return f"{self.folder.lower()}-{self.variant}"
+
+    @property
+    def config_name(self) -> str:
+        """The config file (in configs/) the model was trained with."""
+        return published_config_name(self.folder, self.variant)
+
+    def published_t2v(self) -> dict[str, float]:
+        """The paper's t2v numbers under our metric keys."""
+        return dict(zip(METRICS, self.published))
+
+
+_CE = "CE+ + caption KD"
+_TT = "TeachText-CE+ + caption KD"
+ZOO: tuple[ZooEntry, ...] = (
+    ZooEntry("MSRVTT", "cecap", _CE, "1KOUPBLQlhqmtOGBSIjLIUXHfOAppj8Y5", (14.5, 37.7, 50.6, 78.5, 10)),
+    ZooEntry("MSRVTT", "ttcap", _TT, "14vjfwyZi9qYTJKMEwCv6z_tHm5eqD5ih", (14.8, 38.1, 51.1, 79.1, 10)),
+    ZooEntry("MSVD", "cecap", _CE, "1atl8S1d-yFjnt_M4gu602MZcqH5FEWqd", (25.9, 58.3, 72.7, 93.3, 4)),
+    ZooEntry("MSVD", "ttcap", _TT, "1D4btmyYIHW-AQLe3HBODBcAYkbBXMrEG", (25.6, 57.1, 71.4, 92.9, 4)),
+    ZooEntry("DiDeMo", "cecap", _CE, "1PP3C_aHMeL0pkAISE5LKFcEqpFjFWFNF", (19.5, 44.6, 59.0, 83.0, 7)),
+    ZooEntry("DiDeMo", "ttcap", _TT, "1d4Y3vWw7vcOXjAjvxAdj8s45fs_lidOO", (22.2, 49.0, 61.4, 86.4, 6)),
+    ZooEntry("ActivityNet", "cecap", _CE, "1EbXPBhHPWBxluGbPZxss4LgKVL-EMaq-", (20.0, 50.8, 67.3, 93.7, 5)),
+    ZooEntry("ActivityNet", "ttcap", _TT, "1SbB6eEa341us17f7AGpMQpjw4K9Fbm42", (23.8, 56.9, 73.2, 96.2, 4)),
+)
+
+
+def find_entry(name: str) -> ZooEntry:
+    """A zoo entry by name, case-insensitive: `msrvtt-cecap`, `activity-net-ttcap` or `activitynet-ttcap`."""
+    for entry in ZOO:
+        if name.lower() in (entry.name, f"{entry.dataset.lower()}-{entry.variant}"):
+            return entry
+    raise UserError(f"unknown model {name!r}: choose one of {', '.join(e.name for e in ZOO)} "
+                    "(see `crosskd zoo list`)")
+
+
+def entry_url(entry: ZooEntry, base: str | None = None) -> str:
+    """The Drive download URL of an entry (base: argument, else $CROSSKD_DOWNLOAD_BASE_URL, else Drive)."""
+    return drive_download_url(entry.drive_id, base or os.environ.get(BASE_URL_ENV) or DRIVE_BASE_URL)
+
+
+def model_dir(entry: ZooEntry, zoo_root: str | Path) -> Path:
+    """Where an entry's checkpoint and manifest live."""
+    return Path(zoo_root) / entry.name
+
+
+def read_manifest(entry: ZooEntry, zoo_root: str | Path) -> dict[str, Any] | None:
+    """The manifest of a downloaded entry, if any."""
+    try:
+        return json.loads((model_dir(entry, zoo_root) / MANIFEST_NAME).read_text(encoding="utf-8"))
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+def _record(entry: ZooEntry, checkpoint: Path, source: str) -> dict[str, Any]:
+    """Check that `checkpoint` loads, then write its manifest (sha256, size, source, config)."""
+    try:
+        state_dict, _ = read_checkpoint(checkpoint)
+    except UserError as err:
+        raise UserError(f"{checkpoint} (from {source}) is not a loadable checkpoint: {err}") from None
+    record = {"name": entry.name, "source": source, "config": entry.config_name,
+              "sha256": file_digests(checkpoint)["sha256"], "size": checkpoint.stat().st_size,
+              "tensors": len(state_dict), "published_t2v": entry.published_t2v()}
+    (checkpoint.parent / MANIFEST_NAME).write_text(json.dumps(record, indent=2) + "\n",
+                                                    encoding="utf-8")
+    log.info("%s: %d tensors, sha256 %s", checkpoint, len(state_dict), record["sha256"])
+    return record
+
+
+def fetch_model(entry: ZooEntry, zoo_root: str | Path = "data/zoo", *, base: str | None = None,
+                force: bool = False, retries: int = 3, progress: bool = True) -> Path:
+    """Download an entry's checkpoint, check it loads, and record its sha256; return its path.
+
+    A checkpoint already there is kept when it matches its manifest, or, without a manifest
+    (placed by hand), when it loads.
+    """
+    checkpoint = model_dir(entry, zoo_root) / CHECKPOINT_NAME
+    manifest = read_manifest(entry, zoo_root)
+    if checkpoint.is_file() and not force:
+        if manifest is None:
+            _record(entry, checkpoint, "found on disk")
+            return checkpoint
+        if file_digests(checkpoint)["sha256"] == manifest.get("sha256"):
+            log.info("%s already downloaded to %s", entry.name, checkpoint)
+            return checkpoint
+        log.warning("%s does not match its manifest; downloading again", checkpoint)
+    checkpoint.unlink(missing_ok=True)
+    opener = build_opener()
+    url = entry_url(entry, base)
+    download(resolve_download(url, opener), checkpoint, retries=retries, opener=opener,
+             progress=progress)
+    try:
+        _record(entry, checkpoint, url)
+    except UserError as err:
+        checkpoint.unlink()
+        raise UserError(f"{err}; the download was deleted: try again later, or save the file "
+                        f"from a browser as {checkpoint}") from None
+    return checkpoint
+
+
+def eval_config(entry: ZooEntry, config_dir: str | Path, data_root: str | Path) -> dict[str, Any]:
+    """The entry's test config (eval_settings merged), reading data from `<data_root>/<folder>`."""
+    config = with_eval_settings(load_config(Path(config_dir) / entry.config_name))
+    set_key(config, "data_loader.args.data_dir", str(Path(data_root) / entry.folder))
+    return config
+
+
+def compare(entry: ZooEntry, metrics: Metrics) -> list[tuple[str, float, float | None]]:
+    """(metric, published, ours) rows for t2v R@1/5/10/50 and MdR."""
+    ours = metrics.get("t2v", {})
+    return [(key, published, ours.get(key)) for key, published in entry.published_t2v().items()]
+
+
+def format_comparison(entry: ZooEntry, metrics: Metrics) -> str:
+    """A small text table: our t2v numbers beside the published ones."""
+    lines = [f"{entry.name} ({entry.dataset}, {entry.method}) t2v",
+             f"{'metric':<6} {'published':>9} {'ours':>8} {'diff':>7}"]
+    for key, published, ours in compare(entry, metrics):
+        ours_text = f"{ours:8.1f}" if ours is not None else f"{'-':>8}"
+        diff_text = f"{ours - published:+7.1f}" if ours is not None else f"{'-':>7}"
+        lines.append(f"{key:<6} {published:9.1f} {ours_text} {diff_text}")
+    return "\n".join(lines)
+
+
+def default_evaluator() -> Evaluate:
+    """The test protocol of crosskd.train: (config, checkpoint path) -> {"t2v", "v2t", "protocol"}."""
+    try:
+        from crosskd.train.evaluate import evaluate_checkpoint
+    except ImportError as err:
+        raise UserError(f"the test protocol is not available in this installation ({err}); "
+                        "update crosskd") from None
+    return evaluate_checkpoint
+
+
+def evaluate_model(entry: ZooEntry, *, zoo_root: str | Path = "data/zoo",
+                   config_dir: str | Path, data_root: str | Path = "data",
+                   evaluate: Evaluate | None = None) -> Metrics:
+    """Run the test protocol on a downloaded entry with its config and the data under `data_root`."""
+    checkpoint = model_dir(entry, zoo_root) / CHECKPOINT_NAME
+    if not checkpoint.is_file():
+        raise UserError(f"{checkpoint} not found: run `crosskd zoo download {entry.name}` first")
+    config = eval_config(entry, config_dir, data_root)
+    return (evaluate or default_evaluator())(config, checkpoint)
