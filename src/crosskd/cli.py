@@ -12,7 +12,15 @@ from crosskd.errors import UserError
 
 # Each name is a module in crosskd.commands exposing `register(subparsers)`; the parser it
 # adds sets `func(args) -> int`.
-COMMANDS: tuple[str, ...] = ()
+COMMANDS: tuple[str, ...] = (
+    "download",
+    "zoo",
+    "inspect",
+    "train",
+    "test",
+    "demo",
+    "synth",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

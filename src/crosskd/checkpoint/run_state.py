@@ -1,0 +1,89 @@
+"""Our own run checkpoints: everything needed to resume a run exactly, loadable safely.
+
+The file is a `torch.save` of plain containers and tensors only (the config travels as a
+JSON string), so `torch.load(weights_only=True)` reads it without importing any class.
+Writes go to a temporary file renamed over the target, so a crash mid-write leaves the
+previous good checkpoint in place.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from crosskd.errors import UserError
+
+FORMAT = "crosskd-run-state-v1"
+BEST_NAME = "model_best.pth"
+LAST_NAME = "checkpoint_last.pth"
+
+
+def save_run_state(path: str | Path, *, model_state: dict[str, torch.Tensor], epoch: int,
+                   config: dict[str, Any], monitor_best: float,
+                   optimizer_state: dict[str, Any] | None = None,
+                   scheduler_state: dict[str, Any] | None = None,
+                   rng_state: dict[str, Any] | None = None,
+                   history: list[dict[str, Any]] | None = None, best_epoch: int = 0) -> Path:
+    """Atomically write a run checkpoint (model, optimizer, scheduler, epoch, RNG states)."""
+    payload = {
+        "format": FORMAT,
+        "arch": "CENet",
+        "epoch": int(epoch),
+        "state_dict": model_state,
+        "optimizer": optimizer_state,
+        "lr_scheduler": scheduler_state,
+        "monitor_best": float(monitor_best),
+        "best_epoch": int(best_epoch),
+        "config_json": json.dumps(config),
+        "rng_state": rng_state,
+        "history_json": json.dumps(history or []),
+    }
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            torch.save(payload, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_run_state(path: str | Path) -> dict[str, Any]:
+    """Read a run checkpoint safely; `config` and `history` come back as Python objects."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"checkpoint not found: {path}")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise UserError(f"checkpoint {path} is not a crosskd run checkpoint ({err}); "
+                        "original trained_model.pth files are read by `test.py --resume`") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise UserError(f"checkpoint {path} is not a crosskd run checkpoint (format key missing)")
+    payload["config"] = json.loads(payload.pop("config_json"))
+    payload["history"] = json.loads(payload.pop("history_json"))
+    return payload
+
+
+def resolve_resume_path(resume: str | Path, prefer: tuple[str, ...] = (LAST_NAME, BEST_NAME)
+                        ) -> Path:
+    """A checkpoint file, or the first of `prefer` in a run folder (training resumes the last)."""
+    path = Path(resume)
+    if path.is_dir():
+        for name in prefer:
+            if (path / name).is_file():
+                return path / name
+        raise UserError(f"--resume {path}: the folder holds neither {LAST_NAME} nor {BEST_NAME}")
+    if not path.is_file():
+        raise UserError(f"--resume {path}: no such checkpoint file or run folder")
+    return path

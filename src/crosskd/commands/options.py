@@ -1,0 +1,62 @@
+"""Command-line options shared by `train` and `test` (the original's flags plus ours)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from crosskd.config import Config, apply_overrides, load_config, parse_custom_args, parse_set_args
+from crosskd.errors import UserError
+
+
+def add_common_options(parser: argparse.ArgumentParser) -> None:
+    """--config, --device, --resume, --custom_args, --set, --out and --cache_dir."""
+    parser.add_argument("--config", help="experiment config (JSON, original format)")
+    parser.add_argument("--device", help="GPU index (0), 'cuda:N' or 'cpu'; without a GPU the "
+                        "CPU is used")
+    parser.add_argument("--resume", help="checkpoint file or run folder")
+    parser.add_argument("--custom_args", help="overrides as key.path@value+other.key@value")
+    parser.add_argument("--set", dest="set_args", action="append", metavar="KEY.PATH=VALUE",
+                        help="override one config value (repeatable); values are JSON")
+    parser.add_argument("--out", type=Path, help="write the final test metrics to this JSON file")
+    parser.add_argument("--cache_dir", type=Path, help="keep the packed features here between "
+                        "runs (default: a temporary folder per run)")
+
+
+def overrides(args: argparse.Namespace) -> list[tuple[str, str]]:
+    """The overrides of both syntaxes, `--custom_args` first."""
+    return parse_custom_args(args.custom_args) + parse_set_args(args.set_args)
+
+
+def config_from_args(args: argparse.Namespace, fallback: Config | None = None) -> Config | None:
+    """The config file with the overrides applied (or `fallback`, e.g. a checkpoint's)."""
+    if args.config:
+        base = load_config(args.config)
+    elif fallback is not None:
+        base = fallback
+    else:
+        return None
+    return apply_overrides(base, overrides(args))
+
+
+def parse_seeds(text: str | None) -> list[int] | None:
+    """`--seeds 0,1,2` -> [0, 1, 2]."""
+    if not text:
+        return None
+    try:
+        seeds = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise UserError(f"--seeds {text!r}: expected comma-separated integers such as 0,1,2") from None
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise UserError(f"--seeds {text!r}: expected distinct integers such as 0,1,2")
+    return seeds
+
+
+def write_json(path: Path | None, payload: dict[str, Any]) -> None:
+    """Write `payload` to `path` (parents created) when a path was given."""
+    if path is None:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload, indent=1) + "\n", encoding="utf-8")

@@ -1,0 +1,53 @@
+"""`crosskd train` (and `python3 train.py`): train from a config, then test the best model."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from crosskd.commands.options import (add_common_options, config_from_args, parse_seeds,
+                                      write_json)
+from crosskd.errors import UserError
+from crosskd.train.device import resolve_device
+from crosskd.train.report import format_result
+from crosskd.train.runs import resume_run, results_object, train_seeds
+
+log = logging.getLogger(__name__)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the `train` subcommand."""
+    parser = subparsers.add_parser("train", help="train a model from a config",
+                                   description=__doc__)
+    add_common_options(parser)
+    parser.add_argument("--seeds", help="comma-separated seeds, one run each (e.g. 0,1,2); "
+                        "the results are reported as mean (std)")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Train one run per seed (or resume one), test each, report and write `--out`."""
+    device = resolve_device(args.device)
+    seeds = parse_seeds(args.seeds)
+    if args.resume:
+        if seeds:
+            raise UserError("--resume continues one run; drop --seeds")
+        seed, metrics = resume_run(args.resume,
+                                   lambda stored: config_from_args(args, fallback=stored),
+                                   device, args.cache_dir)
+        results = {seed: metrics}
+        name = Path(args.resume).name
+    else:
+        config = config_from_args(args)
+        if config is None:
+            raise UserError("train needs --config <config.json> (or --resume <run folder>)")
+        name = Path(args.config).stem
+        results = train_seeds(config, name, seeds or [int(config.get("seed", 0))], device,
+                              args.cache_dir)
+    summary = results_object(results)
+    print(format_result(name, summary))
+    write_json(args.out, summary)
+    if args.out:
+        log.info("wrote the test metrics to %s", args.out)
+    return 0

@@ -1,0 +1,1 @@
+"""Training and evaluation: the trainer, run folders, checkpoints to resume, reports."""

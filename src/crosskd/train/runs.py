@@ -1,0 +1,102 @@
+"""Runs of an experiment: run folders, training then the final test, several seeds."""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import torch
+
+from crosskd.checkpoint.run_state import BEST_NAME, load_run_state, resolve_resume_path
+from crosskd.config import Config, with_eval_settings
+from crosskd.data.retrieval import RetrievalData
+from crosskd.train.evaluate import evaluate_checkpoint
+from crosskd.train.report import describe_protocol, summarize_seeds
+from crosskd.train.trainer import Trainer
+
+log = logging.getLogger(__name__)
+
+TEST_METRICS_NAME = "test_metrics.json"
+
+
+def run_folder(config: Config, experiment: str, seed: int, timestamp: str) -> Path:
+    """`<trainer.save_dir>/<experiment>/<timestamp>_seed<seed>`, never reusing a folder."""
+    save_dir = Path((config.get("trainer") or {}).get("save_dir", "data/saved"))
+    base = save_dir / experiment / f"{timestamp}_seed{seed}"
+    path, suffix = base, 1
+    while path.exists():
+        suffix += 1
+        path = base.with_name(f"{base.name}-{suffix}")
+    return path
+
+
+def final_test(config: Config, run_dir: Path, device: torch.device,
+               cache_dir: Path | None = None) -> dict[str, Any]:
+    """Test the selected (best) model with `eval_settings` merged in; saved beside the run."""
+    metrics = evaluate_checkpoint(with_eval_settings(config), run_dir / BEST_NAME, device,
+                                  cache_dir)
+    (run_dir / TEST_METRICS_NAME).write_text(json.dumps(metrics, indent=1) + "\n",
+                                             encoding="utf-8")
+    t2v = metrics["t2v"]
+    log.info("final test of %s: t2v R@1 %.1f, R@5 %.1f, R@10 %.1f, MdR %g (%s)", run_dir,
+             t2v["R1"], t2v["R5"], t2v["R10"], t2v["MedR"], describe_protocol(metrics["protocol"]))
+    return metrics
+
+
+def train_and_test(config: Config, run_dir: Path, device: torch.device,
+                   resume: Path | None = None, cache_dir: Path | None = None) -> dict[str, Any]:
+    """Train one run (or finish a resumed one), then run the final test on its best model."""
+    data = RetrievalData.from_config(config, cache_dir=cache_dir)
+    trainer = Trainer(config, run_dir, device, seed=int(config.get("seed", 0)), data=data)
+    if resume is not None:
+        trainer.resume(resume)
+    result = trainer.train()
+    log.info("run %s: best epoch %d (%s = %.4f)", run_dir, result.best_epoch,
+             trainer.monitor.key or "epoch", result.monitor_best)
+    return final_test(config, run_dir, device, data.cache_dir)
+
+
+def train_seeds(config: Config, experiment: str, seeds: Sequence[int], device: torch.device,
+                cache_dir: Path | None = None) -> dict[int, dict[str, Any]]:
+    """One run per seed (same config otherwise); the final test metrics of each.
+
+    The features are packed once for all seeds (into `cache_dir`, else a temporary folder).
+    """
+    timestamp = time.strftime("%Y-%m-%d_%H-%M-%S")
+    results = {}
+    with tempfile.TemporaryDirectory(prefix="crosskd-cache-") as scratch:
+        for seed in seeds:
+            seeded = copy.deepcopy(config)
+            seeded["seed"] = int(seed)
+            run_dir = run_folder(seeded, experiment, seed, timestamp)
+            log.info("training seed %d in %s", seed, run_dir)
+            results[int(seed)] = train_and_test(seeded, run_dir, device,
+                                                cache_dir=cache_dir or Path(scratch))
+    return results
+
+
+def resume_run(resume: str | Path, overrides: Callable[[Config], Config], device: torch.device,
+               cache_dir: Path | None = None) -> tuple[int, dict[str, Any]]:
+    """Finish the run a checkpoint belongs to, in its folder.
+
+    `overrides` turns the stored config into the one to use (e.g. more epochs); the seed
+    always stays the stored one, since the RNG states continue from the checkpoint.
+    """
+    checkpoint = resolve_resume_path(resume)
+    stored = load_run_state(checkpoint)["config"]
+    config = {**overrides(stored), "seed": stored.get("seed", 0)}
+    seed = int(config["seed"])
+    return seed, train_and_test(config, checkpoint.parent, device, resume=checkpoint,
+                                cache_dir=cache_dir)
+
+
+def results_object(results: dict[int, dict[str, Any]]) -> dict[str, Any]:
+    """What `--out` holds: one run's metrics, or every seed's with their mean and std."""
+    if len(results) == 1:
+        return next(iter(results.values()))
+    return summarize_seeds(results)

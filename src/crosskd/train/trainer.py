@@ -1,0 +1,181 @@
+"""One training run: epochs of minibatch updates, validation, model selection, checkpoints.
+
+A run lives in its own folder (config.json, model_best.pth, checkpoint_last.pth,
+metrics.json/csv, tensorboard/). The last checkpoint is written after every epoch with
+every RNG state, so a resumed run ends with the same weights as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+from crosskd.checkpoint.run_state import BEST_NAME, LAST_NAME, load_run_state, save_run_state
+from crosskd.config import Config, ConfigError, save_config
+from crosskd.data.retrieval import RetrievalData
+from crosskd.errors import UserError
+from crosskd.losses import build_objective
+from crosskd.models import build_model
+from crosskd.train.evaluate import evaluate
+from crosskd.train.history import EpochLog
+from crosskd.train.monitor import Monitor
+from crosskd.train.optim import build_optimizer, build_scheduler
+from crosskd.train.seeds import capture_rng_state, restore_rng_state, seed_everything
+
+log = logging.getLogger(__name__)
+
+CONFIG_NAME = "config.json"
+
+
+class NonFiniteLossError(UserError):
+    """Training diverged: the loss became NaN or infinite."""
+
+
+@dataclass
+class TrainResult:
+    """Where a finished run lives and how its selected model did on validation."""
+
+    run_dir: Path
+    best_epoch: int
+    monitor_best: float
+    history: list[dict[str, Any]]
+
+
+def _flatten_metrics(prefix: str, metrics: dict[str, Any]) -> dict[str, float]:
+    """`{"t2v": {"R1": ..}}` -> `{"<prefix>_t2v_metrics_R1": ..}`, the original's log keys."""
+    return {f"{prefix}_{direction}_metrics_{key}": value
+            for direction in ("t2v", "v2t") for key, value in metrics[direction].items()}
+
+
+class Trainer:
+    """Trains the model a config describes; resumable from its last checkpoint."""
+
+    def __init__(self, config: Config, run_dir: Path, device: torch.device, seed: int,
+                 data: RetrievalData | None = None) -> None:
+        self.config = config
+        self.run_dir = Path(run_dir)
+        self.device = device
+        trainer_cfg = config.get("trainer") or {}
+        self.epochs = int(trainer_cfg.get("epochs", 1))
+        self.val_freq = max(1, int(trainer_cfg.get("val_freq", 1)))
+        self.batch_size = int(config["data_loader"]["args"]["batch_size"])
+        self.monitor = Monitor.from_config(config)
+        self.data_rng = seed_everything(seed)
+        self.data = data if data is not None else RetrievalData.from_config(config)
+        self.model = build_model(config).to(device)
+        self.objective = build_objective(config).to(device)
+        self.optimizer = build_optimizer(config, self.model.parameters())
+        self.scheduler = build_scheduler(config, self.optimizer)
+        self.start_epoch = 1
+        self.best = self.monitor.worst
+        self.best_epoch = 0
+        self.history: list[dict[str, Any]] = []
+
+    def resume(self, checkpoint: Path) -> None:
+        """Continue from one of our checkpoints: weights, optimizer, scheduler, RNGs, history."""
+        state = load_run_state(checkpoint)
+        if state["rng_state"] is None or state["optimizer"] is None:
+            raise UserError(f"checkpoint {checkpoint} holds weights only; resume from "
+                            f"{LAST_NAME} of the run folder")
+        self.model.load_state_dict(state["state_dict"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.scheduler is not None and state["lr_scheduler"] is not None:
+            self.scheduler.load_state_dict(state["lr_scheduler"])
+        restore_rng_state(state["rng_state"], self.data_rng)
+        self.start_epoch = state["epoch"] + 1
+        self.best = state["monitor_best"]
+        self.best_epoch = int(state.get("best_epoch", 0))
+        self.history = [row for row in state["history"] if row["epoch"] <= state["epoch"]]
+        log.info("resuming %s from epoch %d (best %s so far: %.4f)", checkpoint,
+                 state["epoch"], self.monitor.key or "epoch", self.best)
+
+    def _train_epoch(self, epoch: int) -> dict[str, float]:
+        """One pass over the training split; returns the mean of every loss term."""
+        self.model.train()
+        sums: dict[str, float] = {}
+        num_batches = 0
+        batches = self.data.train.batches(self.batch_size, self.data_rng, shuffle=True)
+        total_batches = math.ceil(self.data.train.num_videos / self.batch_size)
+        progress = tqdm(batches, total=total_batches, desc=f"epoch {epoch}/{self.epochs}",
+                        leave=False, disable=None)
+        for batch_index, batch in enumerate(progress):
+            batch = batch.to(self.device)
+            self.optimizer.zero_grad(set_to_none=True)
+            output = self.model(batch.experts, batch.ind, batch.text)
+            total, terms = self.objective(output, batch.distil_text, batch.distil_video)
+            if not torch.isfinite(total):
+                raise NonFiniteLossError(
+                    f"the training loss became {total.item()} at epoch {epoch}, batch "
+                    f"{batch_index + 1}; stopped. The last good checkpoint is "
+                    f"{self.run_dir / LAST_NAME}. Lower optimizer.args.lr or check the features")
+            total.backward()
+            self.optimizer.step()
+            num_batches += 1
+            loss = float(total.detach())
+            for key, value in {"loss": loss, **{f"loss_{k}": v for k, v in terms.items()}}.items():
+                sums[key] = sums.get(key, 0.0) + value
+            progress.set_postfix(loss=f"{loss:.4f}")
+        return {key: value / max(1, num_batches) for key, value in sums.items()}
+
+    def _save(self, name: str, epoch: int) -> Path:
+        return save_run_state(
+            self.run_dir / name, model_state=self.model.state_dict(), epoch=epoch,
+            config=self.config, monitor_best=self.best,
+            optimizer_state=self.optimizer.state_dict(),
+            scheduler_state=self.scheduler.state_dict() if self.scheduler else None,
+            rng_state=capture_rng_state(self.data_rng), history=self.history,
+            best_epoch=self.best_epoch)
+
+    def _select(self, epoch: int, row: dict[str, Any]) -> bool:
+        """Update the best epoch from this epoch's log row; True when it improved."""
+        if self.monitor.mode != "off" and self.monitor.key not in row:
+            raise ConfigError(f"trainer.monitor names {self.monitor.key!r}, which the "
+                              f"trainer does not log; logged keys: {', '.join(sorted(row))}")
+        value = float(row[self.monitor.key]) if self.monitor.mode != "off" else float(epoch)
+        if not self.monitor.improved(value, self.best):
+            return False
+        self.best, self.best_epoch = value, epoch
+        return True
+
+    def train(self) -> TrainResult:
+        """Run the remaining epochs, writing logs and checkpoints into the run folder."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        save_config(self.config, self.run_dir / CONFIG_NAME)
+        epoch_log = EpochLog(self.run_dir, self.history,
+                             tensorboard=bool(self.config.get("trainer", {}).get("tensorboard", True)))
+        try:
+            for epoch in range(self.start_epoch, self.epochs + 1):
+                row: dict[str, Any] = {"epoch": epoch, **self._train_epoch(epoch),
+                                       "lr": self.optimizer.param_groups[0]["lr"]}
+                validate = epoch % self.val_freq == 0 or epoch == self.epochs
+                if validate:
+                    metrics = evaluate(self.model, self.data.eval, self.batch_size, self.device)
+                    row.update(_flatten_metrics("val", metrics))
+                if self.scheduler is not None:
+                    self.scheduler.step()
+                improved = validate and self._select(epoch, row)
+                self.history.append(row)
+                epoch_log.append(row)
+                log.info("epoch %d: %s", epoch, _summary(row, self.monitor.key))
+                if improved:
+                    self._save(BEST_NAME, epoch)
+                self._save(LAST_NAME, epoch)
+        finally:
+            epoch_log.close()
+        if self.best_epoch == 0:
+            raise UserError(f"no epoch was validated in {self.run_dir}; set trainer.epochs >= 1")
+        return TrainResult(self.run_dir, self.best_epoch, self.best, self.history)
+
+
+def _summary(row: dict[str, Any], monitor_key: str) -> str:
+    parts = [f"loss {row['loss']:.5f}"]
+    for key in ("val_t2v_metrics_R1", "val_t2v_metrics_R5", "val_t2v_metrics_R10", monitor_key):
+        if key in row:
+            parts.append(f"{key.removeprefix('val_')} {row[key]:.2f}")
+    return ", ".join(dict.fromkeys(parts))

@@ -1,0 +1,68 @@
+"""Model selection, optimizer/scheduler building, device choice and result tables."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from crosskd.config import ConfigError
+from crosskd.errors import UserError
+from crosskd.train.device import resolve_device
+from crosskd.train.monitor import Monitor
+from crosskd.train.optim import build_optimizer, build_scheduler
+from crosskd.train.report import format_result, summarize_seeds
+
+PROTOCOL = {"dataset": "MSRVTT", "split": "full-test", "captions_per_video": 20,
+            "num_queries": 478, "num_videos": 24}
+
+
+def test_monitor_ties_go_to_the_later_epoch():
+    monitor = Monitor.from_config({"trainer": {"monitor": "max val_x"}})
+    assert monitor.key == "val_x"
+    assert monitor.improved(5.0, 5.0) and monitor.improved(6.0, 5.0)
+    assert not monitor.improved(4.9, 5.0)
+    low = Monitor.from_config({"trainer": {"monitor": "min val_loss"}})
+    assert low.improved(1.0, 1.0) and not low.improved(1.1, 1.0)
+    with pytest.raises(ConfigError, match="trainer.monitor"):
+        Monitor.from_config({"trainer": {"monitor": "best val_x"}})
+
+
+def test_optimizer_and_scheduler_follow_the_config():
+    params = [torch.nn.Parameter(torch.ones(2))]
+    config = {"optimizer": {"type": "RAdam", "args": {"lr": 1e-3, "weight_decay": 1e-5}},
+              "lr_scheduler": {"type": "StepLR", "args": {"step_size": 1, "gamma": 0.5}}}
+    optimizer = build_optimizer(config, params)
+    assert isinstance(optimizer, torch.optim.RAdam)
+    assert optimizer.defaults["weight_decay"] == 1e-5
+    scheduler = build_scheduler(config, optimizer)
+    optimizer.step()
+    scheduler.step()
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(5e-4)
+    with pytest.raises(ConfigError, match="Ranger"):
+        build_optimizer({"optimizer": {"type": "Ranger", "args": {}}}, params)
+
+
+def test_device_falls_back_to_cpu_and_rejects_nonsense():
+    assert resolve_device("cpu").type == "cpu"
+    assert resolve_device(None).type == "cpu"
+    if not torch.cuda.is_available():
+        assert resolve_device("0").type == "cpu"
+        assert resolve_device("cuda:1").type == "cpu"
+    with pytest.raises(UserError, match="--device"):
+        resolve_device("gpu-two")
+
+
+def _metrics(r1: float) -> dict:
+    row = {"R1": r1, "R5": 2 * r1, "R10": 3 * r1, "R50": 90.0, "MedR": 4.0, "MeanR": 9.0,
+           "geometric_mean_R1-R5-R10": r1}
+    return {"t2v": row, "v2t": dict(row), "protocol": PROTOCOL}
+
+
+def test_seed_summary_mean_and_std_with_the_protocol():
+    summary = summarize_seeds({0: _metrics(10.0), 1: _metrics(20.0)})
+    assert set(summary["runs"]) == {"0", "1"}
+    assert summary["mean"]["t2v"]["R1"] == 15.0 and summary["std"]["t2v"]["R1"] == 5.0
+    assert summary["mean"]["protocol"] == PROTOCOL
+    text = format_result("cecap", summary)
+    assert "15.0 (5.0)" in text and "mean (std) over 2 seeds" in text
+    assert "MSRVTT full-test split, 20 caption(s) per video, 478 queries" in text
