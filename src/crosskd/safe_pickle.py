@@ -11,6 +11,7 @@ import collections
 import io
 import os
 import pickle
+import struct
 from pathlib import Path
 from typing import IO, Any, Mapping
 
@@ -34,13 +35,31 @@ def _numpy_module_aliases(name: str) -> tuple[str, ...]:
     return (f"numpy.core.{name}", f"numpy._core.{name}")
 
 
+def _fresh_dtype(spec: Any, align: bool = False, copy: bool = False) -> np.dtype:
+    """`numpy.dtype` that always copies, so a pickle's BUILD never alters numpy's shared dtypes."""
+    return np.dtype(spec, bool(align), True)
+
+
+def _check_dtype_state(dtype: np.dtype, state: Any, what: str) -> None:
+    """Accept only the plain dtype states numpy writes; a forged size or layout can crash numpy."""
+    if not (isinstance(state, tuple) and len(state) in (8, 9) and state[0] in (3, 4)):
+        raise CorruptPickleError(f"{what}: malformed numpy dtype state {state!r}")
+    byteorder, subarray, names, fields, elsize, alignment = state[1:7]
+    size_ok = elsize == dtype.itemsize or (elsize == -1 and dtype.kind not in "SUV")
+    align_ok = alignment in (-1, dtype.alignment)
+    if (byteorder not in ("<", ">", "|", "=") or subarray is not None or names is not None
+            or fields is not None or not size_ok or not align_ok):
+        raise CorruptPickleError(f"{what}: unsupported or forged numpy dtype state {state!r} "
+                                 f"for {dtype}; the file is corrupt")
+
+
 def _numpy_globals() -> dict[tuple[str, str], Any]:
     """Array and scalar reconstructors numpy writes into pickles, under numpy 1 and 2 names."""
     multiarray = np._core.multiarray if hasattr(np, "_core") else np.core.multiarray
     numeric = np._core.numeric if hasattr(np, "_core") else np.core.numeric
     allowed: dict[tuple[str, str], Any] = {
         ("numpy", "ndarray"): np.ndarray,
-        ("numpy", "dtype"): np.dtype,
+        ("numpy", "dtype"): _fresh_dtype,
     }
     for module in _numpy_module_aliases("multiarray"):
         allowed[(module, "_reconstruct")] = multiarray._reconstruct
@@ -71,6 +90,13 @@ def _latin1_encode(text: str, encoding: str = "latin1") -> bytes:
     return text.encode("latin1")
 
 
+def _empty_bytes(*args: Any) -> bytes:
+    """Stand-in for `bytes`, which protocols 0-2 call with no argument for b''."""
+    if args:
+        raise UnsafePickleError("refusing bytes() with arguments")
+    return b""
+
+
 #: plain containers that pickles of dicts/lists/sets may reference by name.
 CONTAINER_GLOBALS: dict[tuple[str, str], Any] = {
     ("builtins", "set"): set,
@@ -81,6 +107,8 @@ CONTAINER_GLOBALS: dict[tuple[str, str], Any] = {
     ("__builtin__", "frozenset"): frozenset,
     ("collections", "OrderedDict"): collections.OrderedDict,
     ("_codecs", "encode"): _latin1_encode,
+    ("builtins", "bytes"): _empty_bytes,
+    ("__builtin__", "bytes"): _empty_bytes,
 }
 
 
@@ -115,8 +143,21 @@ class AllowListMixin:
         raise UnsafePickleError(f"{self._what}: unexpected persistent id {pid!r} in pickle")
 
 
-class RestrictedUnpickler(AllowListMixin, pickle.Unpickler):
-    """The C Unpickler restricted to an allow-list."""
+class RestrictedUnpickler(AllowListMixin, pickle._Unpickler):  # type: ignore[name-defined]
+    """The pure-Python Unpickler restricted to an allow-list, vetting numpy dtype states.
+
+    Pure Python because BUILD must be intercepted: numpy applies a dtype's pickled state without
+    checking it, and a forged state (e.g. a negative item size) crashes the interpreter.
+    """
+
+    dispatch = dict(pickle._Unpickler.dispatch)  # type: ignore[attr-defined]
+
+    def _load_build(self) -> None:
+        if isinstance(self.stack[-2], np.dtype):
+            _check_dtype_state(self.stack[-2], self.stack[-1], self._what)
+        pickle._Unpickler.load_build(self)  # type: ignore[attr-defined]
+
+    dispatch[pickle.BUILD[0]] = _load_build
 
 
 def restricted_load(source: str | os.PathLike | IO[bytes], allowed: AllowList,
@@ -144,8 +185,9 @@ def _load(handle: IO[bytes], allowed: AllowList, what: str,
         return unpickler(handle, allowed, what).load()  # type: ignore[attr-defined]
     except UserError:
         raise
-    except (EOFError, pickle.UnpicklingError, ValueError, TypeError, IndexError, KeyError,
-            AttributeError, MemoryError, OverflowError, UnicodeDecodeError) as err:
+    except (EOFError, pickle.UnpicklingError, ValueError, TypeError, LookupError,
+            AttributeError, MemoryError, OverflowError, UnicodeDecodeError, struct.error,
+            SystemError, RecursionError) as err:
         raise CorruptPickleError(
             f"{what}: cannot read pickle ({type(err).__name__}: {err}); the file is truncated "
             "or corrupt - download or extract it again") from None

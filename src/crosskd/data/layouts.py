@@ -1,0 +1,211 @@
+"""Which files a config needs: split lists, expert pickles, text features, captions, teachers.
+
+Paths follow the published "high-quality experts" tarballs; visual expert paths are derived from
+the config's `feat_aggregation` entry exactly as the original does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from crosskd.data.errors import DataError, MissingDataDirError, MissingFileError
+
+FIXED_TEMPORAL = frozenset({"avg", "max", "ent", "std"})
+
+
+@dataclass(frozen=True)
+class DatasetLayout:
+    """File names of one dataset: split lists per split name and the experts at fixed paths."""
+
+    name: str
+    splits: dict[str, tuple[str, str]]
+    custom_paths: dict[str, tuple[str, ...]]
+    raw_captions: str = "raw-captions.pkl"
+    strip_list_suffix: bool = False
+    text_feat_overrides: dict[str, str] = field(default_factory=dict)
+    caption_index_files: dict[str, str] = field(default_factory=dict)
+    extra_files: tuple[str, ...] = ()
+
+
+LAYOUTS: dict[str, DatasetLayout] = {
+    "MSRVTT": DatasetLayout(
+        name="MSRVTT",
+        splits={
+            "full-val": ("train_list_full.txt", "val_list_full.txt"),
+            "full-test": ("train_list_full.txt", "test_list_full.txt"),
+            "jsfusion": ("train_list_jsfusion.txt", "val_list_jsfusion.txt"),
+            "miech": ("train_list_miech.txt", "test_list_miech.txt"),
+        },
+        custom_paths={
+            "audio": ("aggregated_audio_feats/Audio_MSRVTT_new.pickle",),
+            "face": ("aggregated_face_feats/facefeats-avg.pickle",),
+            "ocr": ("aggregated_ocr_feats/ocr-raw.pickle",),
+            "speech": ("aggregated_speech/speech-w2v.pickle",),
+        },
+        text_feat_overrides={"openai": "w2v_MSRVTT_openAIGPT.pickle"},
+        caption_index_files={"jsfusion": "jsfusion_val_caption_idx.pkl"},
+    ),
+    "MSVD": DatasetLayout(
+        name="MSVD",
+        splits={
+            "dev": ("train_list.txt", "val_list.txt"),
+            "official": ("train_list.txt", "test_list.txt"),
+        },
+        custom_paths={
+            "face": ("aggregated_face_feats/face-avg.pickle",),
+            "ocr": ("aggregated_ocr_feats/ocr-w2v.pickle",),
+            "r2p1d.r2p1d-ig65m-kinetics.0": (
+                "aggregated_r2p1d_30fps_256px_stride8_offset0_inner_stride1/"
+                "r2p1d-ig65m-kinetics-avg.pickle",),
+        },
+        extra_files=("dict_youtube_mapping.pkl",),
+    ),
+    "DiDeMo": DatasetLayout(
+        name="DiDeMo",
+        splits={
+            "val": ("train_list.txt", "val_list.txt"),
+            "test": ("train_list.txt", "test_list.txt"),
+        },
+        custom_paths={
+            "audio": ("aggregated_audio_feats/vggish-audio-raw.pickle",),
+            "ocr": ("aggregated_ocr_feats/ocr-feats.pkl",),
+            "speech": ("aggregated_speech_feats/stt_w2v.pickle",),
+            "face": ("aggregated_facefeats_25fps_256px_stride1/face-avg.pickle",),
+        },
+        strip_list_suffix=True,
+        text_feat_overrides={"openai": "openai-feats.pkl"},
+    ),
+    "ActivityNet": DatasetLayout(
+        name="ActivityNet",
+        splits={
+            "val1": ("train_list.txt", "val_1_list.txt"),
+            "val": ("train_list.txt", "val_list.txt"),
+        },
+        custom_paths={
+            "audio": ("aggregated_audio/vggish-audio-raw.pickle",),
+            "speech": ("aggregated_speech/goog_w2v-speech-raw.pickle",),
+            "ocr": ("aggregated_ocr_feats/ocr-w2v.pkl",),
+            "face": ("aggregated_facefeats_25fps_256px_stride1/face-avg.pickle",),
+        },
+        raw_captions="raw-captions-train-val_1.pkl",
+    ),
+}
+
+
+def get_layout(dataset_name: str) -> DatasetLayout:
+    """The layout of a dataset named as in `data_loader.args.dataset_name`."""
+    try:
+        return LAYOUTS[dataset_name]
+    except KeyError:
+        raise DataError(f"config key data_loader.args.dataset_name: unknown dataset "
+                        f"{dataset_name!r}; use one of {', '.join(LAYOUTS)}") from None
+
+
+def split_lists(layout: DatasetLayout, split_name: str) -> tuple[str, str]:
+    """(train list, evaluation list) file names of a split."""
+    try:
+        return layout.splits[split_name]
+    except KeyError:
+        raise DataError(f"config key data_loader.args.split_name: {layout.name} has no split "
+                        f"{split_name!r}; use one of {', '.join(layout.splits)}") from None
+
+
+def is_variable_length(aggregation: Mapping[str, Any], expert: str) -> bool:
+    """True for experts stored as token sequences (temporal "vlad"), False for vectors."""
+    temporal = aggregation.get("temporal", "")
+    if temporal == "vlad":
+        return True
+    if temporal and all(part in FIXED_TEMPORAL for part in temporal.split("-")):
+        return False
+    raise DataError(f"config key data_loader.args.feat_aggregation.{expert}.temporal: unknown "
+                    f"temporal aggregation {temporal!r}; use vlad or avg/max/ent/std (joined by -)")
+
+
+def visual_feat_paths(expert: str, aggregation: Mapping[str, Any]) -> tuple[str, ...]:
+    """Relative paths of a visual expert's pickles, one per temporal statistic (concatenated)."""
+    feat_type, model_name, _ = expert.split(".")
+    base = f"aggregated_{feat_type.replace('-', '_')}"
+    if feat_type not in {"ocr", "speech", "audio"}:
+        fps, pixel_dim, stride = (aggregation.get(key) for key in ("fps", "pixel_dim", "stride"))
+        base = f"{base}_{fps}fps_{pixel_dim}px_stride{stride}"
+    for option in ("offset", "inner_stride", "num_segments"):
+        if aggregation.get(option) is not None:
+            base += f"_{option}{aggregation[option]}"
+    suffix = "-logits" if aggregation.get("type") == "logits" else ""
+    return tuple(f"{base}/{model_name}-{agg}{suffix}.pickle"
+                 for agg in aggregation["temporal"].split("-"))
+
+
+def expert_paths(layout: DatasetLayout, expert: str,
+                 feat_aggregation: Mapping[str, Mapping[str, Any]]) -> tuple[str, ...]:
+    """Relative paths of the pickles holding one expert (several are concatenated)."""
+    if expert in layout.custom_paths:
+        return layout.custom_paths[expert]
+    if expert.count(".") != 2:
+        raise DataError(f"expert {expert!r}: {layout.name} has no file for it; known custom "
+                        f"experts are {', '.join(layout.custom_paths)}")
+    try:
+        aggregation = feat_aggregation[expert]
+    except KeyError:
+        raise DataError(f"config key data_loader.args.feat_aggregation.{expert} is missing: "
+                        "it gives the fps/stride/temporal that name the expert's file") from None
+    return visual_feat_paths(expert, aggregation)
+
+
+def text_feat_path(layout: DatasetLayout, text_feat: str) -> str:
+    """Relative path of the caption token features of a text model."""
+    name = layout.text_feat_overrides.get(text_feat, f"{text_feat}.pkl")
+    return f"aggregated_text_feats/{name}"
+
+
+def data_root(config: Mapping[str, Any]) -> Path:
+    """`<data_dir>/<root_feat_folder>` (relative data_dir resolves against the working dir)."""
+    args = config["data_loader"]["args"]
+    data_dir = Path(args["data_dir"])
+    root = data_dir / args.get("root_feat_folder", "high-quality/structured-symlinks")
+    if not data_dir.is_dir():
+        raise MissingDataDirError(
+            f"data directory {data_dir.resolve()} (config key data_loader.args.data_dir) does "
+            "not exist: extract the dataset tarball there, point data_dir at it, or create a "
+            "synthetic one with `crosskd synth`")
+    if not root.is_dir():
+        raise MissingDataDirError(
+            f"feature folder {root} does not exist (data_dir + data_loader.args.root_feat_folder);"
+            " the high-quality experts tarball extracts to high-quality/structured-symlinks")
+    return root
+
+
+def teacher_paths(config: Mapping[str, Any], root: Path) -> list[Path]:
+    """TeachText teacher pickles: under distil_params.base_path if usable, else root/teachers."""
+    params = config.get("distil_params") or {}
+    base = str(params.get("base_path") or "teachers/")
+    base_dir = Path(base)
+    if not base_dir.is_absolute():
+        base_dir = root / base_dir
+    elif not base_dir.is_dir():
+        base_dir = root / "teachers"
+    return [base_dir / name for name in params.get("teachers", [])]
+
+
+def read_split_list(path: Path, layout: DatasetLayout, split_name: str) -> list[str]:
+    """Video ids of a split list (DiDeMo entries keep only the part before the first dot)."""
+    try:
+        rows = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise MissingFileError(
+            f"split list {path} not found (needed by split {split_name!r} of {layout.name}); "
+            "the dataset tarball contains it at the top of the feature folder") from None
+    rows = [row.strip() for row in rows if row.strip()]
+    if layout.strip_list_suffix:
+        rows = [row.split(".")[0] for row in rows]
+    return rows
+
+
+def require_file(path: Path, what: str, layout: DatasetLayout) -> Path:
+    """Return `path`, or raise naming what it holds and where the tarball keeps it."""
+    if not path.is_file():
+        raise MissingFileError(f"missing {what}: expected {path}; the {layout.name} "
+                               "high-quality experts tarball contains it")
+    return path

@@ -1,0 +1,312 @@
+"""Synthetic datasets in the published on-disk layouts (same files, names and pickle formats).
+
+Videos share latent topics, so some non-matching pairs are much closer than others; every expert
+is a different noisy projection of a video's latent vector; flaky experts are missing (a float
+NaN) for a fraction of videos; captions are noisy paraphrase-like views of the latent with
+varying token counts, and a few videos have fewer captions.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+from tqdm import tqdm
+
+from crosskd.data import layouts
+from crosskd.data.errors import DataError
+from crosskd.data.picklewriter import write_dict_pickle, write_expert_store, write_pickle
+
+log = logging.getLogger(__name__)
+
+ROOT_FEAT_FOLDER = "high-quality/structured-symlinks"
+VISUAL_EXPERTS = ("scene.densenet161.0", "r2p1d.r2p1d-ig65m-kinetics.0", "imagenet.senet154.0",
+                  "r2p1d.r2p1d-ig65m.0", "imagenet.resnext101_32x48d.0")
+#: the published configs' aggregation settings of each visual expert (they name its file).
+VISUAL_AGGREGATION: dict[str, dict[str, Any]] = {
+    "scene.densenet161.0": {"fps": 25, "pixel_dim": 256, "stride": 1, "offset": 0},
+    "r2p1d.r2p1d-ig65m-kinetics.0": {"fps": 30, "pixel_dim": 256, "stride": 32, "offset": 0,
+                                     "inner_stride": 1},
+    "imagenet.senet154.0": {"fps": 25, "pixel_dim": 256, "stride": 1, "offset": 0},
+    "r2p1d.r2p1d-ig65m.0": {"fps": 30, "pixel_dim": 256, "stride": 32, "offset": 0,
+                            "inner_stride": 1},
+    "imagenet.resnext101_32x48d.0": {"fps": 25, "pixel_dim": 256, "stride": 1, "offset": 0},
+}
+TOKEN_DIMS = {"audio": 128, "speech": 300}
+TEACHER_FILES = ("train-full-ce-refined-text-w2v.pkl", "train-full-ce-refined-text-gpt2-xl.pkl",
+                 "train-full-ce-refined-text-gpt2-xl-finetuned.pkl")
+#: experts each dataset's published configs use beyond the visual ones.
+TOKEN_EXPERTS = {"MSRVTT": ("audio", "speech"), "MSVD": (), "DiDeMo": ("audio", "speech"),
+                 "ActivityNet": ("audio", "speech")}
+#: (train, eval) fractions of the split lists; an eval list takes the videos after the train list.
+SPLIT_FRACTIONS = {
+    "train_list_full.txt": (0.0, 0.65), "val_list_full.txt": (0.65, 0.70),
+    "test_list_full.txt": (0.70, 1.0), "train_list_jsfusion.txt": (0.0, 0.9),
+    "val_list_jsfusion.txt": (0.9, 1.0), "train_list_miech.txt": (0.0, 0.66),
+    "test_list_miech.txt": (0.9, 1.0), "train_list.txt": (0.0, 0.7), "val_list.txt": (0.7, 0.85),
+    "test_list.txt": (0.85, 1.0), "val_1_list.txt": (0.7, 0.85),
+}
+DEFAULT_CAPTIONS = {"MSRVTT": 20, "MSVD": 40, "DiDeMo": 4, "ActivityNet": 3}
+
+
+@dataclass
+class SynthSpec:
+    """Sizes, dimensions and randomness of a synthetic dataset."""
+
+    dataset: str = "MSRVTT"
+    videos: int = 400
+    captions_per_video: int | None = None
+    fewer_captions_fraction: float = 0.01
+    visual_dims: dict[str, int] = field(default_factory=lambda: {
+        "scene.densenet161.0": 96, "r2p1d.r2p1d-ig65m-kinetics.0": 64,
+        "imagenet.senet154.0": 80, "r2p1d.r2p1d-ig65m.0": 72,
+        "imagenet.resnext101_32x48d.0": 88})
+    token_experts: tuple[str, ...] | None = None
+    max_expert_tokens: int = 10
+    missing_fraction: dict[str, float] = field(default_factory=lambda: {"audio": 0.25,
+                                                                        "speech": 0.35})
+    text_feat: str = "w2v"
+    text_dim: int = 300
+    caption_tokens: tuple[int, int] = (4, 14)
+    topics: int = 8
+    latent_dim: int = 16
+    teacher_dim: int = 32
+    teacher_modalities: tuple[str, ...] = ("scene.densenet161.0", "audio", "r2p1d.r2p1d-ig65m.0",
+                                           "imagenet.senet154.0")
+    expert_store: str | None = "imagenet.resnext101_32x48d.0"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        layouts.get_layout(self.dataset)
+        if self.videos < 10:
+            raise DataError("a synthetic dataset needs at least 10 videos")
+        if self.captions_per_video is None:
+            self.captions_per_video = DEFAULT_CAPTIONS[self.dataset]
+        if self.token_experts is None:
+            self.token_experts = TOKEN_EXPERTS[self.dataset]
+
+    @property
+    def modalities(self) -> list[str]:
+        """Experts written, in the published configs' order."""
+        return [*self.visual_dims, *(self.token_experts or ())]
+
+
+class _World:
+    """The latent structure shared by all files: topics, video latents, caption latents."""
+
+    def __init__(self, spec: SynthSpec) -> None:
+        self.spec = spec
+        rng = np.random.default_rng(spec.seed)
+        self.video_ids = [self._video_id(i) for i in range(spec.videos)]
+        centres = rng.standard_normal((spec.topics, spec.latent_dim)) * 2.0
+        topic = rng.integers(0, spec.topics, spec.videos)
+        self.latent = (centres[topic] + rng.standard_normal((spec.videos, spec.latent_dim))
+                       ).astype(np.float32)
+        base = spec.captions_per_video or 1
+        fewer = np.zeros(spec.videos, bool)
+        if spec.fewer_captions_fraction > 0:
+            count = max(1, round(spec.fewer_captions_fraction * spec.videos))
+            fewer[rng.choice(spec.videos, count, replace=False)] = True
+        self.num_captions = np.where(fewer, np.maximum(base - rng.integers(1, 3, spec.videos), 1),
+                                     base)
+        self.topic = topic
+        self.seed_base = spec.seed
+
+    def _video_id(self, i: int) -> str:
+        prefix = {"MSRVTT": "video", "MSVD": "vid", "DiDeMo": "didemo_", "ActivityNet": "v_"}
+        return f"{prefix[self.spec.dataset]}{i}"
+
+    def rng(self, *tags: int | str) -> np.random.Generator:
+        """An independent generator per file (and per video chunk), stable across runs."""
+        words = [self.seed_base, *[sum(map(ord, str(t))) * 7919 + i for i, t in enumerate(tags)]]
+        return np.random.default_rng(words)
+
+    def projection(self, name: str, width: int) -> np.ndarray:
+        return (self.rng("proj", name).standard_normal((self.spec.latent_dim, width))
+                / np.sqrt(self.spec.latent_dim)).astype(np.float32)
+
+    def caption_latents(self, v: int, rng: np.random.Generator) -> np.ndarray:
+        """One paraphrase-like latent per caption of video v (shared across text and teachers)."""
+        count = int(self.num_captions[v])
+        return self.latent[v] + 0.6 * rng.standard_normal((count, self.spec.latent_dim),
+                                                         dtype=np.float32)
+
+
+def _fixed_items(world: _World, name: str, width: int) -> Iterator[tuple[str, Any]]:
+    proj, rng = world.projection(name, width), world.rng("expert", name)
+    noise = 0.3 + 0.4 * rng.random()
+    missing = rng.random(len(world.video_ids)) < world.spec.missing_fraction.get(name, 0.0)
+    for v, vid in enumerate(world.video_ids):
+        row = world.latent[v] @ proj + noise * rng.standard_normal(width, dtype=np.float32)
+        yield vid, float("nan") if missing[v] else row.astype(np.float32)
+
+
+def _token_items(world: _World, name: str) -> Iterator[tuple[str, Any]]:
+    width = TOKEN_DIMS[name]
+    proj, rng = world.projection(name, width), world.rng("expert", name)
+    missing = rng.random(len(world.video_ids)) < world.spec.missing_fraction.get(name, 0.0)
+    for v, vid in enumerate(world.video_ids):
+        count = int(rng.integers(2, world.spec.max_expert_tokens + 1))
+        tokens = world.latent[v] @ proj + rng.standard_normal((count, width), dtype=np.float32)
+        yield vid, float("nan") if missing[v] else tokens.astype(np.float32)
+
+
+def _caption_tokens(world: _World, latents: np.ndarray, proj: np.ndarray,
+                    rng: np.random.Generator) -> list[np.ndarray]:
+    low, high = world.spec.caption_tokens
+    out = []
+    for latent in latents:
+        count = int(rng.integers(low, high + 1))
+        words = latent + 0.8 * rng.standard_normal((count, latent.shape[0]), dtype=np.float32)
+        out.append((words @ proj).astype(np.float32))
+    return out
+
+
+def _text_items(world: _World) -> Iterator[tuple[str, Any]]:
+    proj = world.projection("text", world.spec.text_dim)
+    for v, vid in enumerate(world.video_ids):
+        rng = world.rng("captions", v)
+        latents = world.caption_latents(v, rng)
+        yield vid, _caption_tokens(world, latents, proj, rng)
+
+
+def _raw_captions(world: _World) -> dict[str, list[list[str]]]:
+    low, high = world.spec.caption_tokens
+    rng = world.rng("raw")
+    return {vid: [[f"topic{world.topic[v]}word{int(w)}" for w in
+                   rng.integers(0, 30, int(rng.integers(low, high + 1)))]
+                  for _ in range(int(world.num_captions[v]))]
+            for v, vid in enumerate(world.video_ids)}
+
+
+def _teacher_items(world: _World, teacher: int) -> Iterator[tuple[str, Any]]:
+    spec = world.spec
+    projections = {m: world.projection(f"teacher{teacher}-{m}", spec.teacher_dim)
+                   for m in spec.teacher_modalities}
+    for v, vid in enumerate(world.video_ids):
+        rng = world.rng("captions", v)
+        latents = world.caption_latents(v, rng)
+        noise = world.rng("teacher", teacher, v)
+        video = {m: (world.latent[v] @ p + 0.2 * noise.standard_normal(spec.teacher_dim))
+                 .astype(np.float32) for m, p in projections.items()}
+        text = {m: (latents @ p).astype(np.float32) for m, p in projections.items()}
+        yield vid, {"vid_embds": video, "text_embds": text}
+
+
+def _write_expert_store(path: Path, items: Iterator[tuple[str, Any]], width: int) -> None:
+    keys, rows, missing = [], [], set()
+    for vid, value in items:
+        keys.append(vid)
+        if isinstance(value, float):
+            missing.add(vid)
+            rows.append(np.full(width, np.nan, np.float16))
+        else:
+            rows.append(value.astype(np.float16))
+    write_expert_store(path, {"keys": keys, "dim": width, "store_dtype": np.float16,
+                              "store": np.stack(rows), "keymap": {k: i for i, k in enumerate(keys)},
+                              "missing": missing})
+
+
+def _write_split_lists(world: _World, root: Path, layout: layouts.DatasetLayout) -> None:
+    shuffled = list(world.rng("splits").permutation(len(world.video_ids)))
+    names = {name for pair in layout.splits.values() for name in pair}
+    for name in sorted(names):
+        low, high = SPLIT_FRACTIONS[name]
+        chosen = shuffled[int(low * len(shuffled)): int(high * len(shuffled))]
+        suffix = ".mp4" if layout.strip_list_suffix else ""
+        lines = [f"{world.video_ids[i]}{suffix}" for i in chosen]
+        (root / name).write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def _write_extras(world: _World, root: Path, layout: layouts.DatasetLayout) -> None:
+    for split, name in layout.caption_index_files.items():
+        eval_list = layouts.read_split_list(root / layout.splits[split][1], layout, split)
+        rng = world.rng("caption-index")
+        index = {vid: int(rng.integers(0, world.num_captions[world.video_ids.index(vid)]))
+                 for vid in eval_list}
+        write_pickle(root / name, index)
+    if "dict_youtube_mapping.pkl" in layout.extra_files:
+        write_pickle(root / "dict_youtube_mapping.pkl",
+                     {vid: f"yt{i:07d}_{i % 97}_{i % 89}" for i, vid in
+                      enumerate(world.video_ids)})
+
+
+def feat_aggregation(spec: SynthSpec) -> dict[str, dict[str, Any]]:
+    """The `feat_aggregation` config entries that name and size the files `spec` writes."""
+    entries: dict[str, dict[str, Any]] = {}
+    for name, width in spec.visual_dims.items():
+        entries[name] = {**VISUAL_AGGREGATION[name], "temporal": "avg", "type": "embed",
+                         "aggregate": "concat", "aggregate-axis": 1,
+                         "feat_dims": {"embed": width, "logits": 400}}
+    for name in spec.token_experts or ():
+        entries[name] = {"model": name, "flaky": True, "temporal": "vlad", "type": "embed",
+                         "binarise": False, "feat_dims": {"embed": TOKEN_DIMS[name]}}
+    return entries
+
+
+def write_synthetic(spec: SynthSpec, out: Path) -> Path:
+    """Write a dataset of `spec` under `out` (the data_dir); returns the feature folder."""
+    layout = layouts.get_layout(spec.dataset)
+    root = out / ROOT_FEAT_FOLDER
+    root.mkdir(parents=True, exist_ok=True)
+    world = _World(spec)
+    aggregation = feat_aggregation(spec)
+    jobs = [(name, "expert") for name in spec.modalities] + [("text", "captions")]
+    jobs += [(str(t), "teacher") for t in range(len(TEACHER_FILES))]
+    for name, kind in tqdm(jobs, desc=f"synth {spec.dataset}", unit="file", leave=False):
+        if kind == "teacher":
+            path = root / "teachers" / TEACHER_FILES[int(name)]
+            write_dict_pickle(path, _teacher_items(world, int(name)))
+        elif kind == "captions":
+            write_dict_pickle(root / layouts.text_feat_path(layout, spec.text_feat),
+                              _text_items(world))
+        else:
+            (relative,) = layouts.expert_paths(layout, name, aggregation)
+            path = root / relative
+            if name in spec.visual_dims:
+                items = _fixed_items(world, name, spec.visual_dims[name])
+                if name == spec.expert_store:
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    _write_expert_store(path, items, spec.visual_dims[name])
+                    continue
+            else:
+                items = _token_items(world, name)
+            write_dict_pickle(path, items)
+    write_pickle(root / layout.raw_captions, _raw_captions(world))
+    _write_split_lists(world, root, layout)
+    _write_extras(world, root, layout)
+    meta = {**asdict(spec), "num_captions": {v: int(n) for v, n in
+                                             zip(world.video_ids, world.num_captions)}}
+    (out / "dataset_meta.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
+    log.info("wrote synthetic %s (%d videos) to %s", spec.dataset, spec.videos, out)
+    return root
+
+
+def example_config(spec: SynthSpec, data_dir: Path | str, split_name: str | None = None,
+                   max_text_tokens: int = 12) -> dict[str, Any]:
+    """A minimal config whose data_loader, experts and arch keys fit a synthetic dataset."""
+    layout = layouts.get_layout(spec.dataset)
+    split = split_name or next(iter(layout.splits))
+    fused = spec.dataset in {"DiDeMo", "ActivityNet"}
+    max_tokens = {"text": max_text_tokens, **{name: min(8, spec.max_expert_tokens)
+                                              for name in spec.token_experts or ()}}
+    return {
+        "experts": {"modalities": spec.modalities, "text_feat": spec.text_feat,
+                    "text_agg": "vlad", "ce_shared_dim": spec.teacher_dim, "face_dim": 512,
+                    "drop_feats": ""},
+        "arch": {"type": "CENet", "args": {"use_ce": "pairwise",
+                                            "vlad_clusters": {"text": 3, "audio": 2, "speech": 2},
+                                            "ghost_clusters": {"text": 1}}},
+        "data_loader": {"args": {
+            "dataset_name": spec.dataset, "data_dir": str(data_dir),
+            "root_feat_folder": ROOT_FEAT_FOLDER, "split_name": split,
+            "feat_aggregation": feat_aggregation(spec), "max_tokens": max_tokens,
+            "fuse_captions": fused,
+            "num_test_captions": 1 if fused else spec.captions_per_video}},
+        "distil_loss": False,
+        "distil_params": {"base_path": "teachers/", "teachers": list(TEACHER_FILES)},
+    }
