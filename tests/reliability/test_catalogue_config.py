@@ -1,0 +1,102 @@
+"""Bad-input catalogue, config rows (docs/BAD_INPUTS.md C1-C10): configs and overrides.
+
+Every row must stop before a run folder is created (nothing to mistake for a result) with
+one line that names the file or key and the fix, and exit status 2.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from reliability_support import assert_one_line_error
+
+
+def _train(cli, workspace, *extra):
+    return cli("train", "--config", workspace.config_path, *extra)
+
+
+def _assert_no_run(workspace):
+    assert workspace.run_dirs() == [], "a failed config must not leave a run folder behind"
+
+
+def test_c1_config_that_is_not_json(cli, workspace):
+    workspace.config_path.write_text('{"seed": 0,, }', encoding="utf-8")
+    assert_one_line_error(_train(cli, workspace), str(workspace.config_path), "not valid JSON")
+    _assert_no_run(workspace)
+
+
+def test_c2_config_missing_experts_modalities(cli, workspace):
+    config = workspace.config
+    del config["experts"]["modalities"]
+    workspace.write_config(config)
+    assert_one_line_error(_train(cli, workspace), "experts.modalities", "missing")
+    _assert_no_run(workspace)
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "Trainer.__init__ reads config['data_loader']['args']['batch_size'] unchecked: KeyError "
+    "traceback; it should raise ConfigError naming data_loader.args.batch_size"))
+def test_c2b_config_missing_the_batch_size(cli, workspace):
+    config = workspace.config
+    del config["data_loader"]["args"]["batch_size"]
+    workspace.write_config(config)
+    assert_one_line_error(_train(cli, workspace), "data_loader.args.batch_size")
+    _assert_no_run(workspace)
+
+
+def test_c3_unknown_expert_name(cli, workspace):
+    config = workspace.config
+    config["experts"]["modalities"] = [*config["experts"]["modalities"], "imagenet.senet999.0"]
+    workspace.write_config(config)
+    assert_one_line_error(_train(cli, workspace), "imagenet.senet999.0", "feat_aggregation")
+    _assert_no_run(workspace)
+
+
+def test_c4_unknown_optimiser(cli, workspace):
+    assert_one_line_error(_train(cli, workspace, "--set", "optimizer.type=Adamax"),
+                          "optimizer.type", "'Adamax'", "RAdam")
+    _assert_no_run(workspace)
+
+
+@pytest.mark.parametrize("cap_t", ["0", "-1"])
+def test_c5_cap_t_not_positive(cli, workspace, cap_t):
+    assert_one_line_error(_train(cli, workspace, "--custom_args", f"ranking_params.cap_t@{cap_t}"),
+                          "ranking_params.cap_t", "> 0")
+    _assert_no_run(workspace)
+
+
+def test_c6_config_file_not_found(cli, workspace):
+    missing = workspace.config_path.with_name("typo.json")
+    assert_one_line_error(cli("train", "--config", missing), "config file not found",
+                          str(missing))
+    _assert_no_run(workspace)
+
+
+def test_c7_inherit_from_cycle(cli, workspace):
+    first = workspace.config_path.with_name("a.json")
+    second = workspace.config_path.with_name("b.json")
+    first.write_text(json.dumps({"inherit_from": "b.json"}), encoding="utf-8")
+    second.write_text(json.dumps({"inherit_from": "a.json"}), encoding="utf-8")
+    assert_one_line_error(cli("train", "--config", first), "inherit_from cycle", "a.json",
+                          "b.json")
+    _assert_no_run(workspace)
+
+
+def test_c8_unknown_text_feature_model(cli, workspace):
+    assert_one_line_error(_train(cli, workspace, "--set", "experts.text_feat=gpt5"),
+                          "experts.text_feat", "'gpt5'", "gpt2-xl-finetune")
+    _assert_no_run(workspace)
+
+
+def test_c9_malformed_monitor(cli, workspace):
+    assert_one_line_error(_train(cli, workspace, "--set", "trainer.monitor=biggest R1"),
+                          "trainer.monitor", "max <metric>")
+    _assert_no_run(workspace)
+
+
+def test_c10_malformed_custom_args(cli, workspace):
+    assert_one_line_error(_train(cli, workspace, "--custom_args", "trainer.epochs=3"),
+                          "override", "key.path@value")
+    _assert_no_run(workspace)
