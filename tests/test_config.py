@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from crosskd.config import (ConfigError, apply_overrides, load_config, parse_custom_args,
-                            parse_set_args, with_eval_settings)
+                            parse_set_args, require, with_eval_settings)
 
 
 def write(path: Path, data: dict) -> Path:
@@ -72,3 +72,32 @@ def test_eval_settings_merge_over_config():
               "eval_settings": {"data_loader": {"args": {"split_name": "full-test"}}}}
     merged = with_eval_settings(config)
     assert merged["data_loader"]["args"] == {"split_name": "full-test", "batch_size": 64}
+
+
+def test_require_names_missing_and_mistyped_keys():
+    config = {"data_loader": {"args": {"batch_size": "64"}}}
+    with pytest.raises(ConfigError, match="data_loader.args.batch_size must be int"):
+        require(config, "data_loader.args.batch_size", int)
+    with pytest.raises(ConfigError, match="trainer.epochs is missing"):
+        require(config, "trainer.epochs", int)
+    assert require(config, "trainer.epochs", int, default=3) == 3
+    with pytest.raises(ConfigError, match="must be int"):
+        require({"n": True}, "n", int)
+
+
+def test_non_string_inherit_from_is_refused(tmp_path):
+    child = write(tmp_path / "child.json", {"inherit_from": {"a": 1}})
+    with pytest.raises(ConfigError, match="inherit_from must be a file name"):
+        load_config(child)
+
+
+def test_non_utf8_config_is_refused(tmp_path):
+    bad = tmp_path / "latin1.json"
+    bad.write_bytes(b'{"name": "caf\xe9"}')
+    with pytest.raises(ConfigError, match="not UTF-8"):
+        load_config(bad)
+
+
+def test_folder_as_config_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read config"):
+        load_config(tmp_path)

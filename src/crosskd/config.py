@@ -36,8 +36,13 @@ def _read_json(path: Path) -> Config:
             data = json.load(handle)
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"config {path} is not UTF-8 text; save it as UTF-8 JSON") from None
     except json.JSONDecodeError as err:
         raise ConfigError(f"config {path} is not valid JSON: {err}") from None
+    except (OSError, RecursionError) as err:
+        reason = getattr(err, "strerror", None) or type(err).__name__
+        raise ConfigError(f"cannot read config {path}: {reason}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"config {path} must hold a JSON object, found {type(data).__name__}")
     return data
@@ -65,6 +70,9 @@ def load_config(path: str | Path, _seen: tuple[Path, ...] = ()) -> Config:
     parent_name = config.pop("inherit_from", None)
     if not parent_name:
         return config
+    if not isinstance(parent_name, str):
+        raise ConfigError(f"config {path}: inherit_from must be a file name, "
+                          f"not {type(parent_name).__name__}")
     parent_path = _find_parent(path, parent_name)
     if parent_path is None:
         log.warning("config %s: parent %r not found next to it or in the working directory; "
@@ -72,6 +80,29 @@ def load_config(path: str | Path, _seen: tuple[Path, ...] = ()) -> Config:
         return config
     parent = load_config(parent_path, (*_seen, path.resolve()))
     return deep_merge(parent, config)
+
+
+_MISSING = object()
+
+
+def require(config: Config, dotted_key: str, kind: type | tuple[type, ...] = object,
+            default: Any = _MISSING) -> Any:
+    """Read `a.b.c` from a config, raising a ConfigError that names the key when it is
+    missing or of the wrong type (so a damaged config never ends in a KeyError traceback)."""
+    node: Any = config
+    for part in dotted_key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            if default is not _MISSING:
+                return default
+            raise ConfigError(f"config key {dotted_key} is missing")
+        node = node[part]
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    if not isinstance(node, kinds) or (isinstance(node, bool) and bool not in kinds
+                                       and kinds != (object,)):
+        wanted = " or ".join(k.__name__ for k in kinds)
+        raise ConfigError(f"config key {dotted_key} must be {wanted}, "
+                          f"not {type(node).__name__} ({node!r:.60})")
+    return node
 
 
 def parse_value(text: str) -> Any:

@@ -15,6 +15,7 @@ import torch
 from reliability_support import assert_one_line_error
 from crosskd.checkpoint import run_state
 from crosskd.checkpoint.run_state import LAST_NAME, load_run_state
+from crosskd.errors import UserError
 from crosskd.train.trainer import Trainer
 
 
@@ -107,14 +108,12 @@ def _disk_fills_at_epoch(monkeypatch, epoch: int) -> None:
     monkeypatch.setattr(run_state.torch, "save", save)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "save_run_state re-raises OSError: a traceback instead of one line; it should raise a "
-    "UserError naming the checkpoint, the OS error and that the previous checkpoint is intact"))
 def test_r1_disk_full_while_saving(cli, workspace, monkeypatch):
     _disk_fills_at_epoch(monkeypatch, epoch=2)
     out = workspace.save_dir / "out.json"
     result = _train(cli, workspace, "--out", out)
-    line = assert_one_line_error(result, "No space left on device", LAST_NAME)
+    line = assert_one_line_error(result, "No space left on device", ".pth",
+                                 "previous checkpoint there is intact", "--resume")
     run_dir = _assert_stopped_after_epoch_one(workspace, out)
     assert str(run_dir) in line
 
@@ -124,7 +123,7 @@ def test_r1b_disk_full_keeps_the_previous_checkpoint(workspace, monkeypatch):
     _disk_fills_at_epoch(monkeypatch, epoch=2)
     trainer = Trainer(workspace.config, workspace.save_dir / "x" / "run", torch.device("cpu"),
                       seed=0)
-    with pytest.raises(OSError, match="No space left"):
+    with pytest.raises(UserError, match="No space left"):
         trainer.train()
     _assert_stopped_after_epoch_one(workspace, workspace.save_dir / "out.json")
 

@@ -66,9 +66,6 @@ config_texts = st.one_of(
 )
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "crosskd.config: _read_json must turn UnicodeDecodeError/OSError into ConfigError and "
-    "load_config must refuse a non-string inherit_from (TypeError at _find_parent)"))
 @FUZZ
 @given(child=config_texts, parent=config_texts, raw=st.binary(max_size=24))
 def test_load_config_gives_a_config_or_a_user_error(folder, child, parent, raw):

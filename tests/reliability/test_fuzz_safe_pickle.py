@@ -169,10 +169,6 @@ def test_dataset_pickle_readers_never_raise_anything_but_user_errors(scratch, da
                                                max_rows=8), data)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "crosskd.checkpoint.original._torch_load only converts RuntimeError/EOFError/ValueError/"
-    "OSError: a damaged legacy checkpoint makes torch.load(weights_only=True) raise "
-    "IndexError, struct.error, AssertionError, KeyError, TypeError or AttributeError"))
 @FUZZ
 @given(data=damaged_checkpoints())
 def test_checkpoint_reader_never_raises_anything_but_user_errors(scratch, data):

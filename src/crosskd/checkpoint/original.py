@@ -96,9 +96,10 @@ def _torch_load(path: Path) -> Any:
             f"{path}: refusing to load {name} (not on the allow-list of checkpoint contents; "
             "a pickle can run code when loaded). Only tensors, plain containers, numpy "
             f"scalars, paths and the original {ORIGINAL_CONFIG_CLASS} are accepted") from None
-    except (RuntimeError, EOFError, ValueError, OSError) as err:
-        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({err}); download "
-                              "it again or check the path") from None
+    except Exception as err:  # a damaged file makes torch's readers fail in many ways
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint "
+                              f"({type(err).__name__}: {err}); download it again or check "
+                              "the path") from None
 
 
 def _plain(value: Any) -> Any:
@@ -122,6 +123,18 @@ def _config_of(raw: Any) -> dict[str, Any]:
     return _plain(raw) if isinstance(raw, Mapping) else {}
 
 
+def _number(payload: Mapping[str, Any], key: str, kind: type, path: Path) -> Any:
+    """An optional numeric entry of the checkpoint dict, refusing values of another kind."""
+    value = payload.get(key)
+    if value is None:
+        return None
+    try:
+        return kind(value)
+    except (TypeError, ValueError):
+        raise CheckpointError(f"{path}: entry {key!r} should be a number, found "
+                              f"{type(value).__name__}; the file is damaged") from None
+
+
 def load_original_checkpoint(path: str | Path) -> OriginalCheckpoint:
     """Read an original (or exported) `trained_model.pth` without unpickling arbitrary code."""
     path = Path(path)
@@ -132,13 +145,11 @@ def load_original_checkpoint(path: str | Path) -> OriginalCheckpoint:
     if not isinstance(payload, Mapping) or not isinstance(payload.get("state_dict"), Mapping):
         raise CheckpointError(f"{path}: expected a dict with a 'state_dict' entry, as "
                               "trained_model.pth files hold")
-    epoch = payload.get("epoch")
-    best = payload.get("monitor_best")
     return OriginalCheckpoint(
         state_dict=OrderedDict(payload["state_dict"]),
         config=_config_of(payload.get("config")),
-        epoch=None if epoch is None else int(epoch),
-        monitor_best=None if best is None else float(best),
+        epoch=_number(payload, "epoch", int, path),
+        monitor_best=_number(payload, "monitor_best", float, path),
         arch=payload.get("arch"),
         optimizer=payload.get("optimizer"),
     )

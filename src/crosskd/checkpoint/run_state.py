@@ -44,6 +44,17 @@ def save_run_state(path: str | Path, *, model_state: dict[str, torch.Tensor], ep
         "history_json": json.dumps(history or []),
     }
     path = Path(path)
+    try:
+        _write_atomically(path, payload)
+    except OSError as err:
+        raise UserError(f"cannot write {path} ({err.strerror or err}); the previous checkpoint "
+                        f"there is intact - free disk space and resume with --resume "
+                        f"{path.parent}") from None
+    return path
+
+
+def _write_atomically(path: Path, payload: dict[str, Any]) -> None:
+    """Save to a temporary file beside `path`, then rename: a crash never leaves half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -55,7 +66,6 @@ def save_run_state(path: str | Path, *, model_state: dict[str, torch.Tensor], ep
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
         raise
-    return path
 
 
 def load_run_state(path: str | Path) -> dict[str, Any]:
