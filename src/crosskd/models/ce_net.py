@@ -20,6 +20,7 @@ from crosskd.models.embeddings import TextEmbedding, VideoEmbedding
 from crosskd.models.gating import GatedEmbeddingUnit, GatedEmbeddingUnitReasoning, ReduceDim
 from crosskd.models.mixture import mixture_weights
 from crosskd.models.netvlad import NetVLAD
+from crosskd.models.shared_input import shared_input_linear
 from crosskd.models.similarity import similarity_matrices
 
 #: arch.args values of every published config; other values were ablations we do not carry.
@@ -57,7 +58,8 @@ class CollaborativeExperts(nn.Module):
     def _stack(self, per_expert: Sequence[torch.Tensor]) -> torch.Tensor:
         """Stack `[B, D_m]` embeddings to `[B, E, max D]`, zero-padding narrower experts."""
         width = max(self.out_dims)
-        return torch.stack([F.pad(x, (0, width - x.shape[1])) for x in per_expert], dim=1)
+        return torch.stack([x if x.shape[1] == width else F.pad(x, (0, width - x.shape[1]))
+                            for x in per_expert], dim=1)
 
     def embed_video(self, experts: list[torch.Tensor], availability: torch.Tensor
                     ) -> VideoEmbedding:
@@ -73,7 +75,8 @@ class CollaborativeExperts(nn.Module):
 
     def embed_text(self, pooled: torch.Tensor, captions_per_video: int) -> TextEmbedding:
         """Embed pooled captions `[N, text_dim]` once per expert, with their mixture weights."""
-        embedded = [unit(pooled) for unit in self.text_GU]
+        projected = shared_input_linear(pooled, [unit.fc for unit in self.text_GU])
+        embedded = [unit.gate_projected(x) for unit, x in zip(self.text_GU, projected)]
         return TextEmbedding(self.modalities, self._stack(embedded),
                              mixture_weights(pooled, self.moe_fc), self.out_dims,
                              captions_per_video)

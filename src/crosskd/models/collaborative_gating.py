@@ -5,6 +5,8 @@ batch-norm statistics over the batch. Here the M pairs of one expert run at once
 linear layer acts on the concatenation [x_i, x_j], so it splits into two per-expert
 projections that are computed once, and batch norm is applied with per-pair statistics;
 the running statistics are updated as the original's one-call-per-pair sequence would.
+The MLP's last linear layer commutes with the average over partners, so it is applied once
+per expert to the averaged hidden state instead of once per pair.
 """
 
 from __future__ import annotations
@@ -49,7 +51,15 @@ def groupwise_batch_norm(x: torch.Tensor, bn: nn.BatchNorm1d) -> torch.Tensor:
     return out.reshape(batch, groups, dim)
 
 
-def _gate_mlp(hidden: torch.Tensor, shared: nn.Sequential) -> torch.Tensor:
+def _split_final_linear(shared: nn.Sequential) -> tuple[list[nn.Module], nn.Linear | None]:
+    """The gate MLP's layers before its final linear layer, and that layer (None if absent)."""
+    layers = list(shared)
+    if layers and isinstance(layers[-1], nn.Linear):
+        return layers[:-1], layers[-1]
+    return layers, None
+
+
+def _gate_mlp(hidden: torch.Tensor, shared: list[nn.Module]) -> torch.Tensor:
     """Run the layers after the first pair projection on `[B, P, D]`, batch norm per pair."""
     for layer in shared:
         if isinstance(layer, nn.BatchNorm1d):
@@ -69,14 +79,18 @@ def collaborative_embeddings(experts: torch.Tensor, availability: torch.Tensor, 
     in order and a partner j < i enters g with its final embedding, j >= i with x_j.
     """
     dim = experts.shape[-1]
+    body, last = _split_final_linear(shared)
     own = F.linear(experts, first.weight[:, :dim], first.bias)  # [B, M, D]
     partners = list(F.linear(experts, first.weight[:, dim:]).unbind(dim=1))
     pair_available = availability[:, :, None] * availability[:, None, :]  # [B, M, M]
-    counts = pair_available.sum(dim=2, keepdim=True) + PAIR_COUNT_EPS  # [B, M, 1]
+    num_pairs = pair_available.sum(dim=2, keepdim=True)  # [B, M, 1]
     outputs = []
     for i, unit in enumerate(units):
-        hidden = _gate_mlp(own[:, i:i + 1] + torch.stack(partners, dim=1), shared)
-        gate = (hidden * pair_available[:, i, :, None]).sum(dim=1) / counts[:, i]
+        hidden = _gate_mlp(own[:, i:i + 1] + torch.stack(partners, dim=1), body)
+        summed = torch.bmm(pair_available[:, i, None, :], hidden).squeeze(1)  # [B, D]
+        if last is not None:  # sum_j a_ij (W h_ij + b) = W sum_j a_ij h_ij + b sum_j a_ij
+            summed = torch.addcmul(F.linear(summed, last.weight), num_pairs[:, i], last.bias)
+        gate = summed / (num_pairs[:, i] + PAIR_COUNT_EPS)
         outputs.append(unit(experts[:, i], gate))
         partners[i] = F.linear(outputs[-1], first.weight[:, dim:])
     return torch.stack(outputs, dim=1)

@@ -34,7 +34,11 @@ class GatedEmbeddingUnit(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Embed `[B, in_dim]` into unit-norm `[B, out_dim]`."""
-        return F.normalize(self.cg(self.fc(x)), dim=1)
+        return self.gate_projected(self.fc(x))
+
+    def gate_projected(self, projected: torch.Tensor) -> torch.Tensor:
+        """The steps after `fc`, for callers that computed `self.fc(x)` themselves."""
+        return F.normalize(self.cg(projected), dim=1)
 
 
 class ReduceDim(nn.Module):

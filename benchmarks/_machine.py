@@ -1,0 +1,47 @@
+"""Machine-level helpers shared by the benchmarks: matmul throughput, load, allocator settings."""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+import time
+
+import torch
+
+# glibc mallopt parameters (malloc.h)
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_MAX = -4
+
+
+def matmul_gflops(size: int = 2048, seconds: float = 2.0) -> float:
+    """fp32 GFLOP/s of a size x size matmul loop with torch's current thread count."""
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    for _ in range(2):
+        a @ b
+    count, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        a @ b
+        count += 1
+    return 2 * size ** 3 * count / (time.perf_counter() - start) / 1e9
+
+
+def load_average() -> float:
+    """The 1-minute load average (other processes competing for the cores)."""
+    return os.getloadavg()[0]
+
+
+def retain_freed_memory() -> bool:
+    """Make glibc keep freed memory for reuse instead of returning it to the kernel.
+
+    Tensors above 32 MB (e.g. the 137 MB gradient of each text projection) are otherwise
+    mmap-ed afresh on every step and every page is faulted in and zeroed again, which costs
+    about 0.4 s per GB. Returns False where glibc's mallopt is not available.
+    """
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return False
+    libc = ctypes.CDLL(name)
+    if not hasattr(libc, "mallopt"):
+        return False
+    return bool(libc.mallopt(_M_MMAP_MAX, 0)) and bool(libc.mallopt(_M_TRIM_THRESHOLD, 2**31 - 1))

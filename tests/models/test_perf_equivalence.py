@@ -1,0 +1,76 @@
+"""Speed rewrites of the model give the original's outputs AND gradients (training needs both).
+
+Collaborative gating applies the gate MLP's last linear layer after averaging over partners
+(it commutes with the masked mean); the text projections share one autograd node whose
+backward accumulates the input gradient in place.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from torch import nn
+
+from crosskd.models.collaborative_gating import collaborative_embeddings, gate_mlp_layers
+from crosskd.models.gating import GatedEmbeddingUnitReasoning
+from crosskd.models.shared_input import shared_input_linear
+
+
+def pairwise_loop(experts, availability, first, shared, units):
+    """The original's order: full MLP per (i, j) pair, finished experts replace their input."""
+    current = list(experts.unbind(1))
+    for i, unit in enumerate(units):
+        total, count = 0, 0
+        for j in range(len(current)):
+            both = availability[:, i] * availability[:, j]
+            total = total + shared(first(torch.cat((current[i], current[j]), 1))) * both[:, None]
+            count = count + both
+        current[i] = unit(current[i], total / (count + 1e-11)[:, None])
+    return torch.stack(current, dim=1)
+
+
+@pytest.mark.parametrize("num_g_layers", [1, 2, 3])
+def test_gradients_match_the_pairwise_loop(num_g_layers):
+    torch.manual_seed(1)
+    dim, num = 6, 4
+    modules = nn.ModuleList([nn.Linear(2 * dim, dim),
+                             nn.Sequential(*gate_mlp_layers(dim, num_g_layers)),
+                             nn.ModuleList(GatedEmbeddingUnitReasoning(dim) for _ in range(num))])
+    reference = copy.deepcopy(modules)
+    experts = torch.randn(9, num, dim, requires_grad=True)
+    availability = (torch.rand(9, num) > 0.3).float()
+    availability[0] = 0  # a video without experts: its gates are exactly zero
+    weights = torch.randn(9, num, dim)  # a loss that weighs every output differently
+
+    (collaborative_embeddings(experts, availability, *modules) * weights).sum().backward()
+    ours = experts.grad.clone()
+    experts.grad = None
+    (pairwise_loop(experts, availability, *reference) * weights).sum().backward()
+
+    torch.testing.assert_close(ours, experts.grad, rtol=1e-4, atol=1e-6)
+    for (name, mine), theirs in zip(modules.named_parameters(), reference.parameters()):
+        torch.testing.assert_close(mine.grad, theirs.grad, rtol=1e-4, atol=1e-6, msg=name)
+
+
+@pytest.mark.parametrize("input_grad", [True, False])
+def test_shared_input_linear_matches_separate_layers(input_grad):
+    torch.manual_seed(2)
+    layers = nn.ModuleList(nn.Linear(40, 5) for _ in range(3))
+    reference = copy.deepcopy(layers)
+    x = torch.randn(8, 40, requires_grad=input_grad)
+    outputs = shared_input_linear(x, layers)
+    # the last output is unused: its layer gets zero gradients, as with separate layers
+    (outputs[0].square().sum() + (outputs[1] * 3).sum()).backward()
+    ours = x.grad.clone() if input_grad else None
+    x.grad = None
+    expected = [layer(x) for layer in reference]
+    for ours_out, theirs_out in zip(outputs, expected):
+        torch.testing.assert_close(ours_out, theirs_out, rtol=0, atol=0)
+    (expected[0].square().sum() + (expected[1] * 3).sum()).backward()
+    if input_grad:
+        torch.testing.assert_close(ours, x.grad)
+    for mine, theirs in zip(layers.parameters(), reference.parameters()):
+        torch.testing.assert_close(mine.grad, theirs.grad if theirs.grad is not None
+                                   else torch.zeros_like(mine))
