@@ -25,3 +25,9 @@ def conformance() -> Path:
         pytest.skip("golden data not found: set CROSSKD_CONFORMANCE to the conformance folder "
                     f"(default {DEFAULT_CONFORMANCE})")
     return path
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _packed_feature_cache(tmp_path_factory) -> None:
+    """Keep the packed-feature cache of every test (and its subprocesses) in a temporary folder."""
+    os.environ["CROSSKD_CACHE_DIR"] = str(tmp_path_factory.mktemp("packed-cache"))

@@ -74,3 +74,24 @@ def test_shared_input_linear_matches_separate_layers(input_grad):
     for mine, theirs in zip(layers.parameters(), reference.parameters()):
         torch.testing.assert_close(mine.grad, theirs.grad if theirs.grad is not None
                                    else torch.zeros_like(mine))
+
+
+def test_shared_input_linear_backward_under_bf16_autocast():
+    """Gradients come back in each input's dtype and close to separate autocast linears."""
+    torch.manual_seed(0)
+    layers = [nn.Linear(24, 8) for _ in range(3)]
+    x = torch.randn(5, 24, requires_grad=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        outputs = shared_input_linear(x, layers)
+    sum(out.float().square().sum() for out in outputs).backward()
+    fused = [x.grad.clone()] + [layer.weight.grad.clone() for layer in layers]
+    x.grad = None
+    for layer in layers:
+        layer.weight.grad = layer.bias.grad = None
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        outputs = [layer(x) for layer in layers]
+    sum(out.float().square().sum() for out in outputs).backward()
+    plain = [x.grad] + [layer.weight.grad for layer in layers]
+    for got, want in zip(fused, plain):
+        assert got.dtype == torch.float32
+        torch.testing.assert_close(got, want, rtol=2e-2, atol=2e-2)

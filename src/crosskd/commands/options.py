@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ from crosskd.errors import UserError
 
 
 def add_common_options(parser: argparse.ArgumentParser) -> None:
-    """--config, --device, --resume, --custom_args, --set, --out and --cache_dir."""
+    """--config, --device, --resume, --custom_args, --set, --out, --cache_dir and --no_cache."""
     parser.add_argument("--config", help="experiment config (JSON, original format)")
     parser.add_argument("--device", help="GPU index (0), 'cuda:N' or 'cpu'; without a GPU the "
                         "CPU is used")
@@ -21,8 +22,23 @@ def add_common_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--set", dest="set_args", action="append", metavar="KEY.PATH=VALUE",
                         help="override one config value (repeatable); values are JSON")
     parser.add_argument("--out", type=Path, help="write the final test metrics to this JSON file")
-    parser.add_argument("--cache_dir", type=Path, help="keep the packed features here between "
-                        "runs (default: a temporary folder per run)")
+    parser.add_argument("--cache_dir", type=Path, default=default_cache_dir(),
+                        help="keep the packed features here, so later runs only map them "
+                        f"(default: $CROSSKD_CACHE_DIR or {default_cache_dir()})")
+    parser.add_argument("--no_cache", dest="cache_dir", action="store_const", const=None,
+                        help="pack into a temporary folder removed after the run")
+
+
+def default_cache_dir() -> Path:
+    """Where packed features persist between runs: $CROSSKD_CACHE_DIR, else the user cache.
+
+    Entries are keyed by the source file's path, size and mtime, so one folder serves every
+    dataset and a changed file is packed again.
+    """
+    if os.environ.get("CROSSKD_CACHE_DIR"):
+        return Path(os.environ["CROSSKD_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "crosskd" / "packed"
 
 
 def overrides(args: argparse.Namespace) -> list[tuple[str, str]]:

@@ -7,6 +7,7 @@ experts zeroed with availability 0; evaluation takes every caption slot of every
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Iterator, Mapping
 
 import numpy as np
@@ -15,6 +16,24 @@ import torch
 from crosskd.data.batch import Batch
 from crosskd.data.features import Captions, SplitFeatures
 from crosskd.data.ragged import gather_rows, gather_segments
+
+log = logging.getLogger(__name__)
+
+
+def epoch_order(num_videos: int, batch_size: int, rng: np.random.Generator,
+                shuffle: bool = True) -> Iterator[np.ndarray]:
+    """The video positions of each training batch of one epoch, drawn from `rng`.
+
+    A trailing batch of a single video is skipped: batch norm cannot train on it (the
+    original crashes there), and dropping it changes nothing else.
+    """
+    order = rng.permutation(num_videos) if shuffle else np.arange(num_videos)
+    for begin in range(0, num_videos, batch_size):
+        idx = order[begin:begin + batch_size]
+        if len(idx) == 1 and begin > 0:
+            log.debug("skipping a final training batch of one video (batch norm needs two)")
+            return
+        yield idx
 
 
 def _expert_tensors(features: SplitFeatures, idx: np.ndarray, max_tokens: Mapping[str, int],
@@ -78,9 +97,8 @@ class TrainSplit:
     def batches(self, batch_size: int, rng: np.random.Generator,
                 shuffle: bool = True) -> Iterator[Batch]:
         """One epoch of batches; the permutation and caption choices come from `rng`."""
-        order = rng.permutation(self.num_videos) if shuffle else np.arange(self.num_videos)
-        for begin in range(0, self.num_videos, batch_size):
-            yield self.batch(order[begin:begin + batch_size], rng)
+        for idx in epoch_order(self.num_videos, batch_size, rng, shuffle):
+            yield self.batch(idx, rng)
 
     def batch(self, idx: np.ndarray, rng: np.random.Generator) -> Batch:
         """The batch of the videos at positions `idx`, sampling one caption each with `rng`."""

@@ -32,15 +32,23 @@ class _SharedInputLinear(torch.autograd.Function):
     def backward(ctx, *grads: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         x, *weights = ctx.saved_tensors
         needs = ctx.needs_input_grad
+        # Under autocast the outputs (hence grads) are bf16/fp16 while x and the weights
+        # stay fp32: compute in the grads' dtype, as autocast's own linear backward does,
+        # and return each gradient in its input's dtype (all no-ops without autocast).
+        compute = grads[0].dtype
+        x_c = x.to(compute)
+        weights_c = [w.to(compute) for w in weights]
         grad_x = None
         if needs[0]:
-            grad_x_t = weights[0].t() @ grads[0].t()  # [in, N]
-            for w, g in zip(weights[1:], grads[1:]):
+            grad_x_t = weights_c[0].t() @ grads[0].t()  # [in, N]
+            for w, g in zip(weights_c[1:], grads[1:]):
                 grad_x_t.addmm_(w.t(), g.t())
-            grad_x = grad_x_t.t()
+            grad_x = grad_x_t.t().to(x.dtype)
         count = len(weights)
-        grad_w = [g.t() @ x if needs[1 + i] else None for i, g in enumerate(grads)]
-        grad_b = [g.sum(0) if needs[1 + count + i] else None for i, g in enumerate(grads)]
+        grad_w = [(g.t() @ x_c).to(w.dtype) if needs[1 + i] else None
+                  for i, (g, w) in enumerate(zip(grads, weights))]
+        grad_b = [g.sum(0).to(w.dtype) if needs[1 + count + i] else None
+                  for i, (g, w) in enumerate(zip(grads, weights))]
         return (grad_x, *grad_w, *grad_b)
 
 

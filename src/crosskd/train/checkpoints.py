@@ -19,9 +19,13 @@ from crosskd.errors import UserError
 
 
 def _our_checkpoint(path: Path) -> dict[str, Any] | None:
-    """The payload when `path` is one of our run checkpoints, else None."""
+    """The payload when `path` is one of our run checkpoints, else None.
+
+    The file is memory-mapped: tensors that are never used (the optimizer state) are never
+    read, and the weights are paged in from the file instead of being copied.
+    """
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        payload = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception:  # the original format pickles its config class; weights_only refuses it
         return None
     return payload if isinstance(payload, dict) and payload.get("format") == FORMAT else None

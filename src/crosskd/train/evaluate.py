@@ -1,15 +1,20 @@
-"""Retrieval evaluation: embed every video and caption once, score in chunks, then rank.
+"""Retrieval evaluation: embed every video once, then stream the captions through the model.
 
-Memory stays bounded: the similarity matrix is built `chunk_queries` captions at a time
-against all videos, and only the float32 result (queries x videos) is kept.
+Memory stays bounded by the chunk size, not by the number of queries: the videos are
+embedded first (`[V, E, D]`, small), then the captions of a few videos at a time are
+embedded and scored at once against every video, so only the float32 similarity matrix
+(queries x videos) grows with the split (the caption pages read are unmapped after each
+chunk: crosskd.train.mapped). The scores are exactly those of embedding
+everything first, since in evaluation mode every caption and video is embedded on its own.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import torch
@@ -17,46 +22,85 @@ from tqdm import tqdm
 
 from crosskd.checkpoint.original import load_original_state_dict
 from crosskd.config import Config
+from crosskd.data.batch import Batch
 from crosskd.data.retrieval import RetrievalData
 from crosskd.metrics import t2v_metrics, v2t_metrics
 from crosskd.models import build_model
 from crosskd.models.embeddings import TextEmbedding, VideoEmbedding
 from crosskd.models.similarity import cross_view_similarity
+from crosskd.train.acceleration import Acceleration
 from crosskd.train.checkpoints import read_checkpoint
+from crosskd.train.device import configure_cpu_threads
+from crosskd.train.mapped import release_mapped_pages
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CHUNK_ELEMENTS = 1 << 24  # scores held at once while scoring (64 MiB of float32)
+#: captions embedded at once; bounds the token tensor (e.g. 240 x 37 x 1600 float32 = 57 MB)
+#: and the NetVLAD intermediates of evaluation.
+DEFAULT_CAPTION_CHUNK = 240
 
 
-@torch.inference_mode()
-def embed_split(model: torch.nn.Module, eval_split: Any, batch_size: int,
-                device: torch.device) -> tuple[TextEmbedding, VideoEmbedding]:
-    """Every caption and every video of a split embedded once, on `device`."""
+def videos_per_chunk(eval_split: Any, caption_chunk: int) -> int:
+    """How many videos' caption slots fit in one chunk of `caption_chunk` captions."""
+    slots = int(np.asarray(eval_split.query_masks).shape[1])
+    return max(1, caption_chunk // max(1, slots))
+
+
+def _chunks(eval_split: Any, videos: int, desc: str) -> Iterator[tuple[int, Batch]]:
+    """(first video index, batch) over the split in order."""
+    start = 0
+    for batch in tqdm(eval_split.batches(videos), desc=desc, leave=False, disable=None,
+                      total=-(-eval_split.num_videos // videos)):
+        yield start, batch
+        start += len(batch.video_ids)
+
+
+def _float(embedding: TextEmbedding | VideoEmbedding) -> Any:
+    """The embedding with float32 tensors (autocast may leave bfloat16 ones)."""
+    fields = {name: value.float() for name, value in vars(embedding).items()
+              if isinstance(value, torch.Tensor) and value.is_floating_point()}
+    return dataclasses.replace(embedding, **fields)
+
+
+def embed_videos(model: torch.nn.Module, eval_split: Any, device: torch.device,
+                 caption_chunk: int = DEFAULT_CAPTION_CHUNK,
+                 acceleration: Acceleration | None = None) -> VideoEmbedding:
+    """Every video of a split embedded once (float32, on `device`)."""
     model.eval()
-    texts, videos = [], []
-    batches = eval_split.batches(batch_size)
-    for batch in tqdm(batches, desc="embedding", leave=False, disable=None):
-        batch = batch.to(device)
-        videos.append(model.embed_videos(batch.experts, batch.ind))
-        texts.append(model.embed_text(batch.text))
-    return TextEmbedding.concat(texts), VideoEmbedding.concat(videos)
+    acceleration = acceleration or Acceleration()
+    parts = []
+    with acceleration.inference(), acceleration.autocast(device):
+        for _, batch in _chunks(eval_split, videos_per_chunk(eval_split, caption_chunk),
+                                "videos"):
+            experts = {name: value.to(device) for name, value in batch.experts.items()}
+            ind = {name: value.to(device) for name, value in batch.ind.items()}
+            parts.append(_float(model.embed_videos(experts, ind)))
+            release_mapped_pages(eval_split)
+    return VideoEmbedding.concat(parts)
 
 
-def _text_rows(text: TextEmbedding, start: int, stop: int) -> TextEmbedding:
-    return dataclasses.replace(text, embeddings=text.embeddings[start:stop],
-                               weights=text.weights[start:stop])
+def score_split(model: torch.nn.Module, eval_split: Any, device: torch.device,
+                caption_chunk: int = DEFAULT_CAPTION_CHUNK,
+                acceleration: Acceleration | None = None) -> np.ndarray:
+    """The `[videos * slots, videos]` float32 similarity matrix of a split (video-major rows).
 
-
-@torch.inference_mode()
-def score_all(text: TextEmbedding, video: VideoEmbedding,
-              chunk_elements: int = DEFAULT_CHUNK_ELEMENTS) -> np.ndarray:
-    """The `[queries, videos]` float32 similarity matrix, computed a chunk of queries at a time."""
-    rows = max(1, chunk_elements // max(1, len(video)))
-    sims = np.empty((len(text), len(video)), dtype=np.float32)
-    for start in range(0, len(text), rows):
-        chunk = cross_view_similarity(_text_rows(text, start, start + rows), video)
-        sims[start:start + rows] = chunk.float().cpu().numpy()
+    Captions are embedded `caption_chunk` at a time and scored at once against all videos;
+    no embedding of all captions is ever held. With `amp`, one autocast region spans the
+    loop, so the weights are cast once, and the scores are float32 products of the embeddings.
+    """
+    model.eval()
+    acceleration = acceleration or Acceleration()
+    slots = int(np.asarray(eval_split.query_masks).shape[1])
+    videos = videos_per_chunk(eval_split, caption_chunk)
+    with acceleration.inference(), acceleration.autocast(device):
+        video = embed_videos(model, eval_split, device, caption_chunk, acceleration)
+        sims = np.empty((eval_split.num_videos * slots, len(video)), dtype=np.float32)
+        for start, batch in _chunks(eval_split, videos, "captions"):
+            text = _float(model.embed_text(batch.text.to(device)))
+            with torch.autocast(device.type, enabled=False):
+                scores = cross_view_similarity(text, video)
+            sims[start * slots:start * slots + len(scores)] = scores.cpu().numpy()
+            release_mapped_pages(eval_split)
     return sims
 
 
@@ -73,14 +117,30 @@ def protocol_of(eval_split: Any) -> dict[str, Any]:
     return protocol
 
 
-def evaluate(model: torch.nn.Module, eval_split: Any, batch_size: int, device: torch.device,
-             chunk_elements: int = DEFAULT_CHUNK_ELEMENTS) -> dict[str, Any]:
+def evaluate(model: torch.nn.Module, eval_split: Any, device: torch.device,
+             caption_chunk: int = DEFAULT_CAPTION_CHUNK,
+             acceleration: Acceleration | None = None) -> dict[str, Any]:
     """t2v and v2t metrics of `model` on an evaluation split, with the protocol used."""
-    text, video = embed_split(model, eval_split, batch_size, device)
-    sims = score_all(text, video, chunk_elements)
+    sims = score_split(model, eval_split, device, caption_chunk, acceleration)
     masks = np.asarray(eval_split.query_masks)
     return {"t2v": t2v_metrics(sims, masks), "v2t": v2t_metrics(sims, masks),
             "protocol": protocol_of(eval_split)}
+
+
+def load_model(config: Config, checkpoint_path: str | Path) -> torch.nn.Module:
+    """The model `config` describes with a checkpoint's weights (ours or the original's).
+
+    The model is built without weights (meta device) and takes the checkpoint's tensors,
+    which for our checkpoints are memory-mapped: the weights are held once, not twice.
+    """
+    state_dict, _ = read_checkpoint(checkpoint_path)
+    with torch.device("meta"):
+        model = build_model(config)
+    with warnings.catch_warnings():  # the checks load into meta tensors: a no-op by design
+        warnings.filterwarnings("ignore", message=".*to a meta parameter.*")
+        load_original_state_dict(model, state_dict, source=str(checkpoint_path))
+    model.load_state_dict(state_dict, assign=True)
+    return model
 
 
 def evaluate_checkpoint(config: Config, checkpoint_path: str | Path,
@@ -92,10 +152,7 @@ def evaluate_checkpoint(config: Config, checkpoint_path: str | Path,
     for the published test protocol. `cache_dir` keeps the packed features between calls.
     """
     device = torch.device(device)
-    model = build_model(config)
-    state_dict, _ = read_checkpoint(checkpoint_path)
-    load_original_state_dict(model, state_dict, source=str(checkpoint_path))
-    model.to(device)
+    model = load_model(config, checkpoint_path).to(device)
+    configure_cpu_threads(model, device)
     data = RetrievalData.from_config(config, cache_dir=cache_dir)
-    batch_size = int(config["data_loader"]["args"].get("batch_size", 64))
-    return evaluate(model, data.eval, batch_size, device)
+    return evaluate(model, data.eval, device, acceleration=Acceleration.from_config(config))

@@ -52,13 +52,19 @@ def train_and_test(config: Config, run_dir: Path, device: torch.device,
                    resume: Path | None = None, cache_dir: Path | None = None) -> dict[str, Any]:
     """Train one run (or finish a resumed one), then run the final test on its best model."""
     data = RetrievalData.from_config(config, cache_dir=cache_dir)
+    _train(config, run_dir, device, data, resume)
+    return final_test(config, run_dir, device, data.cache_dir)
+
+
+def _train(config: Config, run_dir: Path, device: torch.device, data: RetrievalData,
+           resume: Path | None) -> None:
+    """Train one run; the model and optimizer are freed on return, before the final test."""
     trainer = Trainer(config, run_dir, device, seed=int(config.get("seed", 0)), data=data)
     if resume is not None:
         trainer.resume(resume)
     result = trainer.train()
     log.info("run %s: best epoch %d (%s = %.4f)", run_dir, result.best_epoch,
              trainer.monitor.key or "epoch", result.monitor_best)
-    return final_test(config, run_dir, device, data.cache_dir)
 
 
 def train_seeds(config: Config, experiment: str, seeds: Sequence[int], device: torch.device,

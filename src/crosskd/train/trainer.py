@@ -1,8 +1,9 @@
 """One training run: epochs of minibatch updates, validation, model selection, checkpoints.
 
 A run lives in its own folder (config.json, model_best.pth, checkpoint_last.pth,
-metrics.json/csv, tensorboard/). The last checkpoint is written after every epoch with
-every RNG state, so a resumed run ends with the same weights as an uninterrupted one.
+metrics.json/csv, tensorboard/). The last checkpoint is written every `trainer.save_period`
+epochs (default 1) and after the final one, with every RNG state, so a resumed run ends with
+the same weights as an uninterrupted one. The best model holds the weights only.
 """
 
 from __future__ import annotations
@@ -22,10 +23,14 @@ from crosskd.data.retrieval import RetrievalData
 from crosskd.errors import UserError
 from crosskd.losses import build_objective
 from crosskd.models import build_model
+from crosskd.train.acceleration import Acceleration
+from crosskd.train.device import configure_cpu_threads
 from crosskd.train.evaluate import evaluate
 from crosskd.train.history import EpochLog
+from crosskd.train.mapped import release_mapped_pages
 from crosskd.train.monitor import Monitor
 from crosskd.train.optim import build_optimizer, build_scheduler
+from crosskd.train.resident import ResidentEvalSplit, ResidentTrainSplit, wants_resident
 from crosskd.train.seeds import capture_rng_state, restore_rng_state, seed_everything
 
 log = logging.getLogger(__name__)
@@ -64,11 +69,20 @@ class Trainer:
         trainer_cfg = config.get("trainer") or {}
         self.epochs = int(trainer_cfg.get("epochs", 1))
         self.val_freq = max(1, int(trainer_cfg.get("val_freq", 1)))
+        self.save_period = max(1, int(trainer_cfg.get("save_period", 1)))
         self.batch_size = int(config["data_loader"]["args"]["batch_size"])
         self.monitor = Monitor.from_config(config)
         self.data_rng = seed_everything(seed)
         self.data = data if data is not None else RetrievalData.from_config(config)
+        self.train_batches: Any = self.data.train
+        self.eval_batches: Any = self.data.eval
+        if wants_resident(config, self.data.train, device):
+            self.train_batches = ResidentTrainSplit(self.data.train, device)
+            self.eval_batches = ResidentEvalSplit(self.data.eval, device)
         self.model = build_model(config).to(device)
+        configure_cpu_threads(self.model, device)
+        self.acceleration = Acceleration.from_config(config)
+        self.step_model = self.acceleration.compiled(self.model)
         self.objective = build_objective(config).to(device)
         self.optimizer = build_optimizer(config, self.model.parameters())
         self.scheduler = build_scheduler(config, self.optimizer)
@@ -76,6 +90,7 @@ class Trainer:
         self.best = self.monitor.worst
         self.best_epoch = 0
         self.history: list[dict[str, Any]] = []
+        self._unsaved_best: dict[str, torch.Tensor] | None = None
 
     def resume(self, checkpoint: Path) -> None:
         """Continue from one of our checkpoints: weights, optimizer, scheduler, RNGs, history."""
@@ -100,15 +115,15 @@ class Trainer:
         self.model.train()
         sums: dict[str, float] = {}
         num_batches = 0
-        batches = self.data.train.batches(self.batch_size, self.data_rng, shuffle=True)
+        batches = self.train_batches.batches(self.batch_size, self.data_rng, shuffle=True)
         total_batches = math.ceil(self.data.train.num_videos / self.batch_size)
         progress = tqdm(batches, total=total_batches, desc=f"epoch {epoch}/{self.epochs}",
                         leave=False, disable=None)
         for batch_index, batch in enumerate(progress):
             batch = batch.to(self.device)
-            self.optimizer.zero_grad(set_to_none=True)
-            output = self.model(batch.experts, batch.ind, batch.text)
-            total, terms = self.objective(output, batch.distil_text, batch.distil_video)
+            with self.acceleration.autocast(self.device):
+                output = self.step_model(batch.experts, batch.ind, batch.text)
+                total, terms = self.objective(output, batch.distil_text, batch.distil_video)
             if not torch.isfinite(total):
                 raise NonFiniteLossError(
                     f"the training loss became {total.item()} at epoch {epoch}, batch "
@@ -116,21 +131,25 @@ class Trainer:
                     f"{self.run_dir / LAST_NAME}. Lower optimizer.args.lr or check the features")
             total.backward()
             self.optimizer.step()
+            self.optimizer.zero_grad(set_to_none=True)  # gradients freed before the next batch
             num_batches += 1
             loss = float(total.detach())
             for key, value in {"loss": loss, **{f"loss_{k}": v for k, v in terms.items()}}.items():
                 sums[key] = sums.get(key, 0.0) + value
             progress.set_postfix(loss=f"{loss:.4f}")
+        release_mapped_pages(self.data.train)
         return {key: value / max(1, num_batches) for key, value in sums.items()}
 
-    def _save(self, name: str, epoch: int) -> Path:
+    def _save(self, name: str, epoch: int, resumable: bool = True,
+              model_state: dict[str, torch.Tensor] | None = None) -> Path:
+        """Write a checkpoint; `resumable=False` keeps the weights only (a third of the size)."""
         return save_run_state(
-            self.run_dir / name, model_state=self.model.state_dict(), epoch=epoch,
+            self.run_dir / name, model_state=model_state or self.model.state_dict(), epoch=epoch,
             config=self.config, monitor_best=self.best,
-            optimizer_state=self.optimizer.state_dict(),
-            scheduler_state=self.scheduler.state_dict() if self.scheduler else None,
-            rng_state=capture_rng_state(self.data_rng), history=self.history,
-            best_epoch=self.best_epoch)
+            optimizer_state=self.optimizer.state_dict() if resumable else None,
+            scheduler_state=self.scheduler.state_dict() if self.scheduler and resumable else None,
+            rng_state=capture_rng_state(self.data_rng) if resumable else None,
+            history=self.history, best_epoch=self.best_epoch)
 
     def _select(self, epoch: int, row: dict[str, Any]) -> bool:
         """Update the best epoch from this epoch's log row; True when it improved."""
@@ -142,6 +161,22 @@ class Trainer:
             return False
         self.best, self.best_epoch = value, epoch
         return True
+
+    def _keep_best(self, epoch: int) -> None:
+        """Write the new best model now, or (on a GPU, with `save_period` > 1) copy its weights
+        on the device until the next save point, so fast epochs do not wait for the disk."""
+        if self.device.type == "cpu" or self.save_period == 1:
+            self._save(BEST_NAME, epoch, resumable=False)  # runs resume from the last
+            return
+        self._unsaved_best = {key: value.detach().clone()
+                              for key, value in self.model.state_dict().items()}
+
+    def _write_best(self) -> None:
+        """Write a best model kept on the device (before the last checkpoint that follows it)."""
+        if self._unsaved_best is not None:
+            self._save(BEST_NAME, self.best_epoch, resumable=False,
+                       model_state=self._unsaved_best)
+            self._unsaved_best = None
 
     def train(self) -> TrainResult:
         """Run the remaining epochs, writing logs and checkpoints into the run folder."""
@@ -155,7 +190,8 @@ class Trainer:
                                        "lr": self.optimizer.param_groups[0]["lr"]}
                 validate = epoch % self.val_freq == 0 or epoch == self.epochs
                 if validate:
-                    metrics = evaluate(self.model, self.data.eval, self.batch_size, self.device)
+                    metrics = evaluate(self.model, self.eval_batches, self.device,
+                                       acceleration=self.acceleration)
                     row.update(_flatten_metrics("val", metrics))
                 if self.scheduler is not None:
                     self.scheduler.step()
@@ -164,9 +200,12 @@ class Trainer:
                 epoch_log.append(row)
                 log.info("epoch %d: %s", epoch, _summary(row, self.monitor.key))
                 if improved:
-                    self._save(BEST_NAME, epoch)
-                self._save(LAST_NAME, epoch)
+                    self._keep_best(epoch)
+                if epoch % self.save_period == 0 or epoch == self.epochs:
+                    self._write_best()
+                    self._save(LAST_NAME, epoch)
         finally:
+            self._write_best()  # also when stopped early: the best epoch so far was good
             epoch_log.close()
         if self.best_epoch == 0:
             raise UserError(f"no epoch was validated in {self.run_dir}; set trainer.epochs >= 1")

@@ -1,0 +1,129 @@
+"""Shared by the pipeline benchmarks: a seeded synthetic MSRVTT at the published model size,
+its config, and whole-process measurements (wall time and peak RSS of a child process).
+
+The data has the real widths (scene 2208, senet154 2048, resnext101 2048, two r2p1d 512,
+audio 128-d and speech 300-d tokens, gpt2-xl-finetune 1600-d caption tokens) and split lists
+of exactly the requested sizes; the config is the published
+msrvtt-train-gpt2-xl-finetuned-mte-adam-cecap.json with data_dir pointed at it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIG = REPO / "configs" / "msrvtt-train-gpt2-xl-finetuned-mte-adam-cecap.json"
+REAL_DIMS = {"scene.densenet161.0": 2208, "r2p1d.r2p1d-ig65m-kinetics.0": 512,
+             "imagenet.senet154.0": 2048, "r2p1d.r2p1d-ig65m.0": 512,
+             "imagenet.resnext101_32x48d.0": 2048}
+FEATURES = "high-quality/structured-symlinks"
+
+
+@dataclass
+class BenchData:
+    """Sizes of a synthetic MSRVTT: videos per split, captions per video, tokens per caption."""
+
+    train: int = 1000
+    val: int = 250
+    test: int = 250
+    captions: int = 20
+    caption_tokens: tuple[int, int] = (6, 18)
+    visual_dims: dict[str, int] | None = None
+    seed: int = 0
+
+    def key(self) -> dict[str, Any]:
+        """What identifies the dataset on disk (it is regenerated when this changes)."""
+        return {"train": self.train, "val": self.val, "test": self.test,
+                "captions": self.captions, "caption_tokens": list(self.caption_tokens),
+                "visual_dims": self.visual_dims or REAL_DIMS, "seed": self.seed, "version": 1}
+
+
+def make_dataset(spec: BenchData, data_dir: Path) -> float:
+    """Write the dataset under `data_dir` unless it is already there; returns seconds spent."""
+    from crosskd.data.synth import SynthSpec, write_synthetic
+    marker = data_dir / "bench_spec.json"
+    if marker.is_file() and json.loads(marker.read_text()) == spec.key():
+        return 0.0
+    start = time.perf_counter()
+    total = spec.train + spec.val + spec.test
+    synth = SynthSpec(dataset="MSRVTT", videos=total, captions_per_video=spec.captions,
+                      fewer_captions_fraction=0.0, visual_dims=dict(spec.visual_dims or REAL_DIMS),
+                      max_expert_tokens=32, missing_fraction={"audio": 0.1, "speech": 0.3},
+                      text_feat="gpt2-xl-finetune", text_dim=1600,
+                      caption_tokens=tuple(spec.caption_tokens), topics=64, latent_dim=64,
+                      teacher_dim=8, teacher_modalities=("audio",), expert_store=None,
+                      seed=spec.seed)
+    write_synthetic(synth, data_dir)
+    _write_split_lists(spec, data_dir / FEATURES)
+    marker.write_text(json.dumps(spec.key()))
+    return time.perf_counter() - start
+
+
+def _write_split_lists(spec: BenchData, root: Path) -> None:
+    """Exactly `train` / `val` / `test` videos in the full-val and full-test lists."""
+    ids = [f"video{i}" for i in range(spec.train + spec.val + spec.test)]
+    parts = {"train_list_full.txt": ids[:spec.train],
+             "val_list_full.txt": ids[spec.train:spec.train + spec.val],
+             "test_list_full.txt": ids[spec.train + spec.val:]}
+    for name, chosen in parts.items():
+        (root / name).write_text("\n".join(chosen) + "\n", encoding="utf-8")
+
+
+def bench_config(data_dir: Path, save_dir: Path, epochs: int = 1,
+                 visual_dims: dict[str, int] | None = None) -> dict[str, Any]:
+    """The published CE+ caption-distillation MSRVTT config, pointed at the synthetic data."""
+    from crosskd.config import load_config
+    config = load_config(CONFIG)
+    config["data_loader"]["args"]["data_dir"] = str(data_dir)
+    config["trainer"].update({"epochs": epochs, "save_dir": str(save_dir), "tensorboard": False})
+    aggregation = config["data_loader"]["args"]["feat_aggregation"]
+    for name, width in (visual_dims or {}).items():
+        aggregation[name]["feat_dims"]["embed"] = width
+    return config
+
+
+def write_config(config: dict[str, Any], path: Path) -> Path:
+    """Save a config as JSON for a command line."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(config, indent=1), encoding="utf-8")
+    return path
+
+
+@dataclass
+class ProcessResult:
+    """Wall time, peak RSS (GiB) and output of one child process."""
+
+    seconds: float
+    peak_rss_gib: float
+    stdout: str
+
+
+def run_process(command: list[str], env: dict[str, str] | None = None) -> ProcessResult:
+    """Run a child to completion; its own peak RSS comes from wait4's rusage (not the max
+    over every child so far, which RUSAGE_CHILDREN would give)."""
+    with tempfile.TemporaryFile("w+") as log_file:
+        start = time.perf_counter()
+        process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT,
+                                   text=True, env={**os.environ, **(env or {})}, cwd=REPO)
+        _, status, usage = os.wait4(process.pid, 0)
+        seconds = time.perf_counter() - start
+        process.returncode = os.waitstatus_to_exitcode(status)
+        log_file.seek(0)
+        output = log_file.read()
+    if process.returncode:
+        sys.stderr.write(output[-4000:])
+        raise SystemExit(f"{' '.join(command)} failed with exit code {process.returncode}")
+    return ProcessResult(seconds, usage.ru_maxrss / 2**20, output)
+
+
+def uptime_load() -> str:
+    """The 1-minute load average, to report with every timing."""
+    return f"{os.getloadavg()[0]:.2f}"

@@ -1,0 +1,82 @@
+"""The device-resident training split draws exactly the batches of the host one."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from crosskd.config import ConfigError
+from crosskd.data.retrieval import RetrievalData
+from crosskd.data.synth import SynthSpec, example_config, write_synthetic
+from crosskd.train.resident import ResidentTrainSplit, resident_bytes, wants_resident
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    spec = SynthSpec(videos=60, captions_per_video=3, fewer_captions_fraction=0.2,
+                     caption_tokens=(2, 9), max_expert_tokens=6,
+                     visual_dims={n: 10 for n in SynthSpec().visual_dims})
+    root = tmp_path_factory.mktemp("resident") / "MSRVTT"
+    write_synthetic(spec, root)
+    config = example_config(spec, root, split_name="full-val", max_text_tokens=7)
+    return config, RetrievalData.from_config(config)
+
+
+def test_resident_batches_equal_host_batches(data):
+    _, loaded = data
+    resident = ResidentTrainSplit(loaded.train, torch.device("cpu"))
+    host = loaded.train.batches(8, np.random.default_rng(3))
+    mine = resident.batches(8, np.random.default_rng(3))
+    count = 0
+    for expected, got in zip(host, mine, strict=True):
+        assert got.video_ids == expected.video_ids
+        torch.testing.assert_close(got.text, expected.text, rtol=0, atol=0)
+        for name in expected.experts:
+            torch.testing.assert_close(got.experts[name], expected.experts[name], rtol=0, atol=0)
+            torch.testing.assert_close(got.ind[name], expected.ind[name], rtol=0, atol=0)
+        count += 1
+    assert count == -(-loaded.train.num_videos // 8)
+    assert resident_bytes(loaded.train) == 4 * sum(
+        t.numel() for t in [resident.text, *resident.experts.values(), *resident.ind.values()])
+
+
+def test_resident_setting(data):
+    config, loaded = data
+    cpu = torch.device("cpu")
+    assert not wants_resident(config, loaded.train, cpu)  # auto: only on a GPU
+    assert wants_resident({"trainer": {"resident_data": True}}, loaded.train, cpu)
+    with pytest.raises(ConfigError, match="resident_data"):
+        wants_resident({"trainer": {"resident_data": "yes"}}, loaded.train, cpu)
+
+
+def test_resident_eval_split_scores_like_the_host_split(data):
+    from crosskd.models import build_model
+    from crosskd.train.evaluate import score_split
+    from crosskd.train.resident import ResidentEvalSplit
+    config, loaded = data
+    torch.manual_seed(0)
+    model = build_model(config)
+    cpu = torch.device("cpu")
+    resident = ResidentEvalSplit(loaded.eval, cpu)
+    assert resident.num_videos == loaded.eval.num_videos
+    np.testing.assert_array_equal(score_split(model, resident, cpu, caption_chunk=7),
+                                  score_split(model, loaded.eval, cpu, caption_chunk=7))
+
+
+def test_training_on_resident_data_is_identical(data, tmp_path):
+    from crosskd.train.trainer import Trainer
+    config, loaded = data
+    histories = []
+    for resident in (False, True):
+        run = {**config, "optimizer": {"type": "RAdam", "args": {"lr": 0.01}},
+               "loss": {"type": "MaxMarginRankingLoss", "args": {"margin": 0.1, "fix_norm": True}},
+               "trainer": {"epochs": 2, "save_dir": str(tmp_path), "tensorboard": False,
+                           "resident_data": resident, "monitor": "max val_t2v_metrics_R5"},
+               "data_loader": {**config["data_loader"],
+                               "args": {**config["data_loader"]["args"], "batch_size": 8}}}
+        trainer = Trainer(run, tmp_path / f"run{resident}", torch.device("cpu"), seed=0,
+                          data=loaded)
+        assert isinstance(trainer.train_batches, ResidentTrainSplit) == resident
+        histories.append(trainer.train().history)
+    assert histories[0] == histories[1]
