@@ -8,24 +8,25 @@ gpt2-xl-finetune text, 262.7 M parameters). Inputs are random but have the real 
 text [64, 1, 37, 1600] and audio/speech token sequences, zero-padded after a random length,
 with some experts missing. One step = forward (train mode), the config's loss (ranking +
 caption KL), backward and an optimizer step, timed with the config's optimizer (torch's
-RAdam) and with SinglePassRAdam (below). Reports medians of --steps steps after --warmup
+RAdam, which build_optimizer maps to crosskd.train.fast_radam.SinglePassRAdam) and with
+torch.optim.RAdam. Reports medians of --steps steps after --warmup
 steps (RAdam rectifies from step 6 on, so warm-up covers that), the FLOPs of forward +
 backward (FlopCounterMode), the fp32 matmul GFLOP/s measured in the same run, and the
-optimizer step alone for each RAdam implementation, with their largest difference.
+optimizer step alone for each RAdam implementation, with their largest difference, and the
+process's peak RSS (ru_maxrss) after each optimizer's training steps; SinglePassRAdam runs
+first, so its figure is the peak of training with it.
 Unless --default-allocator, glibc is told to keep freed memory (see _machine.py).
 """
 
 from __future__ import annotations
 
 import argparse
-import math
+import resource
 import statistics
 import time
 from typing import Callable
 
 import torch
-from torch.optim.adam import adam
-from torch.optim.radam import radam
 from torch.profiler import profile
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -33,6 +34,7 @@ from _machine import load_average, matmul_gflops, retain_freed_memory
 from crosskd.config import load_config
 from crosskd.losses import build_objective
 from crosskd.models import CENet, build_model
+from crosskd.train.fast_radam import SinglePassRAdam
 from crosskd.train.optim import build_optimizer
 
 #: tokens per expert sequence in the MSRVTT batches, and which fraction of videos lacks it.
@@ -120,49 +122,9 @@ def time_optimizer(optimizer: torch.optim.Optimizer, warmup: int, steps: int) ->
     return statistics.median(durations)
 
 
-class SinglePassRAdam(torch.optim.RAdam):
-    """torch's RAdam whose rectified steps run torch's fused single-pass Adam kernel.
-
-    Once rho_t > 5, RAdam moves by lr * rect * m_hat * sqrt(1 - beta2^t) / (sqrt(v) + eps),
-    which is Adam's step with lr * rect and eps / sqrt(1 - beta2^t); the first few steps
-    use torch's RAdam. The state (step, exp_avg, exp_avg_sq) is torch.optim.RAdam's.
-    """
-
-    @torch.no_grad()
-    def step(self, closure: None = None) -> None:
-        """One update of every parameter that has a gradient."""
-        for group in self.param_groups:
-            if group["decoupled_weight_decay"] or group["maximize"] or closure is not None:
-                raise ValueError("SinglePassRAdam supports neither decoupled weight decay, "
-                                 "maximize nor a closure")
-            by_step: dict[float, list[torch.Tensor]] = {}
-            for param in (p for p in group["params"] if p.grad is not None):
-                state = self.state[param]
-                if not state:
-                    state.update(step=torch.tensor(0.0), exp_avg=torch.zeros_like(param),
-                                 exp_avg_sq=torch.zeros_like(param))
-                by_step.setdefault(float(state["step"]) + 1, []).append(param)
-            for step, params in by_step.items():
-                self._update(group, step, params)
-
-    def _update(self, group: dict, step: float, params: list[torch.Tensor]) -> None:
-        """Update `params`, whose next step number is `step`, with one call of torch's kernels."""
-        states = [self.state[p] for p in params]
-        tensors = ([p.grad for p in params], [s["exp_avg"] for s in states],
-                   [s["exp_avg_sq"] for s in states])
-        steps = [s["step"] for s in states]
-        beta1, beta2 = group["betas"]
-        rho_inf = 2 / (1 - beta2) - 1
-        correction2 = 1 - beta2 ** step
-        rho = rho_inf - 2 * step * beta2 ** step / correction2
-        common = {"beta1": beta1, "beta2": beta2, "weight_decay": group["weight_decay"]}
-        if rho <= 5:
-            radam(params, *tensors, steps, foreach=True, lr=group["lr"], eps=group["eps"],
-                  **common)
-            return
-        rect = math.sqrt((rho - 4) * (rho - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho))
-        adam(params, *tensors, [], steps, fused=True, amsgrad=False, maximize=False,
-             lr=group["lr"] * rect, eps=group["eps"] / math.sqrt(correction2), **common)
+def peak_rss_gib() -> float:
+    """The peak resident set size of this process so far (Linux reports ru_maxrss in KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
 def optimizer_variants(args: dict) -> dict[str, Callable[[list], torch.optim.Optimizer]]:
@@ -216,8 +178,8 @@ def main() -> None:
     inputs = random_batch(model, args.batch, args.seed)
     num_params = sum(p.numel() for p in model.parameters())
     optimizer_args = dict(config["optimizer"].get("args") or {})
-    makers = {"config optimizer": lambda: build_optimizer(config, model.parameters()),
-              "SinglePassRAdam": lambda: SinglePassRAdam(model.parameters(), **optimizer_args)}
+    makers = {"SinglePassRAdam": lambda: build_optimizer(config, model.parameters()),
+              "torch RAdam": lambda: torch.optim.RAdam(model.parameters(), **optimizer_args)}
 
     gflops_before = matmul_gflops()
     load_before = load_average()
@@ -226,6 +188,7 @@ def main() -> None:
     for name, make in makers.items():
         optimizer = make()
         times[name] = time_steps(model, objective, optimizer, inputs, args.warmup, args.steps)
+        times[name]["peak RSS so far (GiB)"] = peak_rss_gib()
         if args.profile and name == "SinglePassRAdam":
             print_profile(model, objective, optimizer, inputs, args.profile)
         del optimizer  # frees its moments before the next optimizer allocates its own

@@ -93,3 +93,9 @@ def test_missing_temperature_of_a_used_term_is_reported():
     del config["ranking_params"]["cap_t"]
     with pytest.raises(UserError, match=r"ranking_params\.cap_t is missing"):
         build_objective(config)
+
+
+@pytest.mark.parametrize("loss_block", [["MaxMarginRankingLoss"], {"args": [0.1]}, {"type": 3}])
+def test_damaged_loss_block_is_refused_by_name(loss_block):
+    with pytest.raises(UserError, match="loss"):
+        build_objective({"loss": loss_block})

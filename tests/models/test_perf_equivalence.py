@@ -49,9 +49,11 @@ def test_gradients_match_the_pairwise_loop(num_g_layers):
     experts.grad = None
     (pairwise_loop(experts, availability, *reference) * weights).sum().backward()
 
-    torch.testing.assert_close(ours, experts.grad, rtol=1e-4, atol=1e-6)
+    # float32 rounding (which depends on the thread count) reaches ~3e-6 on gradients of
+    # order 1-8; the biases feeding batch norm have an exactly-zero gradient plus noise.
+    torch.testing.assert_close(ours, experts.grad, rtol=1e-4, atol=1e-5)
     for (name, mine), theirs in zip(modules.named_parameters(), reference.parameters()):
-        torch.testing.assert_close(mine.grad, theirs.grad, rtol=1e-4, atol=1e-6, msg=name)
+        torch.testing.assert_close(mine.grad, theirs.grad, rtol=1e-4, atol=1e-5, msg=name)
 
 
 @pytest.mark.parametrize("input_grad", [True, False])

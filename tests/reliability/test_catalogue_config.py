@@ -35,9 +35,6 @@ def test_c2_config_missing_experts_modalities(cli, workspace):
     _assert_no_run(workspace)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "Trainer.__init__ reads config['data_loader']['args']['batch_size'] unchecked: KeyError "
-    "traceback; it should raise ConfigError naming data_loader.args.batch_size"))
 def test_c2b_config_missing_the_batch_size(cli, workspace):
     config = workspace.config
     del config["data_loader"]["args"]["batch_size"]

@@ -37,9 +37,6 @@ def _assert_stopped_after_epoch_one(workspace, out):
     return run_dir
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "crosskd.train.device.resolve_device falls back to the CPU for any index when CUDA is "
-    "absent; an explicit index other than the README's 0 should be refused"))
 def test_l1_device_index_without_that_gpu(cli, workspace):
     assert_one_line_error(_train(cli, workspace, "--device", "3"), "--device '3'", "cpu")
     _assert_no_run(workspace)
@@ -70,10 +67,6 @@ def test_l4_resume_together_with_seeds(cli, workspace):
     _assert_no_run(workspace)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "Trainer.train calls run_dir.mkdir unguarded: NotADirectoryError traceback; the save_dir "
-    "should be checked (created and probed) before training and refused with a UserError "
-    "naming trainer.save_dir"))
 def test_l5_output_folder_not_writable(cli, workspace):
     blocker = workspace.save_dir.parent / "not_a_folder"
     blocker.write_text("a file where the runs folder should be", encoding="utf-8")
@@ -84,15 +77,30 @@ def test_l5_output_folder_not_writable(cli, workspace):
     assert blocker.read_text(encoding="utf-8").startswith("a file")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "commands.options.write_json writes --out only after the whole run and lets OSError "
-    "through; --out should be checked before training and refused with a UserError"))
 def test_l6_metrics_file_not_writable(cli, workspace):
     blocker = workspace.save_dir.parent / "not_a_folder"
     blocker.write_text("x", encoding="utf-8")
     assert_one_line_error(_train(cli, workspace, "--out", blocker / "metrics.json"), "--out",
                           str(blocker))
     _assert_no_run(workspace)
+
+
+def test_l6b_metrics_file_not_writable_for_test(cli, workspace):
+    """`test` checks --out before loading anything (the checkpoint here does not even exist)."""
+    blocker = workspace.save_dir.parent / "not_a_folder"
+    blocker.write_text("x", encoding="utf-8")
+    assert_one_line_error(cli("test", "--resume", workspace.save_dir / "missing.pth",
+                              "--out", blocker / "metrics.json"), "--out", str(blocker))
+    assert blocker.read_text(encoding="utf-8") == "x"
+
+
+def test_l6c_metrics_file_that_is_a_folder(cli, workspace):
+    folder = workspace.save_dir.parent / "metrics"
+    folder.mkdir()
+    assert_one_line_error(_train(cli, workspace, "--out", folder), "--out", str(folder),
+                          "is a folder")
+    _assert_no_run(workspace)
+    assert list(folder.iterdir()) == []
 
 
 def _disk_fills_at_epoch(monkeypatch, epoch: int) -> None:
@@ -143,9 +151,6 @@ def test_r2_non_finite_loss_stops_with_epoch_and_batch(cli, workspace):
     assert str(run_dir / LAST_NAME) in line
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "NonFiniteLossError names checkpoint_last.pth even when the loss diverges in the first "
-    "epoch, before any checkpoint exists; it should say that no checkpoint was written"))
 def test_r2b_non_finite_loss_in_the_first_epoch_names_no_phantom_checkpoint(cli, workspace):
     result = _train(cli, workspace, "--set", "optimizer.type=SGD",
                     "--set", 'optimizer.args={"lr": 1e30}')

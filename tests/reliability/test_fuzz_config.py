@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,8 @@ import torch
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from crosskd.config import apply_overrides, load_config, parse_custom_args, parse_set_args
+from crosskd.config import (ConfigError, apply_overrides, load_config, parse_custom_args,
+                            parse_set_args)
 from crosskd.data.synth import SynthSpec, example_config
 from crosskd.errors import UserError
 from crosskd.losses import build_objective
@@ -151,12 +153,39 @@ def test_the_unmutated_config_builds():
     _build_everything(copy.deepcopy(VALID))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "config consumers index the config without checks: KeyError/TypeError/AttributeError "
-    "from models/dims.py, models/ce_net.py, models/netvlad.py, train/optim.py, "
-    "train/monitor.py for a missing key or a value of the wrong JSON type"))
 @FUZZ
 @given(mutated_configs())
 def test_a_damaged_config_is_built_or_refused_with_a_user_error(config):
     torch.manual_seed(0)
     _expect_result_or_user_error(lambda: _build_everything(config))
+
+
+RETYPED = [
+    (("arch",), ["CENet"], "arch"),
+    (("arch", "args", "ghost_clusters"), [1], "arch.args.ghost_clusters"),
+    (("arch", "args", "vlad_clusters", "text"), [9], "arch.args.vlad_clusters.text"),
+    (("arch", "args", "vlad_clusters", "audio"), [9], "arch.args.vlad_clusters.audio"),
+    (("arch", "args", "num_g_layers"), {"n": 3}, "arch.args.num_g_layers"),
+    (("experts", "ce_shared_dim"), None, "experts.ce_shared_dim"),
+    (("experts", "ce_shared_dim"), 7.5, "experts.ce_shared_dim"),
+    (("experts", "text_feat"), ["w2v"], "experts.text_feat"),
+    (("experts", "modalities"), [], "experts.modalities"),
+    (("trainer", "monitor"), {"max": "R1"}, "trainer.monitor"),
+    (("data_loader", "args", "feat_aggregation", "scene.densenet161.0", "feat_dims"), None,
+     "data_loader.args.feat_aggregation.scene.densenet161.0.feat_dims"),
+    (("data_loader", "args", "feat_aggregation", "scene.densenet161.0", "temporal"), 3,
+     "data_loader.args.feat_aggregation.scene.densenet161.0.temporal"),
+]
+
+
+@pytest.mark.parametrize(("path", "value", "named"), RETYPED,
+                         ids=[".".join(path) for path, _, _ in RETYPED])
+def test_a_retyped_key_is_refused_by_name(path, value, named):
+    """Retypings that once escaped as TypeError/AttributeError: a ConfigError naming the key."""
+    config = copy.deepcopy(VALID)
+    parent = config
+    for key in path[:-1]:
+        parent = parent[key]
+    parent[path[-1]] = value
+    with pytest.raises(ConfigError, match=re.escape(named)):
+        _build_everything(config)

@@ -47,7 +47,9 @@ def test_device_falls_back_to_cpu_and_rejects_nonsense():
     assert resolve_device(None).type == "cpu"
     if not torch.cuda.is_available():
         assert resolve_device("0").type == "cpu"
-        assert resolve_device("cuda:1").type == "cpu"
+        assert resolve_device("cuda:0").type == "cpu"
+        with pytest.raises(UserError, match="no CUDA GPU is visible"):
+            resolve_device("cuda:1")
     with pytest.raises(UserError, match="--device"):
         resolve_device("gpu-two")
 

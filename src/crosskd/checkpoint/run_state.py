@@ -9,6 +9,7 @@ previous good checkpoint in place.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import tempfile
 from pathlib import Path
@@ -17,6 +18,8 @@ from typing import Any
 import torch
 
 from crosskd.errors import UserError
+
+log = logging.getLogger(__name__)
 
 FORMAT = "crosskd-run-state-v1"
 BEST_NAME = "model_best.pth"
@@ -53,9 +56,30 @@ def save_run_state(path: str | Path, *, model_state: dict[str, torch.Tensor], ep
     return path
 
 
+def _temporaries(folder: Path, name: str) -> list[Path]:
+    """The temporary files `_write_atomically` makes for target `name` inside `folder`."""
+    return sorted(folder.glob(f".{name}.*.tmp"))
+
+
+def remove_stale_temporaries(folder: str | Path) -> list[Path]:
+    """Delete half-written checkpoints that a killed process left in a run folder.
+
+    A run folder has one writer at a time, so any temporary file found when a run resumes
+    (or before the next save) belongs to a write that never finished.
+    """
+    stale = [tmp for name in (LAST_NAME, BEST_NAME) for tmp in _temporaries(Path(folder), name)]
+    for tmp in stale:
+        tmp.unlink(missing_ok=True)
+    if stale:
+        log.info("removed %d unfinished checkpoint file(s) from %s", len(stale), folder)
+    return stale
+
+
 def _write_atomically(path: Path, payload: dict[str, Any]) -> None:
     """Save to a temporary file beside `path`, then rename: a crash never leaves half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    for stale in _temporaries(path.parent, path.name):
+        stale.unlink(missing_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:

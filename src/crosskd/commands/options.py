@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +16,8 @@ from crosskd.errors import UserError
 def add_common_options(parser: argparse.ArgumentParser) -> None:
     """--config, --device, --resume, --custom_args, --set, --out, --cache_dir and --no_cache."""
     parser.add_argument("--config", help="experiment config (JSON, original format)")
-    parser.add_argument("--device", help="GPU index (0), 'cuda:N' or 'cpu'; without a GPU the "
-                        "CPU is used")
+    parser.add_argument("--device", help="GPU index (0), 'cuda:N' or 'cpu'; without a GPU, "
+                        "--device 0 runs on the CPU")
     parser.add_argument("--resume", help="checkpoint file or run folder")
     parser.add_argument("--custom_args", help="overrides as key.path@value+other.key@value")
     parser.add_argument("--set", dest="set_args", action="append", metavar="KEY.PATH=VALUE",
@@ -70,9 +71,38 @@ def parse_seeds(text: str | None) -> list[int] | None:
     return seeds
 
 
+def _out_error(path: Path, err: OSError) -> UserError:
+    """One line for an `--out` the OS refused, naming the flag, the path and the fix."""
+    reason = err.strerror or str(err)
+    if isinstance(err, (FileExistsError, NotADirectoryError)):
+        reason = "part of the path is a file, not a folder"
+    return UserError(f"--out {path}: cannot write the metrics file there ({reason}); "
+                     "choose a file in a folder you can write")
+
+
+def check_out_writable(path: Path | None) -> None:
+    """Refuse an `--out` that cannot be written before any work, not after hours of training:
+    create its folder and write (then remove) a probe file beside it."""
+    if path is None:
+        return
+    if path.is_dir():
+        raise UserError(f"--out {path}: is a folder; give the path of a JSON file")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, probe = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.",
+                                         suffix=".tmp")
+        os.close(handle)
+        os.unlink(probe)
+    except OSError as err:
+        raise _out_error(path, err) from None
+
+
 def write_json(path: Path | None, payload: dict[str, Any]) -> None:
     """Write `payload` to `path` (parents created) when a path was given."""
     if path is None:
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(payload, indent=1) + "\n", encoding="utf-8")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(payload, indent=1) + "\n", encoding="utf-8")
+    except OSError as err:
+        raise _out_error(path, err) from None

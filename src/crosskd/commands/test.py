@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import logging
 
-from crosskd.commands.options import add_common_options, config_from_args, write_json
+from crosskd.commands.options import (add_common_options, check_out_writable, config_from_args,
+                                      write_json)
 from crosskd.config import with_eval_settings
 from crosskd.errors import UserError
 from crosskd.train.checkpoints import stored_config
@@ -30,6 +31,7 @@ def run(args: argparse.Namespace) -> int:
     """Evaluate `--resume` with the config (or the one stored in the checkpoint)."""
     if not args.resume:
         raise UserError("test needs --resume <checkpoint or run folder>")
+    check_out_writable(args.out)
     config = config_from_args(args)
     if config is None:
         config = config_from_args(args, fallback=stored_config(args.resume))

@@ -6,8 +6,9 @@ import argparse
 import logging
 from pathlib import Path
 
-from crosskd.commands.options import (add_common_options, config_from_args, parse_seeds,
-                                      write_json)
+from crosskd.commands.options import (add_common_options, check_out_writable, config_from_args,
+                                      parse_seeds, write_json)
+from crosskd.config import require
 from crosskd.errors import UserError
 from crosskd.train.device import resolve_device
 from crosskd.train.report import format_result
@@ -30,9 +31,10 @@ def run(args: argparse.Namespace) -> int:
     """Train one run per seed (or resume one), test each, report and write `--out`."""
     device = resolve_device(args.device)
     seeds = parse_seeds(args.seeds)
+    if args.resume and seeds:
+        raise UserError("--resume continues one run; drop --seeds")
+    check_out_writable(args.out)
     if args.resume:
-        if seeds:
-            raise UserError("--resume continues one run; drop --seeds")
         seed, metrics = resume_run(args.resume,
                                    lambda stored: config_from_args(args, fallback=stored),
                                    device, args.cache_dir)
@@ -43,8 +45,8 @@ def run(args: argparse.Namespace) -> int:
         if config is None:
             raise UserError("train needs --config <config.json> (or --resume <run folder>)")
         name = Path(args.config).stem
-        results = train_seeds(config, name, seeds or [int(config.get("seed", 0))], device,
-                              args.cache_dir)
+        results = train_seeds(config, name, seeds or [require(config, "seed", int, default=0)],
+                              device, args.cache_dir)
     summary = results_object(results)
     print(format_result(name, summary))
     write_json(args.out, summary)

@@ -8,6 +8,7 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
+from crosskd.config import require
 from crosskd.errors import UserError
 from crosskd.losses.ranking import MaxMarginRankingLoss
 from crosskd.losses.teachtext import (TeacherDistillationLoss, TeacherEmbeddings,
@@ -78,11 +79,11 @@ def _flag(config: Mapping[str, Any], key: str) -> bool:
 
 
 def _ranking_loss(config: Mapping[str, Any]) -> MaxMarginRankingLoss:
-    loss = config.get("loss") or {}
+    loss = require(config, "loss", (dict, type(None)), default=None) or {}
     kind = loss.get("type", "MaxMarginRankingLoss")
-    if kind not in RANKING_LOSS_TYPES:
+    if not isinstance(kind, str) or kind not in RANKING_LOSS_TYPES:
         raise UserError(f"config key loss.type is {kind!r}; supported: {RANKING_LOSS_TYPES}")
-    args = loss.get("args") or {}
+    args = require(config, "loss.args", (dict, type(None)), default=None) or {}
     margin = _number({"margin": 1.0, **args}, "margin", "loss.args", 0.0, strict=False)
     fix_norm = args.get("fix_norm", True)
     if not isinstance(fix_norm, bool):

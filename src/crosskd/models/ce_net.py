@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from crosskd.config import ConfigError, require
 from crosskd.errors import UserError
 from crosskd.models.collaborative_gating import collaborative_embeddings, gate_mlp_layers
 from crosskd.models.dims import ModelDims, model_dims
@@ -140,36 +141,44 @@ class CENet(nn.Module):
         }
 
 
-def _check_arch_args(args: Mapping[str, Any]) -> None:
+def _check_arch_args(config: Mapping[str, Any]) -> None:
     """Refuse ablation settings no published config uses, naming the key and the fix."""
-    if args.get("use_ce", "pairwise") not in SUPPORTED_USE_CE:
-        raise UserError(f"config key arch.args.use_ce = {args['use_ce']!r} is not supported; "
+    args = require(config, "arch.args", (dict, type(None)), default=None) or {}
+    use_ce = require(config, "arch.args.use_ce", str, default="pairwise")
+    if use_ce not in SUPPORTED_USE_CE:
+        raise UserError(f"config key arch.args.use_ce = {use_ce!r} is not supported; "
                         "use \"pairwise\" (CE) or \"\" (MoEE)")
     for key, published in PUBLISHED_ARCH_ARGS.items():
         value = args.get(key, published)
         if value != published and not (isinstance(published, str) and not value):
             raise UserError(f"config key arch.args.{key} = {value!r} is not supported (an "
                             f"ablation of the original code); set it to {published!r}")
-    if int(args.get("num_g_layers", 3)) < 1:
+    if require(config, "arch.args.num_g_layers", int, default=3) < 1:
         raise UserError("config key arch.args.num_g_layers must be at least 1")
-    if not args.get("vlad_clusters", {}).get("text"):
+    require(config, "arch.args.vlad_clusters", dict)
+    text_clusters = require(config, "arch.args.vlad_clusters.text", (int, type(None)),
+                            default=None)
+    if not text_clusters or text_clusters < 1:
         raise UserError("config key arch.args.vlad_clusters.text must be a positive number of "
                         "NetVLAD clusters for the caption tokens")
+    require(config, "arch.args.ghost_clusters", (dict, type(None)), default=None)
+    if require(config, "arch.args.ghost_clusters.text", int, default=0) < 0:
+        raise ConfigError("config key arch.args.ghost_clusters.text must be an integer >= 0")
 
 
 def build_model(config: Mapping[str, Any]) -> CENet:
     """Build the CENet a (resolved) config describes, with freshly initialised weights."""
-    arch = config.get("arch") or {}
-    if arch.get("type", "CENet") != "CENet":
+    arch = require(config, "arch", (dict, type(None)), default=None) or {}
+    if require(config, "arch.type", (str, type(None)), default="CENet") != "CENet":
         raise UserError(f"config key arch.type = {arch.get('type')!r}: only CENet is supported")
+    _check_arch_args(config)
     args = arch.get("args") or {}
-    _check_arch_args(args)
     dims = model_dims(config)
     return CENet(
         dims,
-        shared_dim=config["experts"].get("ce_shared_dim"),
+        shared_dim=require(config, "experts.ce_shared_dim", (int, type(None)), default=None),
         vlad_clusters=args["vlad_clusters"],
-        text_ghost_clusters=int((args.get("ghost_clusters") or {}).get("text", 0)),
+        text_ghost_clusters=require(config, "arch.args.ghost_clusters.text", int, default=0),
         collaborative=bool(args.get("use_ce", "pairwise")),
-        num_g_layers=int(args.get("num_g_layers", 3)),
+        num_g_layers=require(config, "arch.args.num_g_layers", int, default=3),
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from crosskd.config import Config, ConfigError
+from crosskd.config import Config, ConfigError, require
 
 DEFAULT_MONITOR = "max val_t2v_metrics_geometric_mean_R1-R5-R10"
 
@@ -20,7 +20,8 @@ class Monitor:
     @classmethod
     def from_config(cls, config: Config) -> "Monitor":
         """Parse `trainer.monitor`; `off` keeps the last epoch as the best one."""
-        text = (config.get("trainer") or {}).get("monitor", DEFAULT_MONITOR)
+        require(config, "trainer", (dict, type(None)), default=None)
+        text = require(config, "trainer.monitor", str, default=DEFAULT_MONITOR)
         if text == "off":
             return cls("off", "")
         mode, _, key = text.partition(" ")

@@ -13,7 +13,7 @@ from typing import Any, Callable, Sequence
 import torch
 
 from crosskd.checkpoint.run_state import BEST_NAME, load_run_state, resolve_resume_path
-from crosskd.config import Config, with_eval_settings
+from crosskd.config import Config, require, with_eval_settings
 from crosskd.data.retrieval import RetrievalData
 from crosskd.train.evaluate import evaluate_checkpoint
 from crosskd.train.report import describe_protocol, summarize_seeds
@@ -26,7 +26,8 @@ TEST_METRICS_NAME = "test_metrics.json"
 
 def run_folder(config: Config, experiment: str, seed: int, timestamp: str) -> Path:
     """`<trainer.save_dir>/<experiment>/<timestamp>_seed<seed>`, never reusing a folder."""
-    save_dir = Path((config.get("trainer") or {}).get("save_dir", "data/saved"))
+    require(config, "trainer", (dict, type(None)), default=None)
+    save_dir = Path(require(config, "trainer.save_dir", str, default="data/saved"))
     base = save_dir / experiment / f"{timestamp}_seed{seed}"
     path, suffix = base, 1
     while path.exists():
@@ -59,7 +60,8 @@ def train_and_test(config: Config, run_dir: Path, device: torch.device,
 def _train(config: Config, run_dir: Path, device: torch.device, data: RetrievalData,
            resume: Path | None) -> None:
     """Train one run; the model and optimizer are freed on return, before the final test."""
-    trainer = Trainer(config, run_dir, device, seed=int(config.get("seed", 0)), data=data)
+    trainer = Trainer(config, run_dir, device, seed=require(config, "seed", int, default=0),
+                      data=data)
     if resume is not None:
         trainer.resume(resume)
     result = trainer.train()
@@ -96,7 +98,7 @@ def resume_run(resume: str | Path, overrides: Callable[[Config], Config], device
     checkpoint = resolve_resume_path(resume)
     stored = load_run_state(checkpoint)["config"]
     config = {**overrides(stored), "seed": stored.get("seed", 0)}
-    seed = int(config["seed"])
+    seed = require(config, "seed", int)
     return seed, train_and_test(config, checkpoint.parent, device, resume=checkpoint,
                                 cache_dir=cache_dir)
 

@@ -17,8 +17,9 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from crosskd.checkpoint.run_state import BEST_NAME, LAST_NAME, load_run_state, save_run_state
-from crosskd.config import Config, ConfigError, save_config
+from crosskd.checkpoint.run_state import (BEST_NAME, LAST_NAME, load_run_state,
+                                         remove_stale_temporaries, save_run_state)
+from crosskd.config import Config, ConfigError, require, save_config
 from crosskd.data.retrieval import RetrievalData
 from crosskd.errors import UserError
 from crosskd.losses import build_objective
@@ -66,11 +67,15 @@ class Trainer:
         self.config = config
         self.run_dir = Path(run_dir)
         self.device = device
-        trainer_cfg = config.get("trainer") or {}
-        self.epochs = int(trainer_cfg.get("epochs", 1))
-        self.val_freq = max(1, int(trainer_cfg.get("val_freq", 1)))
-        self.save_period = max(1, int(trainer_cfg.get("save_period", 1)))
-        self.batch_size = int(config["data_loader"]["args"]["batch_size"])
+        require(config, "trainer", (dict, type(None)), default=None)
+        self.epochs = require(config, "trainer.epochs", int, default=1)
+        self.val_freq = max(1, require(config, "trainer.val_freq", int, default=1))
+        self.save_period = max(1, require(config, "trainer.save_period", int, default=1))
+        self.tensorboard = bool(require(config, "trainer.tensorboard", (bool, int), default=True))
+        self.batch_size = require(config, "data_loader.args.batch_size", int)
+        if self.batch_size < 1:
+            raise ConfigError("config key data_loader.args.batch_size must be an integer > 0, "
+                              f"got {self.batch_size}")
         self.monitor = Monitor.from_config(config)
         self.data_rng = seed_everything(seed)
         self.data = data if data is not None else RetrievalData.from_config(config)
@@ -103,6 +108,7 @@ class Trainer:
         if self.scheduler is not None and state["lr_scheduler"] is not None:
             self.scheduler.load_state_dict(state["lr_scheduler"])
         restore_rng_state(state["rng_state"], self.data_rng)
+        remove_stale_temporaries(Path(checkpoint).parent)
         self.start_epoch = state["epoch"] + 1
         self.best = state["monitor_best"]
         self.best_epoch = int(state.get("best_epoch", 0))
@@ -125,10 +131,7 @@ class Trainer:
                 output = self.step_model(batch.experts, batch.ind, batch.text)
                 total, terms = self.objective(output, batch.distil_text, batch.distil_video)
             if not torch.isfinite(total):
-                raise NonFiniteLossError(
-                    f"the training loss became {total.item()} at epoch {epoch}, batch "
-                    f"{batch_index + 1}; stopped. The last good checkpoint is "
-                    f"{self.run_dir / LAST_NAME}. Lower optimizer.args.lr or check the features")
+                raise self._divergence(total.item(), epoch, batch_index + 1)
             total.backward()
             self.optimizer.step()
             self.optimizer.zero_grad(set_to_none=True)  # gradients freed before the next batch
@@ -139,6 +142,30 @@ class Trainer:
             progress.set_postfix(loss=f"{loss:.4f}")
         release_mapped_pages(self.data.train)
         return {key: value / max(1, num_batches) for key, value in sums.items()}
+
+    def _divergence(self, loss: float, epoch: int, batch: int) -> NonFiniteLossError:
+        """The error for a NaN/inf loss, naming the checkpoint to go back to if there is one."""
+        last = self.run_dir / LAST_NAME
+        if last.exists():
+            saved = f"The last good checkpoint is {last}"
+        else:
+            saved = (f"No checkpoint was written yet (one is written every "
+                     f"trainer.save_period = {self.save_period} epoch(s))")
+        return NonFiniteLossError(f"the training loss became {loss} at epoch {epoch}, batch "
+                                  f"{batch}; stopped. {saved}. Lower optimizer.args.lr or "
+                                  "check the features")
+
+    def _create_run_dir(self) -> None:
+        """Create the run folder and write its config, refusing an unwritable place up front."""
+        try:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            save_config(self.config, self.run_dir / CONFIG_NAME)
+        except OSError as err:
+            reason = err.strerror or str(err)
+            if isinstance(err, (FileExistsError, NotADirectoryError)):
+                reason = "part of the path is a file, not a folder"
+            raise UserError(f"cannot create the run folder {self.run_dir} ({reason}); set "
+                            "trainer.save_dir to a folder you can write") from None
 
     def _save(self, name: str, epoch: int, resumable: bool = True,
               model_state: dict[str, torch.Tensor] | None = None) -> Path:
@@ -180,10 +207,8 @@ class Trainer:
 
     def train(self) -> TrainResult:
         """Run the remaining epochs, writing logs and checkpoints into the run folder."""
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        save_config(self.config, self.run_dir / CONFIG_NAME)
-        epoch_log = EpochLog(self.run_dir, self.history,
-                             tensorboard=bool(self.config.get("trainer", {}).get("tensorboard", True)))
+        self._create_run_dir()
+        epoch_log = EpochLog(self.run_dir, self.history, tensorboard=self.tensorboard)
         try:
             for epoch in range(self.start_epoch, self.epochs + 1):
                 row: dict[str, Any] = {"epoch": epoch, **self._train_epoch(epoch),

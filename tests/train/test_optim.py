@@ -1,0 +1,201 @@
+"""SinglePassRAdam against torch.optim.RAdam, and optimizer/scheduler config validation."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from crosskd.config import ConfigError
+from crosskd.errors import UserError
+from crosskd.train import fast_radam
+from crosskd.train.fast_radam import SinglePassRAdam
+from crosskd.train.optim import build_optimizer, build_scheduler
+
+ARGS = {"lr": 1e-3, "weight_decay": 1e-5}
+#: (rtol, atol) between the fused path and torch's RAdam, which differ only in rounding:
+#: on float32 parameters, and on the float64 displacement from the initial values (~1e-2).
+TOLERANCE = {torch.float32: (1e-6, 1e-8), torch.float64: (1e-10, 1e-13)}
+SHAPES = [(33, 17), (17,), (5, 3, 2), (1,)]
+
+
+def _params(dtype: torch.dtype = torch.float32) -> list[torch.nn.Parameter]:
+    generator = torch.Generator().manual_seed(0)
+    return [torch.nn.Parameter(torch.randn(shape, generator=generator, dtype=dtype))
+            for shape in SHAPES]
+
+
+def _step_lr(optimizer: torch.optim.Optimizer) -> torch.optim.lr_scheduler.StepLR:
+    return torch.optim.lr_scheduler.StepLR(optimizer, step_size=4, gamma=0.5)
+
+
+def _run(optimizer: torch.optim.Optimizer, params: list[torch.nn.Parameter], steps: range,
+         skip: int | None = None, scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
+         ) -> None:
+    """Step with seeded gradients (a fresh draw per step number) and a StepLR halving lr."""
+    scheduler = _step_lr(optimizer) if scheduler is None else scheduler
+    for step in steps:
+        generator = torch.Generator().manual_seed(1000 + step)
+        for index, param in enumerate(params):
+            param.grad = (None if index == skip and step % 3 == 0
+                          else torch.randn(param.shape, generator=generator, dtype=param.dtype))
+        optimizer.step()
+        scheduler.step()
+
+
+def _assert_close(ours: list[torch.Tensor], theirs: list[torch.Tensor]) -> None:
+    for a, b in zip(ours, theirs):
+        torch.testing.assert_close(a.detach(), b.detach(), rtol=TOLERANCE[a.dtype][0],
+                                   atol=TOLERANCE[a.dtype][1])
+
+
+@pytest.mark.parametrize("skip, chunk", [(None, fast_radam._CHUNK), (1, fast_radam._CHUNK),
+                                         (None, 7)])
+def test_matches_torch_radam_over_many_steps(skip, chunk, monkeypatch):
+    """12 float32 steps (7 rectified, lr changing) give torch's parameters and moments, also when
+    one parameter misses some gradients and so falls behind the others' step count, and when
+    the unrectified steps split the parameters into chunks."""
+    monkeypatch.setattr(fast_radam, "_CHUNK", chunk)
+    ours, theirs = _params(), _params()
+    fast, reference = SinglePassRAdam(ours, **ARGS), torch.optim.RAdam(theirs, **ARGS)
+    _run(fast, ours, range(12), skip)
+    _run(reference, theirs, range(12), skip)
+    _assert_close(ours, theirs)
+    for a, b in zip(ours, theirs):
+        assert float(fast.state[a]["step"]) == float(reference.state[b]["step"])
+        _assert_close([fast.state[a]["exp_avg_sq"]], [reference.state[b]["exp_avg_sq"]])
+
+
+def test_the_updates_match_torch_radam_to_float64_rounding():
+    """In float64 the displacement itself (not hidden by the parameters' rounding) agrees."""
+    start, ours, theirs = (_params(torch.float64) for _ in range(3))
+    _run(SinglePassRAdam(ours, **ARGS), ours, range(12))
+    _run(torch.optim.RAdam(theirs, **ARGS), theirs, range(12))
+    moved = [(a - s).detach() for a, s in zip(ours, start)]
+    assert all(float(m.abs().max()) > 1e-4 for m in moved), "every parameter must move"
+    _assert_close(moved, [(b - s).detach() for b, s in zip(theirs, start)])
+
+
+def test_rectified_steps_use_the_fused_kernel(monkeypatch):
+    calls = []
+    monkeypatch.setattr(fast_radam, "adam", lambda *a, **k: calls.append(k["fused"]))
+    params = _params()
+    _run(SinglePassRAdam(params, **ARGS), params, range(7))
+    assert calls == [True, True]  # steps 6 and 7; torch's RAdam did steps 1-5
+
+
+@pytest.mark.parametrize("first, second", [(torch.optim.RAdam, SinglePassRAdam),
+                                           (SinglePassRAdam, torch.optim.RAdam)])
+def test_state_dicts_move_between_the_classes(first, second):
+    """A checkpoint of either class resumes in the other and continues like an unbroken run."""
+    resumed, unbroken = _params(), _params()
+    saved = first(resumed, **ARGS)
+    saved_scheduler = _step_lr(saved)
+    _run(saved, resumed, range(7), scheduler=saved_scheduler)
+    state, scheduler_state = saved.state_dict(), saved_scheduler.state_dict()
+    continued = second(resumed, **ARGS)
+    scheduler = _step_lr(continued)
+    continued.load_state_dict(state)
+    scheduler.load_state_dict(scheduler_state)
+    assert continued.state_dict()["param_groups"] == state["param_groups"]
+    _run(continued, resumed, range(7, 12), scheduler=scheduler)
+    _run(torch.optim.RAdam(unbroken, **ARGS), unbroken, range(12))
+    _assert_close(resumed, unbroken)
+
+
+def test_options_the_fused_path_lacks_run_torch_radam_bit_exactly():
+    ours, theirs = _params(), _params()
+    args = {**ARGS, "decoupled_weight_decay": True}
+    _run(SinglePassRAdam(ours, **args), ours, range(8))
+    _run(torch.optim.RAdam(theirs, **args), theirs, range(8))
+    assert all(torch.equal(a, b) for a, b in zip(ours, theirs))
+
+
+def test_build_optimizer_maps_the_config_types():
+    params = _params()
+    assert type(build_optimizer({"optimizer": {"type": "RAdam", "args": ARGS}}, params)) \
+        is SinglePassRAdam
+    assert type(build_optimizer({"optimizer": {"type": "Adam", "args": ARGS}}, params)) \
+        is torch.optim.Adam
+    frozen = torch.nn.Parameter(torch.ones(2), requires_grad=False)
+    optimizer = build_optimizer({"optimizer": {"type": "SGD", "args": {"lr": 0.1}}},
+                                [*params, frozen])
+    assert all(p is not frozen for p in optimizer.param_groups[0]["params"])
+
+
+@pytest.mark.parametrize("block, key", [
+    ({"type": "RAdam", "args": {"lr": "fast"}}, "optimizer.args"),
+    ({"type": "RAdam", "args": {"betas": [0.9, 0.99, 0.999]}}, "optimizer.args"),
+    ({"type": "RAdam", "args": {"betas": {"a": 1}}}, "optimizer.args"),
+    ({"type": "RAdam", "args": {"lr": -1}}, "optimizer.args"),
+    ({"type": "RAdam", "args": {"fused": True}}, "optimizer.args"),
+    ({"type": "RAdam", "args": [0.001]}, "optimizer.args"),
+    ({"type": ["RAdam"], "args": {}}, "optimizer.type"),
+    ({"type": "Ranger", "args": {}}, "optimizer.type"),
+    ({"args": {}}, "optimizer.type"),
+    ("RAdam", "optimizer"),
+])
+def test_damaged_optimizer_blocks_are_config_errors(block, key):
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        build_optimizer({"optimizer": block}, _params())
+
+
+@pytest.mark.parametrize("block, key", [
+    ({"type": "StepLR", "args": {"step_size": 0}}, "lr_scheduler.args"),
+    ({"type": "StepLR", "args": {"step_size": 1, "gamma": "x"}}, "lr_scheduler.args"),
+    ({"type": "StepLR", "args": {}}, "lr_scheduler.args"),
+    ({"type": "MultiStepLR", "args": {"milestones": 3}}, "lr_scheduler.args"),
+    ({"type": "StepLR", "args": None}, "lr_scheduler.args"),
+    ({"type": 3, "args": {}}, "lr_scheduler.type"),
+    ([1], "lr_scheduler"),
+])
+def test_damaged_scheduler_blocks_are_config_errors(block, key):
+    optimizer = torch.optim.SGD(_params(), lr=0.1)
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        build_scheduler({"lr_scheduler": block}, optimizer)
+
+
+def test_a_valid_scheduler_leaves_the_optimizer_untouched():
+    optimizer = torch.optim.SGD(_params(), lr=0.1)
+    scheduler = build_scheduler({"lr_scheduler": {"type": "StepLR",
+                                                  "args": {"step_size": 1, "gamma": 0.5}}},
+                                optimizer)
+    assert optimizer.param_groups[0]["lr"] == 0.1
+    optimizer.step()
+    scheduler.step()
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.05)
+    assert build_scheduler({}, optimizer) is None
+
+
+json_values = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(-3, 40), st.floats(width=32),
+              st.text(max_size=8)),
+    lambda children: st.one_of(st.lists(children, max_size=4),
+                               st.dictionaries(st.text(max_size=6), children, max_size=4)),
+    max_leaves=8)
+arg_names = st.sampled_from(["lr", "weight_decay", "betas", "eps", "step_size", "gamma",
+                             "milestones", "momentum", "last_epoch", "foreach", "x"])
+blocks = st.one_of(json_values, st.fixed_dictionaries(
+    {"type": st.one_of(st.sampled_from(["RAdam", "Adam", "AdamW", "SGD", "StepLR",
+                                        "MultiStepLR", "ExponentialLR"]), json_values)},
+    optional={"args": st.one_of(json_values, st.dictionaries(arg_names, json_values,
+                                                             max_size=3))}))
+
+
+@settings(max_examples=150, deadline=None, derandomize=True)
+@given(optimizer=blocks, scheduler=blocks)
+def test_any_json_block_builds_or_is_refused_with_a_user_error(optimizer, scheduler):
+    """Whatever JSON a user puts in the two blocks: a working pair, or one UserError line."""
+    params = _params()
+    for param in params:
+        param.grad = torch.ones_like(param)
+    try:
+        built = build_optimizer({"optimizer": optimizer}, params)
+        schedule = build_scheduler({"lr_scheduler": scheduler}, built)
+        if schedule is not None:
+            for _ in range(3):
+                built.step()
+                schedule.step()
+    except UserError as err:
+        assert str(err).strip()
