@@ -1,6 +1,6 @@
 """Packing and loading a synthetic MSRVTT at real scale: time and peak RSS, float32 and float16.
 
-    python3 benchmarks/data_loading.py --out /work/bench-data            # real scale
+    python3 benchmarks/data_loading.py --out /tmp/bench-data             # real scale (~50 GB of disk)
     python3 benchmarks/data_loading.py --out /tmp/b --videos 500 --caption-tokens 4 12  # quick
 
 Writes the dataset once (seeded), then runs each measurement in a fresh process so that peak

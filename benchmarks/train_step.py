@@ -1,9 +1,9 @@
 """Time one CE+ training step at the real MSRVTT size and compare it with the matmul roofline.
 
     python3 benchmarks/train_step.py \
-        --config /work/shared/reference-configs/configs_crosskd/msrvtt-train-gpt2-xl-finetuned-mte-adam-cecap.json
+        --config configs/msrvtt-train-gpt2-xl-finetuned-mte-adam-cecap.json
 
-`--config` is a training config (the reference MSRVTT CE+ cecap one above: 7 experts,
+`--config` is a training config (the published MSRVTT CE+ cecap one above: 7 experts,
 gpt2-xl-finetune text, 262.7 M parameters). Inputs are random but have the real shapes:
 text [64, 1, 37, 1600] and audio/speech token sequences, zero-padded after a random length,
 with some experts missing. One step = forward (train mode), the config's loss (ranking +
