@@ -142,3 +142,19 @@ def test_changed_source_file_invalidates_cache(dataset, tmp_path):
     _rewrite(_scene_path(root, config), lambda d: d.update({video: np.ones(96, np.float32)}))
     after = RetrievalData.from_config(config, cache_dir=cache)
     assert after.eval.batch(np.arange(1)).experts[SCENE].numpy().tolist() == [[1.0] * 96]
+
+
+@pytest.mark.parametrize("key, value", [("text_dropout", 0.1), ("restrict_train_captions", 5),
+                                        ("caption_masks", "masks.pkl")])
+def test_unsupported_loader_option_is_refused_not_ignored(dataset, key, value):
+    _, _, config = dataset
+    config["data_loader"]["args"][key] = value
+    with pytest.raises(errors.DataError, match=f"data_loader.args.{key}.*not supported"):
+        _load(config)
+
+
+def test_binarised_expert_is_refused(dataset):
+    _, _, config = dataset
+    config["data_loader"]["args"]["feat_aggregation"].setdefault(SCENE, {})["binarise"] = True
+    with pytest.raises(errors.DataError, match=f"{SCENE}.binarise"):
+        _load(config)

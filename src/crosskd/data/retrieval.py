@@ -20,6 +20,8 @@ from crosskd.models.dims import model_dims
 
 log = logging.getLogger(__name__)
 
+UNSUPPORTED_LOADER_OPTIONS = ("text_dropout", "restrict_train_captions", "caption_masks")
+
 
 @dataclass
 class RetrievalData:
@@ -69,6 +71,19 @@ class _Loader:
         for name in [*self.variable, "text"]:
             if name not in self.max_tokens:
                 raise DataError(f"config key data_loader.args.max_tokens.{name} is missing")
+        self._refuse_unsupported_options()
+
+    def _refuse_unsupported_options(self) -> None:
+        """Options of the original that no published config turns on are refused, not ignored."""
+        for key in UNSUPPORTED_LOADER_OPTIONS:
+            if self.args.get(key):
+                raise DataError(f"config key data_loader.args.{key} = {self.args[key]!r} is not "
+                                "supported (no published config uses it); remove it or set "
+                                "it to 0/null")
+        for name in self.modalities:
+            if (self.aggregation.get(name) or {}).get("binarise"):
+                raise DataError(f"config key data_loader.args.feat_aggregation.{name}.binarise "
+                                "is not supported (no published config uses it); set it to false")
 
     def _packed(self, relative: str, kind: str, what: str,
                 max_rows: int | None = None) -> PackedFile:
