@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CONFORMANCE = REPO_ROOT.parent / "shared" / "conformance"
@@ -31,3 +32,12 @@ def conformance() -> Path:
 def _packed_feature_cache(tmp_path_factory) -> None:
     """Keep the packed-feature cache of every test (and its subprocesses) in a temporary folder."""
     os.environ["CROSSKD_CACHE_DIR"] = str(tmp_path_factory.mktemp("packed-cache"))
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny models run fastest (and steadiest on a busy machine) on one thread."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Callable
 
 import pytest
-import torch
 
 from crosskd.cli import main
 from crosskd.data.synth import write_synthetic
@@ -49,10 +48,6 @@ def cli(capsys) -> Callable[..., CliResult]:
 
 
 @pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run fastest (and steadiest on a busy machine) on one thread."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def _one_thread_everywhere(one_thread) -> None:
+    """Every reliability test runs its tiny models on one thread (the shared `one_thread`)."""
 

@@ -15,6 +15,8 @@ from crosskd.cli import main
 from crosskd.data.synth import SynthSpec, example_config, write_synthetic
 from crosskd.train.trainer import NonFiniteLossError, Trainer
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # dataset -> (training split, final-test split), as in the published configs
 PROTOCOLS = {"MSRVTT": ("full-val", "full-test"), "MSVD": ("dev", "official"),
@@ -50,15 +52,6 @@ def _spec(dataset: str) -> SynthSpec:
     return SynthSpec(dataset=dataset, videos=40, captions_per_video=4,
                      caption_tokens=(2, 6), max_expert_tokens=4,
                      visual_dims={name: 12 for name in SynthSpec().visual_dims})
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run fastest (and steadiest on a busy machine) on one thread."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

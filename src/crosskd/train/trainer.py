@@ -130,13 +130,13 @@ class Trainer:
             with self.acceleration.autocast(self.device):
                 output = self.step_model(batch.experts, batch.ind, batch.text)
                 total, terms = self.objective(output, batch.distil_text, batch.distil_video)
-            if not torch.isfinite(total):
-                raise self._divergence(total.item(), epoch, batch_index + 1)
+            loss = float(total.detach())  # the step's one read of the total from the device
+            if not math.isfinite(loss):
+                raise self._divergence(loss, epoch, batch_index + 1)
             total.backward()
             self.optimizer.step()
             self.optimizer.zero_grad(set_to_none=True)  # gradients freed before the next batch
             num_batches += 1
-            loss = float(total.detach())
             for key, value in {"loss": loss, **{f"loss_{k}": v for k, v in terms.items()}}.items():
                 sums[key] = sums.get(key, 0.0) + value
             progress.set_postfix(loss=f"{loss:.4f}")
