@@ -55,7 +55,9 @@ class RetrievalObjective(nn.Module):
         for name in ("teacher", "caption", "video"):
             if name in terms:
                 total = total + self.weights[name] * terms[name]
-        return total, {name: value.item() for name, value in terms.items()}
+        # one device-to-host copy for every term, not one per term
+        values = torch.stack([value.detach().float() for value in terms.values()]).tolist()
+        return total, dict(zip(terms, values))
 
 
 def _number(section: Mapping[str, Any], key: str, where: str, minimum: float,
