@@ -18,11 +18,10 @@ import sys
 import time
 from pathlib import Path
 
-import torch
-
 from reliability_support import tiny_config
 from crosskd.checkpoint.run_state import BEST_NAME, LAST_NAME, load_run_state
 from crosskd.cli import main
+from nested_equality import same_nested
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 EPOCHS = 8
@@ -77,18 +76,6 @@ def _kill_at_random_point(config_path: Path, save_dir: Path) -> tuple[Path, floa
     return first.parent, delay
 
 
-def _same(left, right) -> bool:
-    """Exact equality of nested checkpoint contents (tensors compared bit for bit)."""
-    if isinstance(left, torch.Tensor):
-        return (isinstance(right, torch.Tensor) and left.dtype == right.dtype
-                and torch.equal(left, right))
-    if isinstance(left, dict):
-        return left.keys() == right.keys() and all(_same(left[k], right[k]) for k in left)
-    if isinstance(left, (list, tuple)):
-        return len(left) == len(right) and all(map(_same, left, right))
-    return left == right
-
-
 def test_sigkilled_run_resumes_to_the_uninterrupted_weights(pristine_dataset, tmp_path):
     reference_dir = tmp_path / "reference"
     reference_dir.mkdir()
@@ -113,7 +100,7 @@ def test_sigkilled_run_resumes_to_the_uninterrupted_weights(pristine_dataset, tm
         expected, resumed = load_run_state(reference_run / name), load_run_state(run_dir / name)
         for key in ("epoch", "best_epoch", "monitor_best", "state_dict", "optimizer",
                     "lr_scheduler", "history"):
-            assert _same(expected[key], resumed[key]), (
+            assert same_nested(expected[key], resumed[key]), (
                 f"{name}: {key} differs after a kill at epoch {survived['epoch']} "
                 f"(+{delay:.3f} s)")
     assert ((reference_dir / "out.json").read_text()

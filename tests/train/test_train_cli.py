@@ -14,6 +14,7 @@ from crosskd.checkpoint.run_state import BEST_NAME, LAST_NAME, load_run_state
 from crosskd.cli import main
 from crosskd.data.synth import SynthSpec, example_config, write_synthetic
 from crosskd.train.trainer import NonFiniteLossError, Trainer
+from nested_equality import same_nested
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -97,16 +98,6 @@ def test_train_then_test_reproduces_the_final_metrics(dataset, datasets, tmp_pat
     assert protocol["captions_per_video"] == (1 if fused else 4)
 
 
-def _tensors_equal(left, right) -> bool:
-    if isinstance(left, torch.Tensor):
-        return torch.equal(left, right)
-    if isinstance(left, dict):
-        return left.keys() == right.keys() and all(_tensors_equal(left[k], right[k]) for k in left)
-    if isinstance(left, (list, tuple)):
-        return len(left) == len(right) and all(map(_tensors_equal, left, right))
-    return left == right
-
-
 def test_resumed_run_is_bit_identical_to_an_uninterrupted_one(datasets, tmp_path):
     config = tiny_config("MSRVTT", datasets["MSRVTT"], tmp_path / "saved")
     full = _write_config(tmp_path / "full.json", config)
@@ -121,8 +112,8 @@ def test_resumed_run_is_bit_identical_to_an_uninterrupted_one(datasets, tmp_path
     for name in (LAST_NAME, BEST_NAME):
         a, b = load_run_state(full_dir / name), load_run_state(short_dir / name)
         assert a["epoch"] == b["epoch"]
-        assert _tensors_equal(a["state_dict"], b["state_dict"])
-        assert _tensors_equal(a["optimizer"], b["optimizer"])
+        assert same_nested(a["state_dict"], b["state_dict"])
+        assert same_nested(a["optimizer"], b["optimizer"])
     assert (json.loads((tmp_path / "full.json.out").read_text())
             == json.loads((tmp_path / "resumed.json.out").read_text()))
     assert (json.loads((full_dir / "metrics.json").read_text())
