@@ -12,6 +12,7 @@ import copy
 import pytest
 import torch
 from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from crosskd.models.collaborative_gating import collaborative_embeddings, gate_mlp_layers
 from crosskd.models.gating import GatedEmbeddingUnitReasoning
@@ -63,7 +64,7 @@ def test_shared_input_linear_matches_separate_layers(input_grad):
     reference = copy.deepcopy(layers)
     x = torch.randn(8, 40, requires_grad=input_grad)
     outputs = shared_input_linear(x, layers)
-    # the last output is unused: its layer gets zero gradients, as with separate layers
+    # the last output is unused: its layer gets no gradient, as with separate layers
     (outputs[0].square().sum() + (outputs[1] * 3).sum()).backward()
     ours = x.grad.clone() if input_grad else None
     x.grad = None
@@ -74,8 +75,37 @@ def test_shared_input_linear_matches_separate_layers(input_grad):
     if input_grad:
         torch.testing.assert_close(ours, x.grad)
     for mine, theirs in zip(layers.parameters(), reference.parameters()):
-        torch.testing.assert_close(mine.grad, theirs.grad if theirs.grad is not None
-                                   else torch.zeros_like(mine))
+        torch.testing.assert_close(mine.grad, theirs.grad, rtol=0, atol=0)
+    assert layers[2].weight.grad is None
+
+
+def test_shared_input_linear_hands_each_weight_gradient_over_before_the_next():
+    """Each weight's gradient is complete (its accumulation hook runs) before the next one is
+    computed, so a hook that consumes and frees it keeps one alive at a time."""
+    torch.manual_seed(3)
+    layers = [nn.Linear(30, 50) for _ in range(4)]
+    weight_numel = layers[0].weight.numel()
+    events = []
+
+    class WeightGradients(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            if func is torch.ops.aten.mm.default and out.numel() == weight_numel:
+                events.append("computed")
+            return out
+
+    def consume(param: torch.Tensor) -> None:
+        events.append("consumed")
+        param.grad = None
+
+    for layer in layers:
+        layer.weight.register_post_accumulate_grad_hook(consume)
+    x = torch.randn(6, 30, requires_grad=True)
+    loss = sum(out.square().sum() for out in shared_input_linear(x, layers))
+    with WeightGradients():
+        loss.backward()
+    assert events == ["computed", "consumed"] * 4
+    assert x.grad is not None
 
 
 def test_shared_input_linear_backward_under_bf16_autocast():

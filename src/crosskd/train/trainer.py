@@ -25,6 +25,7 @@ from crosskd.errors import UserError
 from crosskd.losses import build_objective
 from crosskd.models import build_model
 from crosskd.train.acceleration import Acceleration
+from crosskd.train.backward_step import step_during_backward
 from crosskd.train.device import configure_cpu_threads
 from crosskd.train.evaluate import evaluate
 from crosskd.train.history import EpochLog
@@ -90,6 +91,12 @@ class Trainer:
         self.step_model = self.acceleration.compiled(self.model)
         self.objective = build_objective(config).to(device)
         self.optimizer = build_optimizer(config, self.model.parameters())
+        # stepping inside backward saves a copy of the weights; on by default on the CPU,
+        # where memory is the limit (on a GPU one fused step after backward is faster)
+        self.step_in_backward = require(config, "trainer.optimizer_in_backward", bool,
+                                        default=device.type == "cpu")
+        if self.step_in_backward:
+            step_during_backward(self.optimizer)
         self.scheduler = build_scheduler(config, self.optimizer)
         self.start_epoch = 1
         self.best = self.monitor.worst
@@ -134,13 +141,14 @@ class Trainer:
             if not math.isfinite(loss):
                 raise self._divergence(loss, epoch, batch_index + 1)
             total.backward()
-            self.optimizer.step()
-            self.optimizer.zero_grad(set_to_none=True)  # gradients freed before the next batch
+            if not self.step_in_backward:
+                self.optimizer.step()
+                self.optimizer.zero_grad(set_to_none=True)  # freed before the next batch
             num_batches += 1
             for key, value in {"loss": loss, **{f"loss_{k}": v for k, v in terms.items()}}.items():
                 sums[key] = sums.get(key, 0.0) + value
             progress.set_postfix(loss=f"{loss:.4f}")
-        release_mapped_pages(self.data.train)
+            release_mapped_pages(self.data.train)  # the pages this batch read
         return {key: value / max(1, num_batches) for key, value in sums.items()}
 
     def _divergence(self, loss: float, epoch: int, batch: int) -> NonFiniteLossError:

@@ -1,0 +1,77 @@
+"""Stepping the optimizer inside backward changes memory, not results."""
+
+from __future__ import annotations
+
+import weakref
+
+import pytest
+import torch
+
+from crosskd.config import ConfigError
+from crosskd.data.retrieval import RetrievalData
+from crosskd.data.synth import SynthSpec, example_config, write_synthetic
+from crosskd.train.backward_step import step_during_backward
+from crosskd.train.trainer import Trainer
+from nested_equality import same_nested
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    spec = SynthSpec(videos=60, captions_per_video=3, caption_tokens=(2, 9),
+                     max_expert_tokens=6, visual_dims={n: 10 for n in SynthSpec().visual_dims})
+    root = tmp_path_factory.mktemp("in-backward") / "MSRVTT"
+    write_synthetic(spec, root)
+    config = example_config(spec, root, split_name="full-val", max_text_tokens=7)
+    return config, RetrievalData.from_config(config)
+
+
+def _trainer(data, tmp_path, optimizer: str, in_backward: object) -> Trainer:
+    config, loaded = data
+    run = {**config, "optimizer": {"type": optimizer, "args": {"lr": 0.01, "weight_decay": 1e-4}},
+           "lr_scheduler": {"type": "StepLR", "args": {"step_size": 1, "gamma": 0.9}},
+           "trainer": {"epochs": 2, "save_dir": str(tmp_path), "tensorboard": False,
+                       "monitor": "max val_t2v_metrics_R5"},
+           "data_loader": {**config["data_loader"],
+                           "args": {**config["data_loader"]["args"], "batch_size": 8}}}
+    if in_backward is not None:
+        run["trainer"]["optimizer_in_backward"] = in_backward
+    return Trainer(run, tmp_path / f"{optimizer}-{in_backward}", torch.device("cpu"), seed=0,
+                   data=loaded)
+
+
+@pytest.mark.parametrize("optimizer", ["RAdam", "Adam"])
+def test_training_with_the_step_in_backward_is_bit_identical(data, tmp_path, optimizer):
+    """Past RAdam's rectification onset (step 6), with weight decay and a scheduler."""
+    runs = [_trainer(data, tmp_path, optimizer, flag) for flag in (False, True)]
+    histories = [run.train().history for run in runs]
+    assert histories[0] == histories[1]
+    assert same_nested(runs[0].model.state_dict(), runs[1].model.state_dict())
+    assert same_nested(runs[0].optimizer.state_dict(), runs[1].optimizer.state_dict())
+    assert all(p.grad is None for p in runs[1].model.parameters())
+
+
+def test_the_setting_defaults_to_on_for_the_cpu_and_is_checked(data, tmp_path):
+    assert _trainer(data, tmp_path, "RAdam", None).step_in_backward
+    assert not _trainer(data, tmp_path, "RAdam", False).step_in_backward
+    with pytest.raises(ConfigError, match="trainer.optimizer_in_backward"):
+        _trainer(data, tmp_path, "RAdam", "yes")
+
+
+def test_each_hook_steps_only_its_own_parameter():
+    first, second = torch.nn.Parameter(torch.ones(3)), torch.nn.Parameter(torch.ones(3))
+    optimizer = torch.optim.SGD([first, second], lr=0.5)
+    step_during_backward(optimizer)
+    (2 * first).sum().backward()
+    assert first.grad is None and torch.equal(first.detach(), torch.zeros(3))
+    assert torch.equal(second.detach(), torch.ones(3))
+
+
+def test_the_hooks_do_not_keep_the_optimizer_alive():
+    param = torch.nn.Parameter(torch.ones(3))
+    optimizer = torch.optim.Adam([param], lr=0.1)
+    step_during_backward(optimizer)
+    freed = weakref.ref(optimizer)
+    del optimizer
+    assert freed() is None
+    param.sum().backward()
+    assert torch.equal(param.grad, torch.ones(3))
