@@ -21,6 +21,7 @@ import torch
 from tqdm import tqdm
 
 from crosskd.checkpoint.original import load_original_state_dict
+from crosskd.checkpoint.paging import release_weights_after_use
 from crosskd.config import Config
 from crosskd.data.batch import Batch
 from crosskd.data.retrieval import RetrievalData
@@ -131,7 +132,8 @@ def load_model(config: Config, checkpoint_path: str | Path) -> torch.nn.Module:
     """The model `config` describes with a checkpoint's weights (ours or the original's).
 
     The model is built without weights (meta device) and takes the checkpoint's tensors,
-    which for our checkpoints are memory-mapped: the weights are held once, not twice.
+    which for our checkpoints are memory-mapped: the weights are held once, not twice, and
+    the large ones are unmapped again after each use (crosskd.checkpoint.paging).
     """
     state_dict, _ = read_checkpoint(checkpoint_path)
     with torch.device("meta"):
@@ -140,6 +142,7 @@ def load_model(config: Config, checkpoint_path: str | Path) -> torch.nn.Module:
         warnings.filterwarnings("ignore", message=".*to a meta parameter.*")
         load_original_state_dict(model, state_dict, source=str(checkpoint_path))
     model.load_state_dict(state_dict, assign=True)
+    release_weights_after_use(model)
     return model
 
 
