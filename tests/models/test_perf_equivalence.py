@@ -18,6 +18,8 @@ from crosskd.models.collaborative_gating import collaborative_embeddings, gate_m
 from crosskd.models.gating import GatedEmbeddingUnitReasoning
 from crosskd.models.shared_input import shared_input_linear
 
+MATMULS = (torch.ops.aten.mm.default, torch.ops.aten.mm.out)
+
 
 def pairwise_loop(experts, availability, first, shared, units):
     """The original's order: full MLP per (i, j) pair, finished experts replace their input."""
@@ -90,7 +92,7 @@ def test_shared_input_linear_hands_each_weight_gradient_over_before_the_next():
     class WeightGradients(TorchDispatchMode):
         def __torch_dispatch__(self, func, types, args=(), kwargs=None):
             out = func(*args, **(kwargs or {}))
-            if func is torch.ops.aten.mm.default and out.numel() == weight_numel:
+            if func in MATMULS and out.numel() == weight_numel:
                 events.append("computed")
             return out
 

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import copy
 import weakref
 
 import pytest
 import torch
 
+from crosskd import gradient_buffers
 from crosskd.config import ConfigError
 from crosskd.data.retrieval import RetrievalData
 from crosskd.data.synth import SynthSpec, example_config, write_synthetic
+from crosskd.models.shared_input import shared_input_linear
 from crosskd.train.backward_step import step_during_backward
 from crosskd.train.trainer import Trainer
 from nested_equality import same_nested
@@ -75,3 +78,30 @@ def test_the_hooks_do_not_keep_the_optimizer_alive():
     assert freed() is None
     param.sum().backward()
     assert torch.equal(param.grad, torch.ones(3))
+
+
+def test_the_projection_gradients_share_one_recycled_buffer():
+    """Each text projection's gradient is written into the buffer the previous one left."""
+    gradient_buffers.clear()
+    torch.manual_seed(0)
+    layers = [torch.nn.Linear(30, 50) for _ in range(4)]
+    reference = copy.deepcopy(layers)
+    addresses = []
+    for layer in layers:
+        layer.weight.register_post_accumulate_grad_hook(
+            lambda param: addresses.append(param.grad.data_ptr()))
+    params = [p for layer in layers for p in layer.parameters()]
+    optimizer = torch.optim.SGD(params, lr=0.1)
+    step_during_backward(optimizer)
+    plain = torch.optim.SGD([p for layer in reference for p in layer.parameters()], lr=0.1)
+    for _ in range(2):
+        x = torch.randn(6, 30, requires_grad=True)
+        sum(out.square().sum() for out in shared_input_linear(x, layers)).backward()
+        sum(out.square().sum() for out in shared_input_linear(x, reference)).backward()
+        plain.step()
+        plain.zero_grad(set_to_none=True)
+    assert len(addresses) == 8
+    assert len(set(addresses[:4])) == 1 and len(set(addresses[4:])) == 1
+    for mine, theirs in zip(params, [p for layer in reference for p in layer.parameters()]):
+        torch.testing.assert_close(mine, theirs, rtol=0, atol=0)
+    gradient_buffers.clear()

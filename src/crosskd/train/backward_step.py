@@ -17,6 +17,8 @@ import weakref
 
 import torch
 
+from crosskd import gradient_buffers
+
 
 def step_during_backward(optimizer: torch.optim.Optimizer) -> None:
     """Make backward step `optimizer`, one parameter at a time, and free each gradient.
@@ -32,6 +34,7 @@ def step_during_backward(optimizer: torch.optim.Optimizer) -> None:
         live = owner()
         if live is not None:
             live.step()
+            gradient_buffers.give_back(param.grad)
             param.grad = None
 
     for group in optimizer.param_groups:

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
+from crosskd import gradient_buffers
 from crosskd.checkpoint.run_state import (BEST_NAME, LAST_NAME, load_run_state,
                                          remove_stale_temporaries, save_run_state)
 from crosskd.config import Config, ConfigError, require, save_config
@@ -240,6 +241,7 @@ class Trainer:
         finally:
             self._write_best()  # also when stopped early: the best epoch so far was good
             epoch_log.close()
+            gradient_buffers.clear()
         if self.best_epoch == 0:
             raise UserError(f"no epoch was validated in {self.run_dir}; set trainer.epochs >= 1")
         return TrainResult(self.run_dir, self.best_epoch, self.best, self.history)
