@@ -8,6 +8,7 @@ import os
 import time
 
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 # glibc mallopt parameters (malloc.h)
 _M_TRIM_THRESHOLD = -1
@@ -45,3 +46,13 @@ def retain_freed_memory() -> bool:
     if not hasattr(libc, "mallopt"):
         return False
     return bool(libc.mallopt(_M_MMAP_MAX, 0)) and bool(libc.mallopt(_M_TRIM_THRESHOLD, 2**31 - 1))
+
+
+def _addmm_flops(bias_shape, left_shape, right_shape, out_shape=None, **kwargs) -> int:
+    """FLOPs of the in-place addmm_ (which FlopCounterMode does not know) as of addmm."""
+    return 2 * left_shape[0] * left_shape[1] * right_shape[1]
+
+
+def flop_counter() -> FlopCounterMode:
+    """FlopCounterMode that also counts the in-place addmm_ of the text projections' backward."""
+    return FlopCounterMode(display=False, custom_mapping={torch.ops.aten.addmm_: _addmm_flops})

@@ -28,9 +28,8 @@ from typing import Callable
 
 import torch
 from torch.profiler import profile
-from torch.utils.flop_counter import FlopCounterMode
 
-from _machine import load_average, matmul_gflops, retain_freed_memory
+from _machine import flop_counter, load_average, matmul_gflops, retain_freed_memory
 from crosskd.config import load_config
 from crosskd.losses import build_objective
 from crosskd.models import CENet, build_model
@@ -64,14 +63,9 @@ def random_batch(model: CENet, batch: int, seed: int) -> tuple[dict, dict, torch
     return experts, ind, text[:, None]
 
 
-def _addmm_flops(bias_shape, left_shape, right_shape, out_shape=None, **kwargs) -> int:
-    """FLOPs of the in-place addmm_ (which FlopCounterMode does not know) as of addmm."""
-    return 2 * left_shape[0] * left_shape[1] * right_shape[1]
-
-
 def step_flops(model: CENet, objective: torch.nn.Module, inputs: tuple) -> int:
     """FLOPs of one forward + loss + backward (matmuls, as FlopCounterMode counts them)."""
-    counter = FlopCounterMode(display=False, custom_mapping={torch.ops.aten.addmm_: _addmm_flops})
+    counter = flop_counter()
     with counter:
         objective(model(*inputs))[0].backward()
     model.zero_grad(set_to_none=True)

@@ -8,6 +8,7 @@ import pytest
 import torch
 from torch import nn
 
+from crosskd.checkpoint.original import load_original_checkpoint
 from crosskd.checkpoint.paging import (release_pages, release_weights_after_use,
                                        resident_pages, supported)
 
@@ -64,3 +65,15 @@ def test_modules_release_their_weights_after_gradient_free_forwards_only(tmp_pat
     assert resident_pages(layer.weight) == 0
     with torch.inference_mode():
         assert torch.equal(model(x), expected)
+
+
+@pytest.mark.parametrize(("variant", "mapped"), [("trained_model", True),
+                                                 ("trained_model_legacy_format", False)])
+def test_original_zip_checkpoints_are_mapped_so_their_weights_can_be_released(
+        conformance, variant, mapped):
+    path = conformance / "checkpoints" / f"msrvtt-mini-cecap_seed0_{variant}.pth"
+    state = load_original_checkpoint(path).state_dict
+    weight = max(state.values(), key=lambda tensor: tensor.nbytes)
+    expected = weight.clone()
+    assert release_pages(weight) == mapped
+    assert torch.equal(weight, expected)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import pickle
 import re
+import zipfile
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -84,10 +85,15 @@ def _refused_name(message: str) -> str:
 
 
 def _torch_load(path: Path) -> Any:
-    """torch.load restricted to tensors, plain containers and the allow-list."""
+    """torch.load restricted to tensors, plain containers and the allow-list.
+
+    Zip-format files are memory-mapped: the optimizer state is never read, and evaluation
+    can unmap the weights after use (crosskd.checkpoint.paging).
+    """
     try:
         with torch.serialization.safe_globals(_allowed_globals()):
-            return torch.load(path, map_location="cpu", weights_only=True)
+            return torch.load(path, map_location="cpu", weights_only=True,
+                              mmap=zipfile.is_zipfile(path))
     except FileNotFoundError:
         raise CheckpointError(f"checkpoint not found: {path}") from None
     except pickle.UnpicklingError as err:
