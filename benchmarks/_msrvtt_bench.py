@@ -9,6 +9,7 @@ msrvtt-train-gpt2-xl-finetuned-mte-adam-cecap.json with data_dir pointed at it.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -47,12 +48,24 @@ class BenchData:
 
 
 def make_dataset(spec: BenchData, data_dir: Path) -> float:
-    """Write the dataset under `data_dir` unless it is already there; returns seconds spent."""
-    from crosskd.data.synth import SynthSpec, write_synthetic
+    """Write the dataset under `data_dir` unless it is already there; returns seconds spent.
+
+    It is written by a child process: a child started later by this one would otherwise
+    report this process's peak memory as its own (the peak RSS a child inherits at exec).
+    """
     marker = data_dir / "bench_spec.json"
     if marker.is_file() and json.loads(marker.read_text()) == spec.key():
         return 0.0
     start = time.perf_counter()
+    subprocess.run([sys.executable, __file__, json.dumps(dataclasses.asdict(spec)),
+                    str(data_dir)], check=True)
+    return time.perf_counter() - start
+
+
+def _write_dataset(spec: BenchData, data_dir: Path) -> None:
+    """Generate the synthetic MSRVTT of `spec` into `data_dir` (in this process)."""
+    from crosskd.data.synth import SynthSpec, write_synthetic
+    marker = data_dir / "bench_spec.json"
     total = spec.train + spec.val + spec.test
     synth = SynthSpec(dataset="MSRVTT", videos=total, captions_per_video=spec.captions,
                       fewer_captions_fraction=0.0, visual_dims=dict(spec.visual_dims or REAL_DIMS),
@@ -64,7 +77,6 @@ def make_dataset(spec: BenchData, data_dir: Path) -> float:
     write_synthetic(synth, data_dir)
     _write_split_lists(spec, data_dir / FEATURES)
     marker.write_text(json.dumps(spec.key()))
-    return time.perf_counter() - start
 
 
 def _write_split_lists(spec: BenchData, root: Path) -> None:
@@ -127,3 +139,9 @@ def run_process(command: list[str], env: dict[str, str] | None = None) -> Proces
 def uptime_load() -> str:
     """The 1-minute load average, to report with every timing."""
     return f"{os.getloadavg()[0]:.2f}"
+
+
+if __name__ == "__main__":  # make_dataset's child: python3 _msrvtt_bench.py SPEC_JSON DATA_DIR
+    _fields = json.loads(sys.argv[1])
+    _fields["caption_tokens"] = tuple(_fields["caption_tokens"])
+    _write_dataset(BenchData(**_fields), Path(sys.argv[2]))

@@ -73,9 +73,9 @@ def main() -> None:
           f"{pack.peak_rss_gib:.2f} |")
     print(f"| test.py, whole process (cached features) | {run.seconds:.0f} | "
           f"{run.peak_rss_gib:.2f} |")
-    print(f"\nof which: weights 0.98 GiB (float32, memory-mapped), similarity matrix "
-          f"{sims_gib:.2f} GiB (float32 {queries} x {args.test}); the rest is bounded by the "
-          "240-caption chunk")
+    print(f"\nof which: the similarity matrix {sims_gib:.2f} GiB (float32 {queries} x "
+          f"{args.test}); the weights (0.98 GiB float32) are memory-mapped and each large one "
+          "unmapped after use; the rest is bounded by the 240-caption chunk")
 
 if __name__ == "__main__":
     main()
