@@ -92,8 +92,8 @@ class Trainer:
         self.step_model = self.acceleration.compiled(self.model)
         self.objective = build_objective(config).to(device)
         self.optimizer = build_optimizer(config, self.model.parameters())
-        # stepping inside backward saves a copy of the weights; on by default on the CPU,
-        # where memory is the limit (on a GPU one fused step after backward is faster)
+        # stepping inside backward saves a copy of the weights: on by default on the CPU,
+        # where memory is the limit; on a GPU the usual one optimizer call per step stays
         self.step_in_backward = require(config, "trainer.optimizer_in_backward", bool,
                                         default=device.type == "cpu")
         if self.step_in_backward:
