@@ -10,22 +10,15 @@ import torch
 
 from crosskd import gradient_buffers
 from crosskd.config import ConfigError
-from crosskd.data.retrieval import RetrievalData
-from crosskd.data.synth import SynthSpec, example_config, write_synthetic
 from crosskd.models.shared_input import shared_input_linear
 from crosskd.train.backward_step import step_during_backward
 from crosskd.train.trainer import Trainer
 from nested_equality import same_nested
 
 
-@pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    spec = SynthSpec(videos=60, captions_per_video=3, caption_tokens=(2, 9),
-                     max_expert_tokens=6, visual_dims={n: 10 for n in SynthSpec().visual_dims})
-    root = tmp_path_factory.mktemp("in-backward") / "MSRVTT"
-    write_synthetic(spec, root)
-    config = example_config(spec, root, split_name="full-val", max_text_tokens=7)
-    return config, RetrievalData.from_config(config)
+@pytest.fixture
+def data(tiny_msrvtt):
+    return tiny_msrvtt
 
 
 def _trainer(data, tmp_path, optimizer: str, in_backward: object) -> Trainer:

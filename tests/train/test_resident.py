@@ -7,20 +7,12 @@ import pytest
 import torch
 
 from crosskd.config import ConfigError
-from crosskd.data.retrieval import RetrievalData
-from crosskd.data.synth import SynthSpec, example_config, write_synthetic
 from crosskd.train.resident import ResidentTrainSplit, resident_bytes, wants_resident
 
 
-@pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    spec = SynthSpec(videos=60, captions_per_video=3, fewer_captions_fraction=0.2,
-                     caption_tokens=(2, 9), max_expert_tokens=6,
-                     visual_dims={n: 10 for n in SynthSpec().visual_dims})
-    root = tmp_path_factory.mktemp("resident") / "MSRVTT"
-    write_synthetic(spec, root)
-    config = example_config(spec, root, split_name="full-val", max_text_tokens=7)
-    return config, RetrievalData.from_config(config)
+@pytest.fixture
+def data(tiny_msrvtt):
+    return tiny_msrvtt
 
 
 def test_resident_batches_equal_host_batches(data):
