@@ -10,8 +10,9 @@ per video (default 5 instead of MSRVTT's 20, to keep the generation under a minu
 resident caption tensor at ~7 GB). Then trains the published CE+ caption-distillation config
 (262.7 M parameters, batch 64, RAdam, validation every epoch, checkpoints every
 `save_period` = 10 epochs as published) once per variant, in order, each `name:epochs`:
-fp32 (eager), bf16 (autocast), bf16+compile (autocast and torch.compile); "+host" variants
-assemble batches on the host instead of holding the data on the GPU. A variant that
+fp32, bf16 (autocast), bf16+compile (autocast and torch.compile), each trained through CUDA
+graphs; "+eager" variants launch every kernel from Python instead, "+host" variants assemble
+batches on the host instead of holding the data on the GPU (and so run eagerly too). A variant that
 would start after --budget seconds is skipped; one that fails is reported and the next runs.
 The table is printed after every variant and written to $OUT/gpu_training.json when $OUT is
 set, so a run cut short still reports.
@@ -35,7 +36,9 @@ from _msrvtt_bench import BenchData, bench_config, make_dataset
 MONITOR = "val_t2v_metrics_geometric_mean_R1-R5-R10"
 VARIANTS = {"fp32": {}, "bf16": {"amp": "bf16"}, "bf16+compile": {"amp": "bf16", "compile": True},
             "fp32+compile": {"compile": True}, "fp32+host": {"resident_data": False},
-            "bf16+host": {"amp": "bf16", "resident_data": False}}
+            "bf16+host": {"amp": "bf16", "resident_data": False},
+            "bf16+eager": {"amp": "bf16", "cuda_graphs": False},
+            "fp32+eager": {"cuda_graphs": False}}
 
 
 def _parse_variants(text: str) -> list[tuple[str, int]]:
@@ -54,13 +57,26 @@ def _run_variant(name: str, epochs: int, data, config: dict, device: torch.devic
     from crosskd.train.trainer import Trainer
 
     class TimedTrainer(Trainer):
-        """Records when every epoch's training pass starts (benchmark only)."""
+        """Records when every epoch's training pass starts and ends, and the time spent
+        writing checkpoints (benchmark only)."""
 
         starts: list[float] = []
+        train_seconds: list[float] = []
+        save_seconds: list[float] = []
 
         def _train_epoch(self, epoch: int) -> dict[str, float]:
             self.starts.append(time.perf_counter())
-            return super()._train_epoch(epoch)
+            result = super()._train_epoch(epoch)
+            if self.device.type == "cuda":
+                torch.cuda.synchronize(self.device)
+            self.train_seconds.append(time.perf_counter() - self.starts[-1])
+            return result
+
+        def _save(self, *args, **kwargs) -> Path:
+            start = time.perf_counter()
+            path = super()._save(*args, **kwargs)
+            self.save_seconds.append(time.perf_counter() - start)
+            return path
 
     config = json.loads(json.dumps(config))
     config["trainer"].update({"epochs": epochs, **VARIANTS[name]})
@@ -69,7 +85,7 @@ def _run_variant(name: str, epochs: int, data, config: dict, device: torch.devic
         torch.cuda.reset_peak_memory_stats(device)
     start = time.perf_counter()
     trainer = TimedTrainer(config, work / "runs" / name, device, seed=0, data=data)
-    trainer.starts = []
+    trainer.starts, trainer.train_seconds, trainer.save_seconds = [], [], []
     setup = time.perf_counter() - start
     result = trainer.train()
     if device.type == "cuda":
@@ -81,6 +97,10 @@ def _run_variant(name: str, epochs: int, data, config: dict, device: torch.devic
     row = {"variant": name, "epochs": epochs, "setup_s": setup, "first_epoch_s": starts[1] - starts[0],
            "s_per_epoch": later, "total_s": end - start, "best_val": result.monitor_best,
            "best_epoch": result.best_epoch, "last_val_R1": last.get("val_t2v_metrics_R1"),
+           "train_s_per_epoch": (sum(trainer.train_seconds[1:]) / (len(trainer.train_seconds) - 1)
+                                 if len(trainer.train_seconds) > 1 else trainer.train_seconds[0]),
+           "saves": len(trainer.save_seconds), "save_s": sum(trainer.save_seconds),
+           "graphed": trainer.graphed_step is not None,
            "resident": trainer.train_batches is not data.train,
            "peak_gpu_gib": (torch.cuda.max_memory_allocated(device) / 2**30
                             if device.type == "cuda" else None)}
@@ -90,8 +110,9 @@ def _run_variant(name: str, epochs: int, data, config: dict, device: torch.devic
 
 def _table(rows: list[dict], header: str) -> str:
     lines = [header, "", "| variant | epochs | setup s | first epoch s | s/epoch (later) | "
-             "total s | best val geo-mean R1-R5-R10 (epoch) | last val R@1 | peak GPU GiB | "
-             "resident data |", "|---|---|---|---|---|---|---|---|---|---|"]
+             "training s/epoch (later) | checkpoints (s) | total s | "
+             "best val geo-mean R1-R5-R10 (epoch) | last val R@1 | peak GPU GiB | "
+             "resident data | CUDA graphs |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for row in rows:
         if "error" in row:
             lines.append(f"| {row['variant']} | {row['epochs']} | failed: {row['error']} |")
@@ -99,8 +120,10 @@ def _table(rows: list[dict], header: str) -> str:
         peak = "" if row["peak_gpu_gib"] is None else f"{row['peak_gpu_gib']:.1f}"
         lines.append(f"| {row['variant']} | {row['epochs']} | {row['setup_s']:.1f} | "
                      f"{row['first_epoch_s']:.2f} | {row['s_per_epoch']:.2f} | "
+                     f"{row['train_s_per_epoch']:.2f} | {row['saves']} ({row['save_s']:.1f}) | "
                      f"{row['total_s']:.0f} | {row['best_val']:.2f} ({row['best_epoch']}) | "
-                     f"{row['last_val_R1']:.2f} | {peak} | {row['resident']} |")
+                     f"{row['last_val_R1']:.2f} | {peak} | {row['resident']} | "
+                     f"{row['graphed']} |")
     return "\n".join(lines)
 
 

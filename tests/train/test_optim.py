@@ -112,6 +112,58 @@ def test_options_the_fused_path_lacks_run_torch_radam_bit_exactly():
     assert all(torch.equal(a, b) for a, b in zip(ours, theirs))
 
 
+@pytest.fixture
+def one_kernel_on_cpu(monkeypatch):
+    """The GPU path of SinglePassRAdam, run on the CPU and uncompiled (the function the GPU
+    compiles into one kernel)."""
+    monkeypatch.setattr(fast_radam, "_ONE_KERNEL_DEVICES", ("cpu",))
+    monkeypatch.setattr(fast_radam, "_compiled_update", fast_radam.radam_update_)
+
+
+@pytest.mark.parametrize("dtype, skip", [(torch.float32, None), (torch.float32, 1),
+                                         (torch.float64, None)])
+def test_the_one_kernel_update_matches_torch_radam(one_kernel_on_cpu, dtype, skip):
+    """12 steps (5 unrectified, lr halved by StepLR), a parameter sometimes without gradient:
+    the parameters and moments of torch's RAdam, with the step counts kept as tensors."""
+    ours, theirs = _params(dtype), _params(dtype)
+    fast, reference = SinglePassRAdam(ours, **ARGS), torch.optim.RAdam(theirs, **ARGS)
+    _run(fast, ours, range(12), skip)
+    _run(reference, theirs, range(12), skip)
+    _assert_close(ours, theirs)
+    for a, b in zip(ours, theirs):
+        assert float(fast.state[a]["step"]) == float(reference.state[b]["step"])
+        _assert_close([fast.state[a]["exp_avg"]], [reference.state[b]["exp_avg"]])
+
+
+def test_the_one_kernel_update_takes_a_tensor_lr_and_resumes_from_torch(one_kernel_on_cpu):
+    """A CUDA-graph run keeps lr as a tensor (StepLR fills it in place); it resumes from a
+    torch RAdam checkpoint and continues like an unbroken run."""
+    resumed, unbroken = _params(), _params()
+    saved = torch.optim.RAdam(resumed, **ARGS)
+    _run(saved, resumed, range(7))
+    continued = SinglePassRAdam(resumed, **{**ARGS, "lr": torch.tensor(ARGS["lr"])})
+    scheduler = _step_lr(continued)
+    continued.load_state_dict(saved.state_dict())
+    scheduler.last_epoch = 7
+    _run(continued, resumed, range(7, 12), scheduler=scheduler)
+    _run(torch.optim.RAdam(unbroken, **ARGS), unbroken, range(12))
+    _assert_close(resumed, unbroken)
+
+
+def test_a_failing_compile_falls_back_to_the_same_update(monkeypatch, caplog):
+    def broken(*args):
+        raise RuntimeError("no backend")
+
+    monkeypatch.setattr(fast_radam, "_compiled_update", broken)
+    param = torch.zeros(SHAPES[0])
+    fast_radam._one_kernel_update(param, torch.ones(SHAPES[0]), torch.zeros(SHAPES[0]),
+                                  torch.zeros(SHAPES[0]), torch.tensor(1.0), torch.tensor(0.1),
+                                  0.9, 0.999, 1e-8, 0.0)
+    assert "running it eagerly" in caplog.text
+    assert fast_radam._compiled_update is fast_radam.radam_update_
+    torch.testing.assert_close(param, torch.full(SHAPES[0], -0.1))  # step 1: lr * sign(grad)
+
+
 def test_build_optimizer_maps_the_config_types():
     params = _params()
     assert type(build_optimizer({"optimizer": {"type": "RAdam", "args": ARGS}}, params)) \

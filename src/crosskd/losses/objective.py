@@ -40,6 +40,17 @@ class RetrievalObjective(nn.Module):
                 distil_video: TeacherEmbeddings | None = None,
                 ) -> tuple[torch.Tensor, dict[str, float]]:
         """Loss of a model output dict (`cross_view_conf_matrix`, ...) and teacher tensors."""
+        total, terms = self.terms(output, distil_text, distil_video)
+        # one device-to-host copy for every term, not one per term
+        values = torch.stack(list(terms.values())).tolist()
+        return total, dict(zip(terms, values))
+
+    def terms(self, output: Mapping[str, torch.Tensor],
+              distil_text: TeacherEmbeddings | None = None,
+              distil_video: TeacherEmbeddings | None = None,
+              ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The total and every term's detached float32 value, all left on the device (what a
+        captured CUDA graph returns: it cannot copy to the host)."""
         sims = output["cross_view_conf_matrix"]
         terms = {"ranking": self.ranking(sims)}
         if self.teacher is not None:
@@ -55,9 +66,7 @@ class RetrievalObjective(nn.Module):
         for name in ("teacher", "caption", "video"):
             if name in terms:
                 total = total + self.weights[name] * terms[name]
-        # one device-to-host copy for every term, not one per term
-        values = torch.stack([value.detach().float() for value in terms.values()]).tolist()
-        return total, dict(zip(terms, values))
+        return total, {name: value.detach().float() for name, value in terms.items()}
 
 
 def _number(section: Mapping[str, Any], key: str, where: str, minimum: float,

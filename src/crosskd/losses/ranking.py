@@ -27,9 +27,10 @@ class MaxMarginRankingLoss(nn.Module):
         positive = sims.diagonal().unsqueeze(1)
         hinges = torch.stack((F.relu(self.margin - positive + sims),
                               F.relu(self.margin - positive + sims.t())))
-        if self.fix_norm:
-            off_diagonal = ~torch.eye(sims.shape[0], dtype=torch.bool, device=sims.device)
-            return hinges[:, off_diagonal].mean()
+        if self.fix_norm:  # a multiplicative mask: boolean indexing would wait for the device
+            size = sims.shape[0]
+            off_diagonal = 1 - torch.eye(size, dtype=hinges.dtype, device=sims.device)
+            return (hinges * off_diagonal).sum() / (2 * size * (size - 1))
         return hinges.mean()
 
 

@@ -43,11 +43,12 @@ class Acceleration:
                               f"{compiled!r}")
         return cls(amp if AMP_CHOICES.get(amp) is not None else None, compiled)
 
-    def autocast(self, device: torch.device) -> ContextManager:
-        """The autocast context of `amp` on `device` (a no-op context without `amp`)."""
+    def autocast(self, device: torch.device, cache: bool = True) -> ContextManager:
+        """The autocast context of `amp` on `device` (a no-op context without `amp`);
+        `cache=False` casts the weights anew on every use (what a CUDA graph needs)."""
         if self.amp is None:
             return contextlib.nullcontext()
-        return torch.autocast(device.type, dtype=AMP_CHOICES[self.amp])
+        return torch.autocast(device.type, dtype=AMP_CHOICES[self.amp], cache_enabled=cache)
 
     def inference(self) -> ContextManager:
         """The no-gradient context of evaluation: inference mode, or no_grad under `amp`,

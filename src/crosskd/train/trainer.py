@@ -21,6 +21,7 @@ from crosskd import gradient_buffers
 from crosskd.checkpoint.run_state import (BEST_NAME, LAST_NAME, load_run_state,
                                          remove_stale_temporaries, save_run_state)
 from crosskd.config import Config, ConfigError, require, save_config
+from crosskd.data.batch import Batch
 from crosskd.data.retrieval import RetrievalData
 from crosskd.errors import UserError
 from crosskd.losses import build_objective
@@ -29,6 +30,8 @@ from crosskd.train.acceleration import Acceleration
 from crosskd.train.backward_step import step_during_backward
 from crosskd.train.device import configure_cpu_threads
 from crosskd.train.evaluate import evaluate
+from crosskd.train.graphed_step import (GraphedTrainStep, graphs_apply, portable_state,
+                                        prepare_optimizer)
 from crosskd.train.history import EpochLog
 from crosskd.train.mapped import release_mapped_pages
 from crosskd.train.monitor import Monitor
@@ -98,6 +101,14 @@ class Trainer:
                                         default=device.type == "cpu")
         if self.step_in_backward:
             step_during_backward(self.optimizer)
+        self.graphed_step: GraphedTrainStep | None = None
+        if graphs_apply(require(config, "trainer.cuda_graphs", (str, bool), default="auto"),
+                        device, self.train_batches is not self.data.train, self.optimizer,
+                        self.step_in_backward):
+            prepare_optimizer(self.optimizer, device)
+            self.graphed_step = GraphedTrainStep(
+                self.step_model, self.objective, self.optimizer,
+                lambda: self.acceleration.autocast(device, cache=False))
         self.scheduler = build_scheduler(config, self.optimizer)
         self.start_epoch = 1
         self.best = self.monitor.worst
@@ -113,6 +124,8 @@ class Trainer:
                             f"{LAST_NAME} of the run folder")
         self.model.load_state_dict(state["state_dict"])
         self.optimizer.load_state_dict(state["optimizer"])
+        if self.graphed_step is not None:
+            prepare_optimizer(self.optimizer, self.device)
         if self.scheduler is not None and state["lr_scheduler"] is not None:
             self.scheduler.load_state_dict(state["lr_scheduler"])
         restore_rng_state(state["rng_state"], self.data_rng)
@@ -135,22 +148,33 @@ class Trainer:
                         leave=False, disable=None)
         for batch_index, batch in enumerate(progress):
             batch = batch.to(self.device)
-            with self.acceleration.autocast(self.device):
-                output = self.step_model(batch.experts, batch.ind, batch.text)
-                total, terms = self.objective(output, batch.distil_text, batch.distil_video)
-            loss = float(total.detach())  # the step's one read of the total from the device
-            if not math.isfinite(loss):
+            if self.graphed_step is not None:
+                values = _host_values(self.graphed_step(batch))
+            else:
+                values = self._eager_step(batch)
+            loss = values.pop("loss")
+            if not math.isfinite(loss):  # eager: before the update; graphed: after it
                 raise self._divergence(loss, epoch, batch_index + 1)
-            total.backward()
-            if not self.step_in_backward:
-                self.optimizer.step()
-                self.optimizer.zero_grad(set_to_none=True)  # freed before the next batch
             num_batches += 1
-            for key, value in {"loss": loss, **{f"loss_{k}": v for k, v in terms.items()}}.items():
+            for key, value in {"loss": loss, **{f"loss_{k}": v for k, v in values.items()}}.items():
                 sums[key] = sums.get(key, 0.0) + value
             progress.set_postfix(loss=f"{loss:.4f}")
             release_mapped_pages(self.data.train)  # the pages this batch read
         return {key: value / max(1, num_batches) for key, value in sums.items()}
+
+    def _eager_step(self, batch: Batch) -> dict[str, float]:
+        """Train on one batch; a non-finite loss is returned before anything is updated."""
+        with self.acceleration.autocast(self.device):
+            output = self.step_model(batch.experts, batch.ind, batch.text)
+            total, terms = self.objective.terms(output, batch.distil_text, batch.distil_video)
+        values = _host_values({"loss": total.detach().float(), **terms})
+        if not math.isfinite(values["loss"]):
+            return values
+        total.backward()
+        if not self.step_in_backward:
+            self.optimizer.step()
+            self.optimizer.zero_grad(set_to_none=True)  # freed before the next batch
+        return values
 
     def _divergence(self, loss: float, epoch: int, batch: int) -> NonFiniteLossError:
         """The error for a NaN/inf loss, naming the checkpoint to go back to if there is one."""
@@ -182,7 +206,7 @@ class Trainer:
         return save_run_state(
             self.run_dir / name, model_state=model_state or self.model.state_dict(), epoch=epoch,
             config=self.config, monitor_best=self.best,
-            optimizer_state=self.optimizer.state_dict() if resumable else None,
+            optimizer_state=portable_state(self.optimizer) if resumable else None,
             scheduler_state=self.scheduler.state_dict() if self.scheduler and resumable else None,
             rng_state=capture_rng_state(self.data_rng) if resumable else None,
             history=self.history, best_epoch=self.best_epoch)
@@ -221,7 +245,7 @@ class Trainer:
         try:
             for epoch in range(self.start_epoch, self.epochs + 1):
                 row: dict[str, Any] = {"epoch": epoch, **self._train_epoch(epoch),
-                                       "lr": self.optimizer.param_groups[0]["lr"]}
+                                       "lr": float(self.optimizer.param_groups[0]["lr"])}
                 validate = epoch % self.val_freq == 0 or epoch == self.epochs
                 if validate:
                     metrics = evaluate(self.model, self.eval_batches, self.device,
@@ -245,6 +269,11 @@ class Trainer:
         if self.best_epoch == 0:
             raise UserError(f"no epoch was validated in {self.run_dir}; set trainer.epochs >= 1")
         return TrainResult(self.run_dir, self.best_epoch, self.best, self.history)
+
+
+def _host_values(values: dict[str, torch.Tensor]) -> dict[str, float]:
+    """Device scalars as floats, with one device-to-host copy for all of them."""
+    return dict(zip(values, torch.stack(list(values.values())).tolist()))
 
 
 def _summary(row: dict[str, Any], monitor_key: str) -> str:

@@ -1,0 +1,103 @@
+"""CUDA-graph training steps: when they switch on, portable checkpoints, and (on a GPU) the
+same training as eager steps, across batch shapes, mixed precision and a resume."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from crosskd.config import ConfigError
+from crosskd.train.fast_radam import SinglePassRAdam
+from crosskd.train.graphed_step import graphs_apply, portable_state, prepare_optimizer
+
+CPU = torch.device("cpu")
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(),
+                                reason="needs a CUDA GPU (CUDA graphs); run on a GPU machine")
+
+
+def _optimizer() -> SinglePassRAdam:
+    return SinglePassRAdam([torch.nn.Parameter(torch.ones(3))], lr=0.01)
+
+
+def test_graphs_switch_on_only_where_they_can_run():
+    radam = _optimizer()
+    assert not graphs_apply("auto", CPU, True, radam, False)
+    assert not graphs_apply(False, torch.device("cuda"), True, radam, False)
+    assert not graphs_apply("auto", torch.device("cuda"), False, radam, False)
+    sgd = torch.optim.SGD([torch.nn.Parameter(torch.ones(1))], lr=0.1)
+    assert not graphs_apply("auto", torch.device("cuda"), True, sgd, False)
+    assert graphs_apply("auto", torch.device("cuda"), True, radam, False)
+    with pytest.raises(ConfigError, match="need a CUDA device and .*resident_data"):
+        graphs_apply(True, CPU, False, radam, False)
+    with pytest.raises(ConfigError, match="optimizer_in_backward"):
+        graphs_apply(True, torch.device("cuda"), True, radam, True)
+    with pytest.raises(ConfigError, match="trainer.cuda_graphs"):
+        graphs_apply("yes", CPU, True, radam, False)
+
+
+def test_checkpoints_of_a_capturable_optimizer_are_plain_numbers():
+    """A graphed run's optimizer state resumes in an ordinary (CPU) optimizer."""
+    optimizer = _optimizer()
+    param = optimizer.param_groups[0]["params"][0]
+    param.grad = torch.ones(3)
+    optimizer.step()
+    prepare_optimizer(optimizer, CPU)
+    group = optimizer.param_groups[0]
+    assert isinstance(group["lr"], torch.Tensor) and group["capturable"]
+    state = portable_state(optimizer)
+    assert state["param_groups"][0]["lr"] == pytest.approx(0.01)
+    assert state["param_groups"][0]["capturable"] is False
+    plain = _optimizer()
+    plain.load_state_dict(state)
+    plain.param_groups[0]["params"][0].grad = torch.ones(3)
+    plain.step()
+    assert float(plain.state[plain.param_groups[0]["params"][0]]["step"]) == 2
+
+
+def _train(config, data, tmp_path, name, epochs, graphs, amp=None, resume=None):
+    from crosskd.train.trainer import Trainer
+    run = {**config, "optimizer": {"type": "RAdam", "args": {"lr": 0.01, "weight_decay": 1e-5}},
+           "lr_scheduler": {"type": "StepLR", "args": {"step_size": 1, "gamma": 0.9}},
+           "loss": {"type": "MaxMarginRankingLoss", "args": {"margin": 0.1, "fix_norm": True}},
+           "trainer": {"epochs": epochs, "save_dir": str(tmp_path), "tensorboard": False,
+                       "resident_data": True, "cuda_graphs": graphs, "amp": amp,
+                       "monitor": "max val_t2v_metrics_R5"},
+           "data_loader": {**config["data_loader"],
+                           "args": {**config["data_loader"]["args"], "batch_size": 8}}}
+    trainer = Trainer(run, tmp_path / name, torch.device("cuda"), seed=0, data=data)
+    assert (trainer.graphed_step is not None) == graphs
+    if resume is not None:
+        trainer.resume(resume)
+    history = trainer.train().history
+    return history, {k: v.float().cpu() for k, v in trainer.model.state_dict().items()}
+
+
+def _assert_same_training(first, second, rtol):
+    (history_a, weights_a), (history_b, weights_b) = first, second
+    for row_a, row_b in zip(history_a, history_b, strict=True):
+        assert row_a["loss"] == pytest.approx(row_b["loss"], rel=rtol)
+        assert row_a["lr"] == pytest.approx(row_b["lr"], rel=1e-6)
+    for key in weights_a:
+        torch.testing.assert_close(weights_a[key], weights_b[key], rtol=rtol, atol=rtol)
+
+
+@needs_cuda
+@pytest.mark.parametrize("amp", [None, "bf16"])
+def test_graphed_training_equals_eager_training(tiny_msrvtt, tmp_path, amp):
+    """Four epochs: full and last (smaller) batches each run eagerly, are captured, replayed."""
+    config, data = tiny_msrvtt
+    assert data.train.num_videos % 8, "the split needs a smaller last batch"
+    eager = _train(config, data, tmp_path, "eager", 4, False, amp)
+    graphed = _train(config, data, tmp_path, "graphed", 4, True, amp)
+    _assert_same_training(eager, graphed, rtol=1e-4)
+
+
+@needs_cuda
+def test_a_graphed_run_resumes_like_an_unbroken_one(tiny_msrvtt, tmp_path):
+    config, data = tiny_msrvtt
+    unbroken = _train(config, data, tmp_path, "unbroken", 4, True)
+    _train(config, data, tmp_path, "first", 2, True)
+    resumed = _train(config, data, tmp_path, "second", 4, True,
+                     resume=tmp_path / "first" / "checkpoint_last.pth")
+    _assert_same_training((unbroken[0][2:], unbroken[1]), (resumed[0][2:], resumed[1]),
+                          rtol=1e-4)
