@@ -70,6 +70,8 @@ def _run_variant(name: str, epochs: int, data, config: dict, device: torch.devic
             if self.device.type == "cuda":
                 torch.cuda.synchronize(self.device)
             self.train_seconds.append(time.perf_counter() - self.starts[-1])
+            print(f"epoch {epoch}: training {self.train_seconds[-1]:.2f} s, "
+                  f"{time.perf_counter() - self.starts[0]:.1f} s since the first", flush=True)
             return result
 
         def _save(self, *args, **kwargs) -> Path:

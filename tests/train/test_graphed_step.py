@@ -82,14 +82,15 @@ def _assert_same_training(first, second, rtol):
 
 
 @needs_cuda
-@pytest.mark.parametrize("amp", [None, "bf16"])
-def test_graphed_training_equals_eager_training(tiny_msrvtt, tmp_path, amp):
-    """Four epochs: full and last (smaller) batches each run eagerly, are captured, replayed."""
+@pytest.mark.parametrize("amp, rtol", [(None, 1e-4), ("bf16", 1e-2)])
+def test_graphed_training_equals_eager_training(tiny_msrvtt, tmp_path, amp, rtol):
+    """Four epochs: full and last (smaller) batches each run eagerly, are captured, replayed.
+    In bfloat16 cuBLAS may pick other kernels inside a capture, so rounding differs more."""
     config, data = tiny_msrvtt
     assert data.train.num_videos % 8, "the split needs a smaller last batch"
     eager = _train(config, data, tmp_path, "eager", 4, False, amp)
     graphed = _train(config, data, tmp_path, "graphed", 4, True, amp)
-    _assert_same_training(eager, graphed, rtol=1e-4)
+    _assert_same_training(eager, graphed, rtol=rtol)
 
 
 @needs_cuda

@@ -1,0 +1,92 @@
+"""Where a GPU training step and a validation pass spend their time (for optimisation work).
+
+    python3 benchmarks/profile_gpu_step.py            # on the GPU machine; writes $OUT/profile.txt
+
+Trains the published CE+ cecap config (bfloat16, resident data) on a synthetic MSRVTT with
+the real widths (1,024 training videos, MSRVTT's 497 validation videos x 5 captions) and
+reports: the wall time of a step through the CUDA graph, of the graph replay alone, and of an
+eager step; torch.profiler's table of the eager step's GPU kernels; the time of a validation
+pass and its profile; and the time to write the resumable checkpoint.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch.profiler import ProfilerActivity, profile
+
+from _msrvtt_bench import BenchData, bench_config, make_dataset
+
+STEPS = 30
+
+
+def _timed(function, repeat: int) -> float:
+    """Mean seconds per call, synchronised with the GPU."""
+    torch.cuda.synchronize()
+    start = time.perf_counter()
+    for _ in range(repeat):
+        function()
+    torch.cuda.synchronize()
+    return (time.perf_counter() - start) / repeat
+
+
+def main() -> None:
+    from crosskd.data.retrieval import RetrievalData
+    from crosskd.train.evaluate import evaluate
+    from crosskd.train.trainer import Trainer
+    work = Path("/tmp/crosskd-profile")
+    make_dataset(BenchData(1024, 497, 10, 5), work / "data" / "MSRVTT")
+    config = bench_config(work / "data" / "MSRVTT", work / "runs")
+    config["trainer"].update({"amp": "bf16", "epochs": 1})
+    config["data_loader"]["args"]["num_test_captions"] = 5
+    data = RetrievalData.from_config(config, cache_dir=work / "cache")
+    device = torch.device("cuda")
+    report = []
+    trainer = Trainer(config, work / "runs" / "graphed", device, seed=0, data=data)
+    trainer._create_run_dir()
+    trainer._train_epoch(1)  # warm-up and capture
+    batches = list(trainer.train_batches.batches(64, trainer.data_rng))[:STEPS]
+    full = [b for b in batches if b.text.shape[0] == 64]
+    steps = iter(full * 2)
+    report.append(f"graphed step, batch included: {1e3 * _timed(lambda: trainer.graphed_step(next(steps))['loss'].item(), len(full)):.2f} ms")
+    graph = next(iter(trainer.graphed_step.captured.values())).graph
+    report.append(f"graph replay alone: {1e3 * _timed(graph.replay, STEPS):.2f} ms")
+    batch_prep = trainer.train_batches.batches(64, trainer.data_rng)
+    report.append(f"batch assembly alone: {1e3 * _timed(lambda: next(batch_prep), 15):.2f} ms")
+    start = time.perf_counter()
+    evaluate(trainer.model, trainer.eval_batches, device,
+                       acceleration=trainer.acceleration)
+    report.append(f"validation (first): {time.perf_counter() - start:.2f} s")
+    report.append(f"validation: {_timed(lambda: evaluate(trainer.model, trainer.eval_batches, device, acceleration=trainer.acceleration), 3):.2f} s")
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        evaluate(trainer.model, trainer.eval_batches, device, acceleration=trainer.acceleration)
+    report.append("validation profile (CPU time):")
+    report.append(prof.key_averages().table(sort_by="cpu_time_total", row_limit=25))
+    start = time.perf_counter()
+    trainer._save("checkpoint_last.pth", 1)
+    report.append(f"resumable checkpoint write: {time.perf_counter() - start:.2f} s")
+    eager_config = {**config, "trainer": {**config["trainer"], "cuda_graphs": False}}
+    eager = Trainer(eager_config, work / "runs" / "eager", device, seed=0, data=data)
+    eager.model.train()
+    for batch in full[:3]:
+        eager._eager_step(batch)
+    steps = iter(full * 2)
+    report.append(f"eager step: {1e3 * _timed(lambda: eager._eager_step(next(steps)), len(full)):.2f} ms")
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        for batch in full[:5]:
+            eager._eager_step(batch)
+        torch.cuda.synchronize()
+    report.append("eager steps x5, by GPU time:")
+    report.append(prof.key_averages().table(sort_by="cuda_time_total", row_limit=40))
+    text = "\n".join(report)
+    print(text)
+    if os.environ.get("OUT"):
+        Path(os.environ["OUT"], "profile.txt").write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
