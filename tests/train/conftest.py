@@ -18,3 +18,4 @@ def tiny_msrvtt(tmp_path_factory):
     write_synthetic(spec, root)
     config = example_config(spec, root, split_name="full-val", max_text_tokens=7)
     return config, RetrievalData.from_config(config)
+

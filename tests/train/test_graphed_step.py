@@ -9,6 +9,7 @@ import torch
 from crosskd.config import ConfigError
 from crosskd.train.fast_radam import SinglePassRAdam
 from crosskd.train.graphed_step import graphs_apply, portable_state, prepare_optimizer
+from train_support import run_config
 
 CPU = torch.device("cpu")
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(),
@@ -56,14 +57,9 @@ def test_checkpoints_of_a_capturable_optimizer_are_plain_numbers():
 
 def _train(config, data, tmp_path, name, epochs, graphs, amp=None, resume=None):
     from crosskd.train.trainer import Trainer
-    run = {**config, "optimizer": {"type": "RAdam", "args": {"lr": 0.01, "weight_decay": 1e-5}},
-           "lr_scheduler": {"type": "StepLR", "args": {"step_size": 1, "gamma": 0.9}},
-           "loss": {"type": "MaxMarginRankingLoss", "args": {"margin": 0.1, "fix_norm": True}},
-           "trainer": {"epochs": epochs, "save_dir": str(tmp_path), "tensorboard": False,
-                       "resident_data": True, "cuda_graphs": graphs, "amp": amp,
-                       "monitor": "max val_t2v_metrics_R5"},
-           "data_loader": {**config["data_loader"],
-                           "args": {**config["data_loader"]["args"], "batch_size": 8}}}
+    run = run_config(config, tmp_path, optimizer_args={"lr": 0.01, "weight_decay": 1e-5},
+                     epochs=epochs, resident_data=True, cuda_graphs=graphs, amp=amp)
+    run["lr_scheduler"] = {"type": "StepLR", "args": {"step_size": 1, "gamma": 0.9}}
     trainer = Trainer(run, tmp_path / name, torch.device("cuda"), seed=0, data=data)
     assert (trainer.graphed_step is not None) == graphs
     if resume is not None:

@@ -57,14 +57,20 @@ def test_matches_torch_radam_over_many_steps(skip, chunk, monkeypatch):
     one parameter misses some gradients and so falls behind the others' step count, and when
     the unrectified steps split the parameters into chunks."""
     monkeypatch.setattr(fast_radam, "_CHUNK", chunk)
-    ours, theirs = _params(), _params()
+    _compare_twelve_steps_with_torch(torch.float32, skip)
+
+
+def _compare_twelve_steps_with_torch(dtype: torch.dtype, skip: int | None) -> None:
+    """Parameters, step counts and both moments of SinglePassRAdam and torch's RAdam agree."""
+    ours, theirs = _params(dtype), _params(dtype)
     fast, reference = SinglePassRAdam(ours, **ARGS), torch.optim.RAdam(theirs, **ARGS)
     _run(fast, ours, range(12), skip)
     _run(reference, theirs, range(12), skip)
     _assert_close(ours, theirs)
     for a, b in zip(ours, theirs):
         assert float(fast.state[a]["step"]) == float(reference.state[b]["step"])
-        _assert_close([fast.state[a]["exp_avg_sq"]], [reference.state[b]["exp_avg_sq"]])
+        for moment in ("exp_avg", "exp_avg_sq"):
+            _assert_close([fast.state[a][moment]], [reference.state[b][moment]])
 
 
 def test_the_updates_match_torch_radam_to_float64_rounding():
@@ -125,14 +131,7 @@ def one_kernel_on_cpu(monkeypatch):
 def test_the_one_kernel_update_matches_torch_radam(one_kernel_on_cpu, dtype, skip):
     """12 steps (5 unrectified, lr halved by StepLR), a parameter sometimes without gradient:
     the parameters and moments of torch's RAdam, with the step counts kept as tensors."""
-    ours, theirs = _params(dtype), _params(dtype)
-    fast, reference = SinglePassRAdam(ours, **ARGS), torch.optim.RAdam(theirs, **ARGS)
-    _run(fast, ours, range(12), skip)
-    _run(reference, theirs, range(12), skip)
-    _assert_close(ours, theirs)
-    for a, b in zip(ours, theirs):
-        assert float(fast.state[a]["step"]) == float(reference.state[b]["step"])
-        _assert_close([fast.state[a]["exp_avg"]], [reference.state[b]["exp_avg"]])
+    _compare_twelve_steps_with_torch(dtype, skip)
 
 
 def test_the_one_kernel_update_takes_a_tensor_lr_and_resumes_from_torch(one_kernel_on_cpu):

@@ -8,6 +8,7 @@ import torch
 
 from crosskd.config import ConfigError
 from crosskd.train.resident import ResidentTrainSplit, resident_bytes, wants_resident
+from train_support import run_config
 
 
 @pytest.fixture
@@ -61,12 +62,7 @@ def test_training_on_resident_data_is_identical(data, tmp_path):
     config, loaded = data
     histories = []
     for resident in (False, True):
-        run = {**config, "optimizer": {"type": "RAdam", "args": {"lr": 0.01}},
-               "loss": {"type": "MaxMarginRankingLoss", "args": {"margin": 0.1, "fix_norm": True}},
-               "trainer": {"epochs": 2, "save_dir": str(tmp_path), "tensorboard": False,
-                           "resident_data": resident, "monitor": "max val_t2v_metrics_R5"},
-               "data_loader": {**config["data_loader"],
-                               "args": {**config["data_loader"]["args"], "batch_size": 8}}}
+        run = run_config(config, tmp_path, epochs=2, resident_data=resident)
         trainer = Trainer(run, tmp_path / f"run{resident}", torch.device("cpu"), seed=0,
                           data=loaded)
         assert isinstance(trainer.train_batches, ResidentTrainSplit) == resident

@@ -18,6 +18,7 @@ import torch
 from tqdm import tqdm
 
 from crosskd import gradient_buffers
+from crosskd.checkpoint.background import BackgroundWriter, snapshot
 from crosskd.checkpoint.run_state import (BEST_NAME, LAST_NAME, load_run_state,
                                          remove_stale_temporaries, save_run_state)
 from crosskd.config import Config, ConfigError, require, save_config
@@ -110,6 +111,9 @@ class Trainer:
                 self.step_model, self.objective, self.optimizer,
                 lambda: self.acceleration.autocast(device, cache=False))
         self.scheduler = build_scheduler(config, self.optimizer)
+        background = require(config, "trainer.background_checkpoints", bool,
+                             default=device.type == "cuda")
+        self.writer = BackgroundWriter() if background else None
         self.start_epoch = 1
         self.best = self.monitor.worst
         self.best_epoch = 0
@@ -178,6 +182,8 @@ class Trainer:
 
     def _divergence(self, loss: float, epoch: int, batch: int) -> NonFiniteLossError:
         """The error for a NaN/inf loss, naming the checkpoint to go back to if there is one."""
+        if self.writer is not None:
+            self.writer.wait()
         last = self.run_dir / LAST_NAME
         if last.exists():
             saved = f"The last good checkpoint is {last}"
@@ -202,14 +208,22 @@ class Trainer:
 
     def _save(self, name: str, epoch: int, resumable: bool = True,
               model_state: dict[str, torch.Tensor] | None = None) -> Path:
-        """Write a checkpoint; `resumable=False` keeps the weights only (a third of the size)."""
-        return save_run_state(
-            self.run_dir / name, model_state=model_state or self.model.state_dict(), epoch=epoch,
-            config=self.config, monitor_best=self.best,
-            optimizer_state=portable_state(self.optimizer) if resumable else None,
-            scheduler_state=self.scheduler.state_dict() if self.scheduler and resumable else None,
-            rng_state=capture_rng_state(self.data_rng) if resumable else None,
-            history=self.history, best_epoch=self.best_epoch)
+        """Write a checkpoint (in the background with `trainer.background_checkpoints`);
+        `resumable=False` keeps the weights only (a third of the size)."""
+        state = {
+            "model_state": model_state or self.model.state_dict(), "epoch": epoch,
+            "config": self.config, "monitor_best": self.best, "best_epoch": self.best_epoch,
+            "optimizer_state": portable_state(self.optimizer) if resumable else None,
+            "scheduler_state": (self.scheduler.state_dict() if self.scheduler and resumable
+                                else None),
+            "rng_state": capture_rng_state(self.data_rng) if resumable else None,
+            "history": list(self.history)}
+        path = self.run_dir / name
+        if self.writer is None:
+            return save_run_state(path, **state)
+        copied = snapshot(state)
+        self.writer.submit(lambda: save_run_state(path, **copied))
+        return path
 
     def _select(self, epoch: int, row: dict[str, Any]) -> bool:
         """Update the best epoch from this epoch's log row; True when it improved."""
@@ -266,6 +280,8 @@ class Trainer:
             self._write_best()  # also when stopped early: the best epoch so far was good
             epoch_log.close()
             gradient_buffers.clear()
+            if self.writer is not None:
+                self.writer.wait()
         if self.best_epoch == 0:
             raise UserError(f"no epoch was validated in {self.run_dir}; set trainer.epochs >= 1")
         return TrainResult(self.run_dir, self.best_epoch, self.best, self.history)
