@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 import torch
 
@@ -22,12 +23,22 @@ class Batch:
 
     def to(self, device: torch.device | str) -> Batch:
         """A copy with every tensor on `device`."""
-        def move(tree):
+        return self.map_tensors(lambda tensor: tensor.to(device))
+
+    def map_tensors(self, function: Callable[[torch.Tensor], torch.Tensor]) -> Batch:
+        """A copy with `function` applied to every tensor."""
+        def apply(tree):
             if tree is None:
                 return None
             if isinstance(tree, dict):
-                return {key: move(value) for key, value in tree.items()}
-            return tree.to(device)
-        return Batch(move(self.experts), move(self.ind), self.text.to(device),
-                     self.text_token_mask.to(device), move(self.query_masks),
-                     move(self.distil_video), move(self.distil_text), list(self.video_ids))
+                return {key: apply(value) for key, value in tree.items()}
+            return function(tree)
+        return Batch(apply(self.experts), apply(self.ind), function(self.text),
+                     function(self.text_token_mask), apply(self.query_masks),
+                     apply(self.distil_video), apply(self.distil_text), list(self.video_ids))
+
+    def tensors(self) -> list[torch.Tensor]:
+        """Every tensor, in the order `map_tensors` visits them."""
+        found: list[torch.Tensor] = []
+        self.map_tensors(lambda tensor: found.append(tensor) or tensor)
+        return found

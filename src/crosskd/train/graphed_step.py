@@ -1,10 +1,12 @@
 """The whole training step (forward, loss, backward, optimizer) as a replayed CUDA graph.
 
 An eager CE+ step launches about 1,700 kernels from Python, most of them tiny, so on a GPU
-it is bound by launch latency rather than arithmetic. A CUDA graph records the launches once
-and replays them with one call. What capture needs, and how the step provides it:
+it is bound by launch latency rather than arithmetic (88 ms of wall time for 11 ms of
+kernels on an H100, docs/PERFORMANCE.md). A CUDA graph records the launches once and
+replays them with one call. What capture needs, and how the step provides it:
 
-- fixed addresses: each batch is copied into the graph's own input tensors;
+- fixed addresses: each batch (on the host or already on the GPU) is copied into the
+  graph's own input tensors; batches have fixed shapes (tokens are padded to max_tokens);
 - no host synchronisation: the loss terms stay on the device and are read after the replay;
 - gradients in fixed tensors: the step zeroes the existing `.grad` tensors and backward
   accumulates into them, so the graphs of different batch shapes share them;
@@ -33,15 +35,14 @@ WARMUP_STEPS = 2
 CAPTURABLE_OPTIMIZERS = (torch.optim.Adam, torch.optim.AdamW, torch.optim.RAdam)
 
 
-def graphs_apply(setting: Any, device: torch.device, resident: bool,
-                 optimizer: torch.optim.Optimizer, step_in_backward: bool) -> bool:
+def graphs_apply(setting: Any, device: torch.device, optimizer: torch.optim.Optimizer,
+                 step_in_backward: bool) -> bool:
     """Whether `trainer.cuda_graphs` ("auto", true or false) turns graphs on for this run."""
     if setting not in ("auto", True, False):
         raise ConfigError(f"config key trainer.cuda_graphs: expected \"auto\", true or false, "
                           f"got {setting!r}")
     missing = [reason for reason, ok in (
         ("a CUDA device", device.type == "cuda"),
-        ("the training data resident on the GPU (trainer.resident_data)", resident),
         ("an Adam, AdamW or RAdam optimizer", isinstance(optimizer, CAPTURABLE_OPTIMIZERS)),
         ("trainer.optimizer_in_backward off", not step_in_backward)) if not ok]
     if setting is True and missing:
@@ -75,10 +76,10 @@ def portable_state(optimizer: torch.optim.Optimizer) -> dict[str, Any]:
 
 @dataclass
 class _Captured:
-    """One captured step: the graph, the tensors it reads the batch from, and its outputs."""
+    """One captured step: the graph, the batch it reads its inputs from, and its outputs."""
 
     graph: torch.cuda.CUDAGraph
-    inputs: list[torch.Tensor]
+    inputs: Batch
     outputs: dict[str, torch.Tensor]
 
 
@@ -86,69 +87,70 @@ class GraphedTrainStep:
     """Trains on one batch per call through CUDA graphs (one per batch shape)."""
 
     def __init__(self, forward: Callable[..., dict[str, Any]], objective: torch.nn.Module,
-                 optimizer: torch.optim.Optimizer, autocast: Callable[[], Any]) -> None:
+                 optimizer: torch.optim.Optimizer, autocast: Callable[[], Any],
+                 device: torch.device) -> None:
         self.forward = forward
         self.objective = objective
         self.optimizer = optimizer
         self.autocast = autocast
+        self.device = device
         self.captured: dict[tuple, _Captured] = {}
         self.eager_steps: dict[tuple, int] = {}
 
     def __call__(self, batch: Batch) -> dict[str, torch.Tensor]:
-        """Train on `batch`; returns the loss and its terms (device scalars)."""
-        names = (tuple(batch.experts), tuple(batch.ind))
-        inputs = [*batch.experts.values(), *batch.ind.values(), batch.text]
-        key = (names, *((tuple(t.shape), t.dtype) for t in inputs))
+        """Train on `batch` (on the host or the GPU); returns the loss and its terms (device
+        scalars, overwritten by the next call)."""
+        key = _signature(batch)
         captured = self.captured.get(key)
         if captured is not None:
-            torch._foreach_copy_(captured.inputs, inputs)
+            for static, new in zip(captured.inputs.tensors(), batch.tensors(), strict=True):
+                static.copy_(new, non_blocking=True)
             captured.graph.replay()
             return captured.outputs
-        step = self._step_function(names)
         if self.eager_steps.get(key, 0) < WARMUP_STEPS:
             self.eager_steps[key] = self.eager_steps.get(key, 0) + 1
-            return _on_side_stream(step, inputs)
-        captured = self.captured[key] = _capture(step, inputs)
+            return _on_side_stream(self._step, batch.to(self.device))
+        static = batch.map_tensors(lambda tensor: tensor.to(self.device, copy=True))
+        captured = self.captured[key] = _capture(self._step, static)
         captured.graph.replay()
         return captured.outputs
 
-    def _step_function(self, names: tuple[tuple[str, ...], tuple[str, ...]]
-                       ) -> Callable[..., dict[str, torch.Tensor]]:
-        """The step on flat inputs (experts, then availability, then the caption tokens)."""
-        expert_names, ind_names = names
-
-        def step(*inputs: torch.Tensor) -> dict[str, torch.Tensor]:
-            experts = dict(zip(expert_names, inputs))
-            ind = dict(zip(ind_names, inputs[len(expert_names):]))
-            self.optimizer.zero_grad(set_to_none=False)  # in place: the graphs' gradients
-            with self.autocast():
-                output = self.forward(experts, ind, inputs[-1])
-                total, terms = self.objective.terms(output)
-            total.backward()
-            self.optimizer.step()
-            return {"loss": total.detach().float(), **terms}
-
-        return step
+    def _step(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """One eager training step on a batch on the GPU, with no host synchronisation."""
+        self.optimizer.zero_grad(set_to_none=False)  # in place: the graphs' gradients
+        with self.autocast():
+            output = self.forward(batch.experts, batch.ind, batch.text)
+            total, terms = self.objective.terms(output, batch.distil_text, batch.distil_video)
+        total.backward()
+        self.optimizer.step()
+        return {"loss": total.detach().float(), **terms}
 
 
-def _on_side_stream(step: Callable[..., dict[str, torch.Tensor]],
-                    inputs: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+def _signature(batch: Batch) -> tuple:
+    """What a graph is specific to: the batch's keys, and every tensor's shape and dtype."""
+    def keys(tree: Any) -> Any:
+        return None if tree is None else tuple((k, keys(v) if isinstance(v, dict) else None)
+                                               for k, v in tree.items())
+    return (keys(batch.experts), keys(batch.ind), keys(batch.distil_video),
+            keys(batch.distil_text), *((tuple(t.shape), t.dtype) for t in batch.tensors()))
+
+
+def _on_side_stream(step: Callable[[Batch], dict[str, torch.Tensor]],
+                    batch: Batch) -> dict[str, torch.Tensor]:
     """Run `step` eagerly on a side stream that the current stream then waits for."""
     current = torch.cuda.current_stream()
     side = torch.cuda.Stream()
     side.wait_stream(current)
     with torch.cuda.stream(side):
-        outputs = step(*inputs)
+        outputs = step(batch)
     current.wait_stream(side)
     return outputs
 
 
-def _capture(step: Callable[..., dict[str, torch.Tensor]],
-             inputs: list[torch.Tensor]) -> _Captured:
-    """Record `step` on copies of `inputs` (nothing runs until the graph is replayed)."""
-    static = [tensor.clone() for tensor in inputs]
+def _capture(step: Callable[[Batch], dict[str, torch.Tensor]], batch: Batch) -> _Captured:
+    """Record `step` on `batch`, the graph's own inputs (nothing runs until it is replayed)."""
     graph = torch.cuda.CUDAGraph()
     torch.cuda.synchronize()
     with torch.cuda.graph(graph):
-        outputs = step(*static)
-    return _Captured(graph, static, outputs)
+        outputs = step(batch)
+    return _Captured(graph, batch, outputs)

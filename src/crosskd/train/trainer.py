@@ -104,12 +104,11 @@ class Trainer:
             step_during_backward(self.optimizer)
         self.graphed_step: GraphedTrainStep | None = None
         if graphs_apply(require(config, "trainer.cuda_graphs", (str, bool), default="auto"),
-                        device, self.train_batches is not self.data.train, self.optimizer,
-                        self.step_in_backward):
+                        device, self.optimizer, self.step_in_backward):
             prepare_optimizer(self.optimizer, device)
             self.graphed_step = GraphedTrainStep(
                 self.step_model, self.objective, self.optimizer,
-                lambda: self.acceleration.autocast(device, cache=False))
+                lambda: self.acceleration.autocast(device, cache=False), device)
         self.scheduler = build_scheduler(config, self.optimizer)
         background = require(config, "trainer.background_checkpoints", bool,
                              default=device.type == "cuda")
@@ -151,11 +150,10 @@ class Trainer:
         progress = tqdm(batches, total=total_batches, desc=f"epoch {epoch}/{self.epochs}",
                         leave=False, disable=None)
         for batch_index, batch in enumerate(progress):
-            batch = batch.to(self.device)
-            if self.graphed_step is not None:
+            if self.graphed_step is not None:  # copies the batch into the graph's inputs
                 values = _host_values(self.graphed_step(batch))
             else:
-                values = self._eager_step(batch)
+                values = self._eager_step(batch.to(self.device))
             loss = values.pop("loss")
             if not math.isfinite(loss):  # eager: before the update; graphed: after it
                 raise self._divergence(loss, epoch, batch_index + 1)

@@ -1,0 +1,34 @@
+"""Batch.map_tensors / tensors visit every tensor once, in one order (CUDA graphs rely on it)."""
+
+from __future__ import annotations
+
+import torch
+
+from crosskd.data.batch import Batch
+from crosskd.train.graphed_step import _signature
+
+
+def _batch(rows: int = 4, teachers: bool = True) -> Batch:
+    def tensor(*shape):
+        return torch.randn(rows, *shape)
+    distil = ({0: {"audio": tensor(3)}}, {0: {"audio": tensor(1, 3)}}) if teachers else (None,
+                                                                                         None)
+    return Batch({"audio": tensor(5, 2), "scene": tensor(6)}, {"audio": tensor(), "scene": tensor()},
+                 tensor(1, 7, 8), tensor(1, 7), None, *distil, [f"v{i}" for i in range(rows)])
+
+
+def test_tensors_lists_every_tensor_in_map_order():
+    batch = _batch()
+    tensors = batch.tensors()
+    assert len(tensors) == 8 and len({id(t) for t in tensors}) == 8
+    doubled = batch.map_tensors(lambda t: t * 2)
+    for original, mapped in zip(tensors, doubled.tensors(), strict=True):
+        torch.testing.assert_close(mapped, original * 2)
+    assert doubled.video_ids == batch.video_ids and doubled.query_masks is None
+    assert all(a is b for a, b in zip(batch.to("cpu").tensors(), tensors))
+
+
+def test_graph_signatures_tell_shapes_and_inputs_apart():
+    assert _signature(_batch()) == _signature(_batch())
+    assert _signature(_batch(rows=3)) != _signature(_batch())
+    assert _signature(_batch(teachers=False)) != _signature(_batch())
