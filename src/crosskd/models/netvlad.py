@@ -9,6 +9,22 @@ import torch.nn.functional as F
 from torch import nn
 
 
+#: the epsilon of F.normalize, which the two normalisations below reproduce.
+NORMALIZE_EPS = 1e-12
+
+
+def _two_normalisations(residuals: torch.Tensor) -> torch.Tensor:
+    """The divisor `[B, 1, K]` equal to L2-normalising each cluster's residual `[B, D, K]`
+    (over D) and then the flattened vector: after the first, cluster k's norm is
+    n_k / max(n_k, eps), so the second needs the per-cluster norms only, and the residuals
+    are read twice instead of four times. (`Tensor.norm` is float32 under autocast, as in
+    F.normalize.)"""
+    norms = residuals.norm(dim=1, keepdim=True)
+    divisors = norms.clamp_min(NORMALIZE_EPS)
+    total = (norms / divisors).norm(dim=2, keepdim=True).clamp_min(NORMALIZE_EPS)
+    return divisors * total
+
+
 class NetVLAD(nn.Module):
     """Soft-assign tokens to clusters and concatenate their normalised residuals.
 
@@ -42,6 +58,5 @@ class NetVLAD(nn.Module):
         assignment = assignment.reshape(batch, num_tokens, self.cluster_size)
         mass = assignment.sum(dim=1, keepdim=True)  # [B, 1, K]
         weighted = torch.bmm(tokens.transpose(1, 2), assignment)  # [B, D, K]
-        residuals = weighted - mass * self.clusters2
-        residuals = F.normalize(residuals, dim=1)
-        return F.normalize(residuals.reshape(batch, -1), dim=1)
+        residuals = torch.addcmul(weighted, mass, self.clusters2, value=-1)  # [B, D, K]
+        return (residuals / _two_normalisations(residuals)).reshape(batch, -1)
