@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from crosskd.config import ConfigError
-from crosskd.train.resident import ResidentTrainSplit, resident_bytes, wants_resident
+from crosskd.train.resident import (ResidentTrainSplit, resident_bytes, token_dtype,
+                                    wants_resident)
 from train_support import run_config
 
 
@@ -57,12 +58,26 @@ def test_resident_eval_split_scores_like_the_host_split(data):
                                   score_split(model, loaded.eval, cpu, caption_chunk=7))
 
 
-def test_training_on_resident_data_is_identical(data, tmp_path):
+def test_bf16_runs_hold_the_caption_tokens_in_bf16(data):
+    config, loaded = data
+    assert token_dtype({"trainer": {"amp": "bf16"}}) is torch.bfloat16
+    assert token_dtype(config) is torch.float32
+    resident = ResidentTrainSplit(loaded.train, torch.device("cpu"), torch.bfloat16)
+    assert resident.text.dtype is torch.bfloat16
+    token_bytes = 2 * resident.text.numel()
+    assert resident_bytes(loaded.train) - resident_bytes(loaded.train, torch.bfloat16) == \
+        token_bytes
+
+
+@pytest.mark.parametrize("amp", [None, "bf16"])
+def test_training_on_resident_data_is_identical(data, tmp_path, amp):
+    """Also under bf16 autocast with the resident tokens held in bf16: autocast casts them to
+    bf16 for every product anyway."""
     from crosskd.train.trainer import Trainer
     config, loaded = data
     histories = []
     for resident in (False, True):
-        run = run_config(config, tmp_path, epochs=2, resident_data=resident)
+        run = run_config(config, tmp_path, epochs=2, resident_data=resident, amp=amp)
         trainer = Trainer(run, tmp_path / f"run{resident}", torch.device("cpu"), seed=0,
                           data=loaded)
         assert isinstance(trainer.train_batches, ResidentTrainSplit) == resident

@@ -37,7 +37,8 @@ from crosskd.train.history import EpochLog
 from crosskd.train.mapped import release_mapped_pages
 from crosskd.train.monitor import Monitor
 from crosskd.train.optim import build_optimizer, build_scheduler
-from crosskd.train.resident import ResidentEvalSplit, ResidentTrainSplit, wants_resident
+from crosskd.train.resident import (ResidentEvalSplit, ResidentTrainSplit, token_dtype,
+                                    wants_resident)
 from crosskd.train.seeds import capture_rng_state, restore_rng_state, seed_everything
 
 log = logging.getLogger(__name__)
@@ -88,8 +89,9 @@ class Trainer:
         self.train_batches: Any = self.data.train
         self.eval_batches: Any = self.data.eval
         if wants_resident(config, self.data.train, device):
-            self.train_batches = ResidentTrainSplit(self.data.train, device)
-            self.eval_batches = ResidentEvalSplit(self.data.eval, device)
+            tokens = token_dtype(config)
+            self.train_batches = ResidentTrainSplit(self.data.train, device, tokens)
+            self.eval_batches = ResidentEvalSplit(self.data.eval, device, tokens)
         self.model = build_model(config).to(device)
         configure_cpu_threads(self.model, device)
         self.acceleration = Acceleration.from_config(config)
