@@ -42,10 +42,12 @@ def test_checkpoints_of_a_capturable_optimizer_are_plain_numbers():
     param.grad = torch.ones(3)
     optimizer.step()
     prepare_optimizer(optimizer, CPU)
+    torch.optim.lr_scheduler.StepLR(optimizer, step_size=1)  # adds initial_lr, a tensor too
     group = optimizer.param_groups[0]
     assert isinstance(group["lr"], torch.Tensor) and group["capturable"]
     state = portable_state(optimizer)
     assert state["param_groups"][0]["lr"] == pytest.approx(0.01)
+    assert type(state["param_groups"][0]["initial_lr"]) is float
     assert state["param_groups"][0]["capturable"] is False
     plain = _optimizer()
     plain.load_state_dict(state)

@@ -69,8 +69,10 @@ def portable_state(optimizer: torch.optim.Optimizer) -> dict[str, Any]:
     """The optimizer's state dict with plain-number learning rates and `capturable` off, so
     that a checkpoint of a graphed run resumes anywhere, on the CPU too."""
     state = optimizer.state_dict()
-    state["param_groups"] = [{**group, "lr": float(group["lr"]), "capturable": False}
-                             for group in state["param_groups"]]
+    state["param_groups"] = [
+        {**{key: float(value) if key in ("lr", "initial_lr") else value
+            for key, value in group.items()}, "capturable": False}
+        for group in state["param_groups"]]
     return state
 
 
