@@ -11,6 +11,7 @@ from crosskd.config import ConfigError
 from crosskd.errors import UserError
 from crosskd.train import fast_radam
 from crosskd.train.fast_radam import SinglePassRAdam
+from crosskd.train.graphed_step import prepare_optimizer
 from crosskd.train.optim import build_optimizer, build_scheduler
 
 ARGS = {"lr": 1e-3, "weight_decay": 1e-5}
@@ -60,10 +61,12 @@ def test_matches_torch_radam_over_many_steps(skip, chunk, monkeypatch):
     _compare_twelve_steps_with_torch(torch.float32, skip)
 
 
-def _compare_twelve_steps_with_torch(dtype: torch.dtype, skip: int | None) -> None:
+def _compare_twelve_steps_with_torch(dtype: torch.dtype, skip: int | None,
+                                    capturable: bool = False) -> None:
     """Parameters, step counts and both moments of SinglePassRAdam and torch's RAdam agree."""
     ours, theirs = _params(dtype), _params(dtype)
-    fast, reference = SinglePassRAdam(ours, **ARGS), torch.optim.RAdam(theirs, **ARGS)
+    fast = SinglePassRAdam(ours, **ARGS, capturable=capturable)
+    reference = torch.optim.RAdam(theirs, **ARGS)
     _run(fast, ours, range(12), skip)
     _run(reference, theirs, range(12), skip)
     _assert_close(ours, theirs)
@@ -131,7 +134,15 @@ def one_kernel_on_cpu(monkeypatch):
 def test_the_one_kernel_update_matches_torch_radam(one_kernel_on_cpu, dtype, skip):
     """12 steps (5 unrectified, lr halved by StepLR), a parameter sometimes without gradient:
     the parameters and moments of torch's RAdam, with the step counts kept as tensors."""
-    _compare_twelve_steps_with_torch(dtype, skip)
+    _compare_twelve_steps_with_torch(dtype, skip, capturable=True)
+
+
+def test_eager_steps_keep_torch_radam_on_the_device(one_kernel_on_cpu, monkeypatch):
+    """Without capture (a plain group) the one-kernel path is not taken."""
+    monkeypatch.setattr(fast_radam, "_compiled_update", None)
+    monkeypatch.setattr(fast_radam, "_one_kernel_update", lambda *args: pytest.fail("used"))
+    params = _params()
+    _run(SinglePassRAdam(params, **ARGS), params, range(2))
 
 
 def test_the_one_kernel_update_takes_a_tensor_lr_and_resumes_from_torch(one_kernel_on_cpu):
@@ -140,9 +151,10 @@ def test_the_one_kernel_update_takes_a_tensor_lr_and_resumes_from_torch(one_kern
     resumed, unbroken = _params(), _params()
     saved = torch.optim.RAdam(resumed, **ARGS)
     _run(saved, resumed, range(7))
-    continued = SinglePassRAdam(resumed, **{**ARGS, "lr": torch.tensor(ARGS["lr"])})
+    continued = SinglePassRAdam(resumed, **ARGS)
     scheduler = _step_lr(continued)
     continued.load_state_dict(saved.state_dict())
+    prepare_optimizer(continued, torch.device("cpu"))  # as a graphed trainer does
     scheduler.last_epoch = 7
     _run(continued, resumed, range(7, 12), scheduler=scheduler)
     _run(torch.optim.RAdam(unbroken, **ARGS), unbroken, range(12))

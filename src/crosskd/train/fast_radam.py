@@ -17,12 +17,12 @@ RAdam runs on flat chunks of the tensors (its update is elementwise, so chunking
 nothing but the temporaries' size); for options the fused path does not cover, torch's RAdam
 runs unchanged. The state is torch's RAdam state, so checkpoints move freely between the two.
 
-On a GPU the whole update of one tensor, rectified or not, is one elementwise function
-compiled by torch.compile into a single kernel that reads the parameter, gradient and moments
-once and writes them once (torch's foreach RAdam makes about ten passes over 1 GB at MSRVTT
-size). The step counts live on the device and the learning rate is passed as a tensor, so the
-update can be captured in a CUDA graph (crosskd.train.graphed_step) and a learning-rate
-schedule needs no recompilation.
+For steps captured in a CUDA graph (capturable groups, crosskd.train.graphed_step) the whole
+update of one tensor, rectified or not, is one elementwise function compiled by
+torch.compile into a single kernel that reads the parameter, gradient and moments once and
+writes them once (torch's foreach RAdam makes about ten passes over 1 GB at MSRVTT size).
+The step counts live on the device and the learning rate is passed as a tensor, so the
+update can be captured and a learning-rate schedule needs no recompilation.
 """
 
 from __future__ import annotations
@@ -97,14 +97,17 @@ class SinglePassRAdam(torch.optim.RAdam):
         return None
 
     def _one_kernel_path_applies(self) -> bool:
-        """True when every gradient is dense floating point on a device of _ONE_KERNEL_DEVICES
-        and every group uses plain RAdam options."""
+        """True when every group is capturable (steps captured in a CUDA graph) with plain
+        RAdam options, and every gradient is dense floating point on a device of
+        _ONE_KERNEL_DEVICES. Eager steps keep torch's foreach RAdam: launched from Python, one
+        compiled call per tensor costs more host time than its few foreach calls."""
         grads = [p.grad for group in self.param_groups for p in group["params"]
                  if p.grad is not None]
         return bool(grads) and all(
             g.device.type in _ONE_KERNEL_DEVICES and not g.is_sparse
-            and g.dtype.is_floating_point for g in grads) and not any(
-            group["decoupled_weight_decay"] or group["maximize"] or group["differentiable"]
+            and g.dtype.is_floating_point for g in grads) and all(
+            group["capturable"] and not (group["decoupled_weight_decay"] or group["maximize"]
+                                         or group["differentiable"])
             for group in self.param_groups)
 
     def _one_kernel_step(self) -> None:
