@@ -73,8 +73,9 @@ def test_the_hooks_do_not_keep_the_optimizer_alive():
     assert torch.equal(param.grad, torch.ones(3))
 
 
-def test_the_projection_gradients_share_one_recycled_buffer():
+def test_the_projection_gradients_share_one_recycled_buffer(monkeypatch):
     """Each text projection's gradient is written into the buffer the previous one left."""
+    monkeypatch.setattr(gradient_buffers, "MIN_KEPT_BYTES", 0)  # these layers are small
     gradient_buffers.clear()
     torch.manual_seed(0)
     layers = [torch.nn.Linear(30, 50) for _ in range(4)]
@@ -97,4 +98,14 @@ def test_the_projection_gradients_share_one_recycled_buffer():
     assert len(set(addresses[:4])) == 1 and len(set(addresses[4:])) == 1
     for mine, theirs in zip(params, [p for layer in reference for p in layer.parameters()]):
         torch.testing.assert_close(mine, theirs, rtol=0, atol=0)
+    gradient_buffers.clear()
+
+
+def test_only_large_gradients_are_kept():
+    small = torch.empty(4, 4)
+    large = torch.empty(gradient_buffers.MIN_KEPT_BYTES // 4)
+    gradient_buffers.give_back(small)
+    gradient_buffers.give_back(large)
+    assert gradient_buffers.take(small.shape, small.dtype, small.device) is not small
+    assert gradient_buffers.take(large.shape, large.dtype, large.device) is large
     gradient_buffers.clear()

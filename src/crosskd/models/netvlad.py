@@ -57,6 +57,10 @@ class NetVLAD(nn.Module):
         assignment = F.softmax(logits, dim=1)[:, : self.cluster_size]
         assignment = assignment.reshape(batch, num_tokens, self.cluster_size)
         mass = assignment.sum(dim=1, keepdim=True)  # [B, 1, K]
-        weighted = torch.bmm(tokens.transpose(1, 2), assignment)  # [B, D, K]
-        residuals = torch.addcmul(weighted, mass, self.clusters2, value=-1)  # [B, D, K]
-        return (residuals / _two_normalisations(residuals)).reshape(batch, -1)
+        # the residuals overwrite the product (bmm's backward needs its inputs, not its output)
+        residuals = torch.bmm(tokens.transpose(1, 2), assignment).addcmul_(
+            mass, self.clusters2, value=-1)  # [B, D, K]
+        divisor = _two_normalisations(residuals)
+        if torch.is_grad_enabled() and residuals.requires_grad:
+            return (residuals / divisor).reshape(batch, -1)
+        return residuals.div_(divisor).reshape(batch, -1)  # evaluation: no third copy

@@ -37,8 +37,8 @@ from torch.optim.radam import radam
 
 #: RAdam switches rectification on when rho_t exceeds this.
 _RHO_THRESHOLD = 5.0
-#: elements per chunk of the unrectified steps (bounds their temporaries to a few 16 MB).
-_CHUNK = 2**22
+#: elements per chunk of the unrectified steps (bounds their temporaries to a few 4 MB).
+_CHUNK = 2**20
 #: parameter dtypes torch's fused Adam kernel accepts.
 _FUSED_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 #: device types whose updates run as one compiled elementwise kernel per tensor.
