@@ -21,9 +21,9 @@ def test_a_snapshot_does_not_follow_later_changes():
 def test_writes_run_one_at_a_time_and_errors_reach_the_caller():
     writer = BackgroundWriter()
     release, order = threading.Event(), []
+    threading.Timer(0.2, release.set).start()
     writer.submit(lambda: (release.wait(5), order.append("first")))
-    release.set()
-    writer.submit(lambda: order.append("second"))  # waits for the first
+    writer.submit(lambda: order.append("second"))  # must wait for the first
     writer.wait()
     assert order == ["first", "second"]
     writer.submit(lambda: 1 / 0)
