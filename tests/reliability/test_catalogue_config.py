@@ -97,3 +97,15 @@ def test_c10_malformed_custom_args(cli, workspace):
     assert_one_line_error(_train(cli, workspace, "--custom_args", "trainer.epochs=3"),
                           "override", "key.path@value")
     _assert_no_run(workspace)
+
+
+def test_c11_cuda_graphs_where_they_cannot_run(cli, workspace):
+    assert_one_line_error(_train(cli, workspace, "--set", "trainer.cuda_graphs=true"),
+                          "trainer.cuda_graphs", "a CUDA device")
+    _assert_no_run(workspace)
+
+
+def test_c12_malformed_background_checkpoints(cli, workspace):
+    assert_one_line_error(_train(cli, workspace, "--set", "trainer.background_checkpoints=soon"),
+                          "trainer.background_checkpoints")
+    _assert_no_run(workspace)
