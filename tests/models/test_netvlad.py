@@ -55,3 +55,19 @@ def test_token_order_does_not_matter_in_eval_mode():
     layer = NetVLAD(6, 3).eval()
     x = torch.randn(2, 7, 6)
     torch.testing.assert_close(layer(x), layer(x[:, torch.randperm(7)]))
+
+
+def test_gradients_match_the_reference():
+    """The fused normalisations and the in-place residual keep autograd's gradients."""
+    torch.manual_seed(2)
+    layer = NetVLAD(6, 3, ghost_clusters=1)
+    x = torch.randn(4, 5, 6, requires_grad=True)
+    weights = torch.randn(4, 18)
+    (layer(x) * weights).sum().backward()
+    ours = [x.grad.clone(), *(p.grad.clone() for p in layer.parameters())]
+    x.grad = None
+    layer.zero_grad()
+    (reference_netvlad(layer, x) * weights).sum().backward()
+    theirs = [x.grad, *(p.grad for p in layer.parameters())]
+    for mine, expected in zip(ours, theirs, strict=True):
+        torch.testing.assert_close(mine, expected, rtol=1e-4, atol=1e-6)
