@@ -57,9 +57,13 @@ class NetVLAD(nn.Module):
         assignment = F.softmax(logits, dim=1)[:, : self.cluster_size]
         assignment = assignment.reshape(batch, num_tokens, self.cluster_size)
         mass = assignment.sum(dim=1, keepdim=True)  # [B, 1, K]
-        # the residuals overwrite the product (bmm's backward needs its inputs, not its output)
-        residuals = torch.bmm(tokens.transpose(1, 2), assignment).addcmul_(
-            mass, self.clusters2, value=-1)  # [B, D, K]
+        weighted = torch.bmm(tokens.transpose(1, 2), assignment)  # [B, D, K]
+        # The residuals overwrite the product (bmm's backward needs its inputs only), except
+        # for autocast's bfloat16 product, whose residual is float32 as a subtraction gives.
+        if weighted.dtype == self.clusters2.dtype:
+            residuals = weighted.addcmul_(mass, self.clusters2, value=-1)
+        else:
+            residuals = torch.addcmul(weighted, mass, self.clusters2, value=-1)
         divisor = _two_normalisations(residuals)
         if torch.is_grad_enabled() and residuals.requires_grad:
             return (residuals / divisor).reshape(batch, -1)
