@@ -78,10 +78,10 @@ def portable_state(optimizer: torch.optim.Optimizer) -> dict[str, Any]:
 
 @dataclass
 class _Captured:
-    """One captured step: the graph, the batch it reads its inputs from, and its outputs."""
+    """One captured step: the graph, the tensors it reads each batch from, and its outputs."""
 
     graph: torch.cuda.CUDAGraph
-    inputs: Batch
+    inputs: list[torch.Tensor]
     outputs: dict[str, torch.Tensor]
 
 
@@ -102,10 +102,11 @@ class GraphedTrainStep:
     def __call__(self, batch: Batch) -> dict[str, torch.Tensor]:
         """Train on `batch` (on the host or the GPU); returns the loss and its terms (device
         scalars, overwritten by the next call)."""
-        key = _signature(batch)
+        tensors = batch.tensors()
+        key = _signature(batch, tensors)
         captured = self.captured.get(key)
         if captured is not None:
-            for static, new in zip(captured.inputs.tensors(), batch.tensors(), strict=True):
+            for static, new in zip(captured.inputs, tensors, strict=True):
                 static.copy_(new, non_blocking=True)
             captured.graph.replay()
             return captured.outputs
@@ -128,13 +129,14 @@ class GraphedTrainStep:
         return {"loss": total.detach().float(), **terms}
 
 
-def _signature(batch: Batch) -> tuple:
-    """What a graph is specific to: the batch's keys, and every tensor's shape and dtype."""
+def _signature(batch: Batch, tensors: list[torch.Tensor]) -> tuple:
+    """What a graph is specific to: the batch's keys, and the shape and dtype of every one
+    of its `tensors` (`batch.tensors()`)."""
     def keys(tree: Any) -> Any:
         return None if tree is None else tuple((k, keys(v) if isinstance(v, dict) else None)
                                                for k, v in tree.items())
     return (keys(batch.experts), keys(batch.ind), keys(batch.distil_video),
-            keys(batch.distil_text), *((tuple(t.shape), t.dtype) for t in batch.tensors()))
+            keys(batch.distil_text), *((tuple(t.shape), t.dtype) for t in tensors))
 
 
 def _on_side_stream(step: Callable[[Batch], dict[str, torch.Tensor]],
@@ -155,4 +157,4 @@ def _capture(step: Callable[[Batch], dict[str, torch.Tensor]], batch: Batch) -> 
     torch.cuda.synchronize()
     with torch.cuda.graph(graph):
         outputs = step(batch)
-    return _Captured(graph, batch, outputs)
+    return _Captured(graph, batch.tensors(), outputs)
