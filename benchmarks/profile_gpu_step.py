@@ -4,8 +4,8 @@
 
 Trains the published CE+ cecap config (bfloat16, resident data) on a synthetic MSRVTT with
 the real widths (1,024 training videos, MSRVTT's 497 validation videos x 5 captions) and
-reports: the wall time of a step through the CUDA graph, of the graph replay alone, and of an
-eager step; torch.profiler's tables of the kernels of graph replays and of eager steps; the
+reports: the wall time of a step through the CUDA graph, of the graph replay alone, of a step
+in a training epoch, and of an eager step; the kernels per replay and their summed GPU time; torch.profiler's tables of the kernels of graph replays and of eager steps; the
 time of a validation pass and its profile; and the time a resumable checkpoint holds up
 training (a snapshot, written in the background) and takes to be written.
 """
@@ -60,8 +60,16 @@ def main() -> None:
         for _ in range(5):
             graph.replay()
         torch.cuda.synchronize()
+    kernels = prof.key_averages()
+    report.append(f"per replay: {sum(k.count for k in kernels) / 5:.0f} kernels and copies, "
+                  f"{sum(k.self_device_time_total for k in kernels) / 5e3:.2f} ms of GPU time")
     report.append("graph replays x5, kernels by GPU time:")
     report.append(prof.key_averages().table(sort_by="cuda_time_total", row_limit=30))
+    start = time.perf_counter()
+    trainer._train_epoch(2)
+    torch.cuda.synchronize()
+    report.append(f"training epoch, per step (loss read one step late): "
+                  f"{1e3 * (time.perf_counter() - start) / len(batches):.2f} ms")
     batch_prep = trainer.train_batches.batches(64, trainer.data_rng)
     report.append(f"batch assembly alone: {1e3 * _timed(lambda: next(batch_prep), 15):.2f} ms")
     start = time.perf_counter()

@@ -29,6 +29,7 @@ from crosskd.losses import build_objective
 from crosskd.models import build_model
 from crosskd.train.acceleration import Acceleration
 from crosskd.train.backward_step import step_during_backward
+from crosskd.train.deferred_values import DeferredValues
 from crosskd.train.device import configure_cpu_threads
 from crosskd.train.evaluate import evaluate
 from crosskd.train.graphed_step import (GraphedTrainStep, graphs_apply, portable_state,
@@ -146,26 +147,36 @@ class Trainer:
         """One pass over the training split; returns the mean of every loss term."""
         self.model.train()
         sums: dict[str, float] = {}
-        num_batches = 0
         batches = self.train_batches.batches(self.batch_size, self.data_rng, shuffle=True)
         total_batches = math.ceil(self.data.train.num_videos / self.batch_size)
         progress = tqdm(batches, total=total_batches, desc=f"epoch {epoch}/{self.epochs}",
                         leave=False, disable=None)
-        for batch_index, batch in enumerate(progress):
+        in_flight = DeferredValues()  # graphed steps' values, read one step late
+        for batch_index, batch in enumerate(progress, start=1):
             if self.graphed_step is not None:  # copies the batch into the graph's inputs
-                values = _host_values(self.graphed_step(batch))
+                done = in_flight.push(batch_index, self.graphed_step(batch))
             else:
-                values = self._eager_step(batch.to(self.device))
-            loss = values.pop("loss")
-            if not math.isfinite(loss):  # eager: before the update; graphed: after it
-                raise self._divergence(loss, epoch, batch_index + 1)
-            num_batches += 1
-            for key, value in {"loss": loss, **{f"loss_{k}": v for k, v in values.items()}}.items():
-                sums[key] = sums.get(key, 0.0) + value
-            progress.set_postfix(loss=f"{loss:.4f}")
-            release_mapped_pages(self.data.train)  # the pages this batch read
+                done = batch_index, self._eager_step(batch.to(self.device))
+            if done is not None:
+                self._tally(sums, epoch, *done, progress)
+            release_mapped_pages(self.train_batches)  # the pages this batch read, if mapped
+        if (done := in_flight.flush()) is not None:
+            self._tally(sums, epoch, *done, progress)
         gradient_buffers.clear()  # validation needs none of them (0.17 GiB at MSRVTT size)
-        return {key: value / max(1, num_batches) for key, value in sums.items()}
+        num_batches = max(1, sums.pop("batches", 0))
+        return {key: value / num_batches for key, value in sums.items()}
+
+    def _tally(self, sums: dict[str, float], epoch: int, batch_index: int,
+               values: dict[str, float], progress: tqdm) -> None:
+        """Add one batch's loss terms to `sums`; a non-finite loss stops training (eager steps
+        check before their update; graphed steps are read after their update and the next)."""
+        loss = values.pop("loss")
+        if not math.isfinite(loss):
+            raise self._divergence(loss, epoch, batch_index)
+        for key, value in {"batches": 1.0, "loss": loss,
+                           **{f"loss_{k}": v for k, v in values.items()}}.items():
+            sums[key] = sums.get(key, 0.0) + value
+        progress.set_postfix(loss=f"{loss:.4f}")
 
     def _eager_step(self, batch: Batch) -> dict[str, float]:
         """Train on one batch; a non-finite loss is returned before anything is updated."""
