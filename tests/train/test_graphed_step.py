@@ -3,12 +3,19 @@ same training as eager steps, across batch shapes, mixed precision and a resume.
 
 from __future__ import annotations
 
+import time
+from types import SimpleNamespace
+
 import pytest
 import torch
 
+from crosskd.checkpoint.background import BackgroundWriter
 from crosskd.config import ConfigError
+from crosskd.data.batch import Batch
+from crosskd.train import graphed_step
 from crosskd.train.fast_radam import SinglePassRAdam
-from crosskd.train.graphed_step import graphs_apply, portable_state, prepare_optimizer
+from crosskd.train.graphed_step import (GraphedTrainStep, graphs_apply, portable_state,
+                                        prepare_optimizer)
 from train_support import run_config
 
 CPU = torch.device("cpu")
@@ -56,6 +63,32 @@ def test_checkpoints_of_a_capturable_optimizer_are_plain_numbers():
     assert float(plain.state[plain.param_groups[0]["params"][0]]["step"]) == 2
 
 
+def test_a_capture_starts_only_after_the_background_checkpoint_write(monkeypatch):
+    """A checkpoint thread's device-to-host copies during a capture invalidate it (seen on an
+    H100), so the step waits for the write before capturing; CUDA is stood in for."""
+    events = []
+
+    def capture(step, batch):
+        events.append("capture")
+        return graphed_step._Captured(SimpleNamespace(replay=lambda: events.append("replay")),
+                                      batch.tensors(), {})
+
+    monkeypatch.setattr(graphed_step, "_on_side_stream", lambda step, batch: step(batch))
+    monkeypatch.setattr(graphed_step, "_capture", capture)
+    writer = BackgroundWriter()
+    step = GraphedTrainStep(None, None, None, None, CPU, before_capture=writer.wait)
+    step._step = lambda batch: events.append("eager")
+    batch = Batch({"a": torch.ones(2, 3)}, {"a": torch.ones(2)}, torch.ones(2, 1, 4, 5),
+                  torch.zeros(0))
+    for _ in range(graphed_step.WARMUP_STEPS):
+        step(batch)
+    writer.submit(lambda: (time.sleep(0.2), events.append("written")))
+    step(batch)
+    step(batch)
+    assert events == ["eager"] * graphed_step.WARMUP_STEPS + [
+        "written", "capture", "replay", "replay"]
+
+
 def _train(config, data, tmp_path, name, epochs, graphs, amp=None, resume=None, resident=True):
     from crosskd.train.trainer import Trainer
     run = run_config(config, tmp_path, optimizer_args={"lr": 0.01, "weight_decay": 1e-5},
@@ -79,12 +112,14 @@ def _assert_same_training(first, second, rtol):
 
 
 @needs_cuda
-@pytest.mark.parametrize("amp, rtol, resident", [(None, 1e-4, True), ("bf16", 1e-2, True),
-                                                 (None, 1e-4, False)])
+@pytest.mark.parametrize("amp, rtol, resident", [(None, 1e-3, True), ("bf16", 1e-2, True),
+                                                 (None, 1e-3, False)])
 def test_graphed_training_equals_eager_training(tiny_msrvtt, tmp_path, amp, rtol, resident):
     """Four epochs: full and last (smaller) batches each run eagerly, are captured, replayed,
-    with batches cut on the GPU or assembled on the host. In bfloat16 cuBLAS may pick other
-    kernels inside a capture, so rounding differs more."""
+    with batches cut on the GPU or assembled on the host. Eager steps update through torch's
+    foreach RAdam, graphed ones through the one-kernel update, whose rounding differs (up to
+    1.2e-4 after 32 steps at lr 0.01 on an H100); in bfloat16 cuBLAS may also pick other
+    kernels inside a capture."""
     config, data = tiny_msrvtt
     assert data.train.num_videos % 8, "the split needs a smaller last batch"
     eager = _train(config, data, tmp_path, "eager", 4, False, amp, resident=resident)

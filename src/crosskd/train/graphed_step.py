@@ -90,12 +90,15 @@ class GraphedTrainStep:
 
     def __init__(self, forward: Callable[..., dict[str, Any]], objective: torch.nn.Module,
                  optimizer: torch.optim.Optimizer, autocast: Callable[[], Any],
-                 device: torch.device) -> None:
+                 device: torch.device, before_capture: Callable[[], Any] = lambda: None) -> None:
+        """`before_capture` runs before each capture: no other thread may use the GPU during
+        one (a background checkpoint's device-to-host copies invalidate it)."""
         self.forward = forward
         self.objective = objective
         self.optimizer = optimizer
         self.autocast = autocast
         self.device = device
+        self.before_capture = before_capture
         self.captured: dict[tuple, _Captured] = {}
         self.eager_steps: dict[tuple, int] = {}
 
@@ -114,6 +117,7 @@ class GraphedTrainStep:
             self.eager_steps[key] = self.eager_steps.get(key, 0) + 1
             return _on_side_stream(self._step, batch.to(self.device))
         static = batch.map_tensors(lambda tensor: tensor.to(self.device, copy=True))
+        self.before_capture()
         captured = self.captured[key] = _capture(self._step, static)
         captured.graph.replay()
         return captured.outputs

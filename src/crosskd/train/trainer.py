@@ -105,17 +105,18 @@ class Trainer:
                                         default=device.type == "cpu")
         if self.step_in_backward:
             step_during_backward(self.optimizer)
+        background = require(config, "trainer.background_checkpoints", bool,
+                             default=device.type == "cuda")
+        self.writer = BackgroundWriter() if background else None
         self.graphed_step: GraphedTrainStep | None = None
         if graphs_apply(require(config, "trainer.cuda_graphs", (str, bool), default="auto"),
                         device, self.optimizer, self.step_in_backward):
             prepare_optimizer(self.optimizer, device)
             self.graphed_step = GraphedTrainStep(
                 self.step_model, self.objective, self.optimizer,
-                lambda: self.acceleration.autocast(device, cache=False), device)
+                lambda: self.acceleration.autocast(device, cache=False), device,
+                before_capture=self.writer.wait if self.writer else lambda: None)
         self.scheduler = build_scheduler(config, self.optimizer)
-        background = require(config, "trainer.background_checkpoints", bool,
-                             default=device.type == "cuda")
-        self.writer = BackgroundWriter() if background else None
         self.start_epoch = 1
         self.best = self.monitor.worst
         self.best_epoch = 0
