@@ -9,6 +9,7 @@ msrvtt-train-gpt2-xl-finetuned-mte-adam-cecap.json with data_dir pointed at it.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -18,7 +19,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / "configs" / "msrvtt-train-gpt2-xl-finetuned-mte-adam-cecap.json"
@@ -134,6 +135,20 @@ def run_process(command: list[str], env: dict[str, str] | None = None) -> Proces
         sys.stderr.write(output[-4000:])
         raise SystemExit(f"{' '.join(command)} failed with exit code {process.returncode}")
     return ProcessResult(seconds, usage.ru_maxrss / 2**20, output)
+
+
+@contextlib.contextmanager
+def foreach_radam(active: bool = True) -> Iterator[None]:
+    """While active, graphed RAdam steps captured (first run) inside update every tensor
+    through torch's foreach kernels instead of the compiled piece kernel (for comparison)."""
+    from crosskd.train import fast_radam
+    default = fast_radam._PIECE
+    if active:
+        fast_radam._PIECE = 2**62  # no whole piece: everything is a remainder
+    try:
+        yield
+    finally:
+        fast_radam._PIECE = default
 
 
 def uptime_load() -> str:

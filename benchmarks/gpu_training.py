@@ -12,8 +12,10 @@ resident caption tensor at ~7 GB). Then trains the published CE+ caption-distill
 `save_period` = 10 epochs as published) once per variant, in order, each `name:epochs`:
 fp32, bf16 (autocast), bf16+compile (autocast and torch.compile), each trained through CUDA
 graphs; "+eager" variants launch every kernel from Python instead, "+host" variants assemble
-batches on the host (copied into the graph's inputs) instead of holding the data on the GPU. A variant that
-would start after --budget seconds is skipped; one that fails is reported and the next runs.
+batches on the host (copied into the graph's inputs) instead of holding the data on the GPU,
+"+foreach" variants update RAdam through torch's foreach kernels instead of the compiled
+one. A variant that would start after --budget seconds is skipped; one that fails is
+reported and the next runs.
 The table is printed after every variant and written to $OUT/gpu_training.json when $OUT is
 set, so a run cut short still reports.
 """
@@ -31,12 +33,13 @@ from pathlib import Path
 
 import torch
 
-from _msrvtt_bench import BenchData, bench_config, make_dataset
+from _msrvtt_bench import BenchData, bench_config, foreach_radam, make_dataset
 
 MONITOR = "val_t2v_metrics_geometric_mean_R1-R5-R10"
 VARIANTS = {"fp32": {}, "bf16": {"amp": "bf16"}, "bf16+compile": {"amp": "bf16", "compile": True},
             "fp32+compile": {"compile": True}, "fp32+host": {"resident_data": False},
             "bf16+host": {"amp": "bf16", "resident_data": False},
+            "bf16+foreach": {"amp": "bf16"},
             "bf16+eager": {"amp": "bf16", "cuda_graphs": False},
             "fp32+eager": {"cuda_graphs": False}}
 
@@ -89,7 +92,8 @@ def _run_variant(name: str, epochs: int, data, config: dict, device: torch.devic
     trainer = TimedTrainer(config, work / "runs" / name, device, seed=0, data=data)
     trainer.starts, trainer.train_seconds, trainer.save_seconds = [], [], []
     setup = time.perf_counter() - start
-    result = trainer.train()
+    with foreach_radam(name.endswith("+foreach")):
+        result = trainer.train()
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     end = time.perf_counter()

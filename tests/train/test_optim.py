@@ -126,24 +126,24 @@ def test_options_the_fused_path_lacks_run_torch_radam_bit_exactly():
 @pytest.fixture
 def one_kernel_on_cpu(monkeypatch):
     """The GPU path of SinglePassRAdam, run on the CPU and uncompiled (the function the GPU
-    compiles into one kernel), with the (33, 17) and (5, 3, 2) tensors counted as large and
-    the others updated through the foreach kernels."""
+    compiles into one kernel), in pieces of 8 elements: the (33, 17), (17,) and (5, 3, 2)
+    tensors are cut into pieces and remainders, the (1,) tensor is a remainder only."""
     monkeypatch.setattr(fast_radam, "_ONE_KERNEL_DEVICES", ("cpu",))
     monkeypatch.setattr(fast_radam, "_compiled_update", fast_radam.radam_update_)
-    monkeypatch.setattr(fast_radam, "_COMPILED_MIN_ELEMENTS", 30)
+    monkeypatch.setattr(fast_radam, "_PIECE", 8)
 
 
-def test_large_tensors_get_one_kernel_call_each_with_offset_free_inputs(one_kernel_on_cpu,
-                                                                        monkeypatch):
-    """What keeps one compiled kernel per size: flat whole tensors and fresh 0-d factors (a
-    view's storage offset would compile anew for every tensor)."""
+def test_the_compiled_kernel_sees_one_size_and_fresh_factors(one_kernel_on_cpu, monkeypatch):
+    """What keeps it to one compiled kernel: every call gets pieces of exactly _PIECE elements
+    and 0-d factors of their own (a view's storage offset would compile anew per tensor)."""
     calls = []
     monkeypatch.setattr(fast_radam, "_compiled_update", lambda *args: calls.append(args))
     params = _params()
     _run(SinglePassRAdam(params, **ARGS, capturable=True), params, range(1))
-    assert sorted(args[0].shape for args in calls) == [(30,), (561,)]
-    assert all(t.storage_offset() == 0 for args in calls for t in args[:6])
-    assert all(args[4].dim() == 0 and args[4].dtype == torch.float32 for args in calls)
+    assert len(calls) == 561 // 8 + 17 // 8 + 30 // 8
+    assert all(t.shape == (8,) for args in calls for t in args[:4])
+    assert all(t.dim() == 0 and t.storage_offset() == 0 and t.dtype == torch.float32
+               for args in calls for t in args[4:6])
 
 
 @pytest.mark.parametrize("dtype, skip", [(torch.float32, None), (torch.float32, 1),
@@ -154,15 +154,17 @@ def test_the_one_kernel_update_matches_torch_radam(one_kernel_on_cpu, dtype, ski
     _compare_twelve_steps_with_torch(dtype, skip, capturable=True)
 
 
-@pytest.mark.slow  # compiles two kernels, ~5 s on a 2-core CPU
+@pytest.mark.slow  # compiles a kernel, ~5 s on a 2-core CPU
 def test_the_compiled_update_matches_torch_radam(monkeypatch):
-    """The kernels torch.compile makes (here for the CPU; on a GPU for it), one per size. The
-    compiler contracts multiplies and adds, so rounding differs a little more."""
+    """The kernel torch.compile makes (here for the CPU; on a GPU for it), compiled once for
+    all pieces. The compiler contracts multiplies and adds, so rounding differs a little."""
     monkeypatch.setattr(fast_radam, "_ONE_KERNEL_DEVICES", ("cpu",))
     monkeypatch.setattr(fast_radam, "_compiled_update", None)
-    monkeypatch.setattr(fast_radam, "_COMPILED_MIN_ELEMENTS", 30)
+    monkeypatch.setattr(fast_radam, "_PIECE", 8)
+    compiled_before = torch._dynamo.utils.counters["stats"]["unique_graphs"]
     _compare_twelve_steps_with_torch(torch.float32, 1, capturable=True, tolerance=(1e-5, 1e-7))
     assert fast_radam._compiled_update is not fast_radam.radam_update_  # no eager fallback
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == compiled_before + 1
 
 
 def test_eager_steps_keep_torch_radam_on_the_device(one_kernel_on_cpu, monkeypatch):

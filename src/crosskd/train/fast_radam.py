@@ -21,13 +21,13 @@ For steps captured in a CUDA graph (capturable groups, crosskd.train.graphed_ste
 scalar factors of each tensor's update, which hold the bias corrections and the
 rectification, are computed for all tensors at once in float64, from step counts and a
 learning rate that live on the device (so the update can be captured and a learning-rate
-schedule changes nothing captured). Each large tensor is then updated by one elementwise
-kernel, compiled by torch.compile for its exact size, that reads the parameter, gradient
-and moments once and writes them once (torch's foreach RAdam makes about ten passes over
-1 GB at MSRVTT size); the small tensors, a few percent of the elements, go through torch's
-foreach kernels. Sizes are static on purpose: a dynamic-shape kernel keeps the launch
-configuration tuned for the first (small) tensor it saw, which took 79 ms per step on an
-H100 for what memory bandwidth allows in ~3 ms.
+schedule changes nothing captured). The tensors are then cut into pieces of one fixed
+size, each updated by one elementwise kernel, compiled once by torch.compile for that size,
+that reads the parameter, gradient and moments once and writes them once (torch's foreach
+RAdam makes about ten passes over 1 GB at MSRVTT size); the remainders and small tensors,
+a few percent of the elements, go through torch's foreach kernels. The size is static on
+purpose: a dynamic-shape kernel keeps the launch configuration tuned for the first (small)
+tensor it saw, and took 79 ms per step on an H100 for what memory bandwidth allows in ~3 ms.
 """
 
 from __future__ import annotations
@@ -48,9 +48,10 @@ _CHUNK = 2**20
 _FUSED_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 #: device types whose captured updates run compiled kernels (crosskd.train.graphed_step).
 _ONE_KERNEL_DEVICES = ("cuda",)
-#: tensors of at least this many elements get a kernel compiled for their size (MSRVTT CE+:
-#: 12 tensors of 5 sizes, 96% of the elements); smaller ones use torch's foreach kernels.
-_COMPILED_MIN_ELEMENTS = 2**20
+#: elements per call of the compiled update: tensors are cut into pieces of exactly this
+#: size, so one kernel, compiled once, serves them all (MSRVTT CE+: 232 pieces, 93% of the
+#: elements); the remainders and smaller tensors go through torch's foreach kernels.
+_PIECE = 2**20
 
 log = logging.getLogger(__name__)
 
@@ -131,8 +132,9 @@ class SinglePassRAdam(torch.optim.RAdam):
             for group in self.param_groups)
 
     def _one_kernel_step(self) -> None:
-        """Update every parameter with a gradient: large contiguous tensors through a kernel
-        compiled for their size, the others through torch's foreach kernels."""
+        """Update every parameter with a gradient: whole pieces of _PIECE elements of the
+        contiguous tensors through the compiled kernel, what is left through torch's foreach
+        kernels."""
         for group in self.param_groups:
             params = [p for p in group["params"] if p.grad is not None]
             if not params:
@@ -143,20 +145,27 @@ class SinglePassRAdam(torch.optim.RAdam):
             beta1, beta2 = group["betas"]
             adaptive, plain = radam_factors(torch.stack(steps), group["lr"], beta1, beta2)
             hyper = (beta1, beta2, group["eps"], group["weight_decay"])
-            small = []
+            rest: list[tuple[int, tuple[torch.Tensor, ...]]] = []
             for index, (param, state) in enumerate(zip(params, states)):
                 tensors = (param, param.grad, state["exp_avg"], state["exp_avg_sq"])
-                if param.numel() < _COMPILED_MIN_ELEMENTS or not all(
-                        t.is_contiguous() for t in tensors):
-                    small.append(index)
+                if not all(t.is_contiguous() for t in tensors):
+                    rest.append((index, tensors))
                     continue
-                # fresh 0-d tensors: a view's storage offset would compile a kernel per index
-                factors = (f[index].to(param.dtype, copy=True) for f in (adaptive, plain))
-                _one_kernel_update(*(t.view(-1) for t in tensors), *factors, *hyper)
-            if small:
-                _foreach_update([params[i] for i in small], [states[i] for i in small],
-                                *(_per_dtype(f, [params[i] for i in small])
-                                  for f in (adaptive[small], plain[small])), *hyper)
+                flat = [t.view(-1) for t in tensors]
+                whole = param.numel() // _PIECE * _PIECE
+                if whole:
+                    # fresh 0-d tensors: a view's storage offset would compile a kernel per index
+                    factors = [f[index].to(param.dtype, copy=True) for f in (adaptive, plain)]
+                    for begin in range(0, whole, _PIECE):
+                        _one_kernel_update(*(t[begin:begin + _PIECE] for t in flat), *factors,
+                                           *hyper)
+                if whole < param.numel():
+                    rest.append((index, tuple(t[whole:] for t in flat)))
+            if rest:
+                indices = [index for index, _ in rest]
+                tensors = [list(column) for column in zip(*(t for _, t in rest))]
+                _foreach_update(*tensors, *(_per_dtype(f[indices], tensors[0])
+                                            for f in (adaptive, plain)), *hyper)
 
     def _device_state(self, param: torch.Tensor) -> dict:
         """The parameter's RAdam state, created like torch's capturable RAdam creates it, with
@@ -221,14 +230,12 @@ def _per_dtype(values: torch.Tensor, params: list[torch.Tensor]) -> list[torch.T
     return [converted[p.dtype][i] for i, p in enumerate(params)]
 
 
-def _foreach_update(params: list[torch.Tensor], states: list[dict], adaptive: list[torch.Tensor],
-                    plain: list[torch.Tensor], beta1: float, beta2: float, eps: float,
-                    weight_decay: float) -> None:
+def _foreach_update(params: list[torch.Tensor], grads: list[torch.Tensor],
+                    exp_avgs: list[torch.Tensor], exp_avg_sqs: list[torch.Tensor],
+                    adaptive: list[torch.Tensor], plain: list[torch.Tensor], beta1: float,
+                    beta2: float, eps: float, weight_decay: float) -> None:
     """`radam_update_` of many tensors through torch's foreach kernels (a few launches for
-    all of them, where one compiled kernel per tensor would cost one launch each)."""
-    grads = [p.grad for p in params]
-    exp_avgs = [state["exp_avg"] for state in states]
-    exp_avg_sqs = [state["exp_avg_sq"] for state in states]
+    all of them, where the compiled kernel would take one launch per tensor)."""
     if weight_decay:
         grads = torch._foreach_add(grads, params, alpha=weight_decay)
     torch._foreach_lerp_(exp_avgs, grads, 1 - beta1)
@@ -247,7 +254,7 @@ _compiled_update: Callable[..., None] | None = None
 
 
 def _one_kernel_update(*args) -> None:
-    """radam_update_ compiled on first use, for each tensor size; eager if compiling fails."""
+    """radam_update_ compiled on first use (for _PIECE elements); eager if compiling fails."""
     global _compiled_update
     if _compiled_update is None:
         _compiled_update = torch.compile(radam_update_, dynamic=False)
