@@ -121,7 +121,7 @@ class SinglePassRAdam(torch.optim.RAdam):
         """True when every group is capturable (steps captured in a CUDA graph) with plain
         RAdam options, and every gradient is dense floating point on a device of
         _ONE_KERNEL_DEVICES. Eager steps keep torch's foreach RAdam: launched from Python, one
-        compiled call per tensor costs more host time than its few foreach calls."""
+        compiled call per piece costs more host time than its few foreach calls."""
         grads = [p.grad for group in self.param_groups for p in group["params"]
                  if p.grad is not None]
         return bool(grads) and all(
@@ -235,7 +235,7 @@ def _foreach_update(params: list[torch.Tensor], grads: list[torch.Tensor],
                     adaptive: list[torch.Tensor], plain: list[torch.Tensor], beta1: float,
                     beta2: float, eps: float, weight_decay: float) -> None:
     """`radam_update_` of many tensors through torch's foreach kernels (a few launches for
-    all of them, where the compiled kernel would take one launch per tensor)."""
+    all of them, where the compiled kernel takes one launch per piece)."""
     if weight_decay:
         grads = torch._foreach_add(grads, params, alpha=weight_decay)
     torch._foreach_lerp_(exp_avgs, grads, 1 - beta1)
