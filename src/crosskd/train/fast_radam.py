@@ -143,7 +143,8 @@ class SinglePassRAdam(torch.optim.RAdam):
             steps = [state["step"] for state in states]
             torch._foreach_add_(steps, 1)
             beta1, beta2 = group["betas"]
-            adaptive, plain = radam_factors(torch.stack(steps), group["lr"], beta1, beta2)
+            factors = [_per_tensor(f, [p.dtype for p in params])
+                       for f in radam_factors(torch.stack(steps), group["lr"], beta1, beta2)]
             hyper = (beta1, beta2, group["eps"], group["weight_decay"])
             rest: list[tuple[int, tuple[torch.Tensor, ...]]] = []
             for index, (param, state) in enumerate(zip(params, states)):
@@ -155,17 +156,16 @@ class SinglePassRAdam(torch.optim.RAdam):
                 whole = param.numel() // _PIECE * _PIECE
                 if whole:
                     # fresh 0-d tensors: a view's storage offset would compile a kernel per index
-                    factors = [f[index].to(param.dtype, copy=True) for f in (adaptive, plain)]
+                    own = [f[index].clone() for f in factors]
                     for begin in range(0, whole, _PIECE):
-                        _one_kernel_update(*(t[begin:begin + _PIECE] for t in flat), *factors,
+                        _one_kernel_update(*(t[begin:begin + _PIECE] for t in flat), *own,
                                            *hyper)
                 if whole < param.numel():
                     rest.append((index, tuple(t[whole:] for t in flat)))
             if rest:
-                indices = [index for index, _ in rest]
                 tensors = [list(column) for column in zip(*(t for _, t in rest))]
-                _foreach_update(*tensors, *(_per_dtype(f[indices], tensors[0])
-                                            for f in (adaptive, plain)), *hyper)
+                _foreach_update(*tensors, *([f[index] for index, _ in rest] for f in factors),
+                                *hyper)
 
     def _device_state(self, param: torch.Tensor) -> dict:
         """The parameter's RAdam state, created like torch's capturable RAdam creates it, with
@@ -224,10 +224,11 @@ class SinglePassRAdam(torch.optim.RAdam):
         return columns
 
 
-def _per_dtype(values: torch.Tensor, params: list[torch.Tensor]) -> list[torch.Tensor]:
-    """`values[i]` as a 0-d tensor of `params[i]`'s dtype (one conversion per dtype)."""
-    converted = {p.dtype: values.to(p.dtype) for p in params}
-    return [converted[p.dtype][i] for i, p in enumerate(params)]
+def _per_tensor(values: torch.Tensor, dtypes: list[torch.dtype]) -> list[torch.Tensor]:
+    """`values[i]` as a 0-d tensor of dtype `dtypes[i]`: one conversion per dtype, then views
+    (no indexing kernel, so nothing copies indices to the device inside a capture)."""
+    converted = {dtype: values.to(dtype) for dtype in set(dtypes)}
+    return [converted[dtype][i] for i, dtype in enumerate(dtypes)]
 
 
 def _foreach_update(params: list[torch.Tensor], grads: list[torch.Tensor],
