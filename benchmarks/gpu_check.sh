@@ -3,7 +3,7 @@
 #
 #     OUT=/some/folder benchmarks/gpu_check.sh      # repository root, on the GPU machine
 #
-# 1. the GPU-only tests (CUDA graphs, deferred loss reads, the RAdam kernels);
+# 1. the GPU-only tests (CUDA graphs, deferred loss reads, RAdam kernels, checkpoint snapshots);
 # 2. profile_gpu_step.py: step, replay and validation times, kernel tables, and the graph
 #    replay with RAdam's compiled kernel against torch's foreach kernels;
 # 3. the 100-epoch MSRVTT-scale bf16 training of gpu_training.py, with whichever RAdam
@@ -17,7 +17,8 @@ mkdir -p "$OUT"
 nvidia-smi --query-gpu=name,clocks.max.sm,power.limit,memory.total --format=csv \
     > "$OUT/gpu.txt" 2>&1
 timeout 90 python3 -m pytest -p no:cacheprovider tests/train/test_graphed_step.py \
-    tests/train/test_deferred_values.py tests/train/test_optim.py > "$OUT/tests.log" 2>&1
+    tests/train/test_deferred_values.py tests/train/test_optim.py tests/checkpoint/test_background.py \
+    > "$OUT/tests.log" 2>&1
 cd benchmarks
 timeout 160 python3 profile_gpu_step.py > "$OUT/profile.log" 2>&1
 variant=$(python3 -c '

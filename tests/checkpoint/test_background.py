@@ -10,12 +10,19 @@ import torch
 from crosskd.checkpoint.background import BackgroundWriter, snapshot
 
 
-def test_a_snapshot_does_not_follow_later_changes():
-    weights = torch.zeros(3)
-    copied = snapshot({"state": [weights, (weights, 1)], "epoch": 2})
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_a_snapshot_does_not_follow_later_changes(device):
+    """On a GPU the copy reaches the host on a side stream while the weights change."""
+    weights = torch.zeros(2**20, device=device)
+    taken = snapshot({"state": [weights, (weights, 1)], "epoch": 2})
     weights.add_(1)
+    copied = taken.get()
     assert copied["epoch"] == 2 and isinstance(copied["state"][1], tuple)
-    assert float(copied["state"][0].sum()) == 0 and float(copied["state"][1][0].sum()) == 0
+    assert all(t.device.type == "cpu" and float(t.abs().sum()) == 0
+               for t in (copied["state"][0], copied["state"][1][0]))
 
 
 def test_writes_run_one_at_a_time_and_errors_reach_the_caller():

@@ -1,8 +1,8 @@
 """Checkpoint writes that overlap with training (the default on a GPU).
 
 On the H100 machine a resumable MSRVTT checkpoint (weights and RAdam moments, 3.2 GB) took
-6.5 s to write, as long as two epochs of training. Here the state is first copied on the
-device (training goes on changing the weights) and one background thread writes the copy;
+6.5 s to write, as long as two epochs of training. Here the state is first copied (training
+goes on changing the weights; see `snapshot`) and one background thread writes the copy;
 a new write waits for the one before, and `wait` (when training ends, and before an error
 names the last checkpoint) waits for the last and raises its error, if any. Each write is
 atomic (crosskd.checkpoint.run_state): a crash mid-write leaves the previous file intact.
@@ -11,20 +11,71 @@ atomic (crosskd.checkpoint.run_state): a crash mid-write leaves the previous fil
 from __future__ import annotations
 
 import threading
-from typing import Any, Callable
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator
 
 import torch
 
 
-def snapshot(tree: Any) -> Any:
-    """A copy of nested dicts/lists/tuples in which every tensor is a detached clone."""
+def _map_tensors(tree: Any, function: Callable[[torch.Tensor], torch.Tensor]) -> Any:
+    """Nested dicts/lists/tuples with `function` applied to every tensor."""
     if isinstance(tree, torch.Tensor):
-        return tree.detach().clone()
+        return function(tree)
     if isinstance(tree, dict):
-        return {key: snapshot(value) for key, value in tree.items()}
+        return {key: _map_tensors(value, function) for key, value in tree.items()}
     if isinstance(tree, (list, tuple)):
-        return type(tree)(snapshot(value) for value in tree)
+        return type(tree)(_map_tensors(value, function) for value in tree)
     return tree
+
+
+def _tensors(tree: Any) -> Iterator[torch.Tensor]:
+    """Every tensor in nested dicts/lists/tuples."""
+    if isinstance(tree, torch.Tensor):
+        yield tree
+    elif isinstance(tree, dict):
+        for value in tree.values():
+            yield from _tensors(value)
+    elif isinstance(tree, (list, tuple)):
+        for value in tree:
+            yield from _tensors(value)
+
+
+@dataclass
+class Snapshot:
+    """A copy of a state as it was when taken, for another thread to read."""
+
+    _tree: Any
+    _copied: torch.cuda.Event | None = None
+    _device_copy: Any = None  # kept until the host copy is complete
+
+    def get(self) -> Any:
+        """The copy (GPU tensors as host tensors), waiting until it is complete."""
+        if self._copied is not None:
+            self._copied.synchronize()
+            self._copied = self._device_copy = None
+        return self._tree
+
+
+def snapshot(tree: Any) -> Snapshot:
+    """Copy every tensor of `tree` as it is now.
+
+    GPU tensors are cloned on the device in stream order (milliseconds), then copied to
+    pinned host memory on a side stream while training goes on, so the writing thread makes
+    no CUDA call: its device-to-host copies on the training stream held training up (the
+    two epochs after each 3.2 GB checkpoint took 2.5 s longer on an H100).
+    """
+    device_copy = _map_tensors(tree, lambda t: t.detach().clone())
+    device = next((t.device for t in _tensors(device_copy) if t.is_cuda), None)
+    if device is None:
+        return Snapshot(device_copy)
+    side = torch.cuda.Stream(device)
+    side.wait_stream(torch.cuda.current_stream(device))
+    with torch.cuda.stream(side):
+        host = _map_tensors(device_copy,
+                            lambda t: t.to("cpu", non_blocking=True) if t.is_cuda else t)
+    copied = torch.cuda.Event()
+    copied.record(side)
+    return Snapshot(host, copied, device_copy)
 
 
 class BackgroundWriter:

@@ -235,7 +235,7 @@ class Trainer:
         if self.writer is None:
             return save_run_state(path, **state)
         copied = snapshot(state)
-        self.writer.submit(lambda: save_run_state(path, **copied))
+        self.writer.submit(lambda: save_run_state(path, **copied.get()))
         return path
 
     def _select(self, epoch: int, row: dict[str, Any]) -> bool:
