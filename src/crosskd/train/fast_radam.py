@@ -26,8 +26,9 @@ size, each updated by one elementwise kernel, compiled once by torch.compile for
 that reads the parameter, gradient and moments once and writes them once (torch's foreach
 RAdam makes about ten passes over 1 GB at MSRVTT size); the remainders and small tensors,
 a few percent of the elements, go through torch's foreach kernels. The size is static on
-purpose: a dynamic-shape kernel keeps the launch configuration tuned for the first (small)
-tensor it saw, and took 79 ms per step on an H100 for what memory bandwidth allows in ~3 ms.
+purpose: one dynamic-shape kernel for all sizes took 79 ms per step on an H100 for what
+memory bandwidth allows in ~3 ms (its launch configuration stays tuned for the first, small,
+tensor it ran, and its loads cannot assume aligned sizes).
 """
 
 from __future__ import annotations
@@ -62,8 +63,8 @@ def radam_factors(steps: torch.Tensor, lr: torch.Tensor | float, beta1: float,
     the step is exp_avg * (adaptive / (sqrt(exp_avg_sq) + eps) + plain), one of them zero.
 
     Computed for all tensors at once in float64 (rho_t cancels catastrophically in float32
-    at small t), apart from the elementwise update: fused into it, these scalar powers and
-    roots ran per element in float64, 80 ms per step on an H100 instead of ~3 ms.
+    at small t), apart from the elementwise update, which would otherwise be free to
+    recompute these float64 powers and roots for every element.
     """
     step = steps.to(torch.float64)
     bias1 = 1 - beta1 ** step
