@@ -59,19 +59,24 @@ def main() -> None:
     config["data_loader"]["args"]["num_test_captions"] = 5
     data = RetrievalData.from_config(config, cache_dir=work / "cache")
     device = torch.device("cuda")
-    report = []
+    report: list[str] = []
+
+    def say(line: str) -> None:  # printed at once, so a run cut short still reports
+        report.append(line)
+        print(line, flush=True)
+
     trainer = Trainer(config, work / "runs" / "graphed", device, seed=0, data=data)
     trainer._create_run_dir()
     trainer._train_epoch(1)  # warm-up and capture
     batches = list(trainer.train_batches.batches(64, trainer.data_rng))[:STEPS]
     full = [b for b in batches if b.text.shape[0] == 64]
     steps = iter(full * 2)
-    report.append(f"graphed step, batch included: {1e3 * _timed(lambda: trainer.graphed_step(next(steps))['loss'].item(), len(full)):.2f} ms")
+    say(f"graphed step, batch included: {1e3 * _timed(lambda: trainer.graphed_step(next(steps))['loss'].item(), len(full)):.2f} ms")
     graph = next(iter(trainer.graphed_step.captured.values())).graph
     replays = {"compiled": _timed(graph.replay, STEPS),
                "foreach": _replay_with_foreach_radam(config, work, device, data)}
-    report.append(f"graph replay alone: {1e3 * replays['compiled']:.2f} ms")
-    report.append(f"graph replay, every tensor updated through torch's foreach kernels: "
+    say(f"graph replay alone: {1e3 * replays['compiled']:.2f} ms")
+    say(f"graph replay, every tensor updated through torch's foreach kernels: "
                   f"{1e3 * replays['foreach']:.2f} ms")
     if os.environ.get("OUT"):  # benchmarks/gpu_check.sh trains with the faster
         Path(os.environ["OUT"], "replay_seconds.json").write_text(json.dumps(replays))
@@ -80,31 +85,31 @@ def main() -> None:
             graph.replay()
         torch.cuda.synchronize()
     kernels = prof.key_averages()
-    report.append(f"per replay: {sum(k.count for k in kernels) / 5:.0f} kernels and copies, "
+    say(f"per replay: {sum(k.count for k in kernels) / 5:.0f} kernels and copies, "
                   f"{sum(k.self_device_time_total for k in kernels) / 5e3:.2f} ms of GPU time")
-    report.append("graph replays x5, kernels by GPU time:")
-    report.append(prof.key_averages().table(sort_by="cuda_time_total", row_limit=30))
+    say("graph replays x5, kernels by GPU time:")
+    say(prof.key_averages().table(sort_by="cuda_time_total", row_limit=30))
     start = time.perf_counter()
     trainer._train_epoch(2)
     torch.cuda.synchronize()
-    report.append(f"training epoch, per step (loss read one step late): "
+    say(f"training epoch, per step (loss read one step late): "
                   f"{1e3 * (time.perf_counter() - start) / len(batches):.2f} ms")
     batch_prep = trainer.train_batches.batches(64, trainer.data_rng)
-    report.append(f"batch assembly alone: {1e3 * _timed(lambda: next(batch_prep), 15):.2f} ms")
+    say(f"batch assembly alone: {1e3 * _timed(lambda: next(batch_prep), 15):.2f} ms")
     start = time.perf_counter()
     evaluate(trainer.model, trainer.eval_batches, device,
                        acceleration=trainer.acceleration)
-    report.append(f"validation (first): {time.perf_counter() - start:.2f} s")
-    report.append(f"validation: {_timed(lambda: evaluate(trainer.model, trainer.eval_batches, device, acceleration=trainer.acceleration), 3):.2f} s")
+    say(f"validation (first): {time.perf_counter() - start:.2f} s")
+    say(f"validation: {_timed(lambda: evaluate(trainer.model, trainer.eval_batches, device, acceleration=trainer.acceleration), 3):.2f} s")
     with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
         evaluate(trainer.model, trainer.eval_batches, device, acceleration=trainer.acceleration)
-    report.append("validation profile (CPU time):")
-    report.append(prof.key_averages().table(sort_by="cpu_time_total", row_limit=25))
+    say("validation profile (CPU time):")
+    say(prof.key_averages().table(sort_by="cpu_time_total", row_limit=25))
     start = time.perf_counter()
     trainer._save("checkpoint_last.pth", 1)
     handed_over = time.perf_counter() - start
     trainer.writer.wait()
-    report.append(f"resumable checkpoint: {handed_over:.2f} s in the training loop "
+    say(f"resumable checkpoint: {handed_over:.2f} s in the training loop "
                   f"(snapshot), written after {time.perf_counter() - start:.2f} s")
     eager_config = {**config, "trainer": {**config["trainer"], "cuda_graphs": False}}
     eager = Trainer(eager_config, work / "runs" / "eager", device, seed=0, data=data)
@@ -112,17 +117,15 @@ def main() -> None:
     for batch in full[:3]:
         eager._eager_step(batch)
     steps = iter(full * 2)
-    report.append(f"eager step: {1e3 * _timed(lambda: eager._eager_step(next(steps)), len(full)):.2f} ms")
+    say(f"eager step: {1e3 * _timed(lambda: eager._eager_step(next(steps)), len(full)):.2f} ms")
     with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
         for batch in full[:5]:
             eager._eager_step(batch)
         torch.cuda.synchronize()
-    report.append("eager steps x5, by GPU time:")
-    report.append(prof.key_averages().table(sort_by="cuda_time_total", row_limit=40))
-    text = "\n".join(report)
-    print(text)
+    say("eager steps x5, by GPU time:")
+    say(prof.key_averages().table(sort_by="cuda_time_total", row_limit=40))
     if os.environ.get("OUT"):
-        Path(os.environ["OUT"], "profile.txt").write_text(text + "\n")
+        Path(os.environ["OUT"], "profile.txt").write_text("\n".join(report) + "\n")
 
 
 if __name__ == "__main__":
