@@ -8,8 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from crosskd.models.collaborative_gating import (collaborative_embeddings, gate_mlp_layers,
-                                                 groupwise_batch_norm)
+from crosskd.models.collaborative_gating import (PendingRunningStats, collaborative_embeddings,
+                                                 gate_mlp_layers, groupwise_batch_norm)
 from crosskd.models.gating import GatedEmbeddingUnitReasoning
 
 
@@ -27,6 +27,24 @@ def test_groupwise_batch_norm_equals_separate_calls_including_running_stats():
     assert bn.num_batches_tracked.item() == reference.num_batches_tracked.item() == 4
     torch.testing.assert_close(groupwise_batch_norm(x, bn.eval()),
                                torch.stack([reference.eval()(x[:, g]) for g in range(4)], 1))
+
+
+def test_pending_running_stats_fold_many_calls_in_call_order():
+    torch.manual_seed(0)
+    modules = [nn.BatchNorm1d(5, momentum=0.3), nn.BatchNorm1d(5)]
+    reference = copy.deepcopy(modules)
+    pending = PendingRunningStats()
+    for call in range(5):
+        x = torch.randn(6, 1 + call % 3, 5) * (call + 1) + call
+        bn, direct = modules[call % 2], reference[call % 2]
+        torch.testing.assert_close(groupwise_batch_norm(x, bn.train(), pending),
+                                   groupwise_batch_norm(x, direct.train()))
+    torch.testing.assert_close(modules[0].running_mean, torch.zeros(5))  # nothing applied yet
+    pending.apply()
+    for ours, theirs in zip(modules, reference):
+        torch.testing.assert_close(ours.running_mean, theirs.running_mean)
+        torch.testing.assert_close(ours.running_var, theirs.running_var)
+        assert ours.num_batches_tracked.item() == theirs.num_batches_tracked.item()
 
 
 def reference_embeddings(experts, availability, first, shared, units):
