@@ -7,8 +7,9 @@ checkpoints so that published weights load without renaming.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
+
+from crosskd.models.l2norm import l2_normalize
 
 
 class ContextGating(nn.Module):
@@ -38,7 +39,7 @@ class GatedEmbeddingUnit(nn.Module):
 
     def gate_projected(self, projected: torch.Tensor) -> torch.Tensor:
         """The steps after `fc`, for callers that computed `self.fc(x)` themselves."""
-        return F.normalize(self.cg(projected), dim=1)
+        return l2_normalize(self.cg(projected))
 
 
 class ReduceDim(nn.Module):
@@ -50,7 +51,7 @@ class ReduceDim(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Project `[B, in_dim]` to unit-norm `[B, out_dim]`."""
-        return F.normalize(self.fc(x), dim=1)
+        return l2_normalize(self.fc(x))
 
 
 class ReasoningGating(nn.Module):
@@ -76,4 +77,4 @@ class GatedEmbeddingUnitReasoning(nn.Module):
 
     def forward(self, x: torch.Tensor, gate: torch.Tensor) -> torch.Tensor:
         """Embed `[B, D]` features modulated by `gate` into unit-norm `[B, D]`."""
-        return F.normalize(self.cg(x, gate), dim=1)
+        return l2_normalize(self.cg(x, gate))
