@@ -8,8 +8,10 @@ replays them with one call. What capture needs, and how the step provides it:
 - fixed addresses: each batch (on the host or already on the GPU) is copied into the
   graph's own input tensors; batches have fixed shapes (tokens are padded to max_tokens);
 - no host synchronisation: the loss terms stay on the device and are read after the replay;
-- gradients in fixed tensors: the step zeroes the existing `.grad` tensors and backward
-  accumulates into them, so the graphs of different batch shapes share them;
+- gradients in fixed tensors: the step sets `.grad` to None, so backward allocates each
+  gradient in the graph's private memory pool (at the same address in every replay) and
+  hands it over without a kernel; zeroing shared gradients and accumulating into them cost
+  two passes over the 1 GB of MSRVTT CE+ gradients and 122 kernels per step;
 - an optimizer whose step counts and learning rate live on the device (`prepare_optimizer`);
   a scheduler then changes the rate by filling that tensor in place;
 - autocast without its weight cache (the bfloat16 copies are made inside the graph).
@@ -124,7 +126,7 @@ class GraphedTrainStep:
 
     def _step(self, batch: Batch) -> dict[str, torch.Tensor]:
         """One eager training step on a batch on the GPU, with no host synchronisation."""
-        self.optimizer.zero_grad(set_to_none=False)  # in place: the graphs' gradients
+        self.optimizer.zero_grad(set_to_none=True)
         with self.autocast():
             output = self.forward(batch.experts, batch.ind, batch.text)
             total, terms = self.objective.terms(output, batch.distil_text, batch.distil_video)
