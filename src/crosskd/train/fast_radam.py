@@ -159,8 +159,9 @@ class SinglePassRAdam(torch.optim.RAdam):
                     # fresh 0-d tensors: a view's storage offset would compile a kernel per index
                     own = [f[index].clone() for f in factors]
                     for begin in range(0, whole, _PIECE):
-                        _one_kernel_update(*(t[begin:begin + _PIECE] for t in flat), *own,
-                                           *hyper)
+                        piece = tuple(t[begin:begin + _PIECE] for t in flat)
+                        if not _one_kernel_update(*piece, *own, *hyper):
+                            rest.append((index, piece))
                 if whole < param.numel():
                     rest.append((index, tuple(t[whole:] for t in flat)))
             if rest:
@@ -252,20 +253,27 @@ def _foreach_update(params: list[torch.Tensor], grads: list[torch.Tensor],
     torch._foreach_sub_(params, scale)
 
 
-_compiled_update: Callable[..., None] | None = None
+#: radam_update_ compiled for pieces: None until first used, False if compiling failed.
+_compiled_update: Callable[..., None] | bool | None = None
 
 
-def _one_kernel_update(*args) -> None:
-    """radam_update_ compiled on first use (for _PIECE elements); eager if compiling fails."""
+def _one_kernel_update(*args) -> bool:
+    """radam_update_ of one piece through the kernel compiled on first use; False, with
+    nothing updated, when torch.compile cannot build it (the caller then updates the piece
+    through torch's foreach kernels)."""
     global _compiled_update
+    if _compiled_update is False:
+        return False
     if _compiled_update is None:
-        _compiled_update = torch.compile(radam_update_, dynamic=False)
-    try:
-        _compiled_update(*args)
-    except Exception as err:  # no working compiler backend: the same update, unfused
-        if _compiled_update is radam_update_:
-            raise
-        log.warning("torch.compile of the RAdam update failed (%s: %s); running it eagerly",
-                    type(err).__name__, err)
-        _compiled_update = radam_update_
-        radam_update_(*args)
+        compiled = torch.compile(radam_update_, dynamic=False)
+        try:
+            compiled(*args)
+        except Exception as err:  # no working compiler backend (e.g. no C compiler for Triton)
+            log.warning("torch.compile of the RAdam update failed (%s: %s); updating through "
+                        "torch's foreach kernels instead", type(err).__name__, err)
+            _compiled_update = False
+            return False
+        _compiled_update = compiled
+        return True
+    _compiled_update(*args)
+    return True
