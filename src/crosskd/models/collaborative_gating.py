@@ -114,20 +114,23 @@ def collaborative_embeddings(experts: torch.Tensor, availability: torch.Tensor, 
     """
     dim = experts.shape[-1]
     body, last = _split_final_linear(shared)
-    own = F.linear(experts, first.weight[:, :dim], first.bias)  # [B, M, D]
-    partners = list(F.linear(experts, first.weight[:, dim:]).unbind(dim=1))
+    # split and unbound once, so that backward assembles each gradient once (a slice per use
+    # builds a zero-filled full-size gradient for every use, then adds them up)
+    own_weight, partner_weight = first.weight.split(dim, dim=1)
+    own = F.linear(experts, own_weight, first.bias).unbind(dim=1)  # M x [B, D]
+    partners = list(F.linear(experts, partner_weight).unbind(dim=1))
     pair_available = availability[:, :, None] * availability[:, None, :]  # [B, M, M]
     num_pairs = pair_available.sum(dim=2, keepdim=True)  # [B, M, 1]
     outputs = []
     pending = PendingRunningStats()
     for i, unit in enumerate(units):
-        hidden = _gate_mlp(own[:, i:i + 1] + torch.stack(partners, dim=1), body, pending)
+        hidden = _gate_mlp(own[i][:, None] + torch.stack(partners, dim=1), body, pending)
         summed = torch.bmm(pair_available[:, i, None, :], hidden).squeeze(1)  # [B, D]
         if last is not None:  # sum_j a_ij (W h_ij + b) = W sum_j a_ij h_ij + b sum_j a_ij
             summed = torch.addcmul(F.linear(summed, last.weight), num_pairs[:, i], last.bias)
         gate = summed / (num_pairs[:, i] + PAIR_COUNT_EPS)
         outputs.append(unit(experts[:, i], gate))
-        partners[i] = F.linear(outputs[-1], first.weight[:, dim:])
+        partners[i] = F.linear(outputs[-1], partner_weight)
     pending.apply()
     return torch.stack(outputs, dim=1)
 
