@@ -49,7 +49,8 @@ class OperatorCounter(TorchDispatchMode):
         return func(*args, **(kwargs or {}))
 
 
-def count_step(config_path: str, amp: str | None, batch: int) -> tuple[int, int, collections.Counter]:
+def count_step(config_path: str, amp: str | None,
+               batch: int) -> tuple[int, int, collections.Counter]:
     """Operators of forward + loss and of backward, and all of them by name."""
     config = load_config(config_path)
     torch.manual_seed(0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 import torch.nn.functional as F
 from hypothesis import given, settings
@@ -57,11 +58,19 @@ def test_token_order_does_not_matter_in_eval_mode():
     torch.testing.assert_close(layer(x), layer(x[:, torch.randperm(7)]))
 
 
-def test_gradients_match_the_reference():
-    """The fused normalisations and the in-place residual keep autograd's gradients."""
+@pytest.mark.parametrize("vanishing", [None, "cluster", "video"])
+def test_gradients_match_the_reference(vanishing):
+    """The fused normalisations (closed-form backward) and the in-place residual keep
+    autograd's gradients, also where residuals are below F.normalize's eps: video 0's tokens
+    are ~1e-14 and the centre of cluster 0 (or of every cluster) is zero."""
     torch.manual_seed(2)
     layer = NetVLAD(6, 3, ghost_clusters=1)
-    x = torch.randn(4, 5, 6, requires_grad=True)
+    x = torch.randn(4, 5, 6)
+    if vanishing:
+        x[0] *= 1e-14
+        with torch.no_grad():
+            layer.clusters2[0, :, 0 if vanishing == "cluster" else slice(None)] = 0
+    x.requires_grad_()
     weights = torch.randn(4, 18)
     (layer(x) * weights).sum().backward()
     ours = [x.grad.clone(), *(p.grad.clone() for p in layer.parameters())]

@@ -30,8 +30,16 @@ class _L2Normalize(torch.autograd.Function):
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, None, None]:
         out, norm = ctx.saved_tensors
-        along = (grad * out).sum(ctx.dim, keepdim=True) * (norm >= ctx.eps)
-        return torch.addcmul(grad, out, along, value=-1) / norm.clamp_min(ctx.eps), None, None
+        return l2_normalize_backward(grad, out, norm, (ctx.dim,), ctx.eps), None, None
+
+
+def l2_normalize_backward(grad: torch.Tensor, out: torch.Tensor, norm: torch.Tensor,
+                          dims: tuple[int, ...], eps: float = EPS) -> torch.Tensor:
+    """The gradient at x of out = x / max(norm, eps), `norm` being x's L2 norm over `dims`
+    (kept): (grad - out <out, grad>) / max(norm, eps), the <out, grad> term dropped where
+    norm < eps. Seven operators."""
+    along = (grad * out).sum(dims, keepdim=True) * (norm >= eps)
+    return torch.addcmul(grad, out, along, value=-1) / norm.clamp_min(eps)
 
 
 def l2_normalize(x: torch.Tensor, dim: int = 1, eps: float = EPS) -> torch.Tensor:
