@@ -37,7 +37,15 @@ def release_mapped_pages(split: Any) -> None:
         return
     seen: set[int] = set()
     for array in _mapped_arrays(getattr(split, "features", None)):
-        mapping = getattr(array, "_mmap", None)
+        mapping = _mapping(array)
         if mapping is not None and id(mapping) not in seen and not mapping.closed:
             seen.add(id(mapping))
             mapping.madvise(mmap.MADV_DONTNEED)
+
+
+def _mapping(array: np.ndarray) -> mmap.mmap | None:
+    """The mmap object at the bottom of an array's chain of bases, if it has one."""
+    base: Any = array
+    while isinstance(base, np.ndarray):
+        base = base.base
+    return base if isinstance(base, mmap.mmap) else None
