@@ -67,13 +67,12 @@ def test_modules_release_their_weights_after_gradient_free_forwards_only(tmp_pat
         assert torch.equal(model(x), expected)
 
 
-@pytest.mark.parametrize(("variant", "mapped"), [("trained_model", True),
-                                                 ("trained_model_legacy_format", False)])
-def test_original_zip_checkpoints_are_mapped_so_their_weights_can_be_released(
-        conformance, variant, mapped):
+@pytest.mark.parametrize("variant", ["trained_model", "trained_model_legacy_format"])
+def test_original_checkpoints_are_mapped_so_their_weights_can_be_released(conformance,
+                                                                          variant):
     path = conformance / "checkpoints" / f"msrvtt-mini-cecap_seed0_{variant}.pth"
     state = load_original_checkpoint(path).state_dict
     weight = max(state.values(), key=lambda tensor: tensor.nbytes)
     expected = weight.clone()
-    assert release_pages(weight) == mapped
+    assert release_pages(weight)
     assert torch.equal(weight, expected)

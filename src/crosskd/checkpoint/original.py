@@ -27,6 +27,7 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
+from crosskd.checkpoint import legacy
 from crosskd.errors import UserError
 from crosskd.safe_pickle import CONTAINER_GLOBALS, NUMPY_GLOBALS, UnsafePickleError
 
@@ -53,13 +54,12 @@ def _posix_path_as_str(*parts: str) -> str:
     return str(PurePosixPath(*parts))
 
 
-def _allowed_globals() -> list[Any]:
+def _allowed_globals() -> dict[tuple[str, str], Any]:
     """Everything an original checkpoint may name besides tensors and storages."""
-    allowed: list[Any] = [(OriginalConfigState, ORIGINAL_CONFIG_CLASS), argparse.Namespace,
-                          (_posix_path_as_str, "pathlib.PosixPath")]
-    for (module, name), obj in {**NUMPY_GLOBALS, **CONTAINER_GLOBALS}.items():
-        allowed.append((obj, f"{module}.{name}"))
-    return allowed
+    return {("parse_config", "ConfigParser"): OriginalConfigState,
+            ("argparse", "Namespace"): argparse.Namespace,
+            ("pathlib", "PosixPath"): _posix_path_as_str,
+            **NUMPY_GLOBALS, **CONTAINER_GLOBALS}
 
 
 @dataclass
@@ -77,7 +77,8 @@ class OriginalCheckpoint:
 def _refused_name(message: str) -> str:
     """The class or function torch's weights-only unpickler refused, from its message."""
     for pattern in (r"GLOBAL ([\w.]+)", r"unrecognized function (.+?)(?: which|$)",
-                    r"got (<class [^>]+>)"):
+                    r"got (<class [^>]+>)", r"refusing to load ([\w.]+)",
+                    r"(unexpected persistent id .+?) \("):
         match = re.search(pattern, message, flags=re.MULTILINE)
         if match:
             return match.group(1).strip()
@@ -87,16 +88,21 @@ def _refused_name(message: str) -> str:
 def _torch_load(path: Path) -> Any:
     """torch.load restricted to tensors, plain containers and the allow-list.
 
-    Zip-format files are memory-mapped: the optimizer state is never read, and evaluation
-    can unmap the weights after use (crosskd.checkpoint.paging).
+    Both formats are memory-mapped (the legacy one by crosskd.checkpoint.legacy): the
+    optimizer state is never read, and evaluation can unmap the weights after use
+    (crosskd.checkpoint.paging).
     """
+    allowed = _allowed_globals()
     try:
-        with torch.serialization.safe_globals(_allowed_globals()):
+        if legacy.is_legacy_file(path):
+            return legacy.load_legacy(path, allowed)
+        with torch.serialization.safe_globals(
+                [(obj, f"{module}.{name}") for (module, name), obj in allowed.items()]):
             return torch.load(path, map_location="cpu", weights_only=True,
                               mmap=zipfile.is_zipfile(path))
     except FileNotFoundError:
         raise CheckpointError(f"checkpoint not found: {path}") from None
-    except pickle.UnpicklingError as err:
+    except (pickle.UnpicklingError, UnsafePickleError) as err:  # torch's refusal, or ours
         name = _refused_name(str(err))
         raise UnsafeCheckpointError(
             f"{path}: refusing to load {name} (not on the allow-list of checkpoint contents; "
