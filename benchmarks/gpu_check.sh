@@ -3,7 +3,8 @@
 #
 #     OUT=/some/folder benchmarks/gpu_check.sh      # repository root, on the GPU machine
 #
-# 1. the GPU-only tests (CUDA graphs, deferred loss reads, RAdam kernels, checkpoint snapshots);
+# 1. the GPU tests (CUDA graphs, deferred loss reads, RAdam kernels, checkpoint snapshots,
+#    the L2-normalisation backward under bf16 autocast);
 # 2. profile_gpu_step.py: step, replay and validation times, kernel tables, and the graph
 #    replay with RAdam's compiled kernel against torch's foreach kernels;
 # 3. the 100-epoch MSRVTT-scale bf16 training of gpu_training.py, with whichever RAdam
@@ -28,6 +29,7 @@ nvidia-smi --query-gpu=name,clocks.max.sm,power.limit,memory.total --format=csv 
     > "$OUT/gpu.txt" 2>&1
 within 90 python3 -m pytest -p no:cacheprovider tests/train/test_graphed_step.py \
     tests/train/test_deferred_values.py tests/train/test_optim.py tests/checkpoint/test_background.py \
+    tests/models/test_l2norm.py \
     > "$OUT/tests.log" 2>&1
 cd benchmarks
 within 160 python3 profile_gpu_step.py > "$OUT/profile.log" 2>&1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 import torch.nn.functional as F
 from hypothesis import given, settings
@@ -56,3 +57,25 @@ def test_below_eps_the_divisor_is_constant():
     x = torch.full((1, 3), 1e-14, requires_grad=True)
     l2_normalize(x).sum().backward()
     torch.testing.assert_close(x.grad, torch.full((1, 3), 1e12))
+
+
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_under_bf16_autocast_the_gradients_agree_with_f_normalize(device):
+    """Under autocast (float32 norm on a GPU) the backward gets the output's gradients and
+    returns a bfloat16 gradient, as autograd's does, equal up to bfloat16 rounding."""
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(64, 768, generator=generator).to(device, torch.bfloat16)
+    weight = torch.randn(64, 768, generator=generator).to(device)
+    gradients = []
+    for normalize in (l2_normalize, lambda t, d: F.normalize(t, dim=d)):
+        leaf = x.clone().requires_grad_()
+        with torch.autocast(device, dtype=torch.bfloat16):
+            out = normalize(leaf, 1)
+        (out.float() * weight).sum().backward()
+        gradients.append(leaf.grad)
+    assert gradients[0].dtype == gradients[1].dtype == torch.bfloat16
+    ours, theirs = gradients[0].float(), gradients[1].float()
+    assert float((ours - theirs).abs().max()) <= 2e-2 * float(theirs.abs().max())  # bf16 steps
