@@ -149,7 +149,8 @@ def _guarded(load: Any, what: str) -> Any:
 def _data_offsets(handle: IO[bytes], keys: Any, storages: dict[str, tuple[torch.dtype, int]],
                   file_size: int, what: str) -> dict[str, int]:
     """Where each storage's bytes start, checking every element count against the object."""
-    if not (isinstance(keys, list) and sorted(keys) == sorted(storages)):
+    if not (isinstance(keys, list) and all(isinstance(key, str) for key in keys)
+            and len(set(keys)) == len(keys) and set(keys) == set(storages)):
         raise CorruptPickleError(f"{what}: the storage list does not match the tensors")
     offsets, position = {}, handle.tell()
     for key in keys:
