@@ -58,20 +58,22 @@ def test_token_order_does_not_matter_in_eval_mode():
     torch.testing.assert_close(layer(x), layer(x[:, torch.randperm(7)]))
 
 
-@pytest.mark.parametrize("vanishing", [None, "cluster", "video"])
+@pytest.mark.parametrize("vanishing", [None, "cluster", "video", "whole"])
 def test_gradients_match_the_reference(vanishing):
     """The fused normalisations (closed-form backward) and the in-place residual keep
-    autograd's gradients, also where residuals are below F.normalize's eps: video 0's tokens
-    are ~1e-14 and the centre of cluster 0 (or of every cluster) is zero."""
+    autograd's gradients, also below F.normalize's eps: video 0's tokens are ~1e-14 and the
+    centre of cluster 0 (or of every cluster) is zero, so those residuals' norms are below
+    eps; "whole" (float64, tokens ~1e-25) puts the second normalisation below eps too."""
     torch.manual_seed(2)
-    layer = NetVLAD(6, 3, ghost_clusters=1)
-    x = torch.randn(4, 5, 6)
+    dtype = torch.float64 if vanishing == "whole" else torch.float32
+    layer = NetVLAD(6, 3, ghost_clusters=1).to(dtype)
+    x = torch.randn(4, 5, 6, dtype=dtype)
     if vanishing:
-        x[0] *= 1e-14
+        x[0] *= 1e-25 if vanishing == "whole" else 1e-14
         with torch.no_grad():
             layer.clusters2[0, :, 0 if vanishing == "cluster" else slice(None)] = 0
     x.requires_grad_()
-    weights = torch.randn(4, 18)
+    weights = torch.randn(4, 18, dtype=dtype)
     (layer(x) * weights).sum().backward()
     ours = [x.grad.clone(), *(p.grad.clone() for p in layer.parameters())]
     x.grad = None

@@ -29,17 +29,11 @@ class _L2Normalize(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, None, None]:
+        """(grad - out <out, grad>) / divisor, the <out, grad> term dropped where the divisor
+        is eps (at ||x|| = eps exactly, the kink, that is the derivative from below)."""
         out, divisor = ctx.saved_tensors
-        return l2_normalize_backward(grad, out, divisor, (ctx.dim,), ctx.eps), None, None
-
-
-def l2_normalize_backward(grad: torch.Tensor, out: torch.Tensor, divisor: torch.Tensor,
-                          dims: tuple[int, ...], eps: float = EPS) -> torch.Tensor:
-    """The gradient at x of out = x / divisor, divisor = max(||x||, eps) over `dims` (kept):
-    (grad - out <out, grad>) / divisor, the <out, grad> term dropped where the divisor is eps
-    (at ||x|| = eps exactly, the kink, that is the derivative from below). Six operators."""
-    along = (grad * out).sum(dims, keepdim=True) * (divisor > eps)
-    return torch.addcmul(grad, out, along, value=-1) / divisor
+        along = (grad * out).sum(ctx.dim, keepdim=True) * (divisor > ctx.eps)
+        return torch.addcmul(grad, out, along, value=-1) / divisor, None, None
 
 
 def l2_normalize(x: torch.Tensor, dim: int = 1, eps: float = EPS) -> torch.Tensor:
