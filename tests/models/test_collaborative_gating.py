@@ -47,6 +47,20 @@ def test_pending_running_stats_fold_many_calls_in_call_order():
         assert ours.num_batches_tracked.item() == theirs.num_batches_tracked.item()
 
 
+def test_running_stats_stay_float32_under_bf16_autocast():
+    """Autocast would run the update's product in bfloat16 (errors ~1e-3); the statistics of
+    bfloat16 inputs are folded in as float32 calls on the same values would."""
+    torch.manual_seed(0)
+    bn, reference = nn.BatchNorm1d(5), nn.BatchNorm1d(5)
+    x = (torch.randn(6, 7, 5) * 3 + 1).bfloat16()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        groupwise_batch_norm(x, bn.train())
+    for g in range(7):
+        reference.train()(x[:, g].float())
+    torch.testing.assert_close(bn.running_mean, reference.running_mean, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(bn.running_var, reference.running_var, rtol=1e-6, atol=1e-6)
+
+
 def reference_embeddings(experts, availability, first, shared, units):
     """The original's loop: pairs (i, j) in order, experts replaced in place as they finish."""
     current = list(experts.unbind(1))
