@@ -108,8 +108,7 @@ class CENet(nn.Module):
             features = experts[name]
             present = torch.as_tensor(ind[name], device=features.device).to(features.dtype)
             keep = (present > 0).reshape(-1, *([1] * (features.dim() - 1)))
-            features = torch.where(keep, features, torch.zeros((), dtype=features.dtype,
-                                                               device=features.device))
+            features = torch.where(keep, features, 0.0)  # a scalar: no fill kernel per call
             if name in self.pooling:
                 features = self.pooling[name](features)
             pooled.append(features)
