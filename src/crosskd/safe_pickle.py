@@ -119,6 +119,12 @@ def describe_source(source: str | os.PathLike | IO[bytes]) -> str:
     return str(getattr(source, "name", "<in-memory pickle>"))
 
 
+#: what unpickling a truncated or malformed stream raises (reported as CorruptPickleError).
+CORRUPTION_ERRORS = (EOFError, pickle.UnpicklingError, ValueError, TypeError, LookupError,
+                     AttributeError, MemoryError, OverflowError, UnicodeDecodeError,
+                     struct.error, SystemError, RecursionError)
+
+
 class AllowListMixin:
     """Resolve globals only through an allow-list and refuse persistent ids (any Unpickler)."""
 
@@ -185,9 +191,7 @@ def _load(handle: IO[bytes], allowed: AllowList, what: str,
         return unpickler(handle, allowed, what).load()  # type: ignore[attr-defined]
     except UserError:
         raise
-    except (EOFError, pickle.UnpicklingError, ValueError, TypeError, LookupError,
-            AttributeError, MemoryError, OverflowError, UnicodeDecodeError, struct.error,
-            SystemError, RecursionError) as err:
+    except CORRUPTION_ERRORS as err:
         raise CorruptPickleError(
             f"{what}: cannot read pickle ({type(err).__name__}: {err}); the file is truncated "
             "or corrupt - download or extract it again") from None

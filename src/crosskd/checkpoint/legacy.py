@@ -14,7 +14,6 @@ and evaluation can unmap weights after use (crosskd.checkpoint.paging).
 from __future__ import annotations
 
 import os
-import pickle
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,8 +22,8 @@ from typing import IO, Any
 import numpy as np
 import torch
 
-from crosskd.safe_pickle import (AllowList, CorruptPickleError, RestrictedUnpickler,
-                                 UnsafePickleError, restricted_load)
+from crosskd.safe_pickle import (CORRUPTION_ERRORS, AllowList, CorruptPickleError,
+                                 RestrictedUnpickler, UnsafePickleError, restricted_load)
 
 #: the first pickle of every legacy torch.save file, and the second.
 MAGIC_NUMBER = 0x1950A86A20F9469CFC6C
@@ -140,8 +139,7 @@ def _guarded(load: Any, what: str) -> Any:
         return load()
     except (UnsafePickleError, CorruptPickleError):
         raise
-    except (EOFError, pickle.UnpicklingError, RuntimeError, ValueError, TypeError, KeyError,
-            IndexError, AttributeError, OverflowError, struct.error, RecursionError) as err:
+    except (*CORRUPTION_ERRORS, RuntimeError) as err:  # RuntimeError: torch's as_strided
         raise CorruptPickleError(f"{what}: cannot read the checkpoint ({type(err).__name__}: "
                                  f"{err}); the file is truncated or corrupt") from None
 
