@@ -10,12 +10,14 @@ from __future__ import annotations
 import json
 import pickle
 import shutil
+import zipfile
 from pathlib import Path
 
 import pytest
+import torch
 
 from reliability_support import assert_one_line_error, tiny_config, tree_digest
-from crosskd.checkpoint.run_state import BEST_NAME, LAST_NAME
+from crosskd.checkpoint.run_state import BEST_NAME, FORMAT, LAST_NAME
 from crosskd.cli import main
 
 
@@ -98,3 +100,62 @@ def test_k5_checkpoint_that_does_not_exist(cli, finished_run, tmp_path):
     missing = tmp_path / "model_best.pth"
     result = cli("test", "--config", finished_run[1], "--resume", missing)
     assert_one_line_error(result, str(missing), "no such checkpoint")
+
+
+class _Popen:
+    """Pickles to subprocess.Popen(['touch', marker]): a run checkpoint that starts a process."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import subprocess
+        return subprocess.Popen, (["touch", str(self.marker)],)
+
+
+_TORCH_ADVICE = ("weights_only", "safe_globals", "allowlist", "allow-list", "add_safe",
+                 "trust", "documentation")
+
+
+def _assert_refused_as_unsafe(result, checkpoint, *names):
+    line = assert_one_line_error(result, str(checkpoint), "refused as unsafe", *names)
+    for advice in _TORCH_ADVICE:
+        assert advice not in line, f"the refusal relays torch's advice ({advice!r}): {line}"
+
+
+@pytest.mark.parametrize("command", ["train", "test"])
+def test_k6_run_checkpoint_carrying_code_is_refused_in_our_words(cli, finished_run, run_copy,
+                                                                 tmp_path, command):
+    marker = tmp_path / "pwned"
+    checkpoint = run_copy / LAST_NAME
+    torch.save({"format": FORMAT, "epoch": 1, "state_dict": {}, "config_json": "{}",
+                "history_json": "[]", "payload": _Popen(marker)}, checkpoint)
+    result = cli(command, "--config", finished_run[1], "--resume", checkpoint,
+                 "--out", tmp_path / "metrics.json")
+    _assert_refused_as_unsafe(result, checkpoint, "subprocess.Popen")
+    assert not marker.exists(), "the checkpoint's code ran"
+    assert not (tmp_path / "metrics.json").exists()
+
+
+def _with_pickle(checkpoint: Path, pickle_bytes: bytes) -> None:
+    """Replace the pickle inside a zip-format checkpoint, keeping its tensors."""
+    with zipfile.ZipFile(checkpoint) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    (pkl,) = [name for name in members if name.endswith("/data.pkl")]
+    members[pkl] = pickle_bytes
+    with zipfile.ZipFile(checkpoint, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+
+
+@pytest.mark.parametrize("command", ["train", "test"])
+def test_k6b_refused_opcode_is_named_not_torch_documentation(cli, finished_run, run_copy,
+                                                             tmp_path, command):
+    """INST builds subprocess.Popen without a GLOBAL opcode; torch refuses the opcode itself."""
+    marker = tmp_path / "pwned"
+    checkpoint = run_copy / LAST_NAME
+    argv = pickle.dumps(["touch", str(marker)], protocol=2)[2:-1]  # EMPTY_LIST ... APPENDS
+    _with_pickle(checkpoint, b"\x80\x02(" + argv + b"isubprocess\nPopen\n.")
+    result = cli(command, "--config", finished_run[1], "--resume", checkpoint)
+    _assert_refused_as_unsafe(result, checkpoint, "opcode INST (0x69)")
+    assert not marker.exists(), "the checkpoint's code ran"

@@ -109,3 +109,10 @@ def test_c12_malformed_background_checkpoints(cli, workspace):
     assert_one_line_error(_train(cli, workspace, "--set", "trainer.background_checkpoints=soon"),
                           "trainer.background_checkpoints")
     _assert_no_run(workspace)
+
+
+def test_c13_zero_epochs_leaves_no_run_folder(cli, workspace):
+    assert_one_line_error(_train(cli, workspace, "--set", "trainer.epochs=0"),
+                          "trainer.epochs", ">= 1", "got 0")
+    _assert_no_run(workspace)
+    assert not list(workspace.save_dir.rglob("config.json"))

@@ -127,3 +127,22 @@ def test_d8_data_dir_that_does_not_exist(cli, workspace):
     workspace.write_config(config)
     assert_one_line_error(_train(cli, workspace), "nowhere", "data_dir")
     _assert_nothing_reported(workspace)
+
+
+def test_d9_split_list_naming_a_video_twice(cli, workspace):
+    path = workspace.feature_root / "train_list_full.txt"
+    ids = path.read_text().split()
+    path.write_text("\n".join([*ids, ids[1]]) + "\n", encoding="utf-8")
+    line = assert_one_line_error(_train(cli, workspace), str(path), repr(ids[1]), "2 times",
+                                 f"lines 2, {len(ids) + 1}", "published protocol")
+    assert "download" not in line
+    _assert_nothing_reported(workspace)
+    assert workspace.run_dirs() == []
+
+
+def test_d10_empty_split_list_is_named(cli, workspace):
+    path = workspace.feature_root / "train_list_full.txt"
+    path.write_text("\n\n", encoding="utf-8")
+    assert_one_line_error(_train(cli, workspace), str(path), "names no video")
+    _assert_nothing_reported(workspace)
+    assert workspace.run_dirs() == []

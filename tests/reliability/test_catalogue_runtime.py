@@ -174,3 +174,16 @@ def test_r3_interrupted_run_keeps_its_last_checkpoint(cli, workspace, monkeypatc
     assert result.status == 130
     assert "interrupted" in result.stderr.splitlines()[-1]
     _assert_stopped_after_epoch_one(workspace, out)
+
+
+@pytest.mark.parametrize("seeds", ["-1", "0,4294967296"])
+def test_l7_seed_out_of_range_on_the_command_line(cli, workspace, seeds):
+    assert_one_line_error(_train(cli, workspace, "--seeds", seeds), f"--seeds '{seeds}'",
+                          "out of range", "2**32 - 1")
+    _assert_no_run(workspace)
+
+
+def test_l7b_seed_out_of_range_in_the_config(cli, workspace):
+    assert_one_line_error(_train(cli, workspace, "--set", f"seed={2**40}"), "config key seed",
+                          str(2**40), "out of range")
+    _assert_no_run(workspace)

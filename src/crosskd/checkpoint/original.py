@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import pickle
-import re
 import zipfile
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -28,18 +27,13 @@ import torch
 from torch import nn
 
 from crosskd.checkpoint import legacy
+from crosskd.checkpoint.refusal import unsafe_checkpoint
 from crosskd.errors import UserError
 from crosskd.safe_pickle import CONTAINER_GLOBALS, NUMPY_GLOBALS, UnsafePickleError
-
-ORIGINAL_CONFIG_CLASS = "parse_config.ConfigParser"
 
 
 class CheckpointError(UserError):
     """A checkpoint that cannot be read or does not fit the model; the message says why."""
-
-
-class UnsafeCheckpointError(UnsafePickleError):
-    """A checkpoint names a class or function outside the allow-list (it is never run)."""
 
 
 class OriginalConfigState:
@@ -74,17 +68,6 @@ class OriginalCheckpoint:
     optimizer: dict[str, Any] | None = None
 
 
-def _refused_name(message: str) -> str:
-    """The class or function torch's weights-only unpickler refused, from its message."""
-    for pattern in (r"GLOBAL ([\w.]+)", r"unrecognized function (.+?)(?: which|$)",
-                    r"got (<class [^>]+>)", r"refusing to load ([\w.]+)",
-                    r"(unexpected persistent id .+?) \("):
-        match = re.search(pattern, message, flags=re.MULTILINE)
-        if match:
-            return match.group(1).strip()
-    return message.strip().splitlines()[-1] if message.strip() else "an unknown object"
-
-
 def _torch_load(path: Path) -> Any:
     """torch.load restricted to tensors, plain containers and the allow-list.
 
@@ -103,11 +86,7 @@ def _torch_load(path: Path) -> Any:
     except FileNotFoundError:
         raise CheckpointError(f"checkpoint not found: {path}") from None
     except (pickle.UnpicklingError, UnsafePickleError) as err:  # torch's refusal, or ours
-        name = _refused_name(str(err))
-        raise UnsafeCheckpointError(
-            f"{path}: refusing to load {name} (not on the allow-list of checkpoint contents; "
-            "a pickle can run code when loaded). Only tensors, plain containers, numpy "
-            f"scalars, paths and the original {ORIGINAL_CONFIG_CLASS} are accepted") from None
+        raise unsafe_checkpoint(path, str(err)) from None
     except Exception as err:  # a damaged file makes torch's readers fail in many ways
         raise CheckpointError(f"{path}: not a readable PyTorch checkpoint "
                               f"({type(err).__name__}: {err}); download it again or check "

@@ -11,12 +11,15 @@ from __future__ import annotations
 import json
 import logging
 import os
+import pickle
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from crosskd.checkpoint.refusal import unsafe_checkpoint
+from crosskd.diskwrites import reported_write
 from crosskd.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -47,13 +50,25 @@ def save_run_state(path: str | Path, *, model_state: dict[str, torch.Tensor], ep
         "history_json": json.dumps(history or []),
     }
     path = Path(path)
-    try:
+    kept = ("the previous checkpoint there is intact" if path.is_file()
+            else "no partial file was left")
+    again = (f"resume with --resume {path.parent}" if (path.parent / LAST_NAME).is_file()
+             else "start the run again")
+    with reported_write(path, f"{kept} - free disk space and {again}",
+                        needed=_tensor_bytes(payload)):
         _write_atomically(path, payload)
-    except OSError as err:
-        raise UserError(f"cannot write {path} ({err.strerror or err}); the previous checkpoint "
-                        f"there is intact - free disk space and resume with --resume "
-                        f"{path.parent}") from None
     return path
+
+
+def _tensor_bytes(tree: Any) -> int:
+    """Bytes of every tensor in nested dicts/lists: about the size of the checkpoint file."""
+    if isinstance(tree, torch.Tensor):
+        return tree.numel() * tree.element_size()
+    if isinstance(tree, dict):
+        return sum(_tensor_bytes(value) for value in tree.values())
+    if isinstance(tree, (list, tuple)):
+        return sum(_tensor_bytes(value) for value in tree)
+    return 0
 
 
 def _temporaries(folder: Path, name: str) -> list[Path]:
@@ -99,14 +114,23 @@ def load_run_state(path: str | Path) -> dict[str, Any]:
         raise UserError(f"checkpoint not found: {path}")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:  # torch's refusal: never relay its advice
+        raise unsafe_checkpoint(path, str(err)) from None
     except Exception as err:
-        raise UserError(f"checkpoint {path} is not a crosskd run checkpoint ({err}); "
-                        "original trained_model.pth files are read by `test.py --resume`") from None
+        raise UserError(f"checkpoint {path} is not a crosskd run checkpoint "
+                        f"({type(err).__name__}: {_first_line(err)}); original "
+                        "trained_model.pth files are read by `test.py --resume`") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise UserError(f"checkpoint {path} is not a crosskd run checkpoint (format key missing)")
     payload["config"] = json.loads(payload.pop("config_json"))
     payload["history"] = json.loads(payload.pop("history_json"))
     return payload
+
+
+def _first_line(err: BaseException) -> str:
+    """The start of a reader's message, without the advice some readers append."""
+    lines = str(err).strip().splitlines()
+    return lines[0] if lines else "no details"
 
 
 def resolve_resume_path(resume: str | Path, prefer: tuple[str, ...] = (LAST_NAME, BEST_NAME)

@@ -11,6 +11,7 @@ from typing import Any
 
 from crosskd.config import Config, apply_overrides, load_config, parse_custom_args, parse_set_args
 from crosskd.errors import UserError
+from crosskd.train.seeds import check_seed
 
 
 def add_common_options(parser: argparse.ArgumentParser) -> None:
@@ -68,7 +69,7 @@ def parse_seeds(text: str | None) -> list[int] | None:
         raise UserError(f"--seeds {text!r}: expected comma-separated integers such as 0,1,2") from None
     if not seeds or len(set(seeds)) != len(seeds):
         raise UserError(f"--seeds {text!r}: expected distinct integers such as 0,1,2")
-    return seeds
+    return [check_seed(seed, f"--seeds {text!r}") for seed in seeds]
 
 
 def _out_error(path: Path, err: OSError) -> UserError:

@@ -31,3 +31,7 @@ class NonFiniteFeatureError(DataError):
 
 class NoCaptionsError(DataError):
     """A video of a split list has no caption."""
+
+
+class SplitListError(DataError):
+    """A split list that is empty, unreadable or names a video twice."""

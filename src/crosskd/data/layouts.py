@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from crosskd.data.errors import DataError, MissingDataDirError, MissingFileError
+from crosskd.data.errors import DataError, MissingDataDirError, MissingFileError, SplitListError
 
 FIXED_TEMPORAL = frozenset({"avg", "max", "ent", "std"})
 
@@ -190,17 +190,46 @@ def teacher_paths(config: Mapping[str, Any], root: Path) -> list[Path]:
 
 
 def read_split_list(path: Path, layout: DatasetLayout, split_name: str) -> list[str]:
-    """Video ids of a split list (DiDeMo entries keep only the part before the first dot)."""
+    """Video ids of a split list (DiDeMo entries keep only the part before the first dot).
+
+    An empty list, or one naming a video twice, is refused: the original would count a
+    repeated video twice (more queries and gallery videos than the published protocol) and
+    silently report metrics over a different protocol.
+    """
     try:
-        rows = path.read_text(encoding="utf-8").splitlines()
+        lines = path.read_text(encoding="utf-8").splitlines()
     except FileNotFoundError:
         raise MissingFileError(
             f"split list {path} not found (needed by split {split_name!r} of {layout.name}); "
             "the dataset tarball contains it at the top of the feature folder") from None
-    rows = [row.strip() for row in rows if row.strip()]
+    except (OSError, UnicodeDecodeError) as err:
+        reason = getattr(err, "strerror", None) or "not UTF-8 text"
+        raise SplitListError(f"cannot read split list {path} ({reason}); extract it from the "
+                             "dataset tarball again") from None
+    rows = [(number, line.strip()) for number, line in enumerate(lines, 1) if line.strip()]
     if layout.strip_list_suffix:
-        rows = [row.split(".")[0] for row in rows]
-    return rows
+        rows = [(number, row.split(".")[0]) for number, row in rows]
+    if not rows:
+        raise SplitListError(f"split list {path} (split {split_name!r} of {layout.name}) names "
+                             "no video; extract it from the dataset tarball again")
+    _refuse_duplicates(path, rows)
+    return [row for _, row in rows]
+
+
+def _refuse_duplicates(path: Path, rows: list[tuple[int, str]]) -> None:
+    """Raise naming the first repeated video id and the lines it is on."""
+    lines: dict[str, list[int]] = {}
+    for number, row in rows:
+        lines.setdefault(row, []).append(number)
+    repeated = {row: numbers for row, numbers in lines.items() if len(numbers) > 1}
+    if repeated:
+        row, numbers = next(iter(repeated.items()))
+        others = f" ({len(repeated) - 1} more id(s) repeated)" if len(repeated) > 1 else ""
+        raise SplitListError(
+            f"split list {path}: video id {row!r} appears {len(numbers)} times (lines "
+            f"{', '.join(map(str, numbers))}){others}; a repeated video would be counted twice "
+            "and the metrics would not follow the published protocol - remove the repeated "
+            "lines or extract the list from the dataset tarball again")
 
 
 def require_file(path: Path, what: str, layout: DatasetLayout) -> Path:

@@ -2,38 +2,66 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import logging
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import torch
 
 from crosskd.checkpoint.run_state import BEST_NAME, load_run_state, resolve_resume_path
 from crosskd.config import Config, require, with_eval_settings
 from crosskd.data.retrieval import RetrievalData
+from crosskd.diskwrites import reported_write, write_error, write_text_atomically
+from crosskd.errors import UserError
 from crosskd.train.evaluate import evaluate_checkpoint
 from crosskd.train.report import describe_protocol, summarize_seeds
+from crosskd.train.seeds import check_seed
 from crosskd.train.trainer import Trainer
 
 log = logging.getLogger(__name__)
 
 TEST_METRICS_NAME = "test_metrics.json"
+_MAX_CLAIMS = 1000  # run folders of one name (timestamp and seed) before giving up
 
 
 def run_folder(config: Config, experiment: str, seed: int, timestamp: str) -> Path:
-    """`<trainer.save_dir>/<experiment>/<timestamp>_seed<seed>`, never reusing a folder."""
+    """Create and return `<trainer.save_dir>/<experiment>/<timestamp>_seed<seed>`, never a
+    folder that exists: the name is claimed by an atomic mkdir (a suffix `-2`, `-3`, ... is
+    added on a clash), so runs started in the same second, in parallel, get folders of their own.
+    """
     require(config, "trainer", (dict, type(None)), default=None)
     save_dir = Path(require(config, "trainer.save_dir", str, default="data/saved"))
     base = save_dir / experiment / f"{timestamp}_seed{seed}"
-    path, suffix = base, 1
-    while path.exists():
-        suffix += 1
-        path = base.with_name(f"{base.name}-{suffix}")
-    return path
+    fix = "set trainer.save_dir to a folder you can write"
+    with reported_write(base, fix, action="create the run folder"):
+        base.parent.mkdir(parents=True, exist_ok=True)
+    for suffix in range(1, _MAX_CLAIMS + 1):
+        path = base if suffix == 1 else base.with_name(f"{base.name}-{suffix}")
+        try:
+            path.mkdir()
+        except FileExistsError:
+            continue
+        except OSError as err:
+            raise write_error(path, err, fix, action="create the run folder") from None
+        return path
+    raise UserError(f"cannot create a run folder beside {base}: {_MAX_CLAIMS} folders of that "
+                    "name exist already; remove old runs or set trainer.save_dir")
+
+
+@contextlib.contextmanager
+def _removed_if_empty(run_dir: Path) -> Iterator[None]:
+    """Remove a claimed run folder that a failed run left empty (an error found before training)."""
+    try:
+        yield
+    except BaseException:
+        with contextlib.suppress(OSError):
+            run_dir.rmdir()  # only succeeds on an empty folder
+        raise
 
 
 def final_test(config: Config, run_dir: Path, device: torch.device,
@@ -41,8 +69,8 @@ def final_test(config: Config, run_dir: Path, device: torch.device,
     """Test the selected (best) model with `eval_settings` merged in; saved beside the run."""
     metrics = evaluate_checkpoint(with_eval_settings(config), run_dir / BEST_NAME, device,
                                   cache_dir)
-    (run_dir / TEST_METRICS_NAME).write_text(json.dumps(metrics, indent=1) + "\n",
-                                             encoding="utf-8")
+    write_text_atomically(run_dir / TEST_METRICS_NAME, json.dumps(metrics, indent=1) + "\n",
+                          f"free disk space and test again with crosskd test --resume {run_dir}")
     t2v = metrics["t2v"]
     log.info("final test of %s: t2v R@1 %.1f, R@5 %.1f, R@10 %.1f, MdR %g (%s)", run_dir,
              t2v["R1"], t2v["R5"], t2v["R10"], t2v["MedR"], describe_protocol(metrics["protocol"]))
@@ -75,6 +103,8 @@ def train_seeds(config: Config, experiment: str, seeds: Sequence[int], device: t
 
     The features are packed once for all seeds (into `cache_dir`, else a temporary folder).
     """
+    for seed in seeds:
+        check_seed(seed, "config key seed")
     timestamp = time.strftime("%Y-%m-%d_%H-%M-%S")
     results = {}
     with tempfile.TemporaryDirectory(prefix="crosskd-cache-") as scratch:
@@ -83,8 +113,9 @@ def train_seeds(config: Config, experiment: str, seeds: Sequence[int], device: t
             seeded["seed"] = int(seed)
             run_dir = run_folder(seeded, experiment, seed, timestamp)
             log.info("training seed %d in %s", seed, run_dir)
-            results[int(seed)] = train_and_test(seeded, run_dir, device,
-                                                cache_dir=cache_dir or Path(scratch))
+            with _removed_if_empty(run_dir):
+                results[int(seed)] = train_and_test(seeded, run_dir, device,
+                                                    cache_dir=cache_dir or Path(scratch))
     return results
 
 

@@ -77,6 +77,9 @@ class Trainer:
         self.device = device
         require(config, "trainer", (dict, type(None)), default=None)
         self.epochs = require(config, "trainer.epochs", int, default=1)
+        if self.epochs < 1:
+            raise ConfigError(f"config key trainer.epochs must be an integer >= 1, got "
+                              f"{self.epochs}")
         self.val_freq = max(1, require(config, "trainer.val_freq", int, default=1))
         self.save_period = max(1, require(config, "trainer.save_period", int, default=1))
         self.tensorboard = bool(require(config, "trainer.tensorboard", (bool, int), default=True))
