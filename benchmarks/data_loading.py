@@ -53,13 +53,14 @@ def _status_gib(field: str) -> float:
 def _measure(args: argparse.Namespace) -> dict:
     """One load (packing if the cache is cold), plus a few batches, in this process."""
     from crosskd.data.retrieval import RetrievalData
+    from crosskd.data.sampling import epoch_batches
     start = time.perf_counter()
     data = RetrievalData.from_config(_config(args), cache_dir=args.cache, dtype=args.dtype)
     load_s = time.perf_counter() - start
     loaded_rss = _status_gib("VmRSS")
     start = time.perf_counter()
     rng = np.random.default_rng(0)
-    for _, batch in zip(range(20), data.train.batches(64, rng)):
+    for _, batch in zip(range(20), epoch_batches(data.train, 64, rng)):
         pass
     train_batch_ms = (time.perf_counter() - start) / 20 * 1000
     start = time.perf_counter()

@@ -106,7 +106,7 @@ def _run_variant(name: str, epochs: int, data, config: dict, device: torch.devic
            "train_s_per_epoch": (sum(trainer.train_seconds[1:]) / (len(trainer.train_seconds) - 1)
                                  if len(trainer.train_seconds) > 1 else trainer.train_seconds[0]),
            "saves": len(trainer.save_seconds), "save_s": sum(trainer.save_seconds),
-           "graphed": trainer.graphed_step is not None,
+           "graphed": trainer.runtime.cuda_graphs,
            "resident": trainer.train_batches is not data.train,
            "peak_gpu_gib": (torch.cuda.max_memory_allocated(device) / 2**30
                             if device.type == "cuda" else None)}

@@ -55,11 +55,10 @@ def _step_flops(trainer, batch) -> float:
     import torch
     counter = flop_counter()
     with counter:
-        output = trainer.model(batch.experts, batch.ind, batch.text)
-        total, _ = trainer.objective(output, batch.distil_text, batch.distil_video)
+        total, _ = trainer.task(batch)
         total.backward()
     trainer.optimizer.zero_grad(set_to_none=True)
-    del output, total
+    del total
     torch.manual_seed(0)
     return float(counter.get_total_flops())
 
@@ -76,8 +75,9 @@ def _child_phases(config_path: Path, cache: Path, run_dir: Path) -> dict:
     data = RetrievalData.from_config(config, cache_dir=cache)
     trainer = Trainer(config, run_dir, torch.device("cpu"), seed=0, data=data)
     batch_size = trainer.batch_size
-    flops = _step_flops(trainer, data.train.batch(np.arange(batch_size), np.random.default_rng(0)))
-    batches = -(-data.train.num_videos // batch_size)
+    first = trainer.sampler.draw(np.arange(batch_size), np.random.default_rng(0))
+    flops = _step_flops(trainer, data.train.batch(first))
+    batches = len(trainer.sampler)
     epochs = []
     for epoch in (1, 2):  # the first includes RAdam's unrectified steps and first touches
         start = time.perf_counter()

@@ -45,12 +45,13 @@ def _replay_with_foreach_radam(config: dict, work: Path, device: torch.device, d
         trainer = Trainer(config, work / "runs" / "foreach", device, seed=0, data=data)
         trainer._create_run_dir()
         trainer._train_epoch(1)
-    return _timed(next(iter(trainer.graphed_step.captured.values())).graph.replay, STEPS)
+    return _timed(next(iter(trainer.runner.graphed.captured.values())).graph.replay, STEPS)
 
 
 def main() -> None:
     from crosskd.data.retrieval import RetrievalData
     from crosskd.train.evaluate import evaluate
+    from crosskd.data.sampling import epoch_batches
     from crosskd.train.trainer import Trainer
     work = Path("/tmp/crosskd-profile")
     make_dataset(BenchData(1024, 497, 10, 5), work / "data" / "MSRVTT")
@@ -68,11 +69,11 @@ def main() -> None:
     trainer = Trainer(config, work / "runs" / "graphed", device, seed=0, data=data)
     trainer._create_run_dir()
     trainer._train_epoch(1)  # warm-up and capture
-    batches = list(trainer.train_batches.batches(64, trainer.data_rng))[:STEPS]
+    batches = list(epoch_batches(trainer.train_batches, 64, trainer.data_rng))[:STEPS]
     full = [b for b in batches if b.text.shape[0] == 64]
     steps = iter(full * 2)
-    say(f"graphed step, batch included: {1e3 * _timed(lambda: trainer.graphed_step(next(steps))['loss'].item(), len(full)):.2f} ms")
-    graph = next(iter(trainer.graphed_step.captured.values())).graph
+    say(f"graphed step, batch included: {1e3 * _timed(lambda: trainer.runner.graphed(next(steps))['loss'].item(), len(full)):.2f} ms")
+    graph = next(iter(trainer.runner.graphed.captured.values())).graph
     replays = {"compiled": _timed(graph.replay, STEPS),
                "foreach": _replay_with_foreach_radam(config, work, device, data)}
     say(f"graph replay alone: {1e3 * replays['compiled']:.2f} ms")
@@ -94,15 +95,14 @@ def main() -> None:
     torch.cuda.synchronize()
     say(f"training epoch, per step (loss read one step late): "
                   f"{1e3 * (time.perf_counter() - start) / len(batches):.2f} ms")
-    batch_prep = trainer.train_batches.batches(64, trainer.data_rng)
+    batch_prep = epoch_batches(trainer.train_batches, 64, trainer.data_rng)
     say(f"batch assembly alone: {1e3 * _timed(lambda: next(batch_prep), 15):.2f} ms")
     start = time.perf_counter()
-    evaluate(trainer.model, trainer.eval_batches, device,
-                       acceleration=trainer.acceleration)
+    evaluate(trainer.model, trainer.eval_batches, device, precision=trainer.runtime.precision)
     say(f"validation (first): {time.perf_counter() - start:.2f} s")
-    say(f"validation: {_timed(lambda: evaluate(trainer.model, trainer.eval_batches, device, acceleration=trainer.acceleration), 3):.2f} s")
+    say(f"validation: {_timed(lambda: evaluate(trainer.model, trainer.eval_batches, device, precision=trainer.runtime.precision), 3):.2f} s")
     with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
-        evaluate(trainer.model, trainer.eval_batches, device, acceleration=trainer.acceleration)
+        evaluate(trainer.model, trainer.eval_batches, device, precision=trainer.runtime.precision)
     say("validation profile (CPU time):")
     say(prof.key_averages().table(sort_by="cpu_time_total", row_limit=25))
     start = time.perf_counter()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from crosskd.data.batch import Batch
-from crosskd.train.graphed_step import _signature
+from crosskd.tree import structure
 
 
 def _batch(rows: int = 4, teachers: bool = True) -> Batch:
@@ -13,8 +13,10 @@ def _batch(rows: int = 4, teachers: bool = True) -> Batch:
         return torch.randn(rows, *shape)
     distil = ({0: {"audio": tensor(3)}}, {0: {"audio": tensor(1, 3)}}) if teachers else (None,
                                                                                          None)
-    return Batch({"audio": tensor(5, 2), "scene": tensor(6)}, {"audio": tensor(), "scene": tensor()},
-                 tensor(1, 7, 8), tensor(1, 7), None, *distil, [f"v{i}" for i in range(rows)])
+    return Batch(experts={"audio": tensor(5, 2), "scene": tensor(6)},
+                 ind={"audio": tensor(), "scene": tensor()}, text=tensor(1, 7, 8),
+                 text_token_mask=tensor(1, 7), distil_video=distil[0], distil_text=distil[1],
+                 video_ids=[f"v{i}" for i in range(rows)])
 
 
 def test_tensors_lists_every_tensor_in_map_order():
@@ -30,7 +32,7 @@ def test_tensors_lists_every_tensor_in_map_order():
 
 def test_graph_signatures_tell_shapes_and_inputs_apart():
     def signature(batch: Batch) -> tuple:
-        return _signature(batch, batch.tensors())
+        return structure(batch)
 
     assert signature(_batch()) == signature(_batch())
     assert signature(_batch(rows=3)) != signature(_batch())

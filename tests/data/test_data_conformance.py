@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 
+from crosskd.data.sampling import EpochSampler, epoch_batches
 from crosskd.config import load_config, with_eval_settings
 from crosskd.data.retrieval import RetrievalData
 
@@ -53,7 +54,8 @@ def test_train_batch_matches_golden_inputs(data, golden, conformance):
     arrays, meta = golden
     ids = meta["train_batch_video_ids"]
     idx = np.array([data.train.video_ids.index(v) for v in ids])
-    batch = data.train.batch(idx, np.random.default_rng(0))
+    batch = data.train.batch(EpochSampler.for_split(data.train, len(idx)).draw(
+        idx, np.random.default_rng(0)))
     for name, tensor in batch.experts.items():
         expected = np.nan_to_num(arrays[f"train_in_experts/{name}"], nan=0.0)
         np.testing.assert_array_equal(tensor.numpy(), expected, err_msg=name)
@@ -80,14 +82,14 @@ def test_train_batch_matches_golden_inputs(data, golden, conformance):
 
 def test_train_epoch_visits_every_video_once(data):
     rng = np.random.default_rng(3)
-    seen = [v for b in data.train.batches(16, rng) for v in b.video_ids]
+    seen = [v for b in epoch_batches(data.train, 16, rng) for v in b.video_ids]
     assert sorted(seen) == sorted(data.train.video_ids)
     assert len(seen) == data.train.num_videos == 48
 
 
 def test_caption_sampling_is_reproducible(data):
-    first = [b.text for b in data.train.batches(16, np.random.default_rng(7))]
-    second = [b.text for b in data.train.batches(16, np.random.default_rng(7))]
+    first = [b.text for b in epoch_batches(data.train, 16, np.random.default_rng(7))]
+    second = [b.text for b in epoch_batches(data.train, 16, np.random.default_rng(7))]
     assert all((a == b).all() for a, b in zip(first, second))
 
 

@@ -31,13 +31,3 @@ def test_gather_segments_matches_loop(owners_rows, max_len):
         expected[:len(joined)] = joined
         np.testing.assert_array_equal(out[o], expected)
         assert kept[o] == len(joined)
-
-
-def test_epoch_order_skips_a_trailing_single_video_batch():
-    from crosskd.data.batches import epoch_order
-
-    rng = np.random.default_rng(0)
-    chunks = list(epoch_order(9, 4, rng))
-    assert [len(c) for c in chunks] == [4, 4]
-    assert [len(c) for c in epoch_order(10, 4, rng)] == [4, 4, 2]
-    assert [len(c) for c in epoch_order(1, 4, rng)] == [1]

@@ -8,6 +8,7 @@ import pickle
 import numpy as np
 import pytest
 
+from crosskd.data.sampling import epoch_batches
 from crosskd.cli import main
 from crosskd.data import layouts
 from crosskd.data.retrieval import RetrievalData
@@ -33,7 +34,7 @@ def test_every_split_of_the_layout_loads(synthetic, tmp_path):
                                                        / name, layout, split)
                                for name in layout.splits[split])
         assert data.train.video_ids == train_ids and data.eval.video_ids == eval_ids
-        batch = next(data.train.batches(8, np.random.default_rng(0)))
+        batch = next(epoch_batches(data.train, 8, np.random.default_rng(0)))
         assert set(batch.experts) == set(spec.modalities)
         assert set(batch.distil_video) == {0, 1, 2}
         evaluation = data.eval.batch(np.arange(min(4, data.eval.num_videos)))

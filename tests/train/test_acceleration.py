@@ -16,12 +16,13 @@ import numpy as np
 import pytest
 import torch
 
-from crosskd.config import ConfigError
 from crosskd.data.retrieval import RetrievalData
 from crosskd.data.synth import SynthSpec, example_config, write_synthetic
 from crosskd.losses import build_objective
 from crosskd.models import build_model
-from crosskd.train.acceleration import Acceleration
+from crosskd.data.sampling import EpochSampler
+from crosskd.train.precision import Precision
+from crosskd.train.runtime import Runtime
 from crosskd.train.evaluate import evaluate, score_split
 
 CPU = torch.device("cpu")
@@ -46,26 +47,15 @@ def tiny(tmp_path_factory):
     torch.set_num_threads(threads)
 
 
-def test_config_switches_and_their_errors():
-    assert Acceleration.from_config({}) == Acceleration(None, False)
-    assert Acceleration.from_config({"trainer": {"amp": "bf16", "compile": True}}) == \
-        Acceleration("bf16", True)
-    assert Acceleration.from_config({"trainer": {"amp": "fp32"}}).amp is None
-    with pytest.raises(ConfigError, match="trainer.amp"):
-        Acceleration.from_config({"trainer": {"amp": "fp16"}})
-    with pytest.raises(ConfigError, match="trainer.compile"):
-        Acceleration.from_config({"trainer": {"compile": "yes"}})
-
-
 def test_bf16_evaluation_matches_float32_within_tolerance(tiny):
     _, model, data = tiny
     exact = score_split(model, data.eval, CPU)
-    mixed = score_split(model, data.eval, CPU, acceleration=Acceleration("bf16"))
+    mixed = score_split(model, data.eval, CPU, precision=Precision(torch.bfloat16))
     assert exact.dtype == mixed.dtype == np.float32
     assert np.abs(mixed - exact).max() <= 0.02 * np.abs(exact).max()
     assert not np.array_equal(mixed, exact)  # bf16 really ran
     full = evaluate(model, data.eval, CPU)
-    half = evaluate(model, data.eval, CPU, acceleration=Acceleration("bf16"))
+    half = evaluate(model, data.eval, CPU, precision=Precision(torch.bfloat16))
     for direction in ("t2v", "v2t"):
         for key, value in full[direction].items():
             limit = 1.0 if key in ("MedR", "MeanR") else 3.0
@@ -75,11 +65,12 @@ def test_bf16_evaluation_matches_float32_within_tolerance(tiny):
 def test_bf16_training_loss_matches_float32_within_tolerance(tiny):
     config, model, data = tiny
     objective = build_objective(config)
-    batch = data.train.batch(np.arange(16), np.random.default_rng(0))
+    batch = data.train.batch(EpochSampler.for_split(data.train, 16).draw(
+        np.arange(16), np.random.default_rng(0)))
     model.train()
     with torch.no_grad():
         exact, _ = objective(model(batch.experts, batch.ind, batch.text), None, None)
-        with Acceleration("bf16").autocast(CPU):
+        with Precision(torch.bfloat16).autocast(CPU):
             mixed, _ = objective(model(batch.experts, batch.ind, batch.text), None, None)
     assert mixed.dtype == torch.float32 and torch.isfinite(mixed)
     assert mixed.item() != exact.item()
@@ -93,7 +84,8 @@ def test_bf16_training_loss_matches_float32_within_tolerance(tiny):
 def test_compiled_step_matches_eager(tiny):
     config, model, data = tiny
     objective = build_objective(config)
-    batch = data.train.batch(np.arange(16), np.random.default_rng(0))
+    batch = data.train.batch(EpochSampler.for_split(data.train, 16).draw(
+        np.arange(16), np.random.default_rng(0)))
     model.train()
 
     def step(forward):
@@ -103,7 +95,7 @@ def test_compiled_step_matches_eager(tiny):
         return loss.detach(), [p.grad.clone() for p in model.parameters() if p.grad is not None]
 
     eager_loss, eager_grads = step(model)
-    compiled_loss, compiled_grads = step(Acceleration(compile=True).compiled(model))
+    compiled_loss, compiled_grads = step(Runtime(CPU, compile=True).compiled(model))
     torch.testing.assert_close(compiled_loss, eager_loss, rtol=1e-5, atol=1e-7)
     for mine, theirs in zip(compiled_grads, eager_grads):
         torch.testing.assert_close(mine, theirs, rtol=1e-5, atol=1e-6)

@@ -47,8 +47,8 @@ def test_training_with_the_step_in_backward_is_bit_identical(data, tmp_path, opt
 
 
 def test_the_setting_defaults_to_on_for_the_cpu_and_is_checked(data, tmp_path):
-    assert _trainer(data, tmp_path, "RAdam", None).step_in_backward
-    assert not _trainer(data, tmp_path, "RAdam", False).step_in_backward
+    assert _trainer(data, tmp_path, "RAdam", None).runtime.optimizer_in_backward
+    assert not _trainer(data, tmp_path, "RAdam", False).runtime.optimizer_in_backward
     with pytest.raises(ConfigError, match="trainer.optimizer_in_backward"):
         _trainer(data, tmp_path, "RAdam", "yes")
 

@@ -10,12 +10,10 @@ import pytest
 import torch
 
 from crosskd.checkpoint.background import BackgroundWriter
-from crosskd.config import ConfigError
 from crosskd.data.batch import Batch
 from crosskd.train import graphed_step
 from crosskd.train.fast_radam import SinglePassRAdam
-from crosskd.train.graphed_step import (GraphedTrainStep, graphs_apply, portable_state,
-                                        prepare_optimizer)
+from crosskd.train.graphed_step import GraphedTrainStep, portable_state, prepare_optimizer
 from train_support import run_config
 
 CPU = torch.device("cpu")
@@ -25,21 +23,6 @@ needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(),
 
 def _optimizer() -> SinglePassRAdam:
     return SinglePassRAdam([torch.nn.Parameter(torch.ones(3))], lr=0.01)
-
-
-def test_graphs_switch_on_only_where_they_can_run():
-    radam, cuda = _optimizer(), torch.device("cuda")
-    assert not graphs_apply("auto", CPU, radam, False)
-    assert not graphs_apply(False, cuda, radam, False)
-    sgd = torch.optim.SGD([torch.nn.Parameter(torch.ones(1))], lr=0.1)
-    assert not graphs_apply("auto", cuda, sgd, False)
-    assert graphs_apply("auto", cuda, radam, False)
-    with pytest.raises(ConfigError, match="need a CUDA device and an Adam, AdamW or RAdam"):
-        graphs_apply(True, CPU, sgd, False)
-    with pytest.raises(ConfigError, match="optimizer_in_backward"):
-        graphs_apply(True, cuda, radam, True)
-    with pytest.raises(ConfigError, match="trainer.cuda_graphs"):
-        graphs_apply("yes", CPU, radam, False)
 
 
 def test_checkpoints_of_a_capturable_optimizer_are_plain_numbers():
@@ -76,10 +59,10 @@ def test_a_capture_starts_only_after_the_background_checkpoint_write(monkeypatch
     monkeypatch.setattr(graphed_step, "_on_side_stream", lambda step, batch: step(batch))
     monkeypatch.setattr(graphed_step, "_capture", capture)
     writer = BackgroundWriter()
-    step = GraphedTrainStep(None, None, None, None, CPU, before_capture=writer.wait)
-    step._step = lambda batch: events.append("eager")
-    batch = Batch({"a": torch.ones(2, 3)}, {"a": torch.ones(2)}, torch.ones(2, 1, 4, 5),
-                  torch.zeros(0))
+    step = GraphedTrainStep(lambda batch: events.append("eager"), CPU,
+                            before_capture=writer.wait)
+    batch = Batch(experts={"a": torch.ones(2, 3)}, ind={"a": torch.ones(2)},
+                  text=torch.ones(2, 1, 4, 5), text_token_mask=torch.zeros(0))
     for _ in range(graphed_step.WARMUP_STEPS):
         step(batch)
     writer.submit(lambda: (time.sleep(0.2), events.append("written")))
@@ -95,7 +78,7 @@ def _train(config, data, tmp_path, name, epochs, graphs, amp=None, resume=None, 
                      epochs=epochs, resident_data=resident, cuda_graphs=graphs, amp=amp)
     run["lr_scheduler"] = {"type": "StepLR", "args": {"step_size": 1, "gamma": 0.9}}
     trainer = Trainer(run, tmp_path / name, torch.device("cuda"), seed=0, data=data)
-    assert (trainer.graphed_step is not None) == graphs
+    assert trainer.runtime.cuda_graphs == graphs
     if resume is not None:
         trainer.resume(resume)
     history = trainer.train().history

@@ -6,9 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from crosskd.config import ConfigError
-from crosskd.train.resident import (ResidentTrainSplit, resident_bytes, token_dtype,
-                                    wants_resident)
+from crosskd.data.sampling import epoch_batches
+from crosskd.train.resident import ResidentTrainSplit, resident_bytes, resident_supported
 from train_support import run_config
 
 
@@ -20,8 +19,8 @@ def data(tiny_msrvtt):
 def test_resident_batches_equal_host_batches(data):
     _, loaded = data
     resident = ResidentTrainSplit(loaded.train, torch.device("cpu"))
-    host = loaded.train.batches(8, np.random.default_rng(3))
-    mine = resident.batches(8, np.random.default_rng(3))
+    host = epoch_batches(loaded.train, 8, np.random.default_rng(3))
+    mine = epoch_batches(resident, 8, np.random.default_rng(3))
     count = 0
     for expected, got in zip(host, mine, strict=True):
         assert got.video_ids == expected.video_ids
@@ -35,13 +34,14 @@ def test_resident_batches_equal_host_batches(data):
         t.numel() for t in [resident.text, *resident.experts.values(), *resident.ind.values()])
 
 
-def test_resident_setting(data):
-    config, loaded = data
-    cpu = torch.device("cpu")
-    assert not wants_resident(config, loaded.train, cpu)  # auto: only on a GPU
-    assert wants_resident({"trainer": {"resident_data": True}}, loaded.train, cpu)
-    with pytest.raises(ConfigError, match="resident_data"):
-        wants_resident({"trainer": {"resident_data": "yes"}}, loaded.train, cpu)
+def test_resident_support(data):
+    _, loaded = data
+    assert resident_supported(loaded.train)
+    loaded.train.fuse_captions = True
+    try:
+        assert not resident_supported(loaded.train)
+    finally:
+        loaded.train.fuse_captions = False
 
 
 def test_resident_eval_split_scores_like_the_host_split(data):
@@ -59,9 +59,7 @@ def test_resident_eval_split_scores_like_the_host_split(data):
 
 
 def test_bf16_runs_hold_the_caption_tokens_in_bf16(data):
-    config, loaded = data
-    assert token_dtype({"trainer": {"amp": "bf16"}}) is torch.bfloat16
-    assert token_dtype(config) is torch.float32
+    _, loaded = data
     resident = ResidentTrainSplit(loaded.train, torch.device("cpu"), torch.bfloat16)
     assert resident.text.dtype is torch.bfloat16
     token_bytes = 2 * resident.text.numel()

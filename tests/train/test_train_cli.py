@@ -139,7 +139,7 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(datasets, tmp_
                                                                    monkeypatch):
     config = tiny_config("MSRVTT", datasets["MSRVTT"], tmp_path / "saved")
     trainer = Trainer(config, tmp_path / "run", torch.device("cpu"), seed=0)
-    real_terms = trainer.objective.terms
+    real_terms = trainer.task.objective.terms
     calls = {"n": 0}
 
     def poisoned(*args, **kwargs):
@@ -147,8 +147,8 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(datasets, tmp_
         calls["n"] += 1
         return (total * float("nan"), terms) if calls["n"] == per_epoch + 2 else (total, terms)
 
-    per_epoch = -(-trainer.data.train.num_videos // trainer.batch_size)
-    monkeypatch.setattr(trainer.objective, "terms", poisoned)
+    per_epoch = len(trainer.sampler)
+    monkeypatch.setattr(trainer.task.objective, "terms", poisoned)
     with pytest.raises(NonFiniteLossError, match="epoch 2, batch 2"):
         trainer.train()
     assert load_run_state(tmp_path / "run" / LAST_NAME)["epoch"] == 1

@@ -7,8 +7,13 @@ from typing import Callable
 
 import torch
 
+from crosskd.tree import leaves, map_leaves
 
-@dataclass
+#: TeachText teacher tensors: `{teacher index: {modality: tensor}}`.
+TeacherTensors = dict[int, dict[str, torch.Tensor]]
+
+
+@dataclass(kw_only=True)
 class Batch:
     """Expert inputs, availability, caption tokens and (optionally) TeachText teacher tensors."""
 
@@ -17,28 +22,18 @@ class Batch:
     text: torch.Tensor
     text_token_mask: torch.Tensor
     query_masks: torch.Tensor | None = None
-    distil_video: dict[int, dict[str, torch.Tensor]] | None = None
-    distil_text: dict[int, dict[str, torch.Tensor]] | None = None
+    distil_video: TeacherTensors | None = None
+    distil_text: TeacherTensors | None = None
     video_ids: list[str] = field(default_factory=list)
 
-    def to(self, device: torch.device | str) -> Batch:
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> Batch:
         """A copy with every tensor on `device`."""
-        return self.map_tensors(lambda tensor: tensor.to(device))
+        return self.map_tensors(lambda tensor: tensor.to(device, non_blocking=non_blocking))
 
     def map_tensors(self, function: Callable[[torch.Tensor], torch.Tensor]) -> Batch:
         """A copy with `function` applied to every tensor."""
-        def apply(tree):
-            if tree is None:
-                return None
-            if isinstance(tree, dict):
-                return {key: apply(value) for key, value in tree.items()}
-            return function(tree)
-        return Batch(apply(self.experts), apply(self.ind), function(self.text),
-                     function(self.text_token_mask), apply(self.query_masks),
-                     apply(self.distil_video), apply(self.distil_text), list(self.video_ids))
+        return map_leaves(function, self)
 
     def tensors(self) -> list[torch.Tensor]:
         """Every tensor, in the order `map_tensors` visits them."""
-        found: list[torch.Tensor] = []
-        self.map_tensors(lambda tensor: found.append(tensor) or tensor)
-        return found
+        return list(leaves(self))

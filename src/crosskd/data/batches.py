@@ -7,7 +7,6 @@ experts zeroed with availability 0; evaluation takes every caption slot of every
 
 from __future__ import annotations
 
-import logging
 from typing import Any, Iterator, Mapping
 
 import numpy as np
@@ -16,24 +15,7 @@ import torch
 from crosskd.data.batch import Batch
 from crosskd.data.features import Captions, SplitFeatures
 from crosskd.data.ragged import gather_rows, gather_segments
-
-log = logging.getLogger(__name__)
-
-
-def epoch_order(num_videos: int, batch_size: int, rng: np.random.Generator,
-                shuffle: bool = True) -> Iterator[np.ndarray]:
-    """The video positions of each training batch of one epoch, drawn from `rng`.
-
-    A trailing batch of a single video is skipped: batch norm cannot train on it (the
-    original crashes there), and dropping it changes nothing else.
-    """
-    order = rng.permutation(num_videos) if shuffle else np.arange(num_videos)
-    for begin in range(0, num_videos, batch_size):
-        idx = order[begin:begin + batch_size]
-        if len(idx) == 1 and begin > 0:
-            log.debug("skipping a final training batch of one video (batch norm needs two)")
-            return
-        yield idx
+from crosskd.data.sampling import Draw
 
 
 def _expert_tensors(features: SplitFeatures, idx: np.ndarray, max_tokens: Mapping[str, int],
@@ -75,7 +57,7 @@ def _text_tensors(captions: Captions, cap_ids: np.ndarray, owners: np.ndarray, b
 
 
 class TrainSplit:
-    """Training videos: shuffled batches with one randomly sampled caption per video."""
+    """Training videos: the batches of draws (crosskd.data.sampling), cut on the host."""
 
     def __init__(self, features: SplitFeatures, max_tokens: Mapping[str, int],
                  modalities: list[str], fuse_captions: bool) -> None:
@@ -94,28 +76,30 @@ class TrainSplit:
         """Training video ids in split-list order."""
         return self.features.video_ids
 
-    def batches(self, batch_size: int, rng: np.random.Generator,
-                shuffle: bool = True) -> Iterator[Batch]:
-        """One epoch of batches; the permutation and caption choices come from `rng`."""
-        for idx in epoch_order(self.num_videos, batch_size, rng, shuffle):
-            yield self.batch(idx, rng)
+    @property
+    def num_captions(self) -> np.ndarray:
+        """Captions per training video."""
+        return self.features.captions.num
 
-    def batch(self, idx: np.ndarray, rng: np.random.Generator) -> Batch:
-        """The batch of the videos at positions `idx`, sampling one caption each with `rng`."""
-        idx = np.asarray(idx, np.int64)
+    @property
+    def sample_captions(self) -> bool:
+        """Whether a batch samples one caption per video (else all are fused into one)."""
+        return not self.fuse_captions
+
+    def batch(self, draw: Draw) -> Batch:
+        """The batch of a draw: its videos, each with its drawn caption (or all, fused)."""
+        idx, pick = draw.videos, draw.captions
         captions = self.features.captions
         experts, ind = _expert_tensors(self.features, idx, self.max_tokens, self.modalities)
-        if self.fuse_captions:
-            pick = np.zeros(len(idx), np.int64)
-            cap_ids, owners = _caption_segments(captions, idx, 1, None, fuse=True)
-        else:
-            pick = rng.integers(0, captions.num[idx])
-            cap_ids, owners = _caption_segments(captions, idx, 1, pick, fuse=False)
+        cap_ids, owners = _caption_segments(captions, idx, 1,
+                                            None if self.fuse_captions else pick,
+                                            fuse=self.fuse_captions)
         text, token_mask = _text_tensors(captions, cap_ids, owners, len(idx), 1,
                                          self.max_tokens["text"])
         distil_video, distil_text = self._teachers(idx, pick)
-        return Batch(experts, ind, text, token_mask, None, distil_video, distil_text,
-                     [self.features.video_ids[i] for i in idx])
+        return Batch(experts=experts, ind=ind, text=text, text_token_mask=token_mask,
+                     distil_video=distil_video, distil_text=distil_text,
+                     video_ids=[self.features.video_ids[i] for i in idx])
 
     def _teachers(self, idx: np.ndarray, pick: np.ndarray) -> tuple[Any, Any]:
         """Teacher embeddings of the videos and of the same sampled caption."""
@@ -185,9 +169,9 @@ class EvalSplit:
         cap_ids, owners = self._segments(idx)
         text, token_mask = _text_tensors(captions, cap_ids, owners, len(idx), self.slots,
                                          self.max_tokens["text"])
-        return Batch(experts, ind, text, token_mask,
-                     torch.from_numpy(self.query_masks[idx]), None, None,
-                     [self.features.video_ids[i] for i in idx])
+        return Batch(experts=experts, ind=ind, text=text, text_token_mask=token_mask,
+                     query_masks=torch.from_numpy(self.query_masks[idx]),
+                     video_ids=[self.features.video_ids[i] for i in idx])
 
     def _segments(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Caption ids and slot owners of the videos at `idx` under this split's protocol."""

@@ -25,14 +25,15 @@ from crosskd.checkpoint.paging import release_weights_after_use
 from crosskd.config import Config
 from crosskd.data.batch import Batch
 from crosskd.data.retrieval import RetrievalData
+from crosskd.data.sampling import EvalBatches
 from crosskd.metrics import t2v_metrics, v2t_metrics
 from crosskd.models import build_model
 from crosskd.models.embeddings import TextEmbedding, VideoEmbedding
 from crosskd.models.similarity import cross_view_similarity
-from crosskd.train.acceleration import Acceleration
 from crosskd.train.checkpoints import read_checkpoint
-from crosskd.train.device import configure_cpu_threads
 from crosskd.train.mapped import release_mapped_pages
+from crosskd.train.precision import Precision
+from crosskd.train.runtime import RuntimeSettings, cpu_threads_for, set_cpu_threads
 
 log = logging.getLogger(__name__)
 
@@ -49,13 +50,13 @@ def default_caption_chunk(device: torch.device) -> int:
     return GPU_CAPTION_CHUNK if device.type == "cuda" else DEFAULT_CAPTION_CHUNK
 
 
-def videos_per_chunk(eval_split: Any, caption_chunk: int) -> int:
+def videos_per_chunk(eval_split: EvalBatches, caption_chunk: int) -> int:
     """How many videos' caption slots fit in one chunk of `caption_chunk` captions."""
     slots = int(np.asarray(eval_split.query_masks).shape[1])
     return max(1, caption_chunk // max(1, slots))
 
 
-def _chunks(eval_split: Any, videos: int, desc: str) -> Iterator[tuple[int, Batch]]:
+def _chunks(eval_split: EvalBatches, videos: int, desc: str) -> Iterator[tuple[int, Batch]]:
     """(first video index, batch) over the split in order."""
     start = 0
     for batch in tqdm(eval_split.batches(videos), desc=desc, leave=False, disable=None,
@@ -71,15 +72,14 @@ def _float(embedding: TextEmbedding | VideoEmbedding) -> Any:
     return dataclasses.replace(embedding, **fields)
 
 
-def embed_videos(model: torch.nn.Module, eval_split: Any, device: torch.device,
+def embed_videos(model: torch.nn.Module, eval_split: EvalBatches, device: torch.device,
                  caption_chunk: int | None = None,
-                 acceleration: Acceleration | None = None) -> VideoEmbedding:
+                 precision: Precision = Precision()) -> VideoEmbedding:
     """Every video of a split embedded once (float32, on `device`)."""
     model.eval()
-    acceleration = acceleration or Acceleration()
     caption_chunk = caption_chunk or default_caption_chunk(device)
     parts = []
-    with acceleration.inference(), acceleration.autocast(device):
+    with precision.inference(), precision.autocast(device):
         for _, batch in _chunks(eval_split, videos_per_chunk(eval_split, caption_chunk),
                                 "videos"):
             experts = {name: value.to(device) for name, value in batch.experts.items()}
@@ -89,9 +89,9 @@ def embed_videos(model: torch.nn.Module, eval_split: Any, device: torch.device,
     return VideoEmbedding.concat(parts)
 
 
-def score_split(model: torch.nn.Module, eval_split: Any, device: torch.device,
+def score_split(model: torch.nn.Module, eval_split: EvalBatches, device: torch.device,
                 caption_chunk: int | None = None,
-                acceleration: Acceleration | None = None) -> np.ndarray:
+                precision: Precision = Precision()) -> np.ndarray:
     """The `[videos * slots, videos]` float32 similarity matrix of a split (video-major rows).
 
     Captions are embedded `caption_chunk` at a time and scored at once against all videos;
@@ -99,12 +99,11 @@ def score_split(model: torch.nn.Module, eval_split: Any, device: torch.device,
     loop, so the weights are cast once, and the scores are float32 products of the embeddings.
     """
     model.eval()
-    acceleration = acceleration or Acceleration()
     caption_chunk = caption_chunk or default_caption_chunk(device)
     slots = int(np.asarray(eval_split.query_masks).shape[1])
     videos = videos_per_chunk(eval_split, caption_chunk)
-    with acceleration.inference(), acceleration.autocast(device):
-        video = embed_videos(model, eval_split, device, caption_chunk, acceleration)
+    with precision.inference(), precision.autocast(device):
+        video = embed_videos(model, eval_split, device, caption_chunk, precision)
         sims = np.empty((eval_split.num_videos * slots, len(video)), dtype=np.float32)
         for start, batch in _chunks(eval_split, videos, "captions"):
             text = _float(model.embed_text(batch.text.to(device)))
@@ -115,7 +114,7 @@ def score_split(model: torch.nn.Module, eval_split: Any, device: torch.device,
     return sims
 
 
-def protocol_of(eval_split: Any) -> dict[str, Any]:
+def protocol_of(eval_split: EvalBatches) -> dict[str, Any]:
     """Dataset, split, caption slots per video and number of real queries of a split."""
     masks = np.asarray(eval_split.query_masks)
     reported = eval_split.protocol
@@ -128,11 +127,11 @@ def protocol_of(eval_split: Any) -> dict[str, Any]:
     return protocol
 
 
-def evaluate(model: torch.nn.Module, eval_split: Any, device: torch.device,
+def evaluate(model: torch.nn.Module, eval_split: EvalBatches, device: torch.device,
              caption_chunk: int | None = None,
-             acceleration: Acceleration | None = None) -> dict[str, Any]:
+             precision: Precision = Precision()) -> dict[str, Any]:
     """t2v and v2t metrics of `model` on an evaluation split, with the protocol used."""
-    sims = score_split(model, eval_split, device, caption_chunk, acceleration)
+    sims = score_split(model, eval_split, device, caption_chunk, precision)
     masks = np.asarray(eval_split.query_masks)
     return {"t2v": t2v_metrics(sims, masks), "v2t": v2t_metrics(sims, masks),
             "protocol": protocol_of(eval_split)}
@@ -166,6 +165,7 @@ def evaluate_checkpoint(config: Config, checkpoint_path: str | Path,
     """
     device = torch.device(device)
     model = load_model(config, checkpoint_path).to(device)
-    configure_cpu_threads(model, device)
+    set_cpu_threads(cpu_threads_for(model, device))
     data = RetrievalData.from_config(config, cache_dir=cache_dir)
-    return evaluate(model, data.eval, device, acceleration=Acceleration.from_config(config))
+    precision = Precision.from_amp(RuntimeSettings.from_config(config).amp)
+    return evaluate(model, data.eval, device, precision=precision)

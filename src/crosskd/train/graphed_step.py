@@ -24,35 +24,16 @@ captured; the captured step is replayed at once, so every batch is trained on ex
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Hashable
 
 import torch
 
-from crosskd.config import ConfigError
 from crosskd.data.batch import Batch
+from crosskd.train.step import TrainingStep
+from crosskd.tree import structure
 
 #: eager steps of a batch shape before it is captured.
 WARMUP_STEPS = 2
-#: optimizers whose update can be captured (they accept `capturable` and a tensor lr).
-CAPTURABLE_OPTIMIZERS = (torch.optim.Adam, torch.optim.AdamW, torch.optim.RAdam)
-
-
-def graphs_apply(setting: Any, device: torch.device, optimizer: torch.optim.Optimizer,
-                 step_in_backward: bool) -> bool:
-    """Whether `trainer.cuda_graphs` ("auto", true or false) turns graphs on for this run."""
-    if setting not in ("auto", True, False):
-        raise ConfigError(f"config key trainer.cuda_graphs: expected \"auto\", true or false, "
-                          f"got {setting!r}")
-    missing = [reason for reason, ok in (
-        ("a CUDA device", device.type == "cuda"),
-        ("an Adam, AdamW or RAdam optimizer", isinstance(optimizer, CAPTURABLE_OPTIMIZERS)),
-        ("trainer.optimizer_in_backward off", not step_in_backward)) if not ok]
-    if setting is True and missing:
-        raise ConfigError("config key trainer.cuda_graphs is true, but CUDA graphs need "
-                          + " and ".join(missing))
-    return setting is not False and not missing
-
-
 def prepare_optimizer(optimizer: torch.optim.Optimizer, device: torch.device) -> None:
     """Make the optimizer capturable: learning rates and step counts as device tensors.
 
@@ -90,59 +71,35 @@ class _Captured:
 class GraphedTrainStep:
     """Trains on one batch per call through CUDA graphs (one per batch shape)."""
 
-    def __init__(self, forward: Callable[..., dict[str, Any]], objective: torch.nn.Module,
-                 optimizer: torch.optim.Optimizer, autocast: Callable[[], Any],
-                 device: torch.device, before_capture: Callable[[], Any] = lambda: None) -> None:
-        """`before_capture` runs before each capture: no other thread may use the GPU during
-        one (a background checkpoint's device-to-host copies invalidate it)."""
-        self.forward = forward
-        self.objective = objective
-        self.optimizer = optimizer
-        self.autocast = autocast
+    def __init__(self, step: TrainingStep, device: torch.device,
+                 before_capture: Callable[[], Any] = lambda: None) -> None:
+        """`step` must autocast without its weight cache; `before_capture` runs before each
+        capture: no other thread may use the GPU during one (a background checkpoint's
+        device-to-host copies invalidate it)."""
+        self.step = step
         self.device = device
         self.before_capture = before_capture
-        self.captured: dict[tuple, _Captured] = {}
-        self.eager_steps: dict[tuple, int] = {}
+        self.captured: dict[Hashable, _Captured] = {}
+        self.eager_steps: dict[Hashable, int] = {}
 
     def __call__(self, batch: Batch) -> dict[str, torch.Tensor]:
         """Train on `batch` (on the host or the GPU); returns the loss and its terms (device
         scalars, overwritten by the next call)."""
-        tensors = batch.tensors()
-        key = _signature(batch, tensors)
+        key = structure(batch)
         captured = self.captured.get(key)
         if captured is not None:
-            for static, new in zip(captured.inputs, tensors, strict=True):
+            for static, new in zip(captured.inputs, batch.tensors(), strict=True):
                 static.copy_(new, non_blocking=True)
             captured.graph.replay()
             return captured.outputs
         if self.eager_steps.get(key, 0) < WARMUP_STEPS:
             self.eager_steps[key] = self.eager_steps.get(key, 0) + 1
-            return _on_side_stream(self._step, batch.to(self.device))
+            return _on_side_stream(self.step, batch.to(self.device))
         static = batch.map_tensors(lambda tensor: tensor.to(self.device, copy=True))
         self.before_capture()
-        captured = self.captured[key] = _capture(self._step, static)
+        captured = self.captured[key] = _capture(self.step, static)
         captured.graph.replay()
         return captured.outputs
-
-    def _step(self, batch: Batch) -> dict[str, torch.Tensor]:
-        """One eager training step on a batch on the GPU, with no host synchronisation."""
-        self.optimizer.zero_grad(set_to_none=True)
-        with self.autocast():
-            output = self.forward(batch.experts, batch.ind, batch.text)
-            total, terms = self.objective.terms(output, batch.distil_text, batch.distil_video)
-        total.backward()
-        self.optimizer.step()
-        return {"loss": total.detach().float(), **terms}
-
-
-def _signature(batch: Batch, tensors: list[torch.Tensor]) -> tuple:
-    """What a graph is specific to: the batch's keys, and the shape and dtype of every one
-    of its `tensors` (`batch.tensors()`)."""
-    def keys(tree: Any) -> Any:
-        return None if tree is None else tuple((k, keys(v) if isinstance(v, dict) else None)
-                                               for k, v in tree.items())
-    return (keys(batch.experts), keys(batch.ind), keys(batch.distil_video),
-            keys(batch.distil_text), *((tuple(t.shape), t.dtype) for t in tensors))
 
 
 def _on_side_stream(step: Callable[[Batch], dict[str, torch.Tensor]],

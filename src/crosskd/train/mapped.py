@@ -9,26 +9,12 @@ leaves the data in the page cache: a later read maps it again without touching t
 
 from __future__ import annotations
 
-import dataclasses
 import mmap
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
-
-def _mapped_arrays(node: Any, depth: int = 0) -> Iterator[np.memmap]:
-    """Memory-mapped arrays among the fields of a dataclass tree (dicts and lists too)."""
-    if isinstance(node, np.memmap):
-        yield node
-    elif depth < 4 and dataclasses.is_dataclass(node) and not isinstance(node, type):
-        for field in dataclasses.fields(node):
-            yield from _mapped_arrays(getattr(node, field.name), depth + 1)
-    elif depth < 4 and isinstance(node, dict):
-        for value in node.values():
-            yield from _mapped_arrays(value, depth + 1)
-    elif depth < 4 and isinstance(node, (list, tuple)):
-        for value in node:
-            yield from _mapped_arrays(value, depth + 1)
+from crosskd.tree import leaves
 
 
 def release_mapped_pages(split: Any) -> None:
@@ -36,7 +22,7 @@ def release_mapped_pages(split: Any) -> None:
     if not hasattr(mmap, "MADV_DONTNEED"):
         return
     seen: set[int] = set()
-    for array in _mapped_arrays(getattr(split, "features", None)):
+    for array in leaves(getattr(split, "features", None), np.memmap):
         mapping = _mapping(array)
         if mapping is not None and id(mapping) not in seen and not mapping.closed:
             seen.add(id(mapping))

@@ -17,30 +17,27 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from crosskd import gradient_buffers
 from crosskd.checkpoint.background import BackgroundWriter, snapshot
 from crosskd.checkpoint.run_state import (BEST_NAME, LAST_NAME, load_run_state,
                                          remove_stale_temporaries, save_run_state)
 from crosskd.config import Config, ConfigError, require, save_config
-from crosskd.data.batch import Batch
 from crosskd.data.retrieval import RetrievalData
 from crosskd.errors import UserError
 from crosskd.losses import build_objective
 from crosskd.models import build_model
-from crosskd.train.acceleration import Acceleration
-from crosskd.train.backward_step import step_during_backward
-from crosskd.train.deferred_values import DeferredValues
-from crosskd.train.device import configure_cpu_threads
+from crosskd.data.sampling import EpochSampler, EvalBatches, TrainBatches
 from crosskd.train.evaluate import evaluate
-from crosskd.train.graphed_step import (GraphedTrainStep, graphs_apply, portable_state,
-                                        prepare_optimizer)
+from crosskd.train.graphed_step import portable_state
 from crosskd.train.history import EpochLog
 from crosskd.train.mapped import release_mapped_pages
 from crosskd.train.monitor import Monitor
 from crosskd.train.optim import build_optimizer, build_scheduler
-from crosskd.train.resident import (ResidentEvalSplit, ResidentTrainSplit, token_dtype,
-                                    wants_resident)
+from crosskd.train.resident import (ResidentEvalSplit, ResidentTrainSplit, resident_bytes,
+                                    resident_supported)
+from crosskd.train.runners import build_runner
+from crosskd.train.runtime import RuntimeSettings, resolve_runtime
 from crosskd.train.seeds import capture_rng_state, restore_rng_state, seed_everything
+from crosskd.train.task import RetrievalTask
 
 log = logging.getLogger(__name__)
 
@@ -90,35 +87,25 @@ class Trainer:
         self.monitor = Monitor.from_config(config)
         self.data_rng = seed_everything(seed)
         self.data = data if data is not None else RetrievalData.from_config(config)
-        self.train_batches: Any = self.data.train
-        self.eval_batches: Any = self.data.eval
-        if wants_resident(config, self.data.train, device):
-            tokens = token_dtype(config)
+        self.model = build_model(config).to(device)
+        self.optimizer = build_optimizer(config, self.model.parameters())
+        self.runtime = resolve_runtime(
+            RuntimeSettings.from_config(config), device, self.optimizer, self.model,
+            resident_supported=resident_supported(self.data.train),
+            resident_bytes=lambda tokens: resident_bytes(self.data.train, tokens))
+        self.runtime.apply_threads()
+        self.train_batches: TrainBatches = self.data.train
+        self.eval_batches: EvalBatches = self.data.eval
+        if self.runtime.resident_data:
+            tokens = self.runtime.precision.token_dtype
             self.train_batches = ResidentTrainSplit(self.data.train, device, tokens)
             self.eval_batches = ResidentEvalSplit(self.data.eval, device, tokens)
-        self.model = build_model(config).to(device)
-        configure_cpu_threads(self.model, device)
-        self.acceleration = Acceleration.from_config(config)
-        self.step_model = self.acceleration.compiled(self.model)
-        self.objective = build_objective(config).to(device)
-        self.optimizer = build_optimizer(config, self.model.parameters())
-        # stepping inside backward saves a copy of the weights: on by default on the CPU,
-        # where memory is the limit; on a GPU the usual one optimizer call per step stays
-        self.step_in_backward = require(config, "trainer.optimizer_in_backward", bool,
-                                        default=device.type == "cpu")
-        if self.step_in_backward:
-            step_during_backward(self.optimizer)
-        background = require(config, "trainer.background_checkpoints", bool,
-                             default=device.type == "cuda")
-        self.writer = BackgroundWriter() if background else None
-        self.graphed_step: GraphedTrainStep | None = None
-        if graphs_apply(require(config, "trainer.cuda_graphs", (str, bool), default="auto"),
-                        device, self.optimizer, self.step_in_backward):
-            prepare_optimizer(self.optimizer, device)
-            self.graphed_step = GraphedTrainStep(
-                self.step_model, self.objective, self.optimizer,
-                lambda: self.acceleration.autocast(device, cache=False), device,
-                before_capture=self.writer.wait if self.writer else lambda: None)
+        self.sampler = EpochSampler.for_split(self.train_batches, self.batch_size)
+        self.writer = BackgroundWriter() if self.runtime.background_checkpoints else None
+        self.task = RetrievalTask(self.model, build_objective(config).to(device),
+                                  forward=self.runtime.compiled(self.model))
+        self.runner = build_runner(self.runtime, self.task, self.optimizer,
+                                   before_capture=self.writer.wait if self.writer else _nothing)
         self.scheduler = build_scheduler(config, self.optimizer)
         self.start_epoch = 1
         self.best = self.monitor.worst
@@ -134,8 +121,7 @@ class Trainer:
                             f"{LAST_NAME} of the run folder")
         self.model.load_state_dict(state["state_dict"])
         self.optimizer.load_state_dict(state["optimizer"])
-        if self.graphed_step is not None:
-            prepare_optimizer(self.optimizer, self.device)
+        self.runner.prepare_optimizer()
         if self.scheduler is not None and state["lr_scheduler"] is not None:
             self.scheduler.load_state_dict(state["lr_scheduler"])
         restore_rng_state(state["rng_state"], self.data_rng)
@@ -151,22 +137,15 @@ class Trainer:
         """One pass over the training split; returns the mean of every loss term."""
         self.model.train()
         sums: dict[str, float] = {}
-        batches = self.train_batches.batches(self.batch_size, self.data_rng, shuffle=True)
-        total_batches = math.ceil(self.data.train.num_videos / self.batch_size)
-        progress = tqdm(batches, total=total_batches, desc=f"epoch {epoch}/{self.epochs}",
-                        leave=False, disable=None)
-        in_flight = DeferredValues()  # graphed steps' values, read one step late
-        for batch_index, batch in enumerate(progress, start=1):
-            if self.graphed_step is not None:  # copies the batch into the graph's inputs
-                done = in_flight.push(batch_index, self.graphed_step(batch))
-            else:
-                done = batch_index, self._eager_step(batch.to(self.device))
-            if done is not None:
+        progress = tqdm(self.sampler.epoch(self.data_rng), total=len(self.sampler),
+                        desc=f"epoch {epoch}/{self.epochs}", leave=False, disable=None)
+        for batch_index, draw in enumerate(progress, start=1):
+            if (done := self.runner(batch_index, self.train_batches.batch(draw))) is not None:
                 self._tally(sums, epoch, *done, progress)
             release_mapped_pages(self.train_batches)  # the pages this batch read, if mapped
-        if (done := in_flight.flush()) is not None:
+        if (done := self.runner.flush()) is not None:
             self._tally(sums, epoch, *done, progress)
-        gradient_buffers.clear()  # validation needs none of them (0.17 GiB at MSRVTT size)
+        self.runner.end_epoch()
         num_batches = max(1, sums.pop("batches", 0))
         return {key: value / num_batches for key, value in sums.items()}
 
@@ -181,20 +160,6 @@ class Trainer:
                            **{f"loss_{k}": v for k, v in values.items()}}.items():
             sums[key] = sums.get(key, 0.0) + value
         progress.set_postfix(loss=f"{loss:.4f}")
-
-    def _eager_step(self, batch: Batch) -> dict[str, float]:
-        """Train on one batch; a non-finite loss is returned before anything is updated."""
-        with self.acceleration.autocast(self.device):
-            output = self.step_model(batch.experts, batch.ind, batch.text)
-            total, terms = self.objective.terms(output, batch.distil_text, batch.distil_video)
-        values = _host_values({"loss": total.detach().float(), **terms})
-        if not math.isfinite(values["loss"]):
-            return values
-        total.backward()
-        if not self.step_in_backward:
-            self.optimizer.step()
-            self.optimizer.zero_grad(set_to_none=True)  # freed before the next batch
-        return values
 
     def _divergence(self, loss: float, epoch: int, batch: int) -> NonFiniteLossError:
         """The error for a NaN/inf loss, naming the checkpoint to go back to if there is one."""
@@ -279,7 +244,7 @@ class Trainer:
                 validate = epoch % self.val_freq == 0 or epoch == self.epochs
                 if validate:
                     metrics = evaluate(self.model, self.eval_batches, self.device,
-                                       acceleration=self.acceleration)
+                                       precision=self.runtime.precision)
                     row.update(_flatten_metrics("val", metrics))
                 if self.scheduler is not None:
                     self.scheduler.step()
@@ -295,7 +260,7 @@ class Trainer:
         finally:
             self._write_best()  # also when stopped early: the best epoch so far was good
             epoch_log.close()
-            gradient_buffers.clear()
+            self.runner.end_epoch()
             if self.writer is not None:
                 self.writer.wait()
         if self.best_epoch == 0:
@@ -303,9 +268,8 @@ class Trainer:
         return TrainResult(self.run_dir, self.best_epoch, self.best, self.history)
 
 
-def _host_values(values: dict[str, torch.Tensor]) -> dict[str, float]:
-    """Device scalars as floats, with one device-to-host copy for all of them."""
-    return dict(zip(values, torch.stack(list(values.values())).tolist()))
+def _nothing() -> None:
+    """Nothing to wait for before a CUDA graph capture."""
 
 
 def _summary(row: dict[str, Any], monitor_key: str) -> str:

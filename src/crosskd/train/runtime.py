@@ -1,0 +1,173 @@
+"""Every speed and memory option of a run, decided once from the config and the device.
+
+    "trainer": {"amp": "bf16", "compile": false, "cuda_graphs": "auto",
+                "optimizer_in_backward": null, "resident_data": "auto",
+                "background_checkpoints": null}
+
+The settings are read and type-checked in `RuntimeSettings`; `resolve_runtime` turns them,
+with the device, optimizer, training split and model at hand, into one `Runtime`, refusing
+combinations that cannot work together with one message that lists every conflict. Model,
+loss and data code never see these options: the trainer hands each part what it needs.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+import torch
+
+from crosskd.config import ConfigError
+from crosskd.train.precision import AMP_CHOICES, Precision
+
+log = logging.getLogger(__name__)
+
+#: optimizers whose update a CUDA graph can capture (they accept `capturable`, a tensor lr).
+CAPTURABLE_OPTIMIZERS = (torch.optim.Adam, torch.optim.AdamW, torch.optim.RAdam)
+#: the share of free GPU memory the training split may take with resident_data "auto".
+AUTO_MEMORY_SHARE = 0.5
+#: torch's own choice at start-up: one thread per physical core.
+CORE_THREADS = torch.get_num_threads()
+#: below this many parameters a model is too small for threads to pay off.
+MIN_PARAMETERS_FOR_THREADS = 4_000_000
+
+_AUTO_OR_BOOL = ("auto", True, False)
+
+
+@dataclass(frozen=True)
+class RuntimeSettings:
+    """The runtime options as the config states them (None / "auto": decided per device)."""
+
+    amp: str | None = None
+    compile: bool = False
+    cuda_graphs: str | bool = "auto"
+    optimizer_in_backward: bool | None = None
+    resident_data: str | bool = "auto"
+    background_checkpoints: bool | None = None
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> RuntimeSettings:
+        """Read and check the options of a config's `trainer` section."""
+        trainer = config.get("trainer") or {}
+        settings = cls(**{key: trainer[key] for key in cls.__dataclass_fields__
+                          if key in trainer})
+        settings.check()
+        return settings
+
+    def check(self) -> None:
+        """Refuse a value of the wrong kind, naming the key and what it may be."""
+        expected = {
+            "amp": (isinstance(self.amp, (str, type(None))) and self.amp in AMP_CHOICES,
+                    f"one of {sorted(k for k in AMP_CHOICES if k)} "
+                    "or null"),
+            "compile": (isinstance(self.compile, bool), "true or false"),
+            "cuda_graphs": (self.cuda_graphs in _AUTO_OR_BOOL, "\"auto\", true or false"),
+            "optimizer_in_backward": (self.optimizer_in_backward in (None, True, False),
+                                      "true, false or null"),
+            "resident_data": (self.resident_data in _AUTO_OR_BOOL, "\"auto\", true or false"),
+            "background_checkpoints": (self.background_checkpoints in (None, True, False),
+                                       "true, false or null"),
+        }
+        for key, (valid, wanted) in expected.items():
+            if not valid or (key != "amp" and _is_number(getattr(self, key))):
+                raise ConfigError(f"config key trainer.{key}: expected {wanted}, got "
+                                  f"{getattr(self, key)!r}")
+
+
+def _is_number(value: Any) -> bool:
+    """1 == True in Python: a setting given as a number is refused, not read as a bool."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """What a run does about speed and memory, decided (see `resolve_runtime`)."""
+
+    device: torch.device
+    precision: Precision = Precision()
+    compile: bool = False
+    cuda_graphs: bool = False
+    optimizer_in_backward: bool = False
+    resident_data: bool = False
+    background_checkpoints: bool = False
+    cpu_threads: int | None = None
+
+    def compiled(self, model: torch.nn.Module) -> Callable[..., Any]:
+        """`model`, compiled when `compile` is on (the weights stay shared with `model`)."""
+        if not self.compile:
+            return model
+        log.info("compiling the training step with torch.compile (first batches are slower)")
+        return torch.compile(model)
+
+    def apply_threads(self) -> None:
+        """Set torch's intra-op thread count, where this runtime decided one."""
+        set_cpu_threads(self.cpu_threads)
+
+
+def set_cpu_threads(count: int | None) -> None:
+    """Set torch's intra-op thread count (None: leave it)."""
+    if count is not None and count != torch.get_num_threads():
+        log.info("using %d CPU thread(s)", count)
+        torch.set_num_threads(count)
+
+
+def cpu_threads_for(model: torch.nn.Module, device: torch.device) -> int | None:
+    """One thread for tiny models (threads cost more than they give), else every core; None
+    (leave torch's setting) off the CPU or when OMP_NUM_THREADS pins the count."""
+    if device.type != "cpu" or os.environ.get("OMP_NUM_THREADS"):
+        return None
+    size = sum(p.numel() for p in model.parameters())
+    return CORE_THREADS if size >= MIN_PARAMETERS_FOR_THREADS else 1
+
+
+def _graph_conflicts(settings: RuntimeSettings, device: torch.device,
+                     optimizer: torch.optim.Optimizer, in_backward: bool) -> list[str]:
+    """What CUDA graphs would need and this run lacks."""
+    return [need for need, ok in (
+        ("a CUDA device", device.type == "cuda"),
+        ("an Adam, AdamW or RAdam optimizer", isinstance(optimizer, CAPTURABLE_OPTIMIZERS)),
+        ("trainer.optimizer_in_backward off", not in_backward)) if not ok]
+
+
+def _resident_fits(device: torch.device, needed_bytes: Callable[[], int]) -> bool:
+    """resident_data "auto": on a GPU, when the split takes under half its free memory."""
+    if device.type != "cuda":
+        return False
+    free, _ = torch.cuda.mem_get_info(device)
+    return 2 * needed_bytes() < AUTO_MEMORY_SHARE * free
+
+
+def resolve_runtime(settings: RuntimeSettings, device: torch.device,
+                    optimizer: torch.optim.Optimizer, model: torch.nn.Module,
+                    resident_supported: bool, resident_bytes: Callable[[torch.dtype], int]
+                    ) -> Runtime:
+    """Decide every option for this device, optimizer, model and training split.
+
+    `resident_supported` says whether the split can be held on the device (one sampled
+    caption per video, no teachers); `resident_bytes(token dtype)` what it would take.
+    """
+    precision = Precision.from_amp(settings.amp)
+    in_backward = (device.type == "cpu" if settings.optimizer_in_backward is None
+                   else settings.optimizer_in_backward)
+    conflicts = []
+    graph_needs = _graph_conflicts(settings, device, optimizer, in_backward)
+    if settings.cuda_graphs is True and graph_needs:
+        conflicts.append("trainer.cuda_graphs is true, but CUDA graphs need "
+                         + " and ".join(graph_needs))
+    if settings.resident_data is True and not resident_supported:
+        conflicts.append("trainer.resident_data: true needs one sampled caption per video and "
+                         "no TeachText teachers (distil_loss)")
+    if conflicts:
+        raise ConfigError("; ".join(conflicts))
+    resident = resident_supported and (
+        settings.resident_data is True or (settings.resident_data == "auto" and _resident_fits(
+            device, lambda: resident_bytes(precision.token_dtype))))
+    background = (device.type == "cuda" if settings.background_checkpoints is None
+                  else settings.background_checkpoints)
+    return Runtime(device=device, precision=precision, compile=settings.compile,
+                   cuda_graphs=settings.cuda_graphs is not False and not graph_needs,
+                   optimizer_in_backward=in_backward, resident_data=resident,
+                   background_checkpoints=background,
+                   cpu_threads=cpu_threads_for(model, device))
