@@ -3,3 +3,7 @@
 
 class UserError(Exception):
     """An error caused by the user's input; its message names the file/key and the fix."""
+
+
+class ConfigError(UserError):
+    """A config file or override that cannot be used; the message says which and why."""

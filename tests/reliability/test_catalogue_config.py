@@ -116,3 +116,26 @@ def test_c13_zero_epochs_leaves_no_run_folder(cli, workspace):
                           "trainer.epochs", ">= 1", "got 0")
     _assert_no_run(workspace)
     assert not list(workspace.save_dir.rglob("config.json"))
+
+
+@pytest.mark.parametrize("flag, override", [("--set", "trainer.epoch=3"),
+                                            ("--custom_args", "trainer.epoch@3")])
+def test_c14_unknown_override_path(cli, workspace, flag, override):
+    assert_one_line_error(_train(cli, workspace, flag, override),
+                          flag, "unknown config key trainer.epoch", "did you mean trainer.epochs")
+    _assert_no_run(workspace)
+
+
+def test_c15_misspelled_key_in_the_config_file(cli, workspace):
+    config = workspace.config
+    config["trainer"]["epoch"] = 3
+    workspace.write_config(config)
+    assert_one_line_error(_train(cli, workspace), str(workspace.config_path),
+                          "unknown config key trainer.epoch", "did you mean trainer.epochs")
+    _assert_no_run(workspace)
+
+
+def test_c16_mistyped_override_value(cli, workspace):
+    assert_one_line_error(_train(cli, workspace, "--set", "trainer.epochs=abc"),
+                          "trainer.epochs must be int, not str ('abc')")
+    _assert_no_run(workspace)

@@ -9,7 +9,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from crosskd.config import Config, apply_overrides, load_config, parse_custom_args, parse_set_args
+from crosskd.config import (Config, apply_overrides, check_config, load_config, parse_custom_args,
+                            parse_set_args)
 from crosskd.errors import UserError
 from crosskd.train.seeds import check_seed
 
@@ -43,20 +44,24 @@ def default_cache_dir() -> Path:
     return Path(base) / "crosskd" / "packed"
 
 
-def overrides(args: argparse.Namespace) -> list[tuple[str, str]]:
-    """The overrides of both syntaxes, `--custom_args` first."""
-    return parse_custom_args(args.custom_args) + parse_set_args(args.set_args)
-
-
 def config_from_args(args: argparse.Namespace, fallback: Config | None = None) -> Config | None:
-    """The config file with the overrides applied (or `fallback`, e.g. a checkpoint's)."""
+    """The config file with the overrides applied (or `fallback`, e.g. a checkpoint's).
+
+    Unknown keys (in the file, in `--custom_args`, in `--set`) and mistyped values are refused
+    here, before any data is read, each naming the closest known key.
+    """
     if args.config:
         base = load_config(args.config)
+        source = f"config {args.config} (or a file it inherits from)"
     elif fallback is not None:
-        base = fallback
+        base, source = fallback, "the checkpoint's stored config"
     else:
         return None
-    return apply_overrides(base, overrides(args))
+    check_config(base, source)
+    config = apply_overrides(base, parse_custom_args(args.custom_args), "--custom_args")
+    config = apply_overrides(config, parse_set_args(args.set_args), "--set")
+    check_config(config, "the config with --custom_args/--set applied")
+    return config
 
 
 def parse_seeds(text: str | None) -> list[int] | None:

@@ -1,4 +1,4 @@
-"""JSON experiment configs in the original format: inheritance, overrides, eval settings."""
+"""JSON experiment configs in the original format: reading, inheritance, eval settings, saving."""
 
 from __future__ import annotations
 
@@ -6,17 +6,13 @@ import copy
 import json
 import logging
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
-from crosskd.errors import UserError
+from crosskd.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
 Config = dict[str, Any]
-
-
-class ConfigError(UserError):
-    """A config file or override that cannot be used; the message says which and why."""
 
 
 def deep_merge(base: Config, override: Config) -> Config:
@@ -80,77 +76,6 @@ def load_config(path: str | Path, _seen: tuple[Path, ...] = ()) -> Config:
         return config
     parent = load_config(parent_path, (*_seen, path.resolve()))
     return deep_merge(parent, config)
-
-
-_MISSING = object()
-
-
-def require(config: Config, dotted_key: str, kind: type | tuple[type, ...] = object,
-            default: Any = _MISSING) -> Any:
-    """Read `a.b.c` from a config, raising a ConfigError that names the key when it is
-    missing or of the wrong type (so a damaged config never ends in a KeyError traceback)."""
-    node: Any = config
-    for part in dotted_key.split("."):
-        if not isinstance(node, dict) or part not in node:
-            if default is not _MISSING:
-                return default
-            raise ConfigError(f"config key {dotted_key} is missing")
-        node = node[part]
-    kinds = kind if isinstance(kind, tuple) else (kind,)
-    if not isinstance(node, kinds) or (isinstance(node, bool) and bool not in kinds
-                                       and kinds != (object,)):
-        wanted = " or ".join(k.__name__ for k in kinds)
-        raise ConfigError(f"config key {dotted_key} must be {wanted}, "
-                          f"not {type(node).__name__} ({node!r:.60})")
-    return node
-
-
-def parse_value(text: str) -> Any:
-    """Interpret an override value as JSON (numbers, booleans, lists), else as a string."""
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
-
-
-def set_key(config: Config, dotted_key: str, value: Any) -> None:
-    """Set `a.b.c` in a nested config, creating intermediate objects as needed."""
-    *parents, leaf = dotted_key.split(".")
-    node = config
-    for part in parents:
-        child = node.setdefault(part, {})
-        if not isinstance(child, dict):
-            raise ConfigError(f"cannot set {dotted_key}: {part!r} holds a {type(child).__name__}, "
-                              "not an object")
-        node = child
-    node[leaf] = value
-
-
-def _split_assignment(item: str, separator: str) -> tuple[str, str]:
-    key, found, value = item.partition(separator)
-    if not found or not key:
-        raise ConfigError(f"override {item!r} must look like key.path{separator}value")
-    return key.strip(), value.strip()
-
-
-def parse_custom_args(custom_args: str | None) -> list[tuple[str, str]]:
-    """Split the original's `--custom_args a.b@1+c.d@x` into (key, value) pairs."""
-    if not custom_args:
-        return []
-    return [_split_assignment(item, "@") for item in custom_args.split("+") if item]
-
-
-def parse_set_args(assignments: Iterable[str] | None) -> list[tuple[str, str]]:
-    """Split repeatable `--set a.b=1` options into (key, value) pairs."""
-    return [_split_assignment(item, "=") for item in assignments or ()]
-
-
-def apply_overrides(config: Config, overrides: Iterable[tuple[str, str]]) -> Config:
-    """Return a copy of `config` with each dotted key set to its parsed value."""
-    updated = copy.deepcopy(config)
-    for key, raw in overrides:
-        set_key(updated, key, parse_value(raw))
-    return updated
 
 
 def with_eval_settings(config: Config) -> Config:

@@ -1,0 +1,130 @@
+"""Refuse unknown config keys and mistyped values before any data is read.
+
+Built from the table in crosskd.config.schema; an unknown key names the closest known one
+(`trainer.epoch`: did you mean trainer.epochs?).
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from typing import Any, Iterator, Mapping
+
+from crosskd.config.paths import KeyPath, format_path, parse_path
+from crosskd.config.schema import EVAL_ONLY_IGNORED, IGNORED, OPEN, USED
+from crosskd.errors import ConfigError
+
+WILDCARD = "*"
+
+
+@dataclass
+class _Node:
+    """One key of the schema: its accepted types, or why it is ignored, and its children."""
+
+    kinds: tuple[type, ...] = (dict,)
+    ignored: str | None = None
+    open: bool = False
+    children: dict[str, _Node] = field(default_factory=dict)
+
+    def child(self, key: str) -> _Node | None:
+        return self.children.get(key) or self.children.get(WILDCARD)
+
+
+def _insert(root: _Node, pattern: str) -> _Node:
+    node = root
+    for segment in pattern.split("."):
+        node = node.children.setdefault(segment, _Node())
+    return node
+
+
+def _build() -> _Node:
+    root = _Node()
+    for pattern, kinds in {**USED, **OPEN}.items():
+        node = _insert(root, pattern)
+        node.kinds, node.open = kinds, pattern in OPEN
+    for pattern, reason in IGNORED.items():
+        _insert(root, pattern).ignored = reason
+    evaluation = root.children["eval_settings"]
+    evaluation.children = {key: node for key, node in root.children.items()
+                           if key != "eval_settings"}
+    for key, reason in EVAL_ONLY_IGNORED.items():
+        evaluation.children[key] = _Node(ignored=reason)
+    return root
+
+
+ROOT = _build()
+
+
+def known_patterns(node: _Node = ROOT, prefix: KeyPath = (), depth: int = 0
+                   ) -> Iterator[KeyPath]:
+    """Every key path of the schema (`*` for a name), eval_settings' copy one level deep."""
+    for key, child in node.children.items():
+        yield (*prefix, key)
+        if depth < 8:
+            yield from known_patterns(child, (*prefix, key), depth + 1)
+
+
+def _closest(path: KeyPath) -> str | None:
+    """The known key closest to an unknown `path`, names filled in from `path`."""
+    candidates = {}
+    for pattern in known_patterns():
+        if len(pattern) > len(path) + 1:
+            continue
+        concrete = tuple(path[i] if part == WILDCARD and i < len(path) else part
+                         for i, part in enumerate(pattern))
+        candidates[format_path(concrete)] = None
+    match = difflib.get_close_matches(format_path(path), list(candidates), n=1, cutoff=0.6)
+    return match[0] if match else None
+
+
+def unknown_key(path: KeyPath, where: str) -> ConfigError:
+    """The error for an unknown key, with the closest known key when there is one."""
+    best = _closest(path)
+    hint = f"; did you mean {best}?" if best else " (see docs/USAGE.md for the known keys)"
+    return ConfigError(f"{where}: unknown config key {format_path(path)}{hint}")
+
+
+def _type_error(path: KeyPath, kinds: tuple[type, ...], value: Any) -> ConfigError:
+    wanted = " or ".join("null" if kind is type(None) else kind.__name__ for kind in kinds)
+    return ConfigError(f"config key {format_path(path)} must be {wanted}, "
+                       f"not {type(value).__name__} ({value!r:.60})")
+
+
+def has_kind(value: Any, kinds: tuple[type, ...]) -> bool:
+    """`isinstance`, except that a bool is not an int unless bool is listed."""
+    if kinds == (object,):
+        return True
+    return isinstance(value, kinds) and not (isinstance(value, bool) and bool not in kinds)
+
+
+def check_config(config: Mapping[str, Any], where: str = "config") -> None:
+    """Refuse an unknown key or a value of the wrong JSON type anywhere in `config`."""
+    _check(ROOT, config, (), where)
+
+
+def _check(node: _Node, section: Mapping[str, Any], prefix: KeyPath, where: str) -> None:
+    for key, value in section.items():
+        path = (*prefix, str(key))
+        child = node.child(str(key))
+        if child is None:
+            raise unknown_key(path, where)
+        if child.ignored is not None:
+            continue
+        if not has_kind(value, child.kinds):
+            raise _type_error(path, child.kinds, value)
+        if isinstance(value, dict) and not child.open:
+            _check(child, value, path, where)
+
+
+def check_path(text: str, where: str) -> KeyPath:
+    """The parsed key path of an override, refused when no known key lies there."""
+    path = parse_path(text)
+    node = ROOT
+    for segment in path:
+        if node.open or node.ignored is not None:
+            return path
+        child = node.child(segment)
+        if child is None:
+            raise unknown_key(path, where)
+        node = child
+    return path

@@ -1,0 +1,38 @@
+"""Typed reads of single config values, naming the key when one is missing or mistyped."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from crosskd.config.known import has_kind
+from crosskd.config.paths import parse_path
+from crosskd.errors import ConfigError
+
+_MISSING = object()
+
+
+def require(config: Mapping[str, Any], key: str, kind: type | tuple[type, ...] = object,
+            default: Any = _MISSING) -> Any:
+    """Read `a.b.c` (quote keys with dots: `a."x.y".c`) from a config, raising a ConfigError
+    that names the key when it is missing or of the wrong type (never a KeyError)."""
+    node: Any = config
+    for part in parse_path(key):
+        if not isinstance(node, Mapping) or part not in node:
+            if default is not _MISSING:
+                return default
+            raise ConfigError(f"config key {key} is missing")
+        node = node[part]
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    if not has_kind(node, kinds):
+        wanted = " or ".join(k.__name__ for k in kinds)
+        raise ConfigError(f"config key {key} must be {wanted}, "
+                          f"not {type(node).__name__} ({node!r:.60})")
+    return node
+
+
+def positive_int(config: Mapping[str, Any], key: str) -> int:
+    """A width or count (a JSON integer > 0), naming the key if it is not one."""
+    value = require(config, key, int)
+    if value < 1:
+        raise ConfigError(f"config key {key} must be an integer > 0, got {value}")
+    return value
