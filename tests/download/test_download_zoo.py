@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from crosskd.cli import main
-from crosskd.download import features, zoo
+from crosskd.commands import zoo as zoo_command
+from crosskd.download import features
 from crosskd.download.features import TARBALLS, fetch_features
 from crosskd.download.http import DownloadError
 from crosskd.download.zoo import ZOO, fetch_model, find_entry, format_comparison
@@ -90,7 +91,7 @@ def test_eval_prints_ours_beside_published_with_an_injected_evaluator(
         return {"t2v": {"R1": 15.0, "R5": 37.7, "R10": 50.0, "R50": 80.0, "MedR": 9.0},
                 "v2t": {}, "protocol": {}}
 
-    monkeypatch.setattr(zoo, "default_evaluator", lambda: fake_evaluate)
+    monkeypatch.setattr(zoo_command, "evaluate_checkpoint", fake_evaluate)
     status = main(["zoo", "eval", "msrvtt-cecap", "--zoo-dir", str(tmp_path / "zoo"),
                    "--root", str(tmp_path / "data"), "--config-dir", str(config_dir),
                    "--output", str(tmp_path / "eval.json")])

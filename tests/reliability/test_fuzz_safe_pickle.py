@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 from crosskd.data.pickles import load_small_pickle, spool_pickle
 from crosskd.errors import UserError
 from crosskd.safe_pickle import CONTAINER_GLOBALS, NUMPY_GLOBALS, restricted_loads
-from crosskd.train.checkpoints import read_checkpoint
+from crosskd.checkpoint.reader import read_checkpoint
 
 FUZZ = settings(max_examples=150, deadline=None, derandomize=True,
                 phases=(Phase.explicit, Phase.generate),  # no shrinking: bounded CI time

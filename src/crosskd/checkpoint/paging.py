@@ -1,6 +1,6 @@
 """Evaluate a memory-mapped checkpoint without keeping all its large weights resident.
 
-`crosskd test` memory-maps our checkpoints (crosskd.train.checkpoints): the weights stay in
+`crosskd test` memory-maps our checkpoints (crosskd.checkpoint.reader): the weights stay in
 the page cache until read, but every page a forward pass reads stays mapped and counts in
 the process's resident set. For MSRVTT CE+ that is 0.96 GB for the seven 44,800 x 768 text
 projections, each read once per chunk of captions. After such a weight has been used by a

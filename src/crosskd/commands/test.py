@@ -9,7 +9,7 @@ from crosskd.commands.options import (add_common_options, check_out_writable, co
                                       write_json)
 from crosskd.config import with_eval_settings
 from crosskd.errors import UserError
-from crosskd.train.checkpoints import stored_config
+from crosskd.checkpoint.reader import stored_config
 from crosskd.train.device import resolve_device
 from crosskd.train.evaluate import evaluate_checkpoint
 from crosskd.train.report import format_result

@@ -9,6 +9,7 @@ from pathlib import Path
 from crosskd.download.required import default_config_dir
 from crosskd.download.zoo import (CHECKPOINT_NAME, METRICS, ZOO, evaluate_model, fetch_model,
                                   find_entry, format_comparison, model_dir, read_manifest)
+from crosskd.train.evaluate import evaluate_checkpoint
 
 DEFAULT_ZOO_DIR = "data/zoo"
 
@@ -64,7 +65,8 @@ def run_eval(args: argparse.Namespace) -> int:
     """Evaluate one model on the test split and compare with the published numbers."""
     entry = find_entry(args.name)
     fetch_model(entry, args.zoo_dir, force=args.force)
-    metrics = evaluate_model(entry, zoo_root=args.zoo_dir, data_root=args.root,
+    metrics = evaluate_model(entry, evaluate_checkpoint, zoo_root=args.zoo_dir,
+                             data_root=args.root,
                              config_dir=args.config_dir or default_config_dir())
     print(format_comparison(entry, metrics))
     if args.output:

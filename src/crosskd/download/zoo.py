@@ -20,7 +20,7 @@ from crosskd.download.features import BASE_URL_ENV, TARBALLS
 from crosskd.download.http import build_opener, download, file_digests
 from crosskd.download.required import published_config_name
 from crosskd.errors import UserError
-from crosskd.train.checkpoints import read_checkpoint
+from crosskd.checkpoint.reader import read_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -173,22 +173,12 @@ def format_comparison(entry: ZooEntry, metrics: Metrics) -> str:
     return "\n".join(lines)
 
 
-def default_evaluator() -> Evaluate:
-    """The test protocol of crosskd.train: (config, checkpoint path) -> {"t2v", "v2t", "protocol"}."""
-    try:
-        from crosskd.train.evaluate import evaluate_checkpoint
-    except ImportError as err:
-        raise UserError(f"the test protocol is not available in this installation ({err}); "
-                        "update crosskd") from None
-    return evaluate_checkpoint
-
-
-def evaluate_model(entry: ZooEntry, *, zoo_root: str | Path = "data/zoo",
-                   config_dir: str | Path, data_root: str | Path = "data",
-                   evaluate: Evaluate | None = None) -> Metrics:
-    """Run the test protocol on a downloaded entry with its config and the data under `data_root`."""
+def evaluate_model(entry: ZooEntry, evaluate: Evaluate, *, zoo_root: str | Path = "data/zoo",
+                   config_dir: str | Path, data_root: str | Path = "data") -> Metrics:
+    """Run the test protocol `evaluate` ((config, checkpoint path) -> metrics) on a downloaded
+    entry with its config and the data under `data_root`."""
     checkpoint = model_dir(entry, zoo_root) / CHECKPOINT_NAME
     if not checkpoint.is_file():
         raise UserError(f"{checkpoint} not found: run `crosskd zoo download {entry.name}` first")
     config = eval_config(entry, config_dir, data_root)
-    return (evaluate or default_evaluator())(config, checkpoint)
+    return evaluate(config, checkpoint)

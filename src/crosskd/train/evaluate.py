@@ -30,7 +30,7 @@ from crosskd.metrics import t2v_metrics, v2t_metrics
 from crosskd.models import build_model
 from crosskd.models.embeddings import TextEmbedding, VideoEmbedding
 from crosskd.models.similarity import cross_view_similarity
-from crosskd.train.checkpoints import read_checkpoint
+from crosskd.checkpoint.reader import read_checkpoint
 from crosskd.train.mapped import release_mapped_pages
 from crosskd.train.precision import Precision
 from crosskd.train.runtime import RuntimeSettings, cpu_threads_for, set_cpu_threads
