@@ -26,9 +26,8 @@ size, each updated by one elementwise kernel, compiled once by torch.compile for
 that reads the parameter, gradient and moments once and writes them once (torch's foreach
 RAdam makes about ten passes over 1 GB at MSRVTT size); the remainders and small tensors,
 a few percent of the elements, go through torch's foreach kernels. The size is static on
-purpose: one dynamic-shape kernel for all sizes took 79 ms per step on an H100 for what
-memory bandwidth allows in ~3 ms (its launch configuration stays tuned for the first, small,
-tensor it ran, and its loads cannot assume aligned sizes).
+purpose: a dynamic-shape kernel keeps the launch configuration tuned for the first, small,
+tensor it ran, and its loads cannot assume aligned sizes (docs/PERFORMANCE.md, GPU).
 """
 
 from __future__ import annotations

@@ -1,20 +1,21 @@
 """The whole training step (forward, loss, backward, optimizer) as a replayed CUDA graph.
 
-An eager CE+ step launches about 1,700 kernels from Python, most of them tiny, so on a GPU
-it is bound by launch latency rather than arithmetic (88 ms of wall time for 11 ms of
-kernels on an H100, docs/PERFORMANCE.md). A CUDA graph records the launches once and
-replays them with one call. What capture needs, and how the step provides it:
+An eager CE+ step launches over a thousand kernels from Python, most of them tiny, so on a
+GPU it is bound by launch latency rather than arithmetic (docs/PERFORMANCE.md). A CUDA
+graph records the launches once and replays them with one call. What capture needs, and how the step provides it:
 
 - fixed addresses: each batch (on the host or already on the GPU) is copied into the
   graph's own input tensors; batches have fixed shapes (tokens are padded to max_tokens);
 - no host synchronisation: the loss terms stay on the device and are read after the replay;
 - gradients in fixed tensors: the step sets `.grad` to None, so backward allocates each
   gradient in the graph's private memory pool (at the same address in every replay) and
-  hands it over without a kernel; zeroing shared gradients and accumulating into them cost
-  two passes over the 1 GB of MSRVTT CE+ gradients and 122 kernels per step;
+  hands it over without a kernel, where zeroing shared gradients and accumulating into them
+  costs two passes over every gradient;
 - an optimizer whose step counts and learning rate live on the device (`prepare_optimizer`);
   a scheduler then changes the rate by filling that tensor in place;
 - autocast without its weight cache (the bfloat16 copies are made inside the graph).
+
+The step itself is the one every runner uses (crosskd.train.step.TrainingStep).
 
 Each new batch shape (the full batches, then the last, smaller one) first trains
 `WARMUP_STEPS` batches eagerly on a side stream, as CUDA's capture rules ask, and is then
