@@ -14,7 +14,7 @@ import errno
 import os
 import re
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator, Union
 
 from crosskd.errors import UserError
 
@@ -22,6 +22,9 @@ from crosskd.errors import UserError
 _TORCH_WRITE_FAILURE = re.compile(r"unexpected pos|file write failed|PytorchStreamWriter failed")
 _NO_SPACE = "No space left on device"
 _LOW_SPACE = 1 << 20  # a short write with less than this left is taken for a full disk
+
+
+Needed = Union[int, Callable[[], "int | None"], None]  # a callable is only asked on failure
 
 
 class DiskWriteError(UserError):
@@ -80,7 +83,7 @@ def write_error(path: str | Path, err: BaseException, fix: str, needed: int | No
 
 
 @contextlib.contextmanager
-def reported_write(path: str | Path, fix: str, needed: int | None = None,
+def reported_write(path: str | Path, fix: str, needed: Needed = None,
                    action: str = "write") -> Iterator[None]:
     """Turn a failed write inside the block into a DiskWriteError about `path`."""
     try:
@@ -90,19 +93,21 @@ def reported_write(path: str | Path, fix: str, needed: int | None = None,
     except (OSError, RuntimeError) as err:
         if not is_write_failure(err):
             raise
-        raise write_error(path, err, fix, needed, action) from None
+        size = needed() if callable(needed) else needed
+        raise write_error(path, err, fix, size, action) from None
 
 
 def write_text_atomically(path: str | Path, text: str, fix: str) -> Path:
-    """Write a small text file through a temporary file and a rename (never half a file)."""
+    """Write a small text file through a temporary file and a rename (never half a file).
+
+    No fsync: this guards against a full disk, not power loss (checkpoints are fsynced).
+    """
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with reported_write(path, fix, needed=len(text.encode("utf-8"))):
         try:
-            with open(tmp, "w", encoding="utf-8") as handle:
-                handle.write(text)
-                handle.flush()
-                os.fsync(handle.fileno())
+            with open(tmp, "w", encoding="utf-8", newline="") as handle:
+                handle.write(text)  # a full disk fails here or when closing, before the rename
             os.replace(tmp, path)
         except BaseException:
             tmp.unlink(missing_ok=True)

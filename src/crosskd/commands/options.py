@@ -35,8 +35,8 @@ def add_common_options(parser: argparse.ArgumentParser) -> None:
 def default_cache_dir() -> Path:
     """Where packed features persist between runs: $CROSSKD_CACHE_DIR, else the user cache.
 
-    Entries are keyed by the source file's path, size and mtime, so one folder serves every
-    dataset and a changed file is packed again.
+    Entries are keyed by the source file's content (sha256) and the packing options, so one
+    folder serves every dataset and a changed file is packed again.
     """
     if os.environ.get("CROSSKD_CACHE_DIR"):
         return Path(os.environ["CROSSKD_CACHE_DIR"])

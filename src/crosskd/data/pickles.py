@@ -104,10 +104,12 @@ class Spool:
         header = repr({"descr": np.lib.format.dtype_to_descr(self.dtype),
                        "fortran_order": False, "shape": shape})
         room = _HEADER_BYTES - 10 - 1
-        self._file.seek(0)
-        self._file.write(b"\x93NUMPY\x01\x00" + struct.pack("<H", _HEADER_BYTES - 10)
-                         + header.ljust(room).encode("latin1") + b"\n")
-        self._file.close()
+        try:
+            self._file.seek(0)
+            self._file.write(b"\x93NUMPY\x01\x00" + struct.pack("<H", _HEADER_BYTES - 10)
+                             + header.ljust(room).encode("latin1") + b"\n")
+        finally:
+            self._file.close()  # also on a full disk, so deleting the file frees its space
 
 
 class SpooledArray:

@@ -1,6 +1,7 @@
 """The packed feature store: every source pickle becomes one memory-mapped `.npy` of rows plus
-small index arrays, cached on disk under a key that changes with the file (size, mtime) and the
-packing options, so a second load only maps files.
+small index arrays, cached on disk under a key made of the file's content fingerprint
+(crosskd.data.fingerprint) and the packing options, so a second load only maps files.
+An entry whose pieces are missing, truncated or inconsistent is rebuilt, with one warning.
 
 Per-video entries are (first row, number of rows, available, finite); caption files add a
 per-video (first caption, number of captions) level; teacher files one entry per modality.
@@ -15,6 +16,7 @@ import math
 import os
 import shutil
 import tempfile
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -22,11 +24,14 @@ from typing import Any, Sequence
 import numpy as np
 
 from crosskd.data.errors import DataError, MissingVideoError
+from crosskd.data.fingerprint import fingerprint, signature
 from crosskd.data.pickles import ExpertStore, SpooledArray, open_spool, spool_pickle
+from crosskd.diskwrites import reported_write
+from crosskd.safe_pickle import CorruptPickleError
 
 log = logging.getLogger(__name__)
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: keyed by content fingerprint, not path/size/mtime
 KINDS = ("expert", "captions", "teacher")
 
 
@@ -61,10 +66,8 @@ class PackedFile:
                 "different dataset versions (re-extract the tarball)") from err
 
 
-def _stat_key(source: Path, options: dict[str, Any]) -> str:
-    stat = source.stat()
-    payload = {"path": str(source.resolve()), "size": stat.st_size, "mtime": stat.st_mtime_ns,
-               "version": CACHE_VERSION, **options}
+def _entry_key(digest: str, options: dict[str, Any]) -> str:
+    payload = {"content": digest, "version": CACHE_VERSION, **options}
     return hashlib.sha1(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -167,33 +170,124 @@ def _pack(source: Path, kind: str, out_dir: Path, dtype: np.dtype,
         {"source": str(source), "kind": kind, "keys": keys, "modalities": list(modalities)}))
 
 
+class DamagedCacheError(Exception):
+    """A cache entry that cannot be used as it is (it is rebuilt, never reported to the user)."""
+
+
+_INDEX_NAMES = {"expert": ("start", "rows", "avail", "finite"), "captions": ("first", "num"),
+                "teacher": ()}
+
+
+def _read_meta(out_dir: Path) -> dict[str, Any]:
+    try:
+        meta = json.loads((out_dir / "meta.json").read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DamagedCacheError("meta.json is missing") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise DamagedCacheError(f"meta.json is unreadable ({type(err).__name__})") from None
+    if not (isinstance(meta, dict) and meta.get("kind") in KINDS
+            and isinstance(meta.get("keys"), list) and isinstance(meta.get("modalities"), list)
+            and all(isinstance(key, str) for key in meta["keys"])):
+        raise DamagedCacheError("meta.json is incomplete")
+    return meta
+
+
+def _read_index(out_dir: Path) -> dict[str, np.ndarray]:
+    try:
+        with np.load(out_dir / "index.npz") as index:
+            return {name: index[name] for name in index.files}
+    except FileNotFoundError:
+        raise DamagedCacheError("index.npz is missing") from None
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as err:
+        raise DamagedCacheError(f"index.npz is unreadable ({type(err).__name__})") from None
+
+
+def _check_consistent(meta: dict[str, Any], index: dict[str, np.ndarray], rows: int) -> None:
+    """Every per-video array has one entry per key, and every row it names exists."""
+    count = len(meta["keys"])
+    per_video = [*_INDEX_NAMES[meta["kind"]],
+                 *(f"{name}_{m}" for m in range(len(meta["modalities"]))
+                   for name in ("vid_row", "text_row", "text_num"))]
+    if any(name not in index or index[name].shape != (count,) for name in per_video):
+        raise DamagedCacheError("index.npz does not match meta.json")
+    extents = [(index.get("start"), index.get("rows")),
+               (index.get("cap_start"), index.get("cap_rows"))]
+    extents += [(index[f"vid_row_{m}"], 1) for m in range(len(meta["modalities"]))]
+    extents += [(index[f"text_row_{m}"], index[f"text_num_{m}"])
+                for m in range(len(meta["modalities"]))]
+    for start, length in extents:
+        if start is not None and start.size and (start.min() < 0
+                                                 or (start + length).max() > rows):
+            raise DamagedCacheError("index.npz names rows beyond values.npy")
+
+
 def _open(out_dir: Path, source: Path) -> PackedFile:
-    meta = json.loads((out_dir / "meta.json").read_text())
-    with np.load(out_dir / "index.npz") as index:
-        arrays = {name: index[name] for name in index.files}
-    return PackedFile(source, meta["kind"], open_spool(out_dir / "values.npy"), meta["keys"],
-                      arrays, tuple(meta["modalities"]))
+    """Map a cache entry, raising DamagedCacheError for any missing or inconsistent piece."""
+    meta = _read_meta(out_dir)
+    index = _read_index(out_dir)
+    try:
+        values = open_spool(out_dir / "values.npy")
+    except CorruptPickleError:
+        raise DamagedCacheError("values.npy is missing or truncated") from None
+    if values.ndim != 2:
+        raise DamagedCacheError("values.npy is not a table of rows")
+    _check_consistent(meta, index, values.shape[0])
+    return PackedFile(source, meta["kind"], values, meta["keys"], index,
+                      tuple(meta["modalities"]))
+
+
+def _discard(out_dir: Path) -> None:
+    """Move a damaged entry aside (atomically) and delete it."""
+    aside = out_dir.with_name(f".damaged-{out_dir.name}-{os.getpid()}")
+    try:
+        os.rename(out_dir, aside)
+    except OSError:
+        return  # already gone, or another process is replacing it
+    shutil.rmtree(aside, ignore_errors=True)
+
+
+def _pack_entry(source: Path, kind: str, out_dir: Path, dtype: np.dtype,
+                max_rows: int | None, stat: dict[str, Any]) -> None:
+    """Pack into a private folder, then rename it into place (a crash leaves no entry)."""
+    fix = ("nothing was left behind; point --cache_dir (or $CROSSKD_CACHE_DIR) at a "
+           "writable disk with room")
+    with reported_write(out_dir.parent, fix, needed=source.stat().st_size,
+                        action=f"pack {source.name} into"):
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(prefix=f".{source.stem}-", dir=out_dir.parent))
+        try:
+            _pack(source, kind, work, dtype, max_rows)
+            if signature(source) != stat:
+                raise DataError(f"{source} changed while it was being packed; wait until it "
+                                "is completely written (or copied) and run again")
+            try:
+                os.rename(work, out_dir)
+            except OSError:  # another process packed the same file meanwhile
+                shutil.rmtree(work, ignore_errors=True)
+        except BaseException:
+            shutil.rmtree(work, ignore_errors=True)
+            raise
 
 
 def load_packed(source: Path, kind: str, cache_dir: Path, dtype: str | np.dtype = "float32",
                 max_rows: int | None = None) -> PackedFile:
-    """Pack `source` once into `cache_dir` (reused while the file is unchanged) and map it."""
+    """Pack `source` once into `cache_dir` (reused while its content is unchanged) and map it."""
     dtype = np.dtype(dtype)
-    key = _stat_key(source, {"kind": kind, "dtype": dtype.str, "max_rows": max_rows})
+    digest, stat = fingerprint(source, cache_dir)
+    key = _entry_key(digest, {"kind": kind, "dtype": dtype.str, "max_rows": max_rows})
     out_dir = cache_dir / f"{source.stem}-{key}"
-    if (out_dir / "meta.json").is_file():
-        log.debug("cache hit for %s", source)
-        return _open(out_dir, source)
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    log.info("packing %s into %s", source, out_dir)
-    work = Path(tempfile.mkdtemp(prefix=f".{source.stem}-", dir=cache_dir))
-    try:
-        _pack(source, kind, work, dtype, max_rows)
+    if out_dir.is_dir():
         try:
-            os.rename(work, out_dir)
-        except OSError:  # another process packed the same file meanwhile
-            shutil.rmtree(work, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
-    return _open(out_dir, source)
+            log.debug("cache hit for %s", source)
+            return _open(out_dir, source)
+        except DamagedCacheError as err:
+            log.warning("cached copy of %s in %s is damaged (%s); rebuilding it", source,
+                        out_dir, err)
+            _discard(out_dir)
+    log.info("packing %s into %s", source, out_dir)
+    _pack_entry(source, kind, out_dir, dtype, max_rows, stat)
+    try:
+        return _open(out_dir, source)
+    except DamagedCacheError as err:
+        raise DataError(f"the packed copy of {source} in {out_dir} cannot be read back ({err}); "
+                        "check the disk holding --cache_dir") from None

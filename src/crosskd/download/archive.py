@@ -18,6 +18,7 @@ from pathlib import Path, PurePosixPath
 
 from tqdm import tqdm
 
+from crosskd.diskwrites import reported_write
 from crosskd.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -85,6 +86,15 @@ def _move_into_place(staging: Path, dest: Path) -> list[Path]:
     return moved
 
 
+def _unpacked_bytes(archive: Path) -> int | None:
+    """The size of the archive's regular files (None when it cannot be listed cheaply)."""
+    try:
+        with tarfile.open(archive, "r:*") as tar:
+            return sum(member.size for member in tar if member.isfile())
+    except (tarfile.TarError, EOFError, OSError):
+        return None
+
+
 def safe_unpack(archive: str | Path, dest: str | Path, *, strip_prefix: str = "",
                 progress: bool = True) -> list[Path]:
     """Unpack `archive` under `dest` (dropping `strip_prefix` from member names); return the files.
@@ -92,19 +102,23 @@ def safe_unpack(archive: str | Path, dest: str | Path, *, strip_prefix: str = ""
     The whole archive is refused (nothing written under `dest`) if any member is unsafe.
     """
     archive, dest = Path(archive), Path(dest)
-    dest.mkdir(parents=True, exist_ok=True)
     staging = dest / f".unpacking-{archive.name}"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir()
+    fix = (f"nothing was unpacked; free space there (or choose another folder) and run the "
+           f"command again - {archive} is kept")
     try:
-        with tarfile.open(archive, "r:*") as tar, tqdm(desc=f"unpacking {archive.name}",
-                                                       unit=" files", disable=not progress) as bar:
-            for member in tar:
-                relative = member_path(member, strip_prefix)
-                if relative is not None and member.isfile():
-                    _extract_member(tar, member, relative, staging)
-                bar.update(1)
-        files = _move_into_place(staging, dest)
+        with reported_write(dest, fix, needed=lambda: _unpacked_bytes(archive),
+                            action="unpack into"):
+            dest.mkdir(parents=True, exist_ok=True)
+            shutil.rmtree(staging, ignore_errors=True)
+            staging.mkdir()
+            with tarfile.open(archive, "r:*") as tar, tqdm(
+                    desc=f"unpacking {archive.name}", unit=" files", disable=not progress) as bar:
+                for member in tar:
+                    relative = member_path(member, strip_prefix)
+                    if relative is not None and member.isfile():
+                        _extract_member(tar, member, relative, staging)
+                    bar.update(1)
+            files = _move_into_place(staging, dest)
     except (tarfile.TarError, EOFError) as err:
         raise CorruptArchiveError(f"cannot read {archive}: {err}; delete it and download "
                                   "it again") from None

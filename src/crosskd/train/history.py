@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 from pathlib import Path
 from typing import Any
 
 from torch.utils.tensorboard import SummaryWriter
+
+from crosskd.diskwrites import write_text_atomically
 
 JSON_NAME = "metrics.json"
 CSV_NAME = "metrics.csv"
@@ -34,13 +37,17 @@ class EpochLog:
         self._write_files()
 
     def _write_files(self) -> None:
-        (self.run_dir / JSON_NAME).write_text(json.dumps(self.rows, indent=1) + "\n",
-                                              encoding="utf-8")
+        """Replace both files atomically: a full disk leaves the previous epoch's files."""
+        fix = ("the logs of the previous epochs there are intact - free disk space and resume "
+               f"with --resume {self.run_dir}")
+        write_text_atomically(self.run_dir / JSON_NAME, json.dumps(self.rows, indent=1) + "\n",
+                              fix)
         columns = list(dict.fromkeys(key for row in self.rows for key in row))
-        with open(self.run_dir / CSV_NAME, "w", newline="", encoding="utf-8") as handle:
-            writer = csv.DictWriter(handle, fieldnames=columns)
-            writer.writeheader()
-            writer.writerows(self.rows)
+        table = io.StringIO(newline="")
+        writer = csv.DictWriter(table, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(self.rows)
+        write_text_atomically(self.run_dir / CSV_NAME, table.getvalue(), fix)
 
     def close(self) -> None:
         """Flush and close the TensorBoard writer."""
