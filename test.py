@@ -4,7 +4,11 @@ python3 test.py --config <config.json> --resume <trained_model.pth> --eval_from_
 
 import sys
 
-from crosskd.cli import main
+try:
+    from crosskd.cli import main
+except KeyboardInterrupt:  # Ctrl-C before the command line is even read
+    print("crosskd test: interrupted", file=sys.stderr)
+    sys.exit(130)
 
 if __name__ == "__main__":
     sys.exit(main(["test", *sys.argv[1:]]))

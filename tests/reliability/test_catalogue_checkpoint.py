@@ -159,3 +159,12 @@ def test_k6b_refused_opcode_is_named_not_torch_documentation(cli, finished_run, 
     result = cli(command, "--config", finished_run[1], "--resume", checkpoint)
     _assert_refused_as_unsafe(result, checkpoint, "opcode INST (0x69)")
     assert not marker.exists(), "the checkpoint's code ran"
+
+
+def test_k7_resume_with_a_set_that_changes_the_model(cli, run_copy, tmp_path):
+    before = tree_digest(run_copy)
+    result = cli("train", "--resume", run_copy, "--set", "experts.ce_shared_dim=16",
+                 "--set", "trainer.epochs=2")
+    assert_one_line_error(result, str(run_copy / LAST_NAME), "does not fit the model",
+                          "shape mismatch")
+    assert tree_digest(run_copy) == before, "a refused resume changed the run folder"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import pickle
 
 import numpy as np
+import pytest
 
 from reliability_support import SCENE_FILE, TEXT_FILE, assert_one_line_error
 
@@ -146,3 +147,21 @@ def test_d10_empty_split_list_is_named(cli, workspace):
     assert_one_line_error(_train(cli, workspace), str(path), "names no video")
     _assert_nothing_reported(workspace)
     assert workspace.run_dirs() == []
+
+
+@pytest.mark.parametrize("caption, shown", [
+    (np.zeros((2, 3, 4), np.float32), "3-d float32 array of shape (2, 3, 4)"),
+    (np.array(["a man", "sings"]), "1-d <U5 array"),
+])
+def test_d11_caption_array_of_the_wrong_rank_or_dtype(cli, workspace, caption, shown):
+    victim = _train_ids(workspace)[0]
+
+    def replace(data):
+        data[victim] = [caption]
+        return data
+
+    path = workspace.rewrite_pickle(TEXT_FILE, replace)
+    line = assert_one_line_error(_train(cli, workspace), str(path), repr(victim), shown,
+                                 "one per caption")
+    assert "SpooledArray" not in line
+    _assert_nothing_reported(workspace)

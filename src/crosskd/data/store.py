@@ -71,9 +71,17 @@ def _entry_key(digest: str, options: dict[str, Any]) -> str:
     return hashlib.sha1(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _not_an_array(source: Path, key: str, value: Any) -> DataError:
-    return DataError(f"{source}: entry {key!r} holds {type(value).__name__}, expected a numpy "
-                     "array (or a float NaN for a missing expert)")
+def _described(value: Any) -> str:
+    """What a pickle entry holds, in the user's terms (never our SpooledArray wrapper)."""
+    array = value.array if isinstance(value, SpooledArray) else value
+    if isinstance(array, np.ndarray):
+        return f"a {array.ndim}-d {array.dtype} array of shape {tuple(array.shape)}"
+    return f"a {type(array).__name__}"
+
+
+def _not_an_array(source: Path, key: str, value: Any, expected: str) -> DataError:
+    return DataError(f"{source}: entry {key!r} holds {_described(value)}, expected {expected}; "
+                     "re-extract the file or convert it to that layout")
 
 
 def _index_experts(tree: Any, values: np.ndarray, source: Path) -> tuple[list[str], dict]:
@@ -91,7 +99,8 @@ def _index_experts(tree: Any, values: np.ndarray, source: Path) -> tuple[list[st
         if isinstance(value, SpooledArray) and value.array is None:
             start[i], rows[i], avail[i], finite[i] = value.start, value.rows, True, value.finite
         elif not (isinstance(value, float) and math.isnan(value)):
-            raise _not_an_array(source, key, value)
+            raise _not_an_array(source, key, value, "a numeric array of rank 1 or 2 "
+                                "(or a float NaN for a missing expert)")
     return keys, {"start": start, "rows": rows, "avail": avail, "finite": finite}
 
 
@@ -124,7 +133,8 @@ def _index_captions(tree: Any, source: Path) -> tuple[list[str], dict]:
         first[i], num[i] = len(start), len(captions)
         for caption in captions:
             if not isinstance(caption, SpooledArray) or caption.array is not None:
-                raise _not_an_array(source, key, caption)
+                raise _not_an_array(source, key, caption, "a list of numeric arrays "
+                                    "[tokens, width], one per caption")
             start.append(caption.start)
             rows.append(caption.rows)
             finite.append(caption.finite)

@@ -18,6 +18,7 @@ import torch
 from tqdm import tqdm
 
 from crosskd.checkpoint.background import BackgroundWriter, snapshot
+from crosskd.checkpoint.original import load_original_state_dict
 from crosskd.checkpoint.run_state import (BEST_NAME, LAST_NAME, load_run_state,
                                          remove_stale_temporaries, save_run_state)
 from crosskd.config import Config, ConfigError, require, save_config
@@ -119,7 +120,7 @@ class Trainer:
         if state["rng_state"] is None or state["optimizer"] is None:
             raise UserError(f"checkpoint {checkpoint} holds weights only; resume from "
                             f"{LAST_NAME} of the run folder")
-        self.model.load_state_dict(state["state_dict"])
+        load_original_state_dict(self.model, state["state_dict"], f"checkpoint {checkpoint}")
         self.optimizer.load_state_dict(state["optimizer"])
         self.runner.prepare_optimizer()
         if self.scheduler is not None and state["lr_scheduler"] is not None:

@@ -1,0 +1,71 @@
+"""Bad-input catalogue, signal rows (docs/BAD_INPUTS.md R9, L8): stops at awkward moments.
+
+Ctrl-C while the program is still importing torch, and SIGTERM (how batch schedulers stop
+a job) during training, each end in one line and a conventional exit status, and SIGTERM
+unwinds like Ctrl-C: no temporary checkpoint is left and the last one stays loadable.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from reliability_support import tiny_config
+from crosskd import cli as crosskd_cli
+from crosskd.checkpoint.run_state import LAST_NAME, load_run_state
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_l8_ctrl_c_while_importing_the_commands(cli, monkeypatch):
+    def interrupted(name):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(crosskd_cli.importlib, "import_module", interrupted)
+    result = cli("train", "--config", "any.json")
+    assert result.status == 130
+    assert "Traceback" not in result.stderr
+    assert "crosskd train: interrupted" in result.stderr.splitlines()
+
+
+@pytest.mark.parametrize("delay", [0.3, 0.8])
+def test_l8b_ctrl_c_early_in_a_real_process(tmp_path, delay):
+    """SIGINT a fresh `train.py` while it imports torch (no config is even read yet)."""
+    process = subprocess.Popen([sys.executable, "train.py", "--config", str(tmp_path / "x")],
+                               cwd=REPO_ROOT, stderr=subprocess.PIPE, text=True)
+    time.sleep(delay)
+    process.send_signal(signal.SIGINT)
+    stderr = process.communicate(timeout=60)[1]
+    assert "Traceback" not in stderr, stderr[-3000:]
+    if process.returncode != 2:  # 2: the import finished first and the config was missing
+        assert process.returncode == 130, stderr[-3000:]
+        assert "crosskd train: interrupted" in stderr.splitlines(), stderr[-3000:]
+
+
+def test_r9_sigterm_during_training_unwinds_like_ctrl_c(pristine_dataset, tmp_path):
+    config = tiny_config(pristine_dataset, tmp_path / "saved", epochs=400)
+    config_path = tmp_path / "long.json"
+    config_path.write_text(json.dumps(config), encoding="utf-8")
+    process = subprocess.Popen([sys.executable, "train.py", "--config", str(config_path),
+                                "--device", "cpu"], cwd=REPO_ROOT, stderr=subprocess.PIPE,
+                               stdout=subprocess.DEVNULL, text=True)
+    deadline = time.monotonic() + 120
+    while not list((tmp_path / "saved").glob(f"*/*/{LAST_NAME}")):
+        assert process.poll() is None and time.monotonic() < deadline, "no checkpoint came"
+        time.sleep(0.01)
+    time.sleep(0.3)
+    process.send_signal(signal.SIGTERM)
+    stderr = process.communicate(timeout=60)[1]
+    assert process.returncode == 143, stderr[-3000:]
+    assert "Traceback" not in stderr
+    assert "crosskd train: terminated (SIGTERM)" in stderr.splitlines()
+    (run_dir,) = (tmp_path / "saved" / "long").iterdir()
+    assert not list(run_dir.glob(".*.tmp")), "a temporary checkpoint was left behind"
+    assert load_run_state(run_dir / LAST_NAME)["epoch"] >= 1
+    assert not (run_dir / "test_metrics.json").exists()
