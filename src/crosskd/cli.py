@@ -68,7 +68,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return int(args.func(args) or 0)
     except UserError as err:
         print(f"{command}: error: {err}", file=sys.stderr)
-        return 2
+        return err.exit_code
     except Terminated:
         print(f"{command}: terminated (SIGTERM)", file=sys.stderr)
         return 143

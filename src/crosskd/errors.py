@@ -4,6 +4,9 @@
 class UserError(Exception):
     """An error caused by the user's input; its message names the file/key and the fix."""
 
+    #: the command's exit status when this error ends it.
+    exit_code = 2
+
 
 class ConfigError(UserError):
     """A config file or override that cannot be used; the message says which and why."""

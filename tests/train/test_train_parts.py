@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 import torch
 
@@ -42,16 +44,32 @@ def test_optimizer_and_scheduler_follow_the_config():
         build_optimizer({"optimizer": {"type": "Ranger", "args": {}}}, params)
 
 
-def test_device_falls_back_to_cpu_and_rejects_nonsense():
+def test_device_is_chosen_aloud_and_refused_where_it_does_not_exist(monkeypatch, caplog):
+    caplog.set_level(logging.INFO, logger="crosskd.train.device")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert resolve_device("cpu").type == "cpu"
     assert resolve_device(None).type == "cpu"
-    if not torch.cuda.is_available():
-        assert resolve_device("0").type == "cpu"
-        assert resolve_device("cuda:0").type == "cpu"
+    assert "no CUDA GPU is visible" in caplog.text
+    assert resolve_device("0").type == "cpu"  # the original README's command line
+    assert "--device 0 runs on the CPU" in caplog.text
+    for spec in ("cuda", "cuda:0", "cuda:1", "1"):
         with pytest.raises(UserError, match="no CUDA GPU is visible"):
-            resolve_device("cuda:1")
+            resolve_device(spec)
     with pytest.raises(UserError, match="--device"):
         resolve_device("gpu-two")
+
+
+def test_without_a_device_flag_the_first_gpu_runs(monkeypatch, caplog):
+    caplog.set_level(logging.INFO, logger="crosskd.train.device")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device: "Test GPU")
+    assert resolve_device(None) == torch.device("cuda", 0)
+    assert "the first visible GPU" in caplog.text and "Test GPU" in caplog.text
+    assert resolve_device("cuda") == resolve_device("0") == torch.device("cuda", 0)
+    assert resolve_device("cuda:1") == resolve_device("1") == torch.device("cuda", 1)
+    with pytest.raises(UserError, match="only 2 GPU"):
+        resolve_device("cuda:2")
 
 
 def _metrics(r1: float) -> dict:

@@ -34,8 +34,10 @@ def save_run_state(path: str | Path, *, model_state: dict[str, torch.Tensor], ep
                    optimizer_state: dict[str, Any] | None = None,
                    scheduler_state: dict[str, Any] | None = None,
                    rng_state: dict[str, Any] | None = None,
-                   history: list[dict[str, Any]] | None = None, best_epoch: int = 0) -> Path:
-    """Atomically write a run checkpoint (model, optimizer, scheduler, epoch, RNG states)."""
+                   history: list[dict[str, Any]] | None = None, best_epoch: int = 0,
+                   position: dict[str, Any] | None = None) -> Path:
+    """Atomically write a run checkpoint (model, optimizer, scheduler, epoch, RNG states);
+    `position` says where inside the next epoch a run stopped (None: at its start)."""
     payload = {
         "format": FORMAT,
         "arch": "CENet",
@@ -48,6 +50,7 @@ def save_run_state(path: str | Path, *, model_state: dict[str, torch.Tensor], ep
         "config_json": json.dumps(config),
         "rng_state": rng_state,
         "history_json": json.dumps(history or []),
+        "position_json": json.dumps(position),
     }
     path = Path(path)
     kept = ("the previous checkpoint there is intact" if path.is_file()
@@ -124,6 +127,7 @@ def load_run_state(path: str | Path) -> dict[str, Any]:
         raise UserError(f"checkpoint {path} is not a crosskd run checkpoint (format key missing)")
     payload["config"] = json.loads(payload.pop("config_json"))
     payload["history"] = json.loads(payload.pop("history_json"))
+    payload["position"] = json.loads(payload.pop("position_json", "null"))
     return payload
 
 

@@ -8,6 +8,8 @@ the same weights as an uninterrupted one. The best model holds the weights only.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import logging
 import math
 from dataclasses import dataclass
@@ -30,6 +32,8 @@ from crosskd.data.sampling import EpochSampler, EvalBatches, TrainBatches
 from crosskd.train.evaluate import evaluate
 from crosskd.train.graphed_step import portable_state
 from crosskd.train.history import EpochLog
+from crosskd.train.interrupts import (EpochPosition, StopRequests, TrainingInterrupted,
+                                      stop_requests)
 from crosskd.train.mapped import release_mapped_pages
 from crosskd.train.monitor import Monitor
 from crosskd.train.optim import build_optimizer, build_scheduler
@@ -113,6 +117,7 @@ class Trainer:
         self.best_epoch = 0
         self.history: list[dict[str, Any]] = []
         self._unsaved_best: dict[str, torch.Tensor] | None = None
+        self._position: EpochPosition | None = None  # where a resumed epoch stopped
 
     def resume(self, checkpoint: Path) -> None:
         """Continue from one of our checkpoints: weights, optimizer, scheduler, RNGs, history."""
@@ -131,24 +136,56 @@ class Trainer:
         self.best = state["monitor_best"]
         self.best_epoch = int(state.get("best_epoch", 0))
         self.history = [row for row in state["history"] if row["epoch"] <= state["epoch"]]
-        log.info("resuming %s from epoch %d (best %s so far: %.4f)", checkpoint,
-                 state["epoch"], self.monitor.key or "epoch", self.best)
+        self._position = EpochPosition.from_checkpoint(state.get("position"))
+        inside = (f", batch {self._position.batches_done} of epoch {self._position.epoch}"
+                  if self._position else "")
+        log.info("resuming %s from epoch %d%s (best %s so far: %.4f)", checkpoint,
+                 state["epoch"], inside, self.monitor.key or "epoch", self.best)
 
-    def _train_epoch(self, epoch: int) -> dict[str, float]:
-        """One pass over the training split; returns the mean of every loss term."""
+    def _train_epoch(self, epoch: int, stop: StopRequests) -> dict[str, float]:
+        """One pass over the training split; returns the mean of every loss term. On a stop
+        request it saves its position after the batch in hand and raises."""
         self.model.train()
-        sums: dict[str, float] = {}
-        progress = tqdm(self.sampler.epoch(self.data_rng), total=len(self.sampler),
+        position, self._position = self._position, None
+        if position is None:
+            position = EpochPosition(epoch, 0, copy.deepcopy(self.data_rng.bit_generator.state))
+        self.data_rng.bit_generator.state = position.generator_state
+        draws = self.sampler.epoch(self.data_rng)
+        for _ in range(position.batches_done):  # replay the draws trained on before a stop
+            next(draws)
+        sums = position.sums
+        progress = tqdm(draws, total=len(self.sampler), initial=position.batches_done,
                         desc=f"epoch {epoch}/{self.epochs}", leave=False, disable=None)
-        for batch_index, draw in enumerate(progress, start=1):
+        for batch_index, draw in enumerate(progress, start=position.batches_done + 1):
             if (done := self.runner(batch_index, self.train_batches.batch(draw))) is not None:
                 self._tally(sums, epoch, *done, progress)
             release_mapped_pages(self.train_batches)  # the pages this batch read, if mapped
-        if (done := self.runner.flush()) is not None:
-            self._tally(sums, epoch, *done, progress)
+            if stop.requested:
+                self._flush(sums, epoch, progress)
+                position.batches_done = batch_index
+                raise self._interrupted(stop, epoch - 1, position)
+        self._flush(sums, epoch, progress)
         self.runner.end_epoch()
         num_batches = max(1, sums.pop("batches", 0))
         return {key: value / num_batches for key, value in sums.items()}
+
+    def _flush(self, sums: dict[str, float], epoch: int, progress: tqdm) -> None:
+        """Tally the step still in flight, if any."""
+        if (done := self.runner.flush()) is not None:
+            self._tally(sums, epoch, *done, progress)
+
+    def _interrupted(self, stop: StopRequests, epoch: int,
+                     position: EpochPosition | None = None) -> TrainingInterrupted:
+        """Save a resumable checkpoint after `epoch` (plus `position` inside the next one)."""
+        self._write_best()
+        path = self._save(LAST_NAME, epoch, position=position)
+        if self.writer is not None:
+            self.writer.wait()
+        where = (f"epoch {position.epoch}, batch {position.batches_done}" if position
+                 else f"epoch {epoch}")
+        return TrainingInterrupted(f"{stop.name} received: stopped after {where} and saved "
+                                   f"{path}; continue with --resume {self.run_dir}",
+                                   stop.signum or 0)
 
     def _tally(self, sums: dict[str, float], epoch: int, batch_index: int,
                values: dict[str, float], progress: tqdm) -> None:
@@ -189,7 +226,8 @@ class Trainer:
                             "trainer.save_dir to a folder you can write") from None
 
     def _save(self, name: str, epoch: int, resumable: bool = True,
-              model_state: dict[str, torch.Tensor] | None = None) -> Path:
+              model_state: dict[str, torch.Tensor] | None = None,
+              position: EpochPosition | None = None) -> Path:
         """Write a checkpoint (in the background with `trainer.background_checkpoints`);
         `resumable=False` keeps the weights only (a third of the size)."""
         state = {
@@ -199,7 +237,8 @@ class Trainer:
             "scheduler_state": (self.scheduler.state_dict() if self.scheduler and resumable
                                 else None),
             "rng_state": capture_rng_state(self.data_rng) if resumable else None,
-            "history": list(self.history)}
+            "history": list(self.history),
+            "position": dataclasses.asdict(position) if position else None}
         path = self.run_dir / name
         if self.writer is None:
             return save_run_state(path, **state)
@@ -234,30 +273,40 @@ class Trainer:
                        model_state=self._unsaved_best)
             self._unsaved_best = None
 
+    def _epoch(self, epoch: int, stop: StopRequests, epoch_log: EpochLog) -> None:
+        """Train one epoch, validate it when due, select, log and save."""
+        row: dict[str, Any] = {"epoch": epoch, **self._train_epoch(epoch, stop),
+                               "lr": float(self.optimizer.param_groups[0]["lr"])}
+        validate = epoch % self.val_freq == 0 or epoch == self.epochs
+        if validate:
+            metrics = evaluate(self.model, self.eval_batches, self.device,
+                               precision=self.runtime.precision)
+            row.update(_flatten_metrics("val", metrics))
+        if self.scheduler is not None:
+            self.scheduler.step()
+        improved = validate and self._select(epoch, row)
+        self.history.append(row)
+        epoch_log.append(row)
+        log.info("epoch %d: %s", epoch, _summary(row, self.monitor.key))
+        if improved:
+            self._keep_best(epoch)
+        if stop.requested:
+            raise self._interrupted(stop, epoch)
+        if epoch % self.save_period == 0 or epoch == self.epochs:
+            self._write_best()
+            self._save(LAST_NAME, epoch)
+
     def train(self) -> TrainResult:
-        """Run the remaining epochs, writing logs and checkpoints into the run folder."""
+        """Run the remaining epochs, writing logs and checkpoints into the run folder.
+
+        SIGINT or SIGTERM stops at the next batch boundary with a resumable checkpoint
+        (crosskd.train.interrupts)."""
         self._create_run_dir()
         epoch_log = EpochLog(self.run_dir, self.history, tensorboard=self.tensorboard)
         try:
-            for epoch in range(self.start_epoch, self.epochs + 1):
-                row: dict[str, Any] = {"epoch": epoch, **self._train_epoch(epoch),
-                                       "lr": float(self.optimizer.param_groups[0]["lr"])}
-                validate = epoch % self.val_freq == 0 or epoch == self.epochs
-                if validate:
-                    metrics = evaluate(self.model, self.eval_batches, self.device,
-                                       precision=self.runtime.precision)
-                    row.update(_flatten_metrics("val", metrics))
-                if self.scheduler is not None:
-                    self.scheduler.step()
-                improved = validate and self._select(epoch, row)
-                self.history.append(row)
-                epoch_log.append(row)
-                log.info("epoch %d: %s", epoch, _summary(row, self.monitor.key))
-                if improved:
-                    self._keep_best(epoch)
-                if epoch % self.save_period == 0 or epoch == self.epochs:
-                    self._write_best()
-                    self._save(LAST_NAME, epoch)
+            with stop_requests() as stop:
+                for epoch in range(self.start_epoch, self.epochs + 1):
+                    self._epoch(epoch, stop, epoch_log)
         finally:
             self._write_best()  # also when stopped early: the best epoch so far was good
             epoch_log.close()
