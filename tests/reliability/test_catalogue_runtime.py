@@ -163,10 +163,10 @@ def test_r2b_non_finite_loss_in_the_first_epoch_names_no_phantom_checkpoint(cli,
 def test_r3_interrupted_run_keeps_its_last_checkpoint(cli, workspace, monkeypatch):
     real_epoch = Trainer._train_epoch
 
-    def interrupted(self, epoch):
+    def interrupted(self, epoch, stop):  # a KeyboardInterrupt from outside the batch loop
         if epoch == 2:
             raise KeyboardInterrupt
-        return real_epoch(self, epoch)
+        return real_epoch(self, epoch, stop)
 
     monkeypatch.setattr(Trainer, "_train_epoch", interrupted)
     out = workspace.save_dir / "out.json"

@@ -29,7 +29,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Train one run per seed (or resume one), test each, report and write `--out`."""
-    device = resolve_device(args.device)
     seeds = parse_seeds(args.seeds)
     if args.resume and seeds:
         raise UserError("--resume continues one run; drop --seeds")
@@ -37,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     if args.resume:
         seed, metrics = resume_run(args.resume,
                                    lambda stored: config_from_args(args, fallback=stored),
-                                   device, args.cache_dir)
+                                   resolve_device(args.device), args.cache_dir)
         results = {seed: metrics}
         name = Path(args.resume).name
     else:
@@ -46,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
             raise UserError("train needs --config <config.json> (or --resume <run folder>)")
         name = Path(args.config).stem
         results = train_seeds(config, name, seeds or [require(config, "seed", int, default=0)],
-                              device, args.cache_dir)
+                              resolve_device(args.device), args.cache_dir)
     summary = results_object(results)
     print(format_result(name, summary))
     write_json(args.out, summary)
