@@ -8,57 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from crosskd.models.collaborative_gating import (PendingRunningStats, collaborative_embeddings,
-                                                 gate_mlp_layers, groupwise_batch_norm)
+from crosskd.models.collaborative_gating import collaborative_embeddings, gate_mlp_layers
 from crosskd.models.gating import GatedEmbeddingUnitReasoning
-
-
-def test_groupwise_batch_norm_equals_separate_calls_including_running_stats():
-    torch.manual_seed(0)
-    bn = nn.BatchNorm1d(5)
-    bn.running_mean.normal_()
-    reference = copy.deepcopy(bn)
-    x = torch.randn(6, 4, 5) * 3 + 1
-    out = groupwise_batch_norm(x, bn.train())
-    expected = torch.stack([reference(x[:, g]) for g in range(4)], dim=1)
-    torch.testing.assert_close(out, expected)
-    torch.testing.assert_close(bn.running_mean, reference.running_mean)
-    torch.testing.assert_close(bn.running_var, reference.running_var)
-    assert bn.num_batches_tracked.item() == reference.num_batches_tracked.item() == 4
-    torch.testing.assert_close(groupwise_batch_norm(x, bn.eval()),
-                               torch.stack([reference.eval()(x[:, g]) for g in range(4)], 1))
-
-
-def test_pending_running_stats_fold_many_calls_in_call_order():
-    torch.manual_seed(0)
-    modules = [nn.BatchNorm1d(5, momentum=0.3), nn.BatchNorm1d(5)]
-    reference = copy.deepcopy(modules)
-    pending = PendingRunningStats()
-    for call in range(5):
-        x = torch.randn(6, 1 + call % 3, 5) * (call + 1) + call
-        bn, direct = modules[call % 2], reference[call % 2]
-        torch.testing.assert_close(groupwise_batch_norm(x, bn.train(), pending),
-                                   groupwise_batch_norm(x, direct.train()))
-    torch.testing.assert_close(modules[0].running_mean, torch.zeros(5))  # nothing applied yet
-    pending.apply()
-    for ours, theirs in zip(modules, reference):
-        torch.testing.assert_close(ours.running_mean, theirs.running_mean)
-        torch.testing.assert_close(ours.running_var, theirs.running_var)
-        assert ours.num_batches_tracked.item() == theirs.num_batches_tracked.item()
-
-
-def test_running_stats_stay_float32_under_bf16_autocast():
-    """Autocast would run the update's product in bfloat16 (errors ~1e-3); the statistics of
-    bfloat16 inputs are folded in as float32 calls on the same values would."""
-    torch.manual_seed(0)
-    bn, reference = nn.BatchNorm1d(5), nn.BatchNorm1d(5)
-    x = (torch.randn(6, 7, 5) * 3 + 1).bfloat16()
-    with torch.autocast("cpu", dtype=torch.bfloat16):
-        groupwise_batch_norm(x, bn.train())
-    for g in range(7):
-        reference.train()(x[:, g].float())
-    torch.testing.assert_close(bn.running_mean, reference.running_mean, rtol=1e-6, atol=1e-6)
-    torch.testing.assert_close(bn.running_var, reference.running_var, rtol=1e-6, atol=1e-6)
 
 
 def reference_embeddings(experts, availability, first, shared, units):

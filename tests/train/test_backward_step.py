@@ -8,10 +8,9 @@ import weakref
 import pytest
 import torch
 
-from crosskd import gradient_buffers
 from crosskd.config import ConfigError
-from crosskd.models.shared_input import shared_input_linear
-from crosskd.train.backward_step import step_during_backward
+from crosskd.ops import shared_input_linear
+from crosskd.train.backward_step import GradientBuffers, step_during_backward
 from crosskd.train.trainer import Trainer
 from nested_equality import same_nested
 
@@ -73,10 +72,9 @@ def test_the_hooks_do_not_keep_the_optimizer_alive():
     assert torch.equal(param.grad, torch.ones(3))
 
 
-def test_the_projection_gradients_share_one_recycled_buffer(monkeypatch):
+def test_the_projection_gradients_share_one_recycled_buffer():
     """Each text projection's gradient is written into the buffer the previous one left."""
-    monkeypatch.setattr(gradient_buffers, "MIN_KEPT_BYTES", 0)  # these layers are small
-    gradient_buffers.clear()
+    buffers = GradientBuffers(min_kept_bytes=0)  # these layers are small
     torch.manual_seed(0)
     layers = [torch.nn.Linear(30, 50) for _ in range(4)]
     reference = copy.deepcopy(layers)
@@ -86,11 +84,11 @@ def test_the_projection_gradients_share_one_recycled_buffer(monkeypatch):
             lambda param: addresses.append(param.grad.data_ptr()))
     params = [p for layer in layers for p in layer.parameters()]
     optimizer = torch.optim.SGD(params, lr=0.1)
-    step_during_backward(optimizer)
+    step_during_backward(optimizer, buffers)
     plain = torch.optim.SGD([p for layer in reference for p in layer.parameters()], lr=0.1)
     for _ in range(2):
         x = torch.randn(6, 30, requires_grad=True)
-        sum(out.square().sum() for out in shared_input_linear(x, layers)).backward()
+        sum(out.square().sum() for out in shared_input_linear(x, layers, buffers)).backward()
         sum(out.square().sum() for out in shared_input_linear(x, reference)).backward()
         plain.step()
         plain.zero_grad(set_to_none=True)
@@ -98,14 +96,24 @@ def test_the_projection_gradients_share_one_recycled_buffer(monkeypatch):
     assert len(set(addresses[:4])) == 1 and len(set(addresses[4:])) == 1
     for mine, theirs in zip(params, [p for layer in reference for p in layer.parameters()]):
         torch.testing.assert_close(mine, theirs, rtol=0, atol=0)
-    gradient_buffers.clear()
 
 
 def test_only_large_gradients_are_kept():
     small = torch.empty(4, 4)
-    large = torch.empty(gradient_buffers.MIN_KEPT_BYTES // 4)
-    gradient_buffers.give_back(small)
-    gradient_buffers.give_back(large)
-    assert gradient_buffers.take(small.shape, small.dtype, small.device) is not small
-    assert gradient_buffers.take(large.shape, large.dtype, large.device) is large
-    gradient_buffers.clear()
+    large = torch.empty(GradientBuffers.MIN_KEPT_BYTES // 4)
+    buffers = GradientBuffers()
+    buffers.give_back(small)
+    buffers.give_back(large)
+    assert buffers.take(small.shape, small.dtype, small.device) is not small
+    assert buffers.take(large.shape, large.dtype, large.device) is large
+    buffers.give_back(large)
+    buffers.clear()
+    assert buffers.take(large.shape, large.dtype, large.device) is not large
+
+
+def test_the_trainer_hands_its_buffers_to_the_model_only_when_stepping_in_backward(data,
+                                                                                   tmp_path):
+    stepping = _trainer(data, tmp_path, "RAdam", True)
+    assert stepping.runner.buffers is not None
+    assert stepping.model.ce.text_gradient_buffers is stepping.runner.buffers
+    assert _trainer(data, tmp_path, "RAdam", False).model.ce.text_gradient_buffers is None

@@ -21,8 +21,8 @@ from crosskd.models.embeddings import TextEmbedding, VideoEmbedding
 from crosskd.models.gating import GatedEmbeddingUnit, GatedEmbeddingUnitReasoning, ReduceDim
 from crosskd.models.mixture import mixture_weights
 from crosskd.models.netvlad import NetVLAD
-from crosskd.models.shared_input import shared_input_linear
 from crosskd.models.similarity import similarity_matrices
+from crosskd.ops import RecycledBuffers, shared_input_linear
 
 #: arch.args values of every published config; other values were ablations we do not carry.
 PUBLISHED_ARCH_ARGS: dict[str, Any] = {
@@ -55,6 +55,8 @@ class CollaborativeExperts(nn.Module):
             self.video_GU = nn.ModuleList(
                 GatedEmbeddingUnit(i, o) for i, o in zip(in_dims, self.out_dims))
         self.text_GU = nn.ModuleList(GatedEmbeddingUnit(dims.text_dim, o) for o in self.out_dims)
+        #: where the text projections' weight gradients are written (None: fresh tensors)
+        self.text_gradient_buffers: RecycledBuffers | None = None
 
     def _stack(self, per_expert: Sequence[torch.Tensor]) -> torch.Tensor:
         """Stack `[B, D_m]` embeddings to `[B, E, max D]`, zero-padding narrower experts."""
@@ -76,7 +78,8 @@ class CollaborativeExperts(nn.Module):
 
     def embed_text(self, pooled: torch.Tensor, captions_per_video: int) -> TextEmbedding:
         """Embed pooled captions `[N, text_dim]` once per expert, with their mixture weights."""
-        projected = shared_input_linear(pooled, [unit.fc for unit in self.text_GU])
+        projected = shared_input_linear(pooled, [unit.fc for unit in self.text_GU],
+                                        self.text_gradient_buffers)
         embedded = [unit.gate_projected(x) for unit, x in zip(self.text_GU, projected)]
         return TextEmbedding(self.modalities, self._stack(embedded),
                              mixture_weights(pooled, self.moe_fc), self.out_dims,
@@ -99,6 +102,12 @@ class CENet(nn.Module):
         pooled_dims = ModelDims(dims.modalities, dims.expert_dims, dims.raw_input_dims,
                                 self.text_pooling.out_dim, dims.vlad_experts)
         self.ce = CollaborativeExperts(pooled_dims, shared_dim, collaborative, num_g_layers)
+
+    def recycle_gradients(self, buffers: RecycledBuffers | None) -> None:
+        """Write the text projections' weight gradients (the largest) into buffers taken from
+        `buffers`, which a runner that consumes each gradient during backward refills; None
+        allocates each one afresh."""
+        self.ce.text_gradient_buffers = buffers
 
     def embed_videos(self, experts: Mapping[str, torch.Tensor], ind: Mapping[str, torch.Tensor]
                      ) -> VideoEmbedding:

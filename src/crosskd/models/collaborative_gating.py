@@ -4,12 +4,10 @@ The original runs the pair MLP once per ordered pair of experts, so every pair g
 batch-norm statistics over the batch. Here the M pairs of one expert run at once: the first
 linear layer acts on the concatenation [x_i, x_j], so it splits into two per-expert
 projections that are computed once, and batch norm is applied with per-pair statistics;
-the running statistics are updated as the original's one-call-per-pair sequence would.
-The MLP's last linear layer commutes with the average over partners, so it is applied once
-per expert to the averaged hidden state instead of once per pair. The batch statistics of
-all pairs of all experts are folded into the running buffers once, after the last expert
-(the sequence of momentum updates is linear, so its order is kept exactly): per-call
-updates were two thirds of the gating's small operations, each a kernel launch on a GPU.
+the running statistics are updated as the original's one-call-per-pair sequence would,
+once after the last expert (crosskd.ops.groupwise_batch_norm). The MLP's last linear layer
+commutes with the average over partners, so it is applied once per expert to the averaged
+hidden state instead of once per pair.
 """
 
 from __future__ import annotations
@@ -20,77 +18,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from crosskd.ops import PendingRunningStats, groupwise_batch_norm
+
 #: added to the number of available pairs before averaging, as in the original.
 PAIR_COUNT_EPS = 1e-11
-
-
-def _sequential_running_update(running: torch.Tensor, stats: torch.Tensor,
-                               momentum: float) -> torch.Tensor:
-    """Running averages `[..., D]` after one momentum update per row of `stats` `[N, ..., D]`,
-    in row order."""
-    num_updates = stats.shape[0]
-    exponents = torch.arange(num_updates - 1, -1, -1, dtype=torch.float64, device=stats.device)
-    decay = (1 - momentum) ** exponents
-    blended = (momentum * decay).to(stats.dtype) @ stats.reshape(num_updates, -1)
-    return (1 - momentum) ** num_updates * running + blended.reshape(running.shape)
-
-
-class PendingRunningStats:
-    """Inputs of group-wise batch-norm calls, whose batch statistics are folded into each
-    module's running buffers later, in call order: one update per module, not per call."""
-
-    def __init__(self) -> None:
-        self._inputs: dict[nn.BatchNorm1d, list[torch.Tensor]] = {}
-
-    def add(self, bn: nn.BatchNorm1d, x: torch.Tensor) -> None:
-        """Record the input `[B, G, D]` of one call of `bn` (batch norm keeps it anyway)."""
-        self._inputs.setdefault(bn, []).append(x.detach())
-
-    @torch.no_grad()
-    def apply(self) -> None:
-        """Update every module's running mean and variance and its count of calls.
-
-        In the buffers' precision and without autocast, so bfloat16 training keeps float32
-        running statistics; in two passes (mean, then squared deviations) because torch's
-        var over the batch dimension took 15x longer on the CPU.
-        """
-        for bn, inputs in self._inputs.items():
-            groups = torch.cat(inputs, dim=1)  # every group of every call, in call order
-            with torch.autocast(groups.device.type, enabled=False):
-                groups = groups.to(bn.running_mean.dtype)
-                mean = groups.mean(dim=0)
-                var = (groups - mean).square().sum(dim=0) / (groups.shape[0] - 1)
-                running = torch.stack((bn.running_mean, bn.running_var))
-                updated = _sequential_running_update(running, torch.stack((mean, var), dim=1),
-                                                     bn.momentum)
-            bn.running_mean.copy_(updated[0])
-            bn.running_var.copy_(updated[1])
-            bn.num_batches_tracked.add_(groups.shape[1])
-        self._inputs.clear()
-
-
-def groupwise_batch_norm(x: torch.Tensor, bn: nn.BatchNorm1d,
-                         pending: PendingRunningStats | None = None) -> torch.Tensor:
-    """Apply `bn` to `[B, G, D]` as G separate calls on `[B, D]` (group-wise batch statistics).
-
-    In training the running buffers are updated as those calls would update them, at once
-    or, given `pending`, when the caller applies it (after further calls).
-    """
-    batch, groups, dim = x.shape
-    if not bn.training:
-        return bn(x.reshape(batch * groups, dim)).reshape(batch, groups, dim)
-    flat = x.reshape(batch, groups * dim)
-    weight = bn.weight.repeat(groups) if bn.weight is not None else None
-    bias = bn.bias.repeat(groups) if bn.bias is not None else None
-    out = F.batch_norm(flat, None, None, weight, bias, training=True, eps=bn.eps)
-    if bn.track_running_stats:
-        if pending is None:
-            own = PendingRunningStats()
-            own.add(bn, x)
-            own.apply()
-        else:
-            pending.add(bn, x)
-    return out.reshape(batch, groups, dim)
 
 
 def _split_final_linear(shared: nn.Sequential) -> tuple[list[nn.Module], nn.Linear | None]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from crosskd.models.l2norm import l2_normalize
+from crosskd.ops import l2_normalize
 
 
 class ContextGating(nn.Module):

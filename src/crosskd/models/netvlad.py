@@ -3,58 +3,12 @@
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from crosskd.models.l2norm import EPS
-
-
-def _cluster_norms(residuals: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """What L2-normalising each cluster's residual `[B, D, K]` (over D) and then the flattened
-    vector divides by: each cluster's norm `[B, 1, K]`, its divisor max(norm, eps), and the
-    second normalisation's divisor `[B, 1, 1]`. After the first normalisation cluster k's
-    norm is n_k / max(n_k, eps), so the second needs the per-cluster norms only, and the
-    residuals are read twice instead of four times. (`Tensor.norm` is float32 under
-    autocast, as in F.normalize.)"""
-    norms = residuals.norm(dim=1, keepdim=True)
-    clusters = norms.clamp_min(EPS)
-    return norms, clusters, (norms / clusters).norm(dim=2, keepdim=True).clamp_min(EPS)
-
-
-class _NormalisedResiduals(torch.autograd.Function):
-    """residuals / (max(n_k, eps) * t), with the two normalisations' backward in closed form.
-
-    With y the output, g its gradient, s_k = <y_k, g_k> per cluster, s = sum_k s_k and
-    r_k = n_k / max(n_k, eps) (cluster k's norm after the first normalisation), chaining the
-    two normalisations' derivatives gives
-
-        (g - y * (s + t^2 s_k - s r_k^2)) / (max(n_k, eps) * t),
-
-    with s dropped where t is eps and the cluster term where n_k < eps. That is four passes
-    over the residuals (autograd, differentiating the divisor's operators one by one, makes
-    about ten) and 16 operators instead of about 30, each a kernel on a GPU.
-    """
-
-    @staticmethod
-    def forward(ctx: Any, residuals: torch.Tensor) -> torch.Tensor:
-        norms, clusters, total = _cluster_norms(residuals)
-        divisor = clusters * total
-        out = residuals / divisor
-        ctx.save_for_backward(out, norms, clusters, total, divisor)
-        return out
-
-    @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
-        out, norms, clusters, total, divisor = ctx.saved_tensors
-        per_cluster = (grad * out).sum(1, keepdim=True)
-        overall = per_cluster.sum(2, keepdim=True) * (total > EPS)
-        after_first = (norms / clusters).square()
-        coefficient = overall + (clusters > EPS) * (
-            total.square() * per_cluster - overall * after_first)
-        return torch.addcmul(grad, out, coefficient, value=-1) / divisor
+from crosskd.ops import vlad_normalise
 
 
 class NetVLAD(nn.Module):
@@ -96,7 +50,4 @@ class NetVLAD(nn.Module):
             residuals = weighted.addcmul_(mass, self.clusters2, value=-1)
         else:
             residuals = torch.addcmul(weighted, mass, self.clusters2, value=-1)
-        if torch.is_grad_enabled() and residuals.requires_grad:
-            return _NormalisedResiduals.apply(residuals).reshape(batch, -1)
-        _, clusters, total = _cluster_norms(residuals)
-        return residuals.div_(clusters * total).reshape(batch, -1)  # no third copy
+        return vlad_normalise(residuals).reshape(batch, -1)

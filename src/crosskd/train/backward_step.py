@@ -1,10 +1,11 @@
 """Run the optimizer inside the backward pass, each parameter as soon as its gradient is ready.
 
-Holding every gradient until backward ends costs a full extra copy of the weights: 0.98 GiB
-of the 4.7 GiB that training MSRVTT CE+ (262.7 M parameters) held on the CPU. Here a hook
-on each parameter steps the optimizer the moment that parameter's gradient is complete and
-then frees the gradient, so at most one large gradient exists at a time (the seven text
-projections hand theirs over one after another: crosskd.models.shared_input).
+Holding every gradient until backward ends costs a full extra copy of the weights (0.98 GiB
+for MSRVTT CE+ on the CPU). Here a hook on each parameter steps the optimizer the moment
+that parameter's gradient is complete and then frees the gradient, so at most one large
+gradient exists at a time; handed back to a `GradientBuffers`, it is the buffer the next
+text projection's gradient is written into (crosskd.ops.shared_input_linear), which spares
+mapping, zeroing and unmapping a fresh one every time.
 
 The update of every optimizer we build is elementwise per parameter, so stepping parameters
 one by one gives the weights and optimizer state of one step after backward, bit for bit;
@@ -17,16 +18,59 @@ import weakref
 
 import torch
 
-from crosskd import gradient_buffers
+_Key = tuple[tuple[int, ...], torch.dtype, torch.device]
 
 
-def step_during_backward(optimizer: torch.optim.Optimizer) -> None:
-    """Make backward step `optimizer`, one parameter at a time, and free each gradient.
+class GradientBuffers:
+    """Consumed gradients kept for reuse, one per shape (crosskd.ops.RecycledBuffers).
+
+    Owned by the runner that consumes gradients during backward: the model takes buffers
+    from it (`CENet.recycle_gradients`), `step_during_backward` gives them back.
+    """
+
+    #: gradients smaller than this are not kept: freeing and allocating them again is cheap,
+    #: and keeping one of every parameter's shape held ~40 MB more at MSRVTT size.
+    MIN_KEPT_BYTES = 16 * 2**20
+
+    def __init__(self, min_kept_bytes: int = MIN_KEPT_BYTES) -> None:
+        self.min_kept_bytes = min_kept_bytes
+        self._free: dict[_Key, torch.Tensor] = {}
+
+    @staticmethod
+    def _key(shape: torch.Size | tuple[int, ...], dtype: torch.dtype,
+             device: torch.device) -> _Key:
+        return tuple(shape), dtype, torch.device(device)
+
+    def take(self, shape: torch.Size | tuple[int, ...], dtype: torch.dtype,
+             device: torch.device) -> torch.Tensor:
+        """An uninitialised tensor to write a gradient into: a recycled one when available."""
+        recycled = self._free.pop(self._key(shape, dtype, device), None)
+        return recycled if recycled is not None else torch.empty(shape, dtype=dtype,
+                                                                 device=device)
+
+    def give_back(self, gradient: torch.Tensor) -> None:
+        """Offer a gradient that nothing else refers to any more (one is kept per shape, for
+        gradients of at least `min_kept_bytes`)."""
+        if (gradient._base is None and gradient.is_contiguous()
+                and gradient.nbytes >= self.min_kept_bytes):
+            self._free.setdefault(self._key(gradient.shape, gradient.dtype, gradient.device),
+                                  gradient)
+
+    def clear(self) -> None:
+        """Free the kept buffers (validation needs none of them)."""
+        self._free.clear()
+
+
+def step_during_backward(optimizer: torch.optim.Optimizer,
+                         buffers: GradientBuffers | None = None) -> None:
+    """Make backward step `optimizer`, one parameter at a time, and free each gradient
+    (handing it to `buffers`, if given).
 
     Needs every gradient to be None when backward starts (`zero_grad(set_to_none=True)`):
     each hook then finds its parameter the only one holding a gradient, so `step()` moves
     that parameter alone. The hooks hold the optimizer weakly, so it is freed with its owner
-    (its moments are 2 GB for MSRVTT CE+); after that, backward leaves gradients as usual.
+    (its moments are as large as two copies of the weights); after that, backward leaves
+    gradients as usual.
     """
     owner = weakref.ref(optimizer)
 
@@ -34,7 +78,8 @@ def step_during_backward(optimizer: torch.optim.Optimizer) -> None:
         live = owner()
         if live is not None:
             live.step()
-            gradient_buffers.give_back(param.grad)
+            if buffers is not None:
+                buffers.give_back(param.grad)
             param.grad = None
 
     for group in optimizer.param_groups:

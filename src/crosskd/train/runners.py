@@ -12,9 +12,8 @@ from typing import Any, Callable
 
 import torch
 
-from crosskd import gradient_buffers
 from crosskd.data.batch import Batch
-from crosskd.train.backward_step import step_during_backward
+from crosskd.train.backward_step import GradientBuffers, step_during_backward
 from crosskd.train.deferred_values import DeferredValues
 from crosskd.train.graphed_step import GraphedTrainStep, prepare_optimizer
 from crosskd.train.runtime import Runtime
@@ -28,9 +27,12 @@ TaggedValues = tuple[int, dict[str, float]]
 class StepRunner:
     """Trains on batches; returns finished steps' values, possibly some steps late."""
 
-    def __init__(self, step: TrainingStep, device: torch.device) -> None:
+    def __init__(self, step: TrainingStep, device: torch.device,
+                 buffers: GradientBuffers | None = None) -> None:
         self.step = step
         self.device = device
+        #: the consumed gradients kept for reuse when the optimizer steps inside backward
+        self.buffers = buffers
 
     def __call__(self, tag: int, batch: Batch) -> TaggedValues | None:
         """Train on `batch`; the values of the steps finished since the last call."""
@@ -46,7 +48,8 @@ class StepRunner:
     def end_epoch(self) -> None:
         """Free what only training needs (gradients, recycled buffers) before validation."""
         self.step.optimizer.zero_grad(set_to_none=True)
-        gradient_buffers.clear()
+        if self.buffers is not None:
+            self.buffers.clear()
 
 
 class EagerRunner(StepRunner):
@@ -83,16 +86,20 @@ class GraphedRunner(StepRunner):
 
 def build_runner(runtime: Runtime, task: RetrievalTask, optimizer: torch.optim.Optimizer,
                  before_capture: Callable[[], Any] = lambda: None) -> StepRunner:
-    """The runner `runtime` calls for, stepping `optimizer` inside backward if it says so."""
+    """The runner `runtime` calls for, stepping `optimizer` inside backward if it says so
+    (the model's largest weight gradients then written into the runner's recycled buffers)."""
+    buffers = None
     if runtime.optimizer_in_backward:
-        step_during_backward(optimizer)
+        buffers = GradientBuffers()
+        step_during_backward(optimizer, buffers)
+        task.model.recycle_gradients(buffers)
     device = runtime.device
     cache = not runtime.cuda_graphs  # a graph casts the weights inside itself, every replay
     step = TrainingStep(task, optimizer, lambda: runtime.precision.autocast(device, cache),
                         runtime.optimizer_in_backward)
     if runtime.cuda_graphs:
         return GraphedRunner(step, device, before_capture)
-    return EagerRunner(step, device)
+    return EagerRunner(step, device, buffers)
 
 
 def host_values(values: dict[str, torch.Tensor]) -> dict[str, float]:

@@ -2,25 +2,30 @@
 
 Autograd would compute the input gradient as a sum of per-layer products `g_i @ W_i`, each
 written to a new buffer. Here they accumulate in place into one buffer, in the transposed
-form `W_i^T g_i^T`, which MKL runs about 1.5x faster for these shapes (N=64 rows, 768
-outputs, 44,800 inputs). Each layer's weight gradient stays its own autograd node, so a
-gradient can be consumed (crosskd.train.backward_step) before the next one is computed:
-only one 137 MB projection gradient need exist at a time, and its buffer is reused
-(crosskd.gradient_buffers).
+form `W_i^T g_i^T`, which MKL runs about 1.5x faster for the text projections' shapes. Each
+layer's weight gradient stays its own autograd node, so a runner can consume a gradient
+before the next one is computed (crosskd.train.backward_step) and hand its buffer back to
+be written again: pass that runner's buffers as `buffers`.
 Without gradients, the layers are called as modules, so their forward hooks run
 (crosskd.checkpoint.paging releases each weight's pages after use).
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Protocol, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.autograd.function import once_differentiable
 
-from crosskd import gradient_buffers
+
+class RecycledBuffers(Protocol):
+    """Where weight gradients are written: a recycled tensor of that shape, or a fresh one."""
+
+    def take(self, shape: torch.Size, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+        """An uninitialised `shape` tensor that nothing else uses."""
+        ...
 
 
 class _InputGradient(torch.autograd.Function):
@@ -30,7 +35,7 @@ class _InputGradient(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, *weights_and_outputs: torch.Tensor
+    def forward(ctx: Any, x: torch.Tensor, *weights_and_outputs: torch.Tensor
                 ) -> tuple[torch.Tensor, ...]:
         count = len(weights_and_outputs) // 2
         ctx.set_materialize_grads(False)  # an unused output leaves its layer without gradient
@@ -39,7 +44,7 @@ class _InputGradient(torch.autograd.Function):
 
     @staticmethod
     @once_differentiable
-    def backward(ctx, *grads: torch.Tensor | None) -> tuple[torch.Tensor | None, ...]:
+    def backward(ctx: Any, *grads: torch.Tensor | None) -> tuple[torch.Tensor | None, ...]:
         x, *weights = ctx.saved_tensors
         used = [(w, g) for w, g in zip(weights, grads) if g is not None]
         grad_x = None
@@ -56,38 +61,60 @@ class _InputGradient(torch.autograd.Function):
 
 class _LinearRecycledWeightGradient(torch.autograd.Function):
     """`F.linear(x, W, b)` for an `x` that needs no gradient; the weight gradient is written
-    into a recycled buffer (crosskd.gradient_buffers) when it has the weight's dtype."""
+    into a buffer taken from `buffers`, if given, when it has the weight's dtype."""
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    def forward(ctx: Any, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
+                buffers: RecycledBuffers | None) -> torch.Tensor:
         ctx.set_materialize_grads(False)  # an unused output leaves the layer without gradient
         ctx.save_for_backward(x)
         ctx.weight_meta = (weight.shape, weight.dtype, weight.device)
+        ctx.buffers = buffers
         return F.linear(x, weight, bias)
 
     @staticmethod
     @once_differentiable
-    def backward(ctx, grad: torch.Tensor | None
-                 ) -> tuple[None, torch.Tensor | None, torch.Tensor | None]:
+    def backward(ctx: Any, grad: torch.Tensor | None
+                 ) -> tuple[None, torch.Tensor | None, torch.Tensor | None, None]:
         if grad is None:
-            return None, None, None
+            return None, None, None, None
         (x,) = ctx.saved_tensors
         shape, dtype, device = ctx.weight_meta
         grad_weight = grad_bias = None
         if ctx.needs_input_grad[1]:
             if grad.dtype == dtype:
-                grad_weight = torch.mm(grad.t(), x, out=gradient_buffers.take(shape, dtype, device))
+                out = ctx.buffers.take(shape, dtype, device) if ctx.buffers is not None else None
+                grad_weight = torch.mm(grad.t(), x, out=out)
             else:  # autocast: products in the output's precision, as autocast's linear
                 grad_weight = (grad.t() @ x.to(grad.dtype)).to(dtype)
         if ctx.needs_input_grad[2]:
             grad_bias = grad.sum(0).to(dtype)
-        return None, grad_weight, grad_bias
+        return None, grad_weight, grad_bias, None
 
 
-def shared_input_linear(x: torch.Tensor, layers: Sequence[nn.Linear]) -> tuple[torch.Tensor, ...]:
-    """Apply every layer (all with a bias) to the same `[N, in]` input."""
+def shared_input_linear(x: torch.Tensor, layers: Sequence[nn.Linear],
+                        buffers: RecycledBuffers | None = None) -> tuple[torch.Tensor, ...]:
+    """Apply every layer (all with a bias) to the same `[N, in]` input; the weight gradients
+    are written into buffers taken from `buffers` (fresh ones without)."""
     if not (torch.is_grad_enabled() and x.requires_grad):
         return tuple(layer(x) for layer in layers)
-    outputs = [_LinearRecycledWeightGradient.apply(x.detach(), layer.weight, layer.bias)
+    outputs = [_LinearRecycledWeightGradient.apply(x.detach(), layer.weight, layer.bias, buffers)
                for layer in layers]
     return _InputGradient.apply(x, *(layer.weight for layer in layers), *outputs)
+
+
+def reference_shared_input_linear(x: torch.Tensor, layers: Sequence[nn.Linear]
+                                  ) -> tuple[torch.Tensor, ...]:
+    """What shared_input_linear computes: each layer called on `x`."""
+    return tuple(layer(x) for layer in layers)
+
+
+def example(dtype: torch.dtype) -> tuple[torch.Tensor, nn.ModuleList]:
+    """Three projections of eight rows (under autocast the input and weights stay float32)."""
+    generator = torch.Generator().manual_seed(0)
+    dtype = torch.float32 if dtype == torch.bfloat16 else dtype
+    layers = nn.ModuleList(nn.Linear(40, 5, dtype=dtype) for _ in range(3))
+    with torch.no_grad():
+        for param in layers.parameters():
+            param.copy_(torch.randn(param.shape, generator=generator))
+    return torch.randn(8, 40, generator=generator, dtype=dtype, requires_grad=True), layers
