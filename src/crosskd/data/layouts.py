@@ -1,97 +1,23 @@
 """Which files a config needs: split lists, expert pickles, text features, captions, teachers.
 
-Paths follow the published "high-quality experts" tarballs; visual expert paths are derived from
-the config's `feat_aggregation` entry exactly as the original does.
+Paths follow the published "high-quality experts" tarballs (each dataset's layout is part of
+its spec in crosskd.datasets); visual expert paths are derived from the config's
+`feat_aggregation` entry exactly as the original does.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
 from crosskd.data.errors import DataError, MissingDataDirError, MissingFileError, SplitListError
+from crosskd.datasets import DATASETS, DatasetLayout
 
 FIXED_TEMPORAL = frozenset({"avg", "max", "ent", "std"})
 
 
-@dataclass(frozen=True)
-class DatasetLayout:
-    """File names of one dataset: split lists per split name and the experts at fixed paths."""
-
-    name: str
-    splits: dict[str, tuple[str, str]]
-    custom_paths: dict[str, tuple[str, ...]]
-    raw_captions: str = "raw-captions.pkl"
-    strip_list_suffix: bool = False
-    text_feat_overrides: dict[str, str] = field(default_factory=dict)
-    caption_index_files: dict[str, str] = field(default_factory=dict)
-    extra_files: tuple[str, ...] = ()
-
-
-LAYOUTS: dict[str, DatasetLayout] = {
-    "MSRVTT": DatasetLayout(
-        name="MSRVTT",
-        splits={
-            "full-val": ("train_list_full.txt", "val_list_full.txt"),
-            "full-test": ("train_list_full.txt", "test_list_full.txt"),
-            "jsfusion": ("train_list_jsfusion.txt", "val_list_jsfusion.txt"),
-            "miech": ("train_list_miech.txt", "test_list_miech.txt"),
-        },
-        custom_paths={
-            "audio": ("aggregated_audio_feats/Audio_MSRVTT_new.pickle",),
-            "face": ("aggregated_face_feats/facefeats-avg.pickle",),
-            "ocr": ("aggregated_ocr_feats/ocr-raw.pickle",),
-            "speech": ("aggregated_speech/speech-w2v.pickle",),
-        },
-        text_feat_overrides={"openai": "w2v_MSRVTT_openAIGPT.pickle"},
-        caption_index_files={"jsfusion": "jsfusion_val_caption_idx.pkl"},
-    ),
-    "MSVD": DatasetLayout(
-        name="MSVD",
-        splits={
-            "dev": ("train_list.txt", "val_list.txt"),
-            "official": ("train_list.txt", "test_list.txt"),
-        },
-        custom_paths={
-            "face": ("aggregated_face_feats/face-avg.pickle",),
-            "ocr": ("aggregated_ocr_feats/ocr-w2v.pickle",),
-            "r2p1d.r2p1d-ig65m-kinetics.0": (
-                "aggregated_r2p1d_30fps_256px_stride8_offset0_inner_stride1/"
-                "r2p1d-ig65m-kinetics-avg.pickle",),
-        },
-        extra_files=("dict_youtube_mapping.pkl",),
-    ),
-    "DiDeMo": DatasetLayout(
-        name="DiDeMo",
-        splits={
-            "val": ("train_list.txt", "val_list.txt"),
-            "test": ("train_list.txt", "test_list.txt"),
-        },
-        custom_paths={
-            "audio": ("aggregated_audio_feats/vggish-audio-raw.pickle",),
-            "ocr": ("aggregated_ocr_feats/ocr-feats.pkl",),
-            "speech": ("aggregated_speech_feats/stt_w2v.pickle",),
-            "face": ("aggregated_facefeats_25fps_256px_stride1/face-avg.pickle",),
-        },
-        strip_list_suffix=True,
-        text_feat_overrides={"openai": "openai-feats.pkl"},
-    ),
-    "ActivityNet": DatasetLayout(
-        name="ActivityNet",
-        splits={
-            "val1": ("train_list.txt", "val_1_list.txt"),
-            "val": ("train_list.txt", "val_list.txt"),
-        },
-        custom_paths={
-            "audio": ("aggregated_audio/vggish-audio-raw.pickle",),
-            "speech": ("aggregated_speech/goog_w2v-speech-raw.pickle",),
-            "ocr": ("aggregated_ocr_feats/ocr-w2v.pkl",),
-            "face": ("aggregated_facefeats_25fps_256px_stride1/face-avg.pickle",),
-        },
-        raw_captions="raw-captions-train-val_1.pkl",
-    ),
-}
+#: every dataset's layout by its `data_loader.args.dataset_name` (from crosskd.datasets).
+LAYOUTS: dict[str, DatasetLayout] = {name: spec.layout for name, spec in DATASETS.items()}
 
 
 def get_layout(dataset_name: str) -> DatasetLayout:

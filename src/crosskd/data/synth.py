@@ -20,6 +20,7 @@ from tqdm import tqdm
 from crosskd.data import layouts
 from crosskd.data.errors import DataError
 from crosskd.data.picklewriter import write_dict_pickle, write_expert_store, write_pickle
+from crosskd.datasets import DATASETS
 
 log = logging.getLogger(__name__)
 
@@ -39,18 +40,6 @@ VISUAL_AGGREGATION: dict[str, dict[str, Any]] = {
 TOKEN_DIMS = {"audio": 128, "speech": 300}
 TEACHER_FILES = ("train-full-ce-refined-text-w2v.pkl", "train-full-ce-refined-text-gpt2-xl.pkl",
                  "train-full-ce-refined-text-gpt2-xl-finetuned.pkl")
-#: experts each dataset's published configs use beyond the visual ones.
-TOKEN_EXPERTS = {"MSRVTT": ("audio", "speech"), "MSVD": (), "DiDeMo": ("audio", "speech"),
-                 "ActivityNet": ("audio", "speech")}
-#: (train, eval) fractions of the split lists; an eval list takes the videos after the train list.
-SPLIT_FRACTIONS = {
-    "train_list_full.txt": (0.0, 0.65), "val_list_full.txt": (0.65, 0.70),
-    "test_list_full.txt": (0.70, 1.0), "train_list_jsfusion.txt": (0.0, 0.9),
-    "val_list_jsfusion.txt": (0.9, 1.0), "train_list_miech.txt": (0.0, 0.66),
-    "test_list_miech.txt": (0.9, 1.0), "train_list.txt": (0.0, 0.7), "val_list.txt": (0.7, 0.85),
-    "test_list.txt": (0.85, 1.0), "val_1_list.txt": (0.7, 0.85),
-}
-DEFAULT_CAPTIONS = {"MSRVTT": 20, "MSVD": 40, "DiDeMo": 4, "ActivityNet": 3}
 
 
 @dataclass
@@ -84,10 +73,11 @@ class SynthSpec:
         layouts.get_layout(self.dataset)
         if self.videos < 10:
             raise DataError("a synthetic dataset needs at least 10 videos")
+        defaults = DATASETS[self.dataset].synth
         if self.captions_per_video is None:
-            self.captions_per_video = DEFAULT_CAPTIONS[self.dataset]
+            self.captions_per_video = defaults.captions_per_video
         if self.token_experts is None:
-            self.token_experts = TOKEN_EXPERTS[self.dataset]
+            self.token_experts = defaults.token_experts
 
     @property
     def modalities(self) -> list[str]:
@@ -117,8 +107,7 @@ class _World:
         self.seed_base = spec.seed
 
     def _video_id(self, i: int) -> str:
-        prefix = {"MSRVTT": "video", "MSVD": "vid", "DiDeMo": "didemo_", "ActivityNet": "v_"}
-        return f"{prefix[self.spec.dataset]}{i}"
+        return f"{DATASETS[self.spec.dataset].synth.video_id_prefix}{i}"
 
     def rng(self, *tags: int | str) -> np.random.Generator:
         """An independent generator per file (and per video chunk), stable across runs."""
@@ -214,8 +203,9 @@ def _write_expert_store(path: Path, items: Iterator[tuple[str, Any]], width: int
 def _write_split_lists(world: _World, root: Path, layout: layouts.DatasetLayout) -> None:
     shuffled = list(world.rng("splits").permutation(len(world.video_ids)))
     names = {name for pair in layout.splits.values() for name in pair}
+    fractions = DATASETS[layout.name].synth.split_fractions
     for name in sorted(names):
-        low, high = SPLIT_FRACTIONS[name]
+        low, high = fractions[name]
         chosen = shuffled[int(low * len(shuffled)): int(high * len(shuffled))]
         suffix = ".mp4" if layout.strip_list_suffix else ""
         lines = [f"{world.video_ids[i]}{suffix}" for i in chosen]
@@ -291,7 +281,7 @@ def example_config(spec: SynthSpec, data_dir: Path | str, split_name: str | None
     """A minimal config whose data_loader, experts and arch keys fit a synthetic dataset."""
     layout = layouts.get_layout(spec.dataset)
     split = split_name or next(iter(layout.splits))
-    fused = spec.dataset in {"DiDeMo", "ActivityNet"}
+    fused = DATASETS[spec.dataset].synth.fuse_captions
     max_tokens = {"text": max_text_tokens, **{name: min(8, spec.max_expert_tokens)
                                               for name in spec.token_experts or ()}}
     return {

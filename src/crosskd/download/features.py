@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
+from crosskd.datasets import DATASETS, FeatureTarball
 from crosskd.download.archive import safe_unpack
 from crosskd.download.http import ChecksumError, Digests, Verifier, download, file_digests
 from crosskd.errors import UserError
@@ -27,32 +28,8 @@ DEFAULT_BASE_URL = "http://www.robots.ox.ac.uk/~vgg/research/teachtext/data-hq/h
 MARKER = ".crosskd-features.json"
 
 
-@dataclass(frozen=True)
-class FeatureTarball:
-    """One dataset's published tarball: its folder name and the sha1 of every accepted release."""
-
-    dataset: str
-    folder: str
-    releases: Mapping[str, str]
-
-    @property
-    def archive_name(self) -> str:
-        """The file name on the server (and on disk while it is being unpacked)."""
-        return f"high-quality-{self.folder}-experts.tar.gz"
-
-
-TARBALLS: dict[str, FeatureTarball] = {
-    "MSRVTT": FeatureTarball("MSRVTT", "MSRVTT", {
-        "734650c3b98509996da75cdedc12101836624917": "current release",
-        "311529eeb17527a728a1b930f64415dc15a11298": "older release",
-    }),
-    "MSVD": FeatureTarball("MSVD", "MSVD", {
-        "c8eba8c5291dd6bb501757ed0cc327cd22217965": "current release"}),
-    "DiDeMo": FeatureTarball("DiDeMo", "DiDeMo", {
-        "8e128309f12cf3260fe538f82578b5ad91a46bd0": "current release"}),
-    "ActivityNet": FeatureTarball("ActivityNet", "activity-net", {
-        "2f3c7c2fe86bd6d0c6230464a940c429291a4012": "current release"}),
-}
+#: every dataset's tarball by its `data_loader.args.dataset_name` (from crosskd.datasets).
+TARBALLS: dict[str, FeatureTarball] = {name: spec.tarball for name, spec in DATASETS.items()}
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from crosskd.config import load_config, set_key, with_eval_settings
+from crosskd.datasets import DATASETS
 from crosskd.download.drive import DRIVE_BASE_URL, drive_download_url, resolve_download
 from crosskd.download.features import BASE_URL_ENV, TARBALLS
 from crosskd.download.http import build_opener, download, file_digests
@@ -62,18 +63,10 @@ class ZooEntry:
         return dict(zip(METRICS, self.published))
 
 
-_CE = "CE+ + caption KD"
-_TT = "TeachText-CE+ + caption KD"
-ZOO: tuple[ZooEntry, ...] = (
-    ZooEntry("MSRVTT", "cecap", _CE, "1KOUPBLQlhqmtOGBSIjLIUXHfOAppj8Y5", (14.5, 37.7, 50.6, 78.5, 10)),
-    ZooEntry("MSRVTT", "ttcap", _TT, "14vjfwyZi9qYTJKMEwCv6z_tHm5eqD5ih", (14.8, 38.1, 51.1, 79.1, 10)),
-    ZooEntry("MSVD", "cecap", _CE, "1atl8S1d-yFjnt_M4gu602MZcqH5FEWqd", (25.9, 58.3, 72.7, 93.3, 4)),
-    ZooEntry("MSVD", "ttcap", _TT, "1D4btmyYIHW-AQLe3HBODBcAYkbBXMrEG", (25.6, 57.1, 71.4, 92.9, 4)),
-    ZooEntry("DiDeMo", "cecap", _CE, "1PP3C_aHMeL0pkAISE5LKFcEqpFjFWFNF", (19.5, 44.6, 59.0, 83.0, 7)),
-    ZooEntry("DiDeMo", "ttcap", _TT, "1d4Y3vWw7vcOXjAjvxAdj8s45fs_lidOO", (22.2, 49.0, 61.4, 86.4, 6)),
-    ZooEntry("ActivityNet", "cecap", _CE, "1EbXPBhHPWBxluGbPZxss4LgKVL-EMaq-", (20.0, 50.8, 67.3, 93.7, 5)),
-    ZooEntry("ActivityNet", "ttcap", _TT, "1SbB6eEa341us17f7AGpMQpjw4K9Fbm42", (23.8, 56.9, 73.2, 96.2, 4)),
-)
+#: the published models of every dataset (crosskd.datasets), in the catalogue's order.
+ZOO: tuple[ZooEntry, ...] = tuple(
+    ZooEntry(name, model.variant, model.method, model.drive_id, model.published)
+    for name, spec in DATASETS.items() for model in spec.models)
 
 
 def find_entry(name: str) -> ZooEntry:
