@@ -52,10 +52,11 @@ def _status_gib(field: str) -> float:
 
 def _measure(args: argparse.Namespace) -> dict:
     """One load (packing if the cache is cold), plus a few batches, in this process."""
+    from crosskd.config import data_spec
     from crosskd.data.retrieval import RetrievalData
     from crosskd.data.sampling import epoch_batches
     start = time.perf_counter()
-    data = RetrievalData.from_config(_config(args), cache_dir=args.cache, dtype=args.dtype)
+    data = RetrievalData.load(data_spec(_config(args)), cache_dir=args.cache, dtype=args.dtype)
     load_s = time.perf_counter() - start
     loaded_rss = _status_gib("VmRSS")
     start = time.perf_counter()

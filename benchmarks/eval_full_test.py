@@ -24,18 +24,19 @@ from _msrvtt_bench import BenchData, bench_config, make_dataset, run_process, wr
 
 REPO = Path(__file__).resolve().parents[1]
 #: a child that only loads (and, on a cold cache, packs) the data of a config.
-PACK = ("import sys; from crosskd.config import load_config; "
+PACK = ("import sys; from crosskd.config import data_spec, load_config; "
         "from crosskd.data.retrieval import RetrievalData; "
-        "RetrievalData.from_config(load_config(sys.argv[1]), cache_dir=sys.argv[2])")
+        "RetrievalData.load(data_spec(load_config(sys.argv[1])), cache_dir=sys.argv[2])")
 
 
 def _write_checkpoint(config: dict, path: Path) -> None:
     """An untrained model of `config` as one of our (weights-only) run checkpoints."""
     import torch
     from crosskd.checkpoint.run_state import save_run_state
+    from crosskd.config import model_spec
     from crosskd.models import build_model
     torch.manual_seed(0)
-    model = build_model(config)
+    model = build_model(model_spec(config))
     save_run_state(path, model_state=model.state_dict(), epoch=0, config=config,
                    monitor_best=0.0)
 

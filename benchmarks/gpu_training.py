@@ -156,12 +156,13 @@ def main() -> None:
     data_dir = work / "data" / "MSRVTT"
     generated = make_dataset(BenchData(args.train, args.val, 10, args.captions), data_dir)
     print(f"dataset ready ({generated:.0f} s to generate)", flush=True)
+    from crosskd.config import data_spec
     from crosskd.data.retrieval import RetrievalData
     config = bench_config(data_dir, work / "runs")
     config["trainer"]["save_period"] = args.save_period
     config["data_loader"]["args"]["num_test_captions"] = args.captions  # no empty slots
     load_start = time.perf_counter()
-    data = RetrievalData.from_config(config, cache_dir=work / "cache")
+    data = RetrievalData.load(data_spec(config), cache_dir=work / "cache")
     print(f"data loaded ({time.perf_counter() - load_start:.0f} s): {data.train.num_videos} "
           f"train, {data.eval.num_videos} val videos x {args.captions} captions", flush=True)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor()

@@ -29,10 +29,11 @@ def _write_checkpoints(config: dict, folder: Path) -> dict[str, Path]:
     import torch
 
     from crosskd.checkpoint import save_original_checkpoint
+    from crosskd.config import model_spec
     from crosskd.models import build_model
 
     torch.manual_seed(0)
-    model = build_model(config)
+    model = build_model(model_spec(config))
     optimizer = torch.optim.RAdam(model.parameters())
     for param in model.parameters():
         param.grad = torch.zeros_like(param)

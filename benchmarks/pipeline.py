@@ -41,11 +41,11 @@ ORIGINAL = {"load_first": 72.0, "load_cached": 72.0, "epoch": 87.0, "batch": 5.4
 
 def _child_load(config_path: Path, cache: Path) -> dict:
     """Load both splits of the config (packing into `cache` when it is cold)."""
-    from crosskd.config import load_config
+    from crosskd.config import data_spec, load_config
     from crosskd.data.retrieval import RetrievalData
     config = load_config(config_path)
     start = time.perf_counter()
-    data = RetrievalData.from_config(config, cache_dir=cache)
+    data = RetrievalData.load(data_spec(config), cache_dir=cache)
     return {"seconds": time.perf_counter() - start, "train_videos": data.train.num_videos}
 
 
@@ -67,12 +67,12 @@ def _child_phases(config_path: Path, cache: Path, run_dir: Path) -> dict:
     """One training epoch and one validation, timed inside one process."""
     import numpy as np
     import torch
-    from crosskd.config import load_config
+    from crosskd.config import data_spec, load_config
     from crosskd.data.retrieval import RetrievalData
     from crosskd.train.evaluate import evaluate
     from crosskd.train.trainer import Trainer
     config = load_config(config_path)
-    data = RetrievalData.from_config(config, cache_dir=cache)
+    data = RetrievalData.load(data_spec(config), cache_dir=cache)
     trainer = Trainer(config, run_dir, torch.device("cpu"), seed=0, data=data)
     batch_size = trainer.batch_size
     first = trainer.sampler.draw(np.arange(batch_size), np.random.default_rng(0))

@@ -49,6 +49,7 @@ def _replay_with_foreach_radam(config: dict, work: Path, device: torch.device, d
 
 
 def main() -> None:
+    from crosskd.config import data_spec
     from crosskd.data.retrieval import RetrievalData
     from crosskd.train.evaluate import evaluate
     from crosskd.data.sampling import epoch_batches
@@ -58,7 +59,7 @@ def main() -> None:
     config = bench_config(work / "data" / "MSRVTT", work / "runs")
     config["trainer"].update({"amp": "bf16", "epochs": 1})
     config["data_loader"]["args"]["num_test_captions"] = 5
-    data = RetrievalData.from_config(config, cache_dir=work / "cache")
+    data = RetrievalData.load(data_spec(config), cache_dir=work / "cache")
     device = torch.device("cuda")
     report: list[str] = []
 

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from crosskd.config import load_config
+from crosskd.config import load_config, model_spec, objective_spec
 from crosskd.losses import build_objective
 from crosskd.models import build_model
 from train_step import random_batch
@@ -54,8 +54,8 @@ def count_step(config_path: str, amp: str | None,
     """Operators of forward + loss and of backward, and all of them by name."""
     config = load_config(config_path)
     torch.manual_seed(0)
-    model = build_model(config).train()
-    objective = build_objective(config)
+    model = build_model(model_spec(config)).train()
+    objective = build_objective(objective_spec(config))
     inputs = random_batch(model, batch, 0)
     counter = OperatorCounter()
     with counter, torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp == "bf16"):

@@ -30,7 +30,7 @@ import torch
 from torch.profiler import profile
 
 from _machine import flop_counter, load_average, matmul_gflops, retain_freed_memory
-from crosskd.config import load_config
+from crosskd.config import load_config, model_spec, objective_spec, optimizer_spec
 from crosskd.losses import build_objective
 from crosskd.models import CENet, build_model
 from crosskd.train.fast_radam import SinglePassRAdam
@@ -167,12 +167,12 @@ def main() -> None:
     torch.manual_seed(args.seed)
     retained = False if args.default_allocator else retain_freed_memory()
     config = load_config(args.config)
-    model = build_model(config).train()
-    objective = build_objective(config)
+    model = build_model(model_spec(config)).train()
+    objective = build_objective(objective_spec(config))
     inputs = random_batch(model, args.batch, args.seed)
     num_params = sum(p.numel() for p in model.parameters())
     optimizer_args = dict(config["optimizer"].get("args") or {})
-    makers = {"SinglePassRAdam": lambda: build_optimizer(config, model.parameters()),
+    makers = {"SinglePassRAdam": lambda: build_optimizer(optimizer_spec(config), model.parameters()),
               "torch RAdam": lambda: torch.optim.RAdam(model.parameters(), **optimizer_args)}
 
     gflops_before = matmul_gflops()

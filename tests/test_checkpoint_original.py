@@ -11,7 +11,7 @@ import torch
 from crosskd.checkpoint import (UnsafeCheckpointError, load_original_checkpoint,
                                 original_state_dict, save_original_checkpoint)
 from crosskd.checkpoint.original import CheckpointError, load_original_state_dict
-from crosskd.config import load_config
+from crosskd.config import load_config, model_spec
 from crosskd.errors import UserError
 from crosskd.models import build_model
 
@@ -84,7 +84,7 @@ def test_missing_and_corrupt_files_are_user_errors(tmp_path):
 def test_export_round_trip_keeps_every_tensor(conformance, tmp_path):
     config = load_config(conformance / "configs" / "msrvtt-mini-cecap.json")
     torch.manual_seed(0)
-    model = build_model(config)
+    model = build_model(model_spec(config))
     path = save_original_checkpoint(tmp_path / "trained_model.pth", model, config, epoch=3,
                                     monitor_best=12.5)
     loaded = load_original_checkpoint(path)
@@ -93,7 +93,7 @@ def test_export_round_trip_keeps_every_tensor(conformance, tmp_path):
     ours = original_state_dict(model)
     assert list(loaded.state_dict) == list(ours)
     assert all(torch.equal(loaded.state_dict[k], v) for k, v in ours.items())
-    fresh = build_model(config)
+    fresh = build_model(model_spec(config))
     load_original_state_dict(fresh, loaded.state_dict)
     assert all(torch.equal(fresh.state_dict()[k], v) for k, v in ours.items())
     # a plain weights-only torch.load (e.g. by the original code) reads the export too
@@ -106,4 +106,4 @@ def test_state_dict_for_another_config_is_explained(conformance):
     checkpoint = load_original_checkpoint(
         conformance / "checkpoints" / f"{NAME}_trained_model.pth")
     with pytest.raises(CheckpointError, match="shape mismatch"):
-        load_original_state_dict(build_model(config), checkpoint.state_dict)
+        load_original_state_dict(build_model(model_spec(config)), checkpoint.state_dict)

@@ -16,7 +16,7 @@ from crosskd.checkpoint.original import load_original_checkpoint
 from crosskd.config import (ConfigError, apply_overrides, check_config, check_path,
                             format_path, load_config, parse_set_args)
 from crosskd.config.known import known_patterns
-from crosskd.config.schema import EVAL_ONLY_IGNORED, IGNORED, OPEN, USED
+from crosskd.config.schema import IGNORED, OPEN, USED
 from crosskd.data.layouts import LAYOUTS
 from crosskd.data.synth import SynthSpec, example_config
 
@@ -97,9 +97,9 @@ def _known(path: tuple[str, ...]) -> bool:
     """The oracle: a path is known when a row of the schema tables matches it or lies
     below it, or it lies below an open or ignored row (eval_settings repeats the top level)."""
     if path[:1] == ("eval_settings",) and len(path) > 1:
-        if path[1] in EVAL_ONLY_IGNORED:
-            return True
         path = path[1:]
+        if path[:1] == ("eval_settings",):
+            return False
     for pattern in [*USED, *OPEN, *IGNORED]:
         parts = pattern.split(".")
         free = pattern in OPEN or pattern in IGNORED

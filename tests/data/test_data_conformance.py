@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from crosskd.data.sampling import EpochSampler, epoch_batches
-from crosskd.config import load_config, with_eval_settings
+from crosskd.config import data_spec, load_config, with_eval_settings
 from crosskd.data.retrieval import RetrievalData
 
 
@@ -22,7 +22,7 @@ def golden(conformance):
 def data(conformance, tmp_path_factory):
     config = with_eval_settings(load_config(conformance / "configs" / "msrvtt-mini-ttcap.json"))
     config["data_loader"]["args"]["data_dir"] = str(conformance / "data" / "MSRVTT-mini")
-    return RetrievalData.from_config(config, cache_dir=tmp_path_factory.mktemp("cache"))
+    return RetrievalData.load(data_spec(config), cache_dir=tmp_path_factory.mktemp("cache"))
 
 
 def test_full_test_split_masks_equal_golden(data, golden):
@@ -96,10 +96,10 @@ def test_caption_sampling_is_reproducible(data):
 def test_second_load_uses_cache(conformance, tmp_path):
     config = with_eval_settings(load_config(conformance / "configs" / "msrvtt-mini-cecap.json"))
     config["data_loader"]["args"]["data_dir"] = str(conformance / "data" / "MSRVTT-mini")
-    RetrievalData.from_config(config, cache_dir=tmp_path)
+    RetrievalData.load(data_spec(config), cache_dir=tmp_path)
     entries = sorted(p.name for p in tmp_path.iterdir())
-    again = RetrievalData.from_config(config, cache_dir=tmp_path, dtype="float32")
+    again = RetrievalData.load(data_spec(config), cache_dir=tmp_path, dtype="float32")
     assert sorted(p.name for p in tmp_path.iterdir()) == entries
-    half = RetrievalData.from_config(config, cache_dir=tmp_path, dtype="float16")
+    half = RetrievalData.load(data_spec(config), cache_dir=tmp_path, dtype="float16")
     np.testing.assert_allclose(half.eval.batch(np.arange(4)).text.numpy(),
                                again.eval.batch(np.arange(4)).text.numpy(), atol=1e-2, rtol=1e-2)

@@ -7,6 +7,7 @@ import pickle
 import numpy as np
 import pytest
 
+from crosskd.config import data_spec
 from crosskd.cli import main
 from crosskd.data import errors, layouts
 from crosskd.data.retrieval import RetrievalData
@@ -40,7 +41,7 @@ def _rewrite(path, change):
 
 
 def _load(config):
-    return RetrievalData.from_config(config)
+    return RetrievalData.load(data_spec(config))
 
 
 def test_missing_data_dir(dataset, tmp_path):
@@ -137,10 +138,10 @@ def test_cli_turns_errors_into_one_line(tmp_path, capsys):
 def test_changed_source_file_invalidates_cache(dataset, tmp_path):
     _, root, config = dataset
     cache = tmp_path / "cache"
-    before = RetrievalData.from_config(config, cache_dir=cache)
+    before = RetrievalData.load(data_spec(config), cache_dir=cache)
     video = before.eval.video_ids[0]
     _rewrite(_scene_path(root, config), lambda d: d.update({video: np.ones(96, np.float32)}))
-    after = RetrievalData.from_config(config, cache_dir=cache)
+    after = RetrievalData.load(data_spec(config), cache_dir=cache)
     assert after.eval.batch(np.arange(1)).experts[SCENE].numpy().tolist() == [[1.0] * 96]
 
 
@@ -156,5 +157,5 @@ def test_unsupported_loader_option_is_refused_not_ignored(dataset, key, value):
 def test_binarised_expert_is_refused(dataset):
     _, _, config = dataset
     config["data_loader"]["args"]["feat_aggregation"].setdefault(SCENE, {})["binarise"] = True
-    with pytest.raises(errors.DataError, match=f"{SCENE}.binarise"):
+    with pytest.raises(errors.DataError, match=f'"{SCENE}".binarise'):
         _load(config)

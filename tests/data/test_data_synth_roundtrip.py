@@ -8,6 +8,7 @@ import pickle
 import numpy as np
 import pytest
 
+from crosskd.config import data_spec
 from crosskd.data.sampling import epoch_batches
 from crosskd.cli import main
 from crosskd.data import layouts
@@ -29,7 +30,7 @@ def test_every_split_of_the_layout_loads(synthetic, tmp_path):
     for split in layout.splits:
         config = example_config(spec, out, split_name=split)
         config["distil_loss"] = True
-        data = RetrievalData.from_config(config, cache_dir=tmp_path)
+        data = RetrievalData.load(data_spec(config), cache_dir=tmp_path)
         train_ids, eval_ids = (layouts.read_split_list(out / "high-quality/structured-symlinks"
                                                        / name, layout, split)
                                for name in layout.splits[split])
@@ -45,7 +46,7 @@ def test_features_round_trip_exactly(synthetic, tmp_path):
     spec, out = synthetic
     root = out / "high-quality/structured-symlinks"
     config = example_config(spec, out)
-    data = RetrievalData.from_config(config, cache_dir=tmp_path)
+    data = RetrievalData.load(data_spec(config), cache_dir=tmp_path)
     layout = layouts.get_layout(spec.dataset)
     name = "scene.densenet161.0"
     (relative,) = layouts.expert_paths(layout, name, config["data_loader"]["args"]
@@ -75,7 +76,7 @@ def test_expert_store_file_loads_like_a_dict(tmp_path):
     as_dict = SynthSpec(videos=40, seed=1, expert_store=None)
     write_synthetic(as_dict, tmp_path / "b")
     name = spec.expert_store
-    loaded = [RetrievalData.from_config(example_config(s, tmp_path / d), cache_dir=tmp_path / "c")
+    loaded = [RetrievalData.load(data_spec(example_config(s, tmp_path / d)), cache_dir=tmp_path / "c")
               for s, d in ((spec, "a"), (as_dict, "b"))]
     left, right = (d.eval.batch(np.arange(2)).experts[name].numpy() for d in loaded)
     np.testing.assert_allclose(left, right, rtol=1e-3, atol=1e-3)  # the store is float16
@@ -85,7 +86,7 @@ def test_synthetic_structure_is_realistic(tmp_path):
     spec = SynthSpec(videos=200, seed=2)
     write_synthetic(spec, tmp_path)
     config = example_config(spec, tmp_path, split_name="full-test")
-    data = RetrievalData.from_config(config)
+    data = RetrievalData.load(data_spec(config))
     ind = np.stack([data.eval.batch(np.arange(data.eval.num_videos)).ind[m].numpy()
                     for m in ("audio", "speech")])
     assert 0.1 < 1 - ind.mean() < 0.5  # flaky experts are missing for a fraction
@@ -99,6 +100,6 @@ def test_synthetic_structure_is_realistic(tmp_path):
 def test_synth_command_writes_a_loadable_dataset(tmp_path):
     assert main(["synth", "--dataset", "MSVD", "--out", str(tmp_path), "--videos", "30",
                  "--captions", "5"]) == 0
-    data = RetrievalData.from_config(example_config(SynthSpec(dataset="MSVD", videos=30,
-                                                              captions_per_video=5), tmp_path))
+    data = RetrievalData.load(data_spec(example_config(SynthSpec(dataset="MSVD", videos=30,
+                                                              captions_per_video=5), tmp_path)))
     assert data.eval.protocol["captions_per_video"] == 5

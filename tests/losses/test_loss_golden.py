@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+from loss_support import teacher_batch
+from crosskd.config import objective_spec
 from crosskd.losses import (MaxMarginRankingLoss, TeacherDistillationLoss, WithinBetweenLoss,
                             build_objective, first_query_ranking_loss, teacher_similarity)
 
@@ -42,9 +44,10 @@ def test_within_between_terms_match(forward_golden, losses_golden, config, side,
 
 @pytest.mark.parametrize("config", ["cecap", "ttcap", "baseline"])
 def test_totals_match(forward_golden, losses_golden, golden_config, config):
-    objective = build_objective(golden_config(config))
-    total, terms = objective(forward_golden["output"], forward_golden["distil_text"],
-                             forward_golden["distil_video"])
+    objective = build_objective(objective_spec(golden_config(config)))
+    total, terms = objective(forward_golden["output"],
+                             teacher_batch(forward_golden["distil_text"],
+                                           forward_golden["distil_video"]))
     assert total.item() == pytest.approx(losses_golden[f"total_{config}"], rel=REL)
     assert terms["ranking"] == pytest.approx(losses_golden["max_margin_ranking"], rel=REL)
     expected_terms = {"cecap": {"ranking", "caption"}, "ttcap": {"ranking", "teacher", "caption"},

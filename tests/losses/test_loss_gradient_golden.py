@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from crosskd.checkpoint import load_original_checkpoint
-from crosskd.config import load_config
+from crosskd.config import load_config, model_spec, objective_spec
 from crosskd.losses import build_objective
 
 REL = 1e-4
@@ -19,7 +19,7 @@ NOISE_FLOOR = 1e-6
 def test_cecap_total_gradient_norms_match(conformance, losses_golden):
     models = pytest.importorskip("crosskd.models")
     config = load_config(conformance / "configs" / "msrvtt-mini-cecap.json")
-    model = models.build_model(config)
+    model = models.build_model(model_spec(config))
     model.load_state_dict(load_original_checkpoint(
         conformance / "checkpoints" / "msrvtt-mini-cecap_seed0_trained_model.pth").state_dict)
     model.train()
@@ -29,7 +29,7 @@ def test_cecap_total_gradient_norms_match(conformance, losses_golden):
 
     output = model(group("train_in_experts/"), group("train_in_ind/"),
                    torch.from_numpy(arrays["train_in_text"]))
-    total, _ = build_objective(config)(output)
+    total, _ = build_objective(objective_spec(config))(output)
     total.backward()
 
     expected = losses_golden["cecap_total_grad_l2_norm_per_param"]

@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+from loss_support import teacher_batch
+from crosskd.config import objective_spec
 from crosskd.errors import UserError
 from crosskd.losses import MaxMarginRankingLoss, WithinBetweenLoss, build_objective
 
@@ -40,7 +42,7 @@ def _teachers(n: int = 4):
 def test_weighted_video_term_is_added_when_its_weight_is_positive():
     output = _output()
     sims = output["cross_view_conf_matrix"]
-    total, terms = build_objective(_config(ranking_params__vid_w=0.5))(output)
+    total, terms = build_objective(objective_spec(_config(ranking_params__vid_w=0.5)))(output)
     expected = (MaxMarginRankingLoss(0.1)(sims)
                 + WithinBetweenLoss(5.0)(sims, output["cross_view_text_matrix"])
                 + 0.5 * WithinBetweenLoss(1.0, side="video")(sims, output["cross_view_vid_matrix"]))
@@ -49,15 +51,17 @@ def test_weighted_video_term_is_added_when_its_weight_is_positive():
 
 
 def test_zero_weight_and_disabled_terms_are_skipped():
-    _, terms = build_objective(_config(ranking_params__cap_w=0.0))(_output())
+    _, terms = build_objective(objective_spec(_config(ranking_params__cap_w=0.0)))(_output())
     assert set(terms) == {"ranking"}
-    _, terms = build_objective(_config(ranking_loss=False, ranking_params__cap_t=0))(_output())
+    off = _config(ranking_loss=False, ranking_params__cap_t=0)
+    _, terms = build_objective(objective_spec(off))(_output())
     assert set(terms) == {"ranking"}
 
 
 def test_teacher_term_needs_teacher_tensors():
-    objective = build_objective(_config(distil_loss=True))
-    total, terms = objective(_output(), *_teachers())
+    objective = build_objective(objective_spec(_config(distil_loss=True)))
+    distil_text, distil_video = _teachers()
+    total, terms = objective(_output(), teacher_batch(distil_text, distil_video))
     assert set(terms) == {"ranking", "teacher", "caption"}
     assert total.item() == pytest.approx(sum(terms.values()), rel=1e-6)
     with pytest.raises(UserError, match="distil_params.teachers"):
@@ -66,7 +70,7 @@ def test_teacher_term_needs_teacher_tensors():
 
 def test_total_backpropagates_into_the_model_matrices():
     output = {key: value.requires_grad_(True) for key, value in _output().items()}
-    total, _ = build_objective(_config())(output)
+    total, _ = build_objective(objective_spec(_config()))(output)
     total.backward()
     assert output["cross_view_conf_matrix"].grad is not None
     assert output["cross_view_text_matrix"].grad is not None
@@ -85,17 +89,17 @@ def test_total_backpropagates_into_the_model_matrices():
 ])
 def test_bad_config_values_name_the_key(changes, key):
     with pytest.raises(UserError, match=key.replace(".", r"\.")):
-        build_objective(_config(**changes))
+        build_objective(objective_spec(_config(**changes)))
 
 
 def test_missing_temperature_of_a_used_term_is_reported():
     config = _config()
     del config["ranking_params"]["cap_t"]
     with pytest.raises(UserError, match=r"ranking_params\.cap_t is missing"):
-        build_objective(config)
+        build_objective(objective_spec(config))
 
 
 @pytest.mark.parametrize("loss_block", [["MaxMarginRankingLoss"], {"args": [0.1]}, {"type": 3}])
 def test_damaged_loss_block_is_refused_by_name(loss_block):
     with pytest.raises(UserError, match="loss"):
-        build_objective({"loss": loss_block})
+        build_objective(objective_spec({"loss": loss_block}))

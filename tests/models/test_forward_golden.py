@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from crosskd.checkpoint import load_original_checkpoint
-from crosskd.config import load_config
+from crosskd.config import load_config, model_spec
 from crosskd.models import build_model
 from crosskd.models.similarity import cross_view_similarity
 from crosskd.models.embeddings import TextEmbedding, VideoEmbedding
@@ -23,7 +23,7 @@ def golden(conformance):
 
 @pytest.fixture()
 def model(conformance):
-    net = build_model(load_config(conformance / "configs" / "msrvtt-mini-cecap.json"))
+    net = build_model(model_spec(load_config(conformance / "configs" / "msrvtt-mini-cecap.json")))
     checkpoint = load_original_checkpoint(
         conformance / "checkpoints" / "msrvtt-mini-cecap_seed0_trained_model.pth")
     net.load_state_dict(checkpoint.state_dict)

@@ -7,10 +7,10 @@ import json
 import pytest
 import torch
 
-from crosskd.config import load_config
+from crosskd.config import load_config, model_spec
+from crosskd.config.model import model_dims
 from crosskd.errors import UserError
 from crosskd.models import build_model
-from crosskd.models.dims import model_dims
 
 DATASETS = ("activity-net", "didemo", "msrvtt", "msvd")
 CONFIGS = [f"{d}-train-gpt2-xl-finetuned-mte-adam-{v}.json"
@@ -27,7 +27,7 @@ def manifest_and_config(conformance, name):
 def test_state_dict_layout_matches_original(conformance, name):
     manifest, config = manifest_and_config(conformance, name)
     with torch.device("meta"):
-        model = build_model(config)
+        model = build_model(model_spec(config))
     ours = [{"key": k, "shape": list(v.shape), "dtype": str(v.dtype).removeprefix("torch.")}
             for k, v in model.state_dict().items()]
     assert ours == manifest["state_dict"]
@@ -51,7 +51,7 @@ def test_moee_builds_one_gated_unit_per_expert_and_scores(conformance):
     config["arch"]["args"]["use_ce"] = ""
     config["experts"]["text_feat"] = "w2v"
     config["arch"]["args"]["vlad_clusters"]["text"] = 2
-    model = build_model(config).eval()
+    model = build_model(model_spec(config)).eval()
     keys = model.state_dict().keys()
     assert not any(k.startswith(("ce.g_reason", "ce.video_dim_reduce")) for k in keys)
     assert model.ce.video_GU[0].fc.in_features == 2048
@@ -69,7 +69,7 @@ def test_unpublished_ablation_settings_are_refused_with_the_key(conformance, key
     _, config = manifest_and_config(conformance, CONFIGS[0])
     config["arch"]["args"][key] = value
     with pytest.raises(UserError, match=f"arch.args.{key}"):
-        build_model(config)
+        build_model(model_spec(config))
 
 
 def test_unknown_text_model_is_a_user_error(conformance):

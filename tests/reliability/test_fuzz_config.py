@@ -22,12 +22,11 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from crosskd.config import (ConfigError, apply_overrides, load_config, parse_custom_args,
-                            parse_set_args)
+                            parse_experiment, parse_set_args)
 from crosskd.data.synth import SynthSpec, example_config
 from crosskd.errors import UserError
 from crosskd.losses import build_objective
 from crosskd.models import build_model
-from crosskd.train.monitor import Monitor
 from crosskd.train.optim import build_optimizer, build_scheduler
 
 FUZZ = settings(max_examples=120, deadline=None, derandomize=True,
@@ -99,6 +98,8 @@ def _valid_config() -> dict[str, Any]:
         "lr_scheduler": {"type": "StepLR", "args": {"step_size": 1, "gamma": 0.95}},
         "loss": {"type": "MaxMarginRankingLoss", "args": {"margin": 0.1, "fix_norm": True}},
         "trainer": {"epochs": 1, "monitor": "max val_t2v_metrics_geometric_mean_R1-R5-R10"},
+        "data_loader": {**config["data_loader"],
+                        "args": {**config["data_loader"]["args"], "batch_size": 4}},
         "ranking_loss": True,
         "ranking_params": {"cap_w": 1.0, "cap_t": 5.0, "vid_w": 0.0, "vid_t": 5.0},
     })
@@ -123,12 +124,12 @@ PATHS = _paths(VALID)
 
 
 def _build_everything(config: dict[str, Any]) -> None:
-    """What the trainer validates before reading data, in its order."""
-    Monitor.from_config(config)
-    model = build_model(config)
-    build_objective(config)
-    optimizer = build_optimizer(config, model.parameters())
-    build_scheduler(config, optimizer)
+    """What the trainer validates before reading data: the parse, then every builder."""
+    experiment = parse_experiment(config)
+    model = build_model(experiment.model)
+    build_objective(experiment.objective)
+    optimizer = build_optimizer(experiment.trainer.optimizer, model.parameters())
+    build_scheduler(experiment.trainer.lr_scheduler, optimizer)
 
 
 @st.composite
@@ -172,9 +173,9 @@ RETYPED = [
     (("experts", "modalities"), [], "experts.modalities"),
     (("trainer", "monitor"), {"max": "R1"}, "trainer.monitor"),
     (("data_loader", "args", "feat_aggregation", "scene.densenet161.0", "feat_dims"), None,
-     "data_loader.args.feat_aggregation.scene.densenet161.0.feat_dims"),
+     'data_loader.args.feat_aggregation."scene.densenet161.0".feat_dims'),
     (("data_loader", "args", "feat_aggregation", "scene.densenet161.0", "temporal"), 3,
-     "data_loader.args.feat_aggregation.scene.densenet161.0.temporal"),
+     'data_loader.args.feat_aggregation."scene.densenet161.0".temporal'),
 ]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from crosskd.config import data_spec
 from crosskd.data.retrieval import RetrievalData
 from crosskd.data.synth import SynthSpec, example_config, write_synthetic
 
@@ -17,5 +18,5 @@ def tiny_msrvtt(tmp_path_factory):
     root = tmp_path_factory.mktemp("tiny-msrvtt") / "MSRVTT"
     write_synthetic(spec, root)
     config = example_config(spec, root, split_name="full-val", max_text_tokens=7)
-    return config, RetrievalData.from_config(config)
+    return config, RetrievalData.load(data_spec(config))
 

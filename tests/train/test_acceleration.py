@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import torch
 
+from crosskd.config import data_spec, model_spec, objective_spec
 from crosskd.data.retrieval import RetrievalData
 from crosskd.data.synth import SynthSpec, example_config, write_synthetic
 from crosskd.losses import build_objective
@@ -43,7 +44,7 @@ def tiny(tmp_path_factory):
     torch.manual_seed(0)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    yield config, build_model(config), RetrievalData.from_config(config)
+    yield config, build_model(model_spec(config)), RetrievalData.load(data_spec(config))
     torch.set_num_threads(threads)
 
 
@@ -64,14 +65,14 @@ def test_bf16_evaluation_matches_float32_within_tolerance(tiny):
 
 def test_bf16_training_loss_matches_float32_within_tolerance(tiny):
     config, model, data = tiny
-    objective = build_objective(config)
+    objective = build_objective(objective_spec(config))
     batch = data.train.batch(EpochSampler.for_split(data.train, 16).draw(
         np.arange(16), np.random.default_rng(0)))
     model.train()
     with torch.no_grad():
-        exact, _ = objective(model(batch.experts, batch.ind, batch.text), None, None)
+        exact, _ = objective(model(batch.experts, batch.ind, batch.text), batch)
         with Precision(torch.bfloat16).autocast(CPU):
-            mixed, _ = objective(model(batch.experts, batch.ind, batch.text), None, None)
+            mixed, _ = objective(model(batch.experts, batch.ind, batch.text), batch)
     assert mixed.dtype == torch.float32 and torch.isfinite(mixed)
     assert mixed.item() != exact.item()
     assert abs(mixed.item() - exact.item()) <= 0.05 * abs(exact.item())
@@ -83,14 +84,14 @@ def test_bf16_training_loss_matches_float32_within_tolerance(tiny):
                     "CROSSKD_TEST_COMPILE=1 to run")
 def test_compiled_step_matches_eager(tiny):
     config, model, data = tiny
-    objective = build_objective(config)
+    objective = build_objective(objective_spec(config))
     batch = data.train.batch(EpochSampler.for_split(data.train, 16).draw(
         np.arange(16), np.random.default_rng(0)))
     model.train()
 
     def step(forward):
         model.zero_grad(set_to_none=True)
-        loss, _ = objective(forward(batch.experts, batch.ind, batch.text), None, None)
+        loss, _ = objective(forward(batch.experts, batch.ind, batch.text), batch)
         loss.backward()
         return loss.detach(), [p.grad.clone() for p in model.parameters() if p.grad is not None]
 

@@ -7,7 +7,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from crosskd.config import ConfigError
+from crosskd.config import ConfigError, optimizer_spec, scheduler_spec
 from crosskd.errors import UserError
 from crosskd.train import fast_radam
 from crosskd.train.fast_radam import SinglePassRAdam
@@ -206,12 +206,12 @@ def test_a_failing_compile_updates_through_foreach(one_kernel_on_cpu, monkeypatc
 
 def test_build_optimizer_maps_the_config_types():
     params = _params()
-    assert type(build_optimizer({"optimizer": {"type": "RAdam", "args": ARGS}}, params)) \
+    assert type(build_optimizer(optimizer_spec({"optimizer": {"type": "RAdam", "args": ARGS}}), params)) \
         is SinglePassRAdam
-    assert type(build_optimizer({"optimizer": {"type": "Adam", "args": ARGS}}, params)) \
+    assert type(build_optimizer(optimizer_spec({"optimizer": {"type": "Adam", "args": ARGS}}), params)) \
         is torch.optim.Adam
     frozen = torch.nn.Parameter(torch.ones(2), requires_grad=False)
-    optimizer = build_optimizer({"optimizer": {"type": "SGD", "args": {"lr": 0.1}}},
+    optimizer = build_optimizer(optimizer_spec({"optimizer": {"type": "SGD", "args": {"lr": 0.1}}}),
                                 [*params, frozen])
     assert all(p is not frozen for p in optimizer.param_groups[0]["params"])
 
@@ -230,7 +230,7 @@ def test_build_optimizer_maps_the_config_types():
 ])
 def test_damaged_optimizer_blocks_are_config_errors(block, key):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
-        build_optimizer({"optimizer": block}, _params())
+        build_optimizer(optimizer_spec({"optimizer": block}), _params())
 
 
 @pytest.mark.parametrize("block, key", [
@@ -245,19 +245,19 @@ def test_damaged_optimizer_blocks_are_config_errors(block, key):
 def test_damaged_scheduler_blocks_are_config_errors(block, key):
     optimizer = torch.optim.SGD(_params(), lr=0.1)
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
-        build_scheduler({"lr_scheduler": block}, optimizer)
+        build_scheduler(scheduler_spec({"lr_scheduler": block}), optimizer)
 
 
 def test_a_valid_scheduler_leaves_the_optimizer_untouched():
     optimizer = torch.optim.SGD(_params(), lr=0.1)
-    scheduler = build_scheduler({"lr_scheduler": {"type": "StepLR",
-                                                  "args": {"step_size": 1, "gamma": 0.5}}},
+    scheduler = build_scheduler(scheduler_spec({"lr_scheduler": {"type": "StepLR",
+                                                  "args": {"step_size": 1, "gamma": 0.5}}}),
                                 optimizer)
     assert optimizer.param_groups[0]["lr"] == 0.1
     optimizer.step()
     scheduler.step()
     assert optimizer.param_groups[0]["lr"] == pytest.approx(0.05)
-    assert build_scheduler({}, optimizer) is None
+    assert build_scheduler(scheduler_spec({}), optimizer) is None
 
 
 json_values = st.recursive(
@@ -283,8 +283,8 @@ def test_any_json_block_builds_or_is_refused_with_a_user_error(optimizer, schedu
     for param in params:
         param.grad = torch.ones_like(param)
     try:
-        built = build_optimizer({"optimizer": optimizer}, params)
-        schedule = build_scheduler({"lr_scheduler": scheduler}, built)
+        built = build_optimizer(optimizer_spec({"optimizer": optimizer}), params)
+        schedule = build_scheduler(scheduler_spec({"lr_scheduler": scheduler}), built)
         if schedule is not None:
             for _ in range(3):
                 built.step()

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from crosskd.config import load_config
+from crosskd.config import load_config, model_spec
 from crosskd.models import build_model
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -106,7 +106,7 @@ def test_configs_build_the_published_model(dataset, conformance):
     configs = [ours(dataset, variant) for variant in VARIANTS]
     assert all(_model_inputs(c) == _model_inputs(configs[0]) for c in configs[1:])
     with torch.device("meta"):  # shapes only: the full-size models hold up to 376M parameters
-        model = build_model(configs[0])
+        model = build_model(model_spec(configs[0]))
     shapes = [(key, list(value.shape)) for key, value in model.state_dict().items()]
     assert shapes == [(entry["key"], entry["shape"]) for entry in manifest["state_dict"]]
     assert sum(p.numel() for p in model.parameters()) == manifest["total_parameters"]

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from crosskd.config import model_spec
 from crosskd.data.sampling import epoch_batches
 from crosskd.train.resident import ResidentTrainSplit, resident_bytes, resident_supported
 from train_support import run_config
@@ -50,7 +51,7 @@ def test_resident_eval_split_scores_like_the_host_split(data):
     from crosskd.train.resident import ResidentEvalSplit
     config, loaded = data
     torch.manual_seed(0)
-    model = build_model(config)
+    model = build_model(model_spec(config))
     cpu = torch.device("cpu")
     resident = ResidentEvalSplit(loaded.eval, cpu)
     assert resident.num_videos == loaded.eval.num_videos

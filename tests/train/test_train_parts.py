@@ -7,7 +7,7 @@ import logging
 import pytest
 import torch
 
-from crosskd.config import ConfigError
+from crosskd.config import ConfigError, optimizer_spec, scheduler_spec
 from crosskd.errors import UserError
 from crosskd.train.device import resolve_device
 from crosskd.train.monitor import Monitor
@@ -19,29 +19,29 @@ PROTOCOL = {"dataset": "MSRVTT", "split": "full-test", "captions_per_video": 20,
 
 
 def test_monitor_ties_go_to_the_later_epoch():
-    monitor = Monitor.from_config({"trainer": {"monitor": "max val_x"}})
+    monitor = Monitor.parse("max val_x")
     assert monitor.key == "val_x"
     assert monitor.improved(5.0, 5.0) and monitor.improved(6.0, 5.0)
     assert not monitor.improved(4.9, 5.0)
-    low = Monitor.from_config({"trainer": {"monitor": "min val_loss"}})
+    low = Monitor.parse("min val_loss")
     assert low.improved(1.0, 1.0) and not low.improved(1.1, 1.0)
     with pytest.raises(ConfigError, match="trainer.monitor"):
-        Monitor.from_config({"trainer": {"monitor": "best val_x"}})
+        Monitor.parse("best val_x")
 
 
 def test_optimizer_and_scheduler_follow_the_config():
     params = [torch.nn.Parameter(torch.ones(2))]
     config = {"optimizer": {"type": "RAdam", "args": {"lr": 1e-3, "weight_decay": 1e-5}},
               "lr_scheduler": {"type": "StepLR", "args": {"step_size": 1, "gamma": 0.5}}}
-    optimizer = build_optimizer(config, params)
+    optimizer = build_optimizer(optimizer_spec(config), params)
     assert isinstance(optimizer, torch.optim.RAdam)
     assert optimizer.defaults["weight_decay"] == 1e-5
-    scheduler = build_scheduler(config, optimizer)
+    scheduler = build_scheduler(scheduler_spec(config), optimizer)
     optimizer.step()
     scheduler.step()
     assert optimizer.param_groups[0]["lr"] == pytest.approx(5e-4)
     with pytest.raises(ConfigError, match="Ranger"):
-        build_optimizer({"optimizer": {"type": "Ranger", "args": {}}}, params)
+        build_optimizer(optimizer_spec({"optimizer": {"type": "Ranger", "args": {}}}), params)
 
 
 def test_device_is_chosen_aloud_and_refused_where_it_does_not_exist(monkeypatch, caplog):

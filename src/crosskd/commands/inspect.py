@@ -10,7 +10,7 @@ from typing import Any, Mapping
 import torch
 
 from crosskd.checkpoint import load_original_checkpoint
-from crosskd.config import load_config
+from crosskd.config import check_config, load_config, model_spec
 from crosskd.errors import UserError
 from crosskd.models import build_model
 
@@ -34,8 +34,10 @@ def _entries(state_dict: Mapping[str, torch.Tensor]) -> list[dict[str, Any]]:
 
 def describe_config(path: Path) -> dict[str, Any]:
     """Modalities, dims, parameter count and state-dict manifest of the model a config builds."""
+    config = load_config(path)
+    check_config(config, f"config {path}")
     with torch.device("meta"):  # shapes only: no memory for the weights
-        model = build_model(load_config(path))
+        model = build_model(model_spec(config))
     dims = model.dims
     state_dict = model.state_dict()
     return {

@@ -9,8 +9,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from crosskd.config import (Config, apply_overrides, check_config, load_config, parse_custom_args,
-                            parse_set_args)
+from crosskd.config import (Config, ExperimentConfig, apply_overrides, check_config, load_config,
+                            parse_custom_args, parse_experiment, parse_set_args)
 from crosskd.errors import UserError
 from crosskd.train.seeds import check_seed
 
@@ -44,8 +44,9 @@ def default_cache_dir() -> Path:
     return Path(base) / "crosskd" / "packed"
 
 
-def config_from_args(args: argparse.Namespace, fallback: Config | None = None) -> Config | None:
-    """The config file with the overrides applied (or `fallback`, e.g. a checkpoint's).
+def config_from_args(args: argparse.Namespace, fallback: Config | None = None
+                     ) -> ExperimentConfig | None:
+    """The config file with the overrides applied (or `fallback`, e.g. a checkpoint's), parsed.
 
     Unknown keys (in the file, in `--custom_args`, in `--set`) and mistyped values are refused
     here, before any data is read, each naming the closest known key.
@@ -60,8 +61,7 @@ def config_from_args(args: argparse.Namespace, fallback: Config | None = None) -
     check_config(base, source)
     config = apply_overrides(base, parse_custom_args(args.custom_args), "--custom_args")
     config = apply_overrides(config, parse_set_args(args.set_args), "--set")
-    check_config(config, "the config with --custom_args/--set applied")
-    return config
+    return parse_experiment(config, "the config with --custom_args/--set applied")
 
 
 def parse_seeds(text: str | None) -> list[int] | None:

@@ -7,7 +7,6 @@ import logging
 
 from crosskd.commands.options import (add_common_options, check_out_writable, config_from_args,
                                       write_json)
-from crosskd.config import with_eval_settings
 from crosskd.errors import UserError
 from crosskd.checkpoint.reader import stored_config
 from crosskd.train.device import resolve_device
@@ -36,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     if config is None:
         config = config_from_args(args, fallback=stored_config(args.resume))
     if args.eval_from_training_config:
-        config = with_eval_settings(config)
+        config = config.evaluation()
     metrics = evaluate_checkpoint(config, args.resume, resolve_device(args.device),
                                   cache_dir=args.cache_dir)
     print(format_result(args.resume, metrics))

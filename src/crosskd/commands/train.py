@@ -8,7 +8,6 @@ from pathlib import Path
 
 from crosskd.commands.options import (add_common_options, check_out_writable, config_from_args,
                                       parse_seeds, write_json)
-from crosskd.config import require
 from crosskd.errors import UserError
 from crosskd.train.device import resolve_device
 from crosskd.train.report import format_result
@@ -35,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
     check_out_writable(args.out)
     if args.resume:
         seed, metrics = resume_run(args.resume,
-                                   lambda stored: config_from_args(args, fallback=stored),
+                                   lambda stored: config_from_args(args, fallback=stored).raw,
                                    resolve_device(args.device), args.cache_dir)
         results = {seed: metrics}
         name = Path(args.resume).name
@@ -44,8 +43,8 @@ def run(args: argparse.Namespace) -> int:
         if config is None:
             raise UserError("train needs --config <config.json> (or --resume <run folder>)")
         name = Path(args.config).stem
-        results = train_seeds(config, name, seeds or [require(config, "seed", int, default=0)],
-                              resolve_device(args.device), args.cache_dir)
+        results = train_seeds(config, name, seeds or [config.seed], resolve_device(args.device),
+                              args.cache_dir)
     summary = results_object(results)
     print(format_result(name, summary))
     write_json(args.out, summary)

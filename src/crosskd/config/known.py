@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator, Mapping
 
 from crosskd.config.paths import KeyPath, format_path, parse_path
-from crosskd.config.schema import EVAL_ONLY_IGNORED, IGNORED, OPEN, USED
+from crosskd.config.schema import IGNORED, OPEN, USED
 from crosskd.errors import ConfigError
 
 WILDCARD = "*"
@@ -44,11 +44,10 @@ def _build() -> _Node:
         node.kinds, node.open = kinds, pattern in OPEN
     for pattern, reason in IGNORED.items():
         _insert(root, pattern).ignored = reason
+    # eval_settings is merged over the whole config: it may hold any other top-level key
     evaluation = root.children["eval_settings"]
     evaluation.children = {key: node for key, node in root.children.items()
                            if key != "eval_settings"}
-    for key, reason in EVAL_ONLY_IGNORED.items():
-        evaluation.children[key] = _Node(ignored=reason)
     return root
 
 

@@ -3,7 +3,7 @@ the original format it accepts and ignores (with the reason).
 
 `*` stands for any name: an expert (`imagenet.senet154.0`), "text", a feature type. A key
 that is neither here nor below an open or ignored section is refused with the closest
-known key (crosskd.config.known). To add a key: add its row here, read it in the part
+known key (crosskd.config.known). `eval_settings` may hold any top-level key but itself. To add a key: add its row here, read it in the part
 that uses it (crosskd.config.parts / experiment), and name it in docs/USAGE.md.
 """
 
@@ -129,10 +129,7 @@ IGNORED: dict[str, str] = {
                                                      "no crosskd layout reads it",
     "trainer.save_only_best": "crosskd keeps model_best.pth and checkpoint_last.pth",
     "trainer.verbosity": "the original's log level; crosskd logs through Python logging",
-}
-
-#: keys only `eval_settings` holds (the original tester's), besides any key above.
-EVAL_ONLY_IGNORED: dict[str, str] = {
+    # the original tester's settings, which `eval_settings` holds and merges to the top
     "tester": "the original tester's output folder and log level; `test --out` writes "
               "the metrics",
     "disable_gpu": "choose the device with --device",

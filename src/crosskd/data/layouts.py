@@ -11,9 +11,8 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from crosskd.data.errors import DataError, MissingDataDirError, MissingFileError, SplitListError
+from crosskd.data.spec import DataSpec
 from crosskd.datasets import DATASETS, DatasetLayout
-
-FIXED_TEMPORAL = frozenset({"avg", "max", "ent", "std"})
 
 
 #: every dataset's layout by its `data_loader.args.dataset_name` (from crosskd.datasets).
@@ -36,17 +35,6 @@ def split_lists(layout: DatasetLayout, split_name: str) -> tuple[str, str]:
     except KeyError:
         raise DataError(f"config key data_loader.args.split_name: {layout.name} has no split "
                         f"{split_name!r}; use one of {', '.join(layout.splits)}") from None
-
-
-def is_variable_length(aggregation: Mapping[str, Any], expert: str) -> bool:
-    """True for experts stored as token sequences (temporal "vlad"), False for vectors."""
-    temporal = aggregation.get("temporal", "")
-    if temporal == "vlad":
-        return True
-    if temporal and all(part in FIXED_TEMPORAL for part in temporal.split("-")):
-        return False
-    raise DataError(f"config key data_loader.args.feat_aggregation.{expert}.temporal: unknown "
-                    f"temporal aggregation {temporal!r}; use vlad or avg/max/ent/std (joined by -)")
 
 
 def visual_feat_paths(expert: str, aggregation: Mapping[str, Any]) -> tuple[str, ...]:
@@ -86,11 +74,10 @@ def text_feat_path(layout: DatasetLayout, text_feat: str) -> str:
     return f"aggregated_text_feats/{name}"
 
 
-def data_root(config: Mapping[str, Any]) -> Path:
+def data_root(spec: DataSpec) -> Path:
     """`<data_dir>/<root_feat_folder>` (relative data_dir resolves against the working dir)."""
-    args = config["data_loader"]["args"]
-    data_dir = Path(args["data_dir"])
-    root = data_dir / args.get("root_feat_folder", "high-quality/structured-symlinks")
+    data_dir = spec.data_dir
+    root = data_dir / spec.root_feat_folder
     if not data_dir.is_dir():
         raise MissingDataDirError(
             f"data directory {data_dir.resolve()} (config key data_loader.args.data_dir) does "
@@ -103,16 +90,14 @@ def data_root(config: Mapping[str, Any]) -> Path:
     return root
 
 
-def teacher_paths(config: Mapping[str, Any], root: Path) -> list[Path]:
+def teacher_paths(spec: DataSpec, root: Path) -> list[Path]:
     """TeachText teacher pickles: under distil_params.base_path if usable, else root/teachers."""
-    params = config.get("distil_params") or {}
-    base = str(params.get("base_path") or "teachers/")
-    base_dir = Path(base)
+    base_dir = Path(spec.teacher_base_path)
     if not base_dir.is_absolute():
         base_dir = root / base_dir
     elif not base_dir.is_dir():
         base_dir = root / "teachers"
-    return [base_dir / name for name in params.get("teachers", [])]
+    return [base_dir / name for name in spec.teachers]
 
 
 def read_split_list(path: Path, layout: DatasetLayout, split_name: str) -> list[str]:

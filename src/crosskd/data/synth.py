@@ -21,6 +21,7 @@ from crosskd.data import layouts
 from crosskd.data.errors import DataError
 from crosskd.data.picklewriter import write_dict_pickle, write_expert_store, write_pickle
 from crosskd.datasets import DATASETS
+from crosskd.experts import TOKEN_DIMS
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,6 @@ VISUAL_AGGREGATION: dict[str, dict[str, Any]] = {
                             "inner_stride": 1},
     "imagenet.resnext101_32x48d.0": {"fps": 25, "pixel_dim": 256, "stride": 1, "offset": 0},
 }
-TOKEN_DIMS = {"audio": 128, "speech": 300}
 TEACHER_FILES = ("train-full-ce-refined-text-w2v.pkl", "train-full-ce-refined-text-gpt2-xl.pkl",
                  "train-full-ce-refined-text-gpt2-xl-finetuned.pkl")
 

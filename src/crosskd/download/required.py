@@ -7,39 +7,34 @@ download and the loader can never disagree.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Mapping
 
-from crosskd.config import with_eval_settings
+from crosskd.config import Config, ExperimentConfig, as_experiment
 from crosskd.data.layouts import expert_paths, get_layout, split_lists, text_feat_path
 
-Config = Mapping[str, Any]
-DEFAULT_ROOT_FEAT_FOLDER = "high-quality/structured-symlinks"
 
-
-def required_files(config: Config) -> list[str]:
+def required_files(config: ExperimentConfig | Config) -> list[str]:
     """Paths, relative to `<data_dir>/<root_feat_folder>`, that training and testing `config` read."""
-    args = config["data_loader"]["args"]
-    layout = get_layout(args["dataset_name"])
-    eval_split = with_eval_settings(dict(config))["data_loader"]["args"]["split_name"]
+    experiment = as_experiment(config)
+    data = experiment.data
+    layout = get_layout(data.dataset_name)
     files: list[str] = []
-    for split in dict.fromkeys((args["split_name"], eval_split)):
+    for split in dict.fromkeys((data.split_name, experiment.evaluation().data.split_name)):
         files += split_lists(layout, split)
         if split in layout.caption_index_files:
             files.append(layout.caption_index_files[split])
-    for expert in config["experts"]["modalities"]:
-        files += expert_paths(layout, expert, args.get("feat_aggregation", {}))
-    files.append(text_feat_path(layout, config["experts"]["text_feat"]))
+    for expert in data.modalities:
+        files += expert_paths(layout, expert, data.aggregation)
+    files.append(text_feat_path(layout, data.text_feat))
     files += (layout.raw_captions, *layout.extra_files)
-    if config.get("distil_loss"):
-        files += [f"teachers/{name}" for name in config["distil_params"]["teachers"]]
+    files += [f"teachers/{name}" for name in data.teachers]
     return list(dict.fromkeys(files))
 
 
-def missing_files(dataset_dir: str | Path, config: Config) -> list[str]:
+def missing_files(dataset_dir: str | Path, config: ExperimentConfig | Config) -> list[str]:
     """The required files of `config` that are absent under `dataset_dir/<root_feat_folder>`."""
-    folder = config["data_loader"]["args"].get("root_feat_folder", DEFAULT_ROOT_FEAT_FOLDER)
-    feat_root = Path(dataset_dir) / folder
-    return [name for name in required_files(config) if not (feat_root / name).is_file()]
+    experiment = as_experiment(config)
+    feat_root = Path(dataset_dir) / experiment.data.root_feat_folder
+    return [name for name in required_files(experiment) if not (feat_root / name).is_file()]
 
 
 VARIANTS = ("cecap", "ttcap")

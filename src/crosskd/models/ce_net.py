@@ -13,24 +13,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from crosskd.config import ConfigError, require
-from crosskd.errors import UserError
+from crosskd.experts import ModelDims
 from crosskd.models.collaborative_gating import collaborative_embeddings, gate_mlp_layers
-from crosskd.models.dims import ModelDims, model_dims
 from crosskd.models.embeddings import TextEmbedding, VideoEmbedding
 from crosskd.models.gating import GatedEmbeddingUnit, GatedEmbeddingUnitReasoning, ReduceDim
 from crosskd.models.mixture import mixture_weights
 from crosskd.models.netvlad import NetVLAD
+from crosskd.models.pooling import pooling_layer
 from crosskd.models.similarity import similarity_matrices
+from crosskd.models.spec import ModelSpec
 from crosskd.ops import RecycledBuffers, shared_input_linear
-
-#: arch.args values of every published config; other values were ablations we do not carry.
-PUBLISHED_ARCH_ARGS: dict[str, Any] = {
-    "use_mish": 1, "use_bn_reason": 1, "num_h_layers": 0, "include_self": 1,
-    "l2renorm": False, "keep_missing_modalities": False, "test_caption_mode": "indep",
-    "randomise_feats": "", "mimic_ce_dims": 0,
-}
-SUPPORTED_USE_CE = ("pairwise", "")
 
 
 class CollaborativeExperts(nn.Module):
@@ -89,18 +81,18 @@ class CollaborativeExperts(nn.Module):
 class CENet(nn.Module):
     """Video-text retrieval network: NetVLAD pooling, per-expert embeddings, mixture scoring."""
 
-    def __init__(self, dims: ModelDims, shared_dim: int, vlad_clusters: Mapping[str, int],
+    def __init__(self, dims: ModelDims, shared_dim: int, text_clusters: int,
                  text_ghost_clusters: int, collaborative: bool = True,
                  num_g_layers: int = 3) -> None:
         super().__init__()
         self.dims = dims
         self.modalities = dims.modalities
         self.pooling = nn.ModuleDict({
-            name: NetVLAD(dims.raw_input_dims[name], vlad_clusters[name])
-            for name in dims.vlad_experts})
-        self.text_pooling = NetVLAD(dims.text_dim, vlad_clusters["text"], text_ghost_clusters)
+            name: pooling_layer(kind, dims.raw_input_dims[name], size)
+            for name, (kind, size) in dims.pooled.items()})
+        self.text_pooling = NetVLAD(dims.text_dim, text_clusters, text_ghost_clusters)
         pooled_dims = ModelDims(dims.modalities, dims.expert_dims, dims.raw_input_dims,
-                                self.text_pooling.out_dim, dims.vlad_experts)
+                                self.text_pooling.out_dim, dims.pooled)
         self.ce = CollaborativeExperts(pooled_dims, shared_dim, collaborative, num_g_layers)
 
     def recycle_gradients(self, buffers: RecycledBuffers | None) -> None:
@@ -149,44 +141,8 @@ class CENet(nn.Module):
         }
 
 
-def _check_arch_args(config: Mapping[str, Any]) -> None:
-    """Refuse ablation settings no published config uses, naming the key and the fix."""
-    args = require(config, "arch.args", (dict, type(None)), default=None) or {}
-    use_ce = require(config, "arch.args.use_ce", str, default="pairwise")
-    if use_ce not in SUPPORTED_USE_CE:
-        raise UserError(f"config key arch.args.use_ce = {use_ce!r} is not supported; "
-                        "use \"pairwise\" (CE) or \"\" (MoEE)")
-    for key, published in PUBLISHED_ARCH_ARGS.items():
-        value = args.get(key, published)
-        if value != published and not (isinstance(published, str) and not value):
-            raise UserError(f"config key arch.args.{key} = {value!r} is not supported (an "
-                            f"ablation of the original code); set it to {published!r}")
-    if require(config, "arch.args.num_g_layers", int, default=3) < 1:
-        raise UserError("config key arch.args.num_g_layers must be at least 1")
-    require(config, "arch.args.vlad_clusters", dict)
-    text_clusters = require(config, "arch.args.vlad_clusters.text", (int, type(None)),
-                            default=None)
-    if not text_clusters or text_clusters < 1:
-        raise UserError("config key arch.args.vlad_clusters.text must be a positive number of "
-                        "NetVLAD clusters for the caption tokens")
-    require(config, "arch.args.ghost_clusters", (dict, type(None)), default=None)
-    if require(config, "arch.args.ghost_clusters.text", int, default=0) < 0:
-        raise ConfigError("config key arch.args.ghost_clusters.text must be an integer >= 0")
-
-
-def build_model(config: Mapping[str, Any]) -> CENet:
-    """Build the CENet a (resolved) config describes, with freshly initialised weights."""
-    arch = require(config, "arch", (dict, type(None)), default=None) or {}
-    if require(config, "arch.type", (str, type(None)), default="CENet") != "CENet":
-        raise UserError(f"config key arch.type = {arch.get('type')!r}: only CENet is supported")
-    _check_arch_args(config)
-    args = arch.get("args") or {}
-    dims = model_dims(config)
-    return CENet(
-        dims,
-        shared_dim=require(config, "experts.ce_shared_dim", (int, type(None)), default=None),
-        vlad_clusters=args["vlad_clusters"],
-        text_ghost_clusters=require(config, "arch.args.ghost_clusters.text", int, default=0),
-        collaborative=bool(args.get("use_ce", "pairwise")),
-        num_g_layers=require(config, "arch.args.num_g_layers", int, default=3),
-    )
+def build_model(spec: ModelSpec) -> CENet:
+    """Build the CENet a model part describes, with freshly initialised weights."""
+    return CENet(spec.dims, shared_dim=spec.shared_dim, text_clusters=spec.text_clusters,
+                 text_ghost_clusters=spec.text_ghost_clusters, collaborative=spec.collaborative,
+                 num_g_layers=spec.num_g_layers)

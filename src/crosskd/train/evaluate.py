@@ -22,18 +22,19 @@ from tqdm import tqdm
 
 from crosskd.checkpoint.original import load_original_state_dict
 from crosskd.checkpoint.paging import release_weights_after_use
-from crosskd.config import Config
+from crosskd.config import Config, ExperimentConfig, as_experiment
 from crosskd.data.batch import Batch
 from crosskd.data.retrieval import RetrievalData
 from crosskd.data.sampling import EvalBatches
 from crosskd.metrics import t2v_metrics, v2t_metrics
 from crosskd.models import build_model
+from crosskd.models.spec import ModelSpec
 from crosskd.models.embeddings import TextEmbedding, VideoEmbedding
 from crosskd.models.similarity import cross_view_similarity
 from crosskd.checkpoint.reader import read_checkpoint
 from crosskd.train.mapped import release_mapped_pages
 from crosskd.train.precision import Precision
-from crosskd.train.runtime import RuntimeSettings, cpu_threads_for, set_cpu_threads
+from crosskd.train.runtime import cpu_threads_for, set_cpu_threads
 
 log = logging.getLogger(__name__)
 
@@ -137,8 +138,8 @@ def evaluate(model: torch.nn.Module, eval_split: EvalBatches, device: torch.devi
             "protocol": protocol_of(eval_split)}
 
 
-def load_model(config: Config, checkpoint_path: str | Path) -> torch.nn.Module:
-    """The model `config` describes with a checkpoint's weights (ours or the original's).
+def load_model(spec: ModelSpec, checkpoint_path: str | Path) -> torch.nn.Module:
+    """The model `spec` describes with a checkpoint's weights (ours or the original's).
 
     The model is built without weights (meta device) and takes the checkpoint's tensors,
     which for our checkpoints are memory-mapped: the weights are held once, not twice, and
@@ -146,7 +147,7 @@ def load_model(config: Config, checkpoint_path: str | Path) -> torch.nn.Module:
     """
     state_dict, _ = read_checkpoint(checkpoint_path)
     with torch.device("meta"):
-        model = build_model(config)
+        model = build_model(spec)
     with warnings.catch_warnings():  # the checks load into meta tensors: a no-op by design
         warnings.filterwarnings("ignore", message=".*to a meta parameter.*")
         load_original_state_dict(model, state_dict, source=str(checkpoint_path))
@@ -155,17 +156,18 @@ def load_model(config: Config, checkpoint_path: str | Path) -> torch.nn.Module:
     return model
 
 
-def evaluate_checkpoint(config: Config, checkpoint_path: str | Path,
+def evaluate_checkpoint(config: ExperimentConfig | Config, checkpoint_path: str | Path,
                         device: torch.device | str = "cpu",
                         cache_dir: str | Path | None = None) -> dict[str, Any]:
     """Build the model `config` describes, load a checkpoint (ours or the original's) and test it.
 
-    `config` is used as given: merge `eval_settings` first (crosskd.config.with_eval_settings)
-    for the published test protocol. `cache_dir` keeps the packed features between calls.
+    `config` is used as given: take `ExperimentConfig.evaluation()` (eval_settings merged) for
+    the published test protocol. `cache_dir` keeps the packed features between calls.
     """
+    experiment = as_experiment(config)
     device = torch.device(device)
-    model = load_model(config, checkpoint_path).to(device)
+    model = load_model(experiment.model, checkpoint_path).to(device)
     set_cpu_threads(cpu_threads_for(model, device))
-    data = RetrievalData.from_config(config, cache_dir=cache_dir)
-    precision = Precision.from_amp(RuntimeSettings.from_config(config).amp)
+    data = RetrievalData.load(experiment.data, cache_dir=cache_dir)
+    precision = Precision.from_amp(experiment.runtime.amp)
     return evaluate(model, data.eval, device, precision=precision)

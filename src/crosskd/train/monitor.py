@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from crosskd.config import Config, ConfigError, require
+from crosskd.errors import ConfigError
 
 DEFAULT_MONITOR = "max val_t2v_metrics_geometric_mean_R1-R5-R10"
 
@@ -18,10 +18,8 @@ class Monitor:
     key: str
 
     @classmethod
-    def from_config(cls, config: Config) -> "Monitor":
-        """Parse `trainer.monitor`; `off` keeps the last epoch as the best one."""
-        require(config, "trainer", (dict, type(None)), default=None)
-        text = require(config, "trainer.monitor", str, default=DEFAULT_MONITOR)
+    def parse(cls, text: str = DEFAULT_MONITOR) -> "Monitor":
+        """Parse a `trainer.monitor` value; `off` keeps the last epoch as the best one."""
         if text == "off":
             return cls("off", "")
         mode, _, key = text.partition(" ")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import copy
 import json
 import logging
 import tempfile
@@ -14,7 +13,7 @@ from typing import Any, Callable, Iterator, Sequence
 import torch
 
 from crosskd.checkpoint.run_state import BEST_NAME, load_run_state, resolve_resume_path
-from crosskd.config import Config, require, with_eval_settings
+from crosskd.config import Config, ExperimentConfig, as_experiment, require
 from crosskd.data.retrieval import RetrievalData
 from crosskd.diskwrites import reported_write, write_error, write_text_atomically
 from crosskd.errors import UserError
@@ -64,11 +63,11 @@ def _removed_if_empty(run_dir: Path) -> Iterator[None]:
         raise
 
 
-def final_test(config: Config, run_dir: Path, device: torch.device,
+def final_test(config: ExperimentConfig | Config, run_dir: Path, device: torch.device,
                cache_dir: Path | None = None) -> dict[str, Any]:
     """Test the selected (best) model with `eval_settings` merged in; saved beside the run."""
-    metrics = evaluate_checkpoint(with_eval_settings(config), run_dir / BEST_NAME, device,
-                                  cache_dir)
+    metrics = evaluate_checkpoint(as_experiment(config).evaluation(), run_dir / BEST_NAME,
+                                  device, cache_dir)
     write_text_atomically(run_dir / TEST_METRICS_NAME, json.dumps(metrics, indent=1) + "\n",
                           f"free disk space and test again with crosskd test --resume {run_dir}")
     t2v = metrics["t2v"]
@@ -77,19 +76,19 @@ def final_test(config: Config, run_dir: Path, device: torch.device,
     return metrics
 
 
-def train_and_test(config: Config, run_dir: Path, device: torch.device,
+def train_and_test(config: ExperimentConfig | Config, run_dir: Path, device: torch.device,
                    resume: Path | None = None, cache_dir: Path | None = None) -> dict[str, Any]:
     """Train one run (or finish a resumed one), then run the final test on its best model."""
-    data = RetrievalData.from_config(config, cache_dir=cache_dir)
-    _train(config, run_dir, device, data, resume)
-    return final_test(config, run_dir, device, data.cache_dir)
+    experiment = as_experiment(config)
+    data = RetrievalData.load(experiment.data, cache_dir=cache_dir)
+    _train(experiment, run_dir, device, data, resume)
+    return final_test(experiment, run_dir, device, data.cache_dir)
 
 
-def _train(config: Config, run_dir: Path, device: torch.device, data: RetrievalData,
-           resume: Path | None) -> None:
+def _train(experiment: ExperimentConfig, run_dir: Path, device: torch.device,
+           data: RetrievalData, resume: Path | None) -> None:
     """Train one run; the model and optimizer are freed on return, before the final test."""
-    trainer = Trainer(config, run_dir, device, seed=require(config, "seed", int, default=0),
-                      data=data)
+    trainer = Trainer(experiment, run_dir, device, seed=experiment.seed, data=data)
     if resume is not None:
         trainer.resume(resume)
     result = trainer.train()
@@ -97,7 +96,8 @@ def _train(config: Config, run_dir: Path, device: torch.device, data: RetrievalD
              trainer.monitor.key or "epoch", result.monitor_best)
 
 
-def train_seeds(config: Config, experiment: str, seeds: Sequence[int], device: torch.device,
+def train_seeds(config: ExperimentConfig | Config, experiment: str, seeds: Sequence[int],
+                device: torch.device,
                 cache_dir: Path | None = None) -> dict[int, dict[str, Any]]:
     """One run per seed (same config otherwise); the final test metrics of each.
 
@@ -106,12 +106,12 @@ def train_seeds(config: Config, experiment: str, seeds: Sequence[int], device: t
     for seed in seeds:
         check_seed(seed, "config key seed")
     timestamp = time.strftime("%Y-%m-%d_%H-%M-%S")
+    base = as_experiment(config)
     results = {}
     with tempfile.TemporaryDirectory(prefix="crosskd-cache-") as scratch:
         for seed in seeds:
-            seeded = copy.deepcopy(config)
-            seeded["seed"] = int(seed)
-            run_dir = run_folder(seeded, experiment, seed, timestamp)
+            seeded = base.with_seed(seed)
+            run_dir = run_folder(seeded.raw, experiment, seed, timestamp)
             log.info("training seed %d in %s", seed, run_dir)
             with _removed_if_empty(run_dir):
                 results[int(seed)] = train_and_test(seeded, run_dir, device,
@@ -128,10 +128,9 @@ def resume_run(resume: str | Path, overrides: Callable[[Config], Config], device
     """
     checkpoint = resolve_resume_path(resume)
     stored = load_run_state(checkpoint)["config"]
-    config = {**overrides(stored), "seed": stored.get("seed", 0)}
-    seed = require(config, "seed", int)
-    return seed, train_and_test(config, checkpoint.parent, device, resume=checkpoint,
-                                cache_dir=cache_dir)
+    experiment = as_experiment({**overrides(stored), "seed": stored.get("seed", 0)})
+    return experiment.seed, train_and_test(experiment, checkpoint.parent, device,
+                                           resume=checkpoint, cache_dir=cache_dir)
 
 
 def results_object(results: dict[int, dict[str, Any]]) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from typing import Any, Callable, Mapping
 
 import torch
 
-from crosskd.config import ConfigError
+from crosskd.errors import ConfigError
 from crosskd.train.precision import AMP_CHOICES, Precision
 
 log = logging.getLogger(__name__)

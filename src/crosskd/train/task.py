@@ -29,4 +29,4 @@ class RetrievalTask(nn.Module):
     def forward(self, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """The total loss of `batch` and each term's detached value (device scalars)."""
         output = self._forward(batch.experts, batch.ind, batch.text)
-        return self.objective.terms(output, batch.distil_text, batch.distil_video)
+        return self.objective.terms(output, batch)

@@ -23,7 +23,7 @@ from crosskd.checkpoint.background import BackgroundWriter, snapshot
 from crosskd.checkpoint.original import load_original_state_dict
 from crosskd.checkpoint.run_state import (BEST_NAME, LAST_NAME, load_run_state,
                                          remove_stale_temporaries, save_run_state)
-from crosskd.config import Config, ConfigError, require, save_config
+from crosskd.config import Config, ConfigError, ExperimentConfig, as_experiment, save_config
 from crosskd.data.retrieval import RetrievalData
 from crosskd.errors import UserError
 from crosskd.losses import build_objective
@@ -35,12 +35,11 @@ from crosskd.train.history import EpochLog
 from crosskd.train.interrupts import (EpochPosition, StopRequests, TrainingInterrupted,
                                       stop_requests)
 from crosskd.train.mapped import release_mapped_pages
-from crosskd.train.monitor import Monitor
 from crosskd.train.optim import build_optimizer, build_scheduler
 from crosskd.train.resident import (ResidentEvalSplit, ResidentTrainSplit, resident_bytes,
                                     resident_supported)
 from crosskd.train.runners import build_runner
-from crosskd.train.runtime import RuntimeSettings, resolve_runtime
+from crosskd.train.runtime import resolve_runtime
 from crosskd.train.seeds import capture_rng_state, restore_rng_state, seed_everything
 from crosskd.train.task import RetrievalTask
 
@@ -72,30 +71,25 @@ def _flatten_metrics(prefix: str, metrics: dict[str, Any]) -> dict[str, float]:
 class Trainer:
     """Trains the model a config describes; resumable from its last checkpoint."""
 
-    def __init__(self, config: Config, run_dir: Path, device: torch.device, seed: int,
-                 data: RetrievalData | None = None) -> None:
-        self.config = config
+    def __init__(self, config: ExperimentConfig | Config, run_dir: Path, device: torch.device,
+                 seed: int, data: RetrievalData | None = None) -> None:
+        experiment = as_experiment(config)
+        self.config = experiment.raw
         self.run_dir = Path(run_dir)
         self.device = device
-        require(config, "trainer", (dict, type(None)), default=None)
-        self.epochs = require(config, "trainer.epochs", int, default=1)
-        if self.epochs < 1:
-            raise ConfigError(f"config key trainer.epochs must be an integer >= 1, got "
-                              f"{self.epochs}")
-        self.val_freq = max(1, require(config, "trainer.val_freq", int, default=1))
-        self.save_period = max(1, require(config, "trainer.save_period", int, default=1))
-        self.tensorboard = bool(require(config, "trainer.tensorboard", (bool, int), default=True))
-        self.batch_size = require(config, "data_loader.args.batch_size", int)
-        if self.batch_size < 1:
-            raise ConfigError("config key data_loader.args.batch_size must be an integer > 0, "
-                              f"got {self.batch_size}")
-        self.monitor = Monitor.from_config(config)
+        settings = experiment.trainer
+        self.epochs = settings.epochs
+        self.val_freq = settings.val_freq
+        self.save_period = settings.save_period
+        self.tensorboard = settings.tensorboard
+        self.batch_size = settings.batch_size
+        self.monitor = settings.monitor
         self.data_rng = seed_everything(seed)
-        self.data = data if data is not None else RetrievalData.from_config(config)
-        self.model = build_model(config).to(device)
-        self.optimizer = build_optimizer(config, self.model.parameters())
+        self.data = data if data is not None else RetrievalData.load(experiment.data)
+        self.model = build_model(experiment.model).to(device)
+        self.optimizer = build_optimizer(settings.optimizer, self.model.parameters())
         self.runtime = resolve_runtime(
-            RuntimeSettings.from_config(config), device, self.optimizer, self.model,
+            experiment.runtime, device, self.optimizer, self.model,
             resident_supported=resident_supported(self.data.train),
             resident_bytes=lambda tokens: resident_bytes(self.data.train, tokens))
         self.runtime.apply_threads()
@@ -107,11 +101,11 @@ class Trainer:
             self.eval_batches = ResidentEvalSplit(self.data.eval, device, tokens)
         self.sampler = EpochSampler.for_split(self.train_batches, self.batch_size)
         self.writer = BackgroundWriter() if self.runtime.background_checkpoints else None
-        self.task = RetrievalTask(self.model, build_objective(config).to(device),
+        self.task = RetrievalTask(self.model, build_objective(experiment.objective).to(device),
                                   forward=self.runtime.compiled(self.model))
         self.runner = build_runner(self.runtime, self.task, self.optimizer,
                                    before_capture=self.writer.wait if self.writer else _nothing)
-        self.scheduler = build_scheduler(config, self.optimizer)
+        self.scheduler = build_scheduler(settings.lr_scheduler, self.optimizer)
         self.start_epoch = 1
         self.best = self.monitor.worst
         self.best_epoch = 0
