@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from reliability_support import SCENE_FILE, assert_one_line_error
+from crosskd.config import data_spec
 from crosskd.data import fingerprint, store
 from crosskd.data.retrieval import RetrievalData
 
@@ -51,7 +52,7 @@ def test_p1_same_size_replacement_with_its_mtime_restored_is_not_served_stale(cl
                                                                               tmp_path):
     cache = tmp_path / "cache"
     workspace.rewrite_pickle(SCENE_FILE, lambda d: d)  # the layout the replacement will have
-    RetrievalData.from_config(workspace.config, cache_dir=cache)
+    RetrievalData.load(data_spec(workspace.config), cache_dir=cache)
     path = _replace_keeping_size_and_mtime(workspace, _poison)
     result = cli("train", "--config", workspace.config_path, "--cache_dir", cache)
     assert_one_line_error(result, str(path), "NaN/inf")
@@ -60,13 +61,13 @@ def test_p1_same_size_replacement_with_its_mtime_restored_is_not_served_stale(cl
 def test_p1b_fresh_features_after_a_same_size_replacement(workspace, tmp_path):
     cache = tmp_path / "cache"
     workspace.rewrite_pickle(SCENE_FILE, lambda d: d)
-    before = _scene_values(RetrievalData.from_config(workspace.config, cache_dir=cache))
+    before = _scene_values(RetrievalData.load(data_spec(workspace.config), cache_dir=cache))
 
     def doubled(data):
         return {k: (v * 2 if isinstance(v, np.ndarray) else v) for k, v in data.items()}
 
     _replace_keeping_size_and_mtime(workspace, doubled)
-    after = _scene_values(RetrievalData.from_config(workspace.config, cache_dir=cache))
+    after = _scene_values(RetrievalData.load(data_spec(workspace.config), cache_dir=cache))
     available = before != 0
     np.testing.assert_allclose(after[available], 2 * before[available])
 
@@ -75,17 +76,17 @@ def test_p1c_unchanged_files_are_hashed_once_and_a_chmod_repacks_nothing(workspa
                                                                          monkeypatch):
     monkeypatch.setattr(fingerprint, "RACY_SECONDS", 0.0)
     cache = tmp_path / "cache"
-    RetrievalData.from_config(workspace.config, cache_dir=cache)
+    RetrievalData.load(data_spec(workspace.config), cache_dir=cache)
     hashed, packed = [], []
     real_digest, real_pack = fingerprint.content_digest, store._pack
     monkeypatch.setattr(fingerprint, "content_digest", lambda p: hashed.append(p) or
                         real_digest(p))
     monkeypatch.setattr(store, "_pack", lambda *a: packed.append(a) or real_pack(*a))
-    RetrievalData.from_config(workspace.config, cache_dir=cache)
+    RetrievalData.load(data_spec(workspace.config), cache_dir=cache)
     assert hashed == [] and packed == [], "an unchanged file was hashed or packed again"
     path = workspace.feature_root / SCENE_FILE
     os.chmod(path, 0o600)  # changes ctime, not the content
-    RetrievalData.from_config(workspace.config, cache_dir=cache)
+    RetrievalData.load(data_spec(workspace.config), cache_dir=cache)
     assert hashed == [path] and packed == []
 
 
@@ -117,11 +118,11 @@ PIECES = ["index.npz:missing", "index.npz:truncated", "index.npz:garbage", "meta
 @pytest.mark.parametrize("piece", PIECES)
 def test_p2_damaged_cache_piece_is_rebuilt_with_one_warning(workspace, tmp_path, caplog, piece):
     cache = tmp_path / "cache"
-    expected = _scene_values(RetrievalData.from_config(workspace.config, cache_dir=cache))
+    expected = _scene_values(RetrievalData.load(data_spec(workspace.config), cache_dir=cache))
     (entry,) = _entries(cache)
     _damage(entry, piece)
     with caplog.at_level(logging.WARNING):
-        again = _scene_values(RetrievalData.from_config(workspace.config, cache_dir=cache))
+        again = _scene_values(RetrievalData.load(data_spec(workspace.config), cache_dir=cache))
     np.testing.assert_array_equal(again, expected)
     warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     assert len(warnings) == 1 and "damaged" in warnings[0] and "rebuilding" in warnings[0]
@@ -132,7 +133,7 @@ def test_p2_damaged_cache_piece_is_rebuilt_with_one_warning(workspace, tmp_path,
 
 def test_p3_damaged_cache_does_not_stop_training(cli, workspace, tmp_path):
     cache = tmp_path / "cache"
-    RetrievalData.from_config(workspace.config, cache_dir=cache)
+    RetrievalData.load(data_spec(workspace.config), cache_dir=cache)
     (entry,) = _entries(cache)
     _damage(entry, "index.npz:truncated")
     _damage(entry, "meta.json:garbage")
@@ -144,8 +145,8 @@ def test_p3_damaged_cache_does_not_stop_training(cli, workspace, tmp_path):
 def test_p3b_damaged_fingerprint_record_is_ignored(workspace, tmp_path, monkeypatch):
     monkeypatch.setattr(fingerprint, "RACY_SECONDS", 0.0)
     cache = tmp_path / "cache"
-    expected = _scene_values(RetrievalData.from_config(workspace.config, cache_dir=cache))
+    expected = _scene_values(RetrievalData.load(data_spec(workspace.config), cache_dir=cache))
     for record in (cache / fingerprint.RECORDS).iterdir():
         record.write_text("not a digest")
-    again = _scene_values(RetrievalData.from_config(workspace.config, cache_dir=cache))
+    again = _scene_values(RetrievalData.load(data_spec(workspace.config), cache_dir=cache))
     np.testing.assert_array_equal(again, expected)
