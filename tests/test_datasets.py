@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from crosskd.config import load_config
+from crosskd.config import data_spec, load_config
 from crosskd.data.retrieval import RetrievalData
 from crosskd.data.synth import SynthSpec, example_config, write_synthetic
 from crosskd.datasets import DATASETS, DatasetSpec
@@ -43,7 +43,7 @@ def test_the_synthetic_defaults_make_a_dataset_that_loads(synthetic, tmp_path):
     assert synth.token_experts == spec.synth.token_experts
     for split in spec.layout.splits:
         config = example_config(synth, out, split_name=split)
-        data = RetrievalData.from_config(config, cache_dir=tmp_path)
+        data = RetrievalData.load(data_spec(config), cache_dir=tmp_path)
         assert data.train.num_videos > 0 and data.eval.num_videos > 0, split
         assert all(video.startswith(spec.synth.video_id_prefix)
                    for video in data.train.video_ids + data.eval.video_ids)

@@ -14,7 +14,6 @@ from crosskd.data.errors import DataError, MissingDataDirError, MissingFileError
 from crosskd.data.spec import DataSpec
 from crosskd.datasets import DATASETS, DatasetLayout
 
-
 #: every dataset's layout by its `data_loader.args.dataset_name` (from crosskd.datasets).
 LAYOUTS: dict[str, DatasetLayout] = {name: spec.layout for name, spec in DATASETS.items()}
 

@@ -8,17 +8,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from crosskd.config import Config, ExperimentConfig, as_experiment
+from crosskd.config import Config, data_spec, with_eval_settings
 from crosskd.data.layouts import expert_paths, get_layout, split_lists, text_feat_path
 
 
-def required_files(config: ExperimentConfig | Config) -> list[str]:
+def required_files(config: Config) -> list[str]:
     """Paths, relative to `<data_dir>/<root_feat_folder>`, that training and testing `config` read."""
-    experiment = as_experiment(config)
-    data = experiment.data
+    data = data_spec(config)
     layout = get_layout(data.dataset_name)
     files: list[str] = []
-    for split in dict.fromkeys((data.split_name, experiment.evaluation().data.split_name)):
+    for split in dict.fromkeys((data.split_name, data_spec(with_eval_settings(config)).split_name)):
         files += split_lists(layout, split)
         if split in layout.caption_index_files:
             files.append(layout.caption_index_files[split])
@@ -30,11 +29,10 @@ def required_files(config: ExperimentConfig | Config) -> list[str]:
     return list(dict.fromkeys(files))
 
 
-def missing_files(dataset_dir: str | Path, config: ExperimentConfig | Config) -> list[str]:
+def missing_files(dataset_dir: str | Path, config: Config) -> list[str]:
     """The required files of `config` that are absent under `dataset_dir/<root_feat_folder>`."""
-    experiment = as_experiment(config)
-    feat_root = Path(dataset_dir) / experiment.data.root_feat_folder
-    return [name for name in required_files(experiment) if not (feat_root / name).is_file()]
+    feat_root = Path(dataset_dir) / data_spec(config).root_feat_folder
+    return [name for name in required_files(config) if not (feat_root / name).is_file()]
 
 
 VARIANTS = ("cecap", "ttcap")
