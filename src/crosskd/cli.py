@@ -1,4 +1,10 @@
-"""The `crosskd` console script: dispatches to one subcommand module per verb."""
+"""crosskd: train and evaluate video-text retrieval models (CE+, TeachText-CE+) with and
+without the within-to-between caption distillation loss (ACCV 2022), on the published
+features or on synthetic data.
+
+Start with `crosskd demo` (no download, about a minute on a laptop CPU). `crosskd COMMAND
+--help` describes each command and all its options with their defaults.
+"""
 
 from __future__ import annotations
 
@@ -6,32 +12,74 @@ import argparse
 import contextlib
 import importlib
 import logging
+import os
 import signal
 import sys
 import threading
 from typing import Iterator, Sequence
 
+from crosskd import __version__
 from crosskd.errors import UserError
 
 # Each name is a module in crosskd.commands exposing `register(subparsers)`; the parser it
-# adds sets `func(args) -> int`.
+# adds sets `func(args) -> int`. A command's module is imported only when that command runs
+# (or for the top-level help), so `crosskd zoo list` starts without loading torch.
 COMMANDS: tuple[str, ...] = (
+    "demo",
+    "train",
+    "test",
     "download",
     "zoo",
     "inspect",
-    "train",
-    "test",
-    "demo",
     "synth",
+    "cache",
 )
+EPILOG = """examples:
+  crosskd demo                                   train + test two models on synthetic data
+  crosskd download features MSRVTT               fetch and check a dataset's features
+  python3 train.py --config configs/msrvtt-train-gpt2-xl-finetuned-mte-adam-cecap.json
+  crosskd zoo eval msrvtt-cecap                  evaluate a published checkpoint
+docs: README.md and docs/USAGE.md"""
+#: exit status of a process whose reader went away (128 + SIGPIPE), as `yes | head` shows.
+BROKEN_PIPE_STATUS = 141
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The top-level parser with every subcommand registered."""
-    parser = argparse.ArgumentParser(prog="crosskd", description=__doc__)
+class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """Descriptions keep their line breaks; an option's default is appended to its help
+    unless the help already says it, or there is none to show (None, or an off flag)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if action.default is None or action.default is False or "default" in text:
+            return text
+        return super()._get_help_string(action)
+
+
+def _parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    """`parser` and every subcommand parser below it."""
+    found = [parser]
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                found += _parsers(child)
+    return found
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The top-level parser with every subcommand (or only the one named `only`) registered.
+
+    Each parser records itself as `args.command_parser`, so a usage error in a command shows that
+    command's usage, not the top-level one.
+    """
+    parser = argparse.ArgumentParser(prog="crosskd", description=__doc__, epilog=EPILOG)
+    parser.add_argument("--version", action="version", version=f"crosskd {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMANDS:
-        importlib.import_module(f"crosskd.commands.{name}").register(subparsers)
+        if only in (None, name):
+            importlib.import_module(f"crosskd.commands.{name}").register(subparsers)
+    for each in _parsers(parser):
+        each.formatter_class = HelpFormatter
+        each.set_defaults(command_parser=each)
     return parser
 
 
@@ -56,15 +104,31 @@ def _sigterm_unwinds() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+def _chosen_command(argv: Sequence[str]) -> str | None:
+    """The subcommand named first on the command line, if it is one."""
+    return argv[0] if argv and argv[0] in COMMANDS else None
+
+
+def _quiet_broken_pipe() -> int:
+    """The reader of stdout went away (`crosskd inspect --json | head`): stop without a
+    traceback, also at exit, when Python flushes stdout again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    return BROKEN_PIPE_STATUS
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one subcommand; user mistakes end with one line on stderr and exit status 2,
     Ctrl-C with status 130 and SIGTERM with 143 (also while the modules are still importing)."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     argv = list(sys.argv[1:] if argv is None else argv)
-    command = f"crosskd {argv[0]}" if argv and argv[0] in COMMANDS else "crosskd"
+    chosen = _chosen_command(argv)
+    command = f"crosskd {chosen}" if chosen else "crosskd"
     try:
         with _sigterm_unwinds():
-            args = build_parser().parse_args(argv)
+            args, unknown = build_parser(chosen).parse_known_args(argv)
+            if unknown:
+                args.command_parser.error(f"unrecognized arguments: {' '.join(unknown)}")
             return int(args.func(args) or 0)
     except UserError as err:
         print(f"{command}: error: {err}", file=sys.stderr)
@@ -75,6 +139,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"{command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        return _quiet_broken_pipe()
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Our configs/ files resolve to the published values of the original configs."""
+"""Our shipped configs (crosskd/configs/) resolve to the published values of the original configs."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import torch
 
 from crosskd.config import load_config, model_spec
 from crosskd.models import build_model
+from crosskd.shipped import config_dir
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-CONFIGS = REPO_ROOT / "configs"
+CONFIGS = config_dir()
 DATASETS = ("msrvtt", "msvd", "didemo", "activity-net")
 VARIANTS = ("cecap", "ttcap", "ce", "tt")
 

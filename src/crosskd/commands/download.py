@@ -7,8 +7,8 @@ from pathlib import Path
 
 from crosskd.config import load_config
 from crosskd.download.features import TARBALLS, fetch_features
-from crosskd.download.required import (VARIANTS, default_config_dir, missing_files,
-                                       published_config_name)
+from crosskd.download.required import VARIANTS, missing_files, published_config_name
+from crosskd.shipped import config_dir
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -23,11 +23,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                             "configs need that are missing.")
     features.add_argument("dataset", metavar="DATASET",
                           help=f"one of {', '.join(TARBALLS)} (case-insensitive)")
-    features.add_argument("--root", default="data", help="data folder (default: data)")
-    features.add_argument("--config-dir", type=Path, default=None,
+    features.add_argument("--root", default="data", help="data folder")
+    features.add_argument("--config-dir", "--config_dir", type=Path, default=None,
                           help="folder of the published configs to check against "
-                               "(default: ./configs)")
-    features.add_argument("--keep-archive", action="store_true",
+                               "(default: the configs installed with crosskd)")
+    features.add_argument("--keep-archive", "--keep_archive", action="store_true",
                           help="keep the .tar.gz after unpacking")
     features.add_argument("--force", action="store_true",
                           help="download and unpack again even if already installed")
@@ -60,4 +60,4 @@ def run_features(args: argparse.Namespace) -> int:
     tarball = result.tarball
     print(f"{tarball.dataset} features in {result.dataset_dir} "
           f"(sha1 {result.sha1}, {result.release})")
-    return report_missing(result.dataset_dir, tarball.folder, args.config_dir or default_config_dir())
+    return report_missing(result.dataset_dir, tarball.folder, args.config_dir or config_dir())

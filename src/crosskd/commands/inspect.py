@@ -13,6 +13,7 @@ from crosskd.checkpoint import load_original_checkpoint
 from crosskd.config import check_config, load_config, model_spec
 from crosskd.errors import UserError
 from crosskd.models import build_model
+from crosskd.shipped import resolve_config
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -20,9 +21,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "inspect", help="show a config's model (dims, parameters, state-dict) or a checkpoint",
         description=__doc__)
-    parser.add_argument("--config", type=Path, help="experiment config (JSON, original format)")
+    parser.add_argument("--config", type=resolve_config,
+                        help="experiment config (JSON, original format); configs/NAME.json "
+                        "also finds a config shipped with crosskd (default: none)")
     parser.add_argument("--checkpoint", type=Path,
-                        help="original trained_model.pth (or exported) checkpoint to list")
+                        help="original trained_model.pth (or exported) checkpoint to list "
+                        "(default: none)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(func=run)
 

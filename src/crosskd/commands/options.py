@@ -12,24 +12,33 @@ from typing import Any
 from crosskd.config import (Config, ExperimentConfig, apply_overrides, check_config, load_config,
                             parse_custom_args, parse_experiment, parse_set_args)
 from crosskd.errors import UserError
+from crosskd.shipped import resolve_config
 from crosskd.train.seeds import check_seed
 
 
 def add_common_options(parser: argparse.ArgumentParser) -> None:
     """--config, --device, --resume, --custom_args, --set, --out, --cache_dir and --no_cache."""
-    parser.add_argument("--config", help="experiment config (JSON, original format)")
+    parser.add_argument("--config", type=resolve_config,
+                        help="experiment config (JSON, original format); configs/NAME.json "
+                        "also finds a config shipped with crosskd (default: the config stored "
+                        "with --resume)")
     parser.add_argument("--device", help="GPU index (0), 'cuda:N' or 'cpu'; without a GPU, "
-                        "--device 0 runs on the CPU")
-    parser.add_argument("--resume", help="checkpoint file or run folder")
-    parser.add_argument("--custom_args", help="overrides as key.path@value+other.key@value")
+                        "--device 0 runs on the CPU (default: the CPU)")
+    parser.add_argument("--resume", help="checkpoint file or run folder (default: none)")
+    parser.add_argument("--custom_args", "--custom-args",
+                        help="overrides as key.path@value+other.key@value (default: none)")
     parser.add_argument("--set", dest="set_args", action="append", metavar="KEY.PATH=VALUE",
-                        help="override one config value (repeatable); values are JSON")
-    parser.add_argument("--out", type=Path, help="write the final test metrics to this JSON file")
-    parser.add_argument("--cache_dir", type=Path, default=default_cache_dir(),
-                        help="keep the packed features here, so later runs only map them "
+                        help="override one config value (repeatable); values are JSON "
+                        "(default: none)")
+    parser.add_argument("--out", "--output", dest="out", type=Path,
+                        help="write the final test metrics to this JSON file "
+                        "(default: not written)")
+    parser.add_argument("--cache_dir", "--cache-dir", type=Path, default=default_cache_dir(),
+                        help="keep the packed features here, so later runs only map them; "
+                        "`crosskd cache list` shows them "
                         f"(default: $CROSSKD_CACHE_DIR or {default_cache_dir()})")
-    parser.add_argument("--no_cache", dest="cache_dir", action="store_const", const=None,
-                        help="pack into a temporary folder removed after the run")
+    parser.add_argument("--no_cache", "--no-cache", dest="cache_dir", action="store_const",
+                        const=None, help="pack into a temporary folder removed after the run")
 
 
 def default_cache_dir() -> Path:

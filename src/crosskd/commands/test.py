@@ -21,7 +21,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("test", help="evaluate a trained checkpoint",
                                    description=__doc__)
     add_common_options(parser)
-    parser.add_argument("--eval_from_training_config", action="store_true",
+    parser.add_argument("--eval_from_training_config", "--eval-from-training-config",
+                        action="store_true",
                         help="merge the config's eval_settings (the published test protocol)")
     parser.set_defaults(func=run)
 

@@ -22,7 +22,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                    description=__doc__)
     add_common_options(parser)
     parser.add_argument("--seeds", help="comma-separated seeds, one run each (e.g. 0,1,2); "
-                        "the results are reported as mean (std)")
+                        "the results are reported as mean (std) (default: the config's seed)")
     parser.set_defaults(func=run)
 
 

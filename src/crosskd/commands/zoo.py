@@ -6,10 +6,9 @@ import argparse
 import json
 from pathlib import Path
 
-from crosskd.download.required import default_config_dir
 from crosskd.download.zoo import (CHECKPOINT_NAME, METRICS, ZOO, evaluate_model, fetch_model,
                                   find_entry, format_comparison, model_dir, read_manifest)
-from crosskd.train.evaluate import evaluate_checkpoint
+from crosskd.shipped import config_dir
 
 DEFAULT_ZOO_DIR = "data/zoo"
 
@@ -23,17 +22,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     evaluate = actions.add_parser("eval", help="download a model if needed and run the test "
                                                "protocol, printing our numbers beside the paper's")
     for sub in (listing, fetch, evaluate):
-        sub.add_argument("--zoo-dir", default=DEFAULT_ZOO_DIR,
-                         help=f"where checkpoints are kept (default: {DEFAULT_ZOO_DIR})")
+        sub.add_argument("--zoo-dir", "--zoo_dir", default=DEFAULT_ZOO_DIR,
+                         help="where checkpoints are kept")
     for sub in (fetch, evaluate):
         sub.add_argument("name", metavar="NAME", help="a model name from `crosskd zoo list`")
         sub.add_argument("--force", action="store_true", help="download again")
     evaluate.add_argument("--root", default="data",
-                          help="data folder holding the dataset features (default: data)")
-    evaluate.add_argument("--config-dir", type=Path, default=None,
-                          help="folder of the published configs (default: ./configs)")
-    evaluate.add_argument("--output", type=Path, default=None,
-                          help="also write the metrics and the comparison to this JSON file")
+                          help="data folder holding the dataset features")
+    evaluate.add_argument("--config-dir", "--config_dir", type=Path, default=None,
+                          help="folder of the published configs (default: the configs installed with crosskd)")
+    evaluate.add_argument("--output", "--out", type=Path, default=None,
+                          help="also write the metrics and the comparison to this JSON file "
+                          "(default: not written)")
     listing.set_defaults(func=run_list)
     fetch.set_defaults(func=run_download)
     evaluate.set_defaults(func=run_eval)
@@ -63,11 +63,13 @@ def run_download(args: argparse.Namespace) -> int:
 
 def run_eval(args: argparse.Namespace) -> int:
     """Evaluate one model on the test split and compare with the published numbers."""
+    from crosskd.train.evaluate import evaluate_checkpoint  # torch: only `eval` needs it
+
     entry = find_entry(args.name)
     fetch_model(entry, args.zoo_dir, force=args.force)
     metrics = evaluate_model(entry, evaluate_checkpoint, zoo_root=args.zoo_dir,
                              data_root=args.root,
-                             config_dir=args.config_dir or default_config_dir())
+                             config_dir=args.config_dir or config_dir())
     print(format_comparison(entry, metrics))
     if args.output:
         args.output.parent.mkdir(parents=True, exist_ok=True)

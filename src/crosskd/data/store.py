@@ -23,6 +23,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from crosskd.data.cache import prune_replaced
 from crosskd.data.errors import DataError, MissingVideoError
 from crosskd.data.fingerprint import fingerprint, signature
 from crosskd.data.pickles import ExpertStore, SpooledArray, open_spool, spool_pickle
@@ -164,8 +165,9 @@ def _index_teacher(tree: Any, source: Path) -> tuple[list[str], dict, tuple[str,
 
 
 def _pack(source: Path, kind: str, out_dir: Path, dtype: np.dtype,
-          max_rows: int | None) -> None:
-    """Spool `source` into `out_dir/values.npy` and write the index beside it."""
+          max_rows: int | None, content: str) -> None:
+    """Spool `source` into `out_dir/values.npy` and write the index beside it; meta.json
+    records the source and its content digest (`crosskd cache list` checks them)."""
     tree = spool_pickle(source, out_dir / "values.npy", dtype, max_rows)
     values = open_spool(out_dir / "values.npy")
     modalities: tuple[str, ...] = ()
@@ -177,7 +179,8 @@ def _pack(source: Path, kind: str, out_dir: Path, dtype: np.dtype,
         keys, index, modalities = _index_teacher(tree, source)
     np.savez(out_dir / "index.npz", **index)
     (out_dir / "meta.json").write_text(json.dumps(
-        {"source": str(source), "kind": kind, "keys": keys, "modalities": list(modalities)}))
+        {"source": str(source.resolve()), "content": content, "kind": kind, "keys": keys,
+         "modalities": list(modalities)}))
 
 
 class DamagedCacheError(Exception):
@@ -257,7 +260,7 @@ def _discard(out_dir: Path) -> None:
 
 
 def _pack_entry(source: Path, kind: str, out_dir: Path, dtype: np.dtype,
-                max_rows: int | None, stat: dict[str, Any]) -> None:
+                max_rows: int | None, stat: dict[str, Any], content: str) -> None:
     """Pack into a private folder, then rename it into place (a crash leaves no entry)."""
     fix = ("nothing was left behind; point --cache_dir (or $CROSSKD_CACHE_DIR) at a "
            "writable disk with room")
@@ -266,7 +269,7 @@ def _pack_entry(source: Path, kind: str, out_dir: Path, dtype: np.dtype,
         out_dir.parent.mkdir(parents=True, exist_ok=True)
         work = Path(tempfile.mkdtemp(prefix=f".{source.stem}-", dir=out_dir.parent))
         try:
-            _pack(source, kind, work, dtype, max_rows)
+            _pack(source, kind, work, dtype, max_rows, content)
             if signature(source) != stat:
                 raise DataError(f"{source} changed while it was being packed; wait until it "
                                 "is completely written (or copied) and run again")
@@ -295,7 +298,8 @@ def load_packed(source: Path, kind: str, cache_dir: Path, dtype: str | np.dtype 
                         out_dir, err)
             _discard(out_dir)
     log.info("packing %s into %s", source, out_dir)
-    _pack_entry(source, kind, out_dir, dtype, max_rows, stat)
+    _pack_entry(source, kind, out_dir, dtype, max_rows, stat, digest)
+    prune_replaced(cache_dir, source, digest, keep=out_dir)
     try:
         return _open(out_dir, source)
     except DamagedCacheError as err:

@@ -41,9 +41,3 @@ VARIANTS = ("cecap", "ttcap")
 def published_config_name(folder: str, variant: str) -> str:
     """File name of a model-zoo config, e.g. `msrvtt-train-gpt2-xl-finetuned-mte-adam-cecap.json`."""
     return f"{folder.lower()}-train-gpt2-xl-finetuned-mte-adam-{variant}.json"
-
-
-def default_config_dir() -> Path:
-    """`./configs` when run from a checkout, else the configs folder beside the installed sources."""
-    local = Path("configs")
-    return local if local.is_dir() else Path(__file__).resolve().parents[3] / "configs"

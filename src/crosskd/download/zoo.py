@@ -21,7 +21,6 @@ from crosskd.download.features import BASE_URL_ENV, TARBALLS
 from crosskd.download.http import build_opener, download, file_digests
 from crosskd.download.required import published_config_name
 from crosskd.errors import UserError
-from crosskd.checkpoint.reader import read_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +97,8 @@ def read_manifest(entry: ZooEntry, zoo_root: str | Path) -> dict[str, Any] | Non
 
 def _record(entry: ZooEntry, checkpoint: Path, source: str) -> dict[str, Any]:
     """Check that `checkpoint` loads, then write its manifest (sha256, size, source, config)."""
+    from crosskd.checkpoint.reader import read_checkpoint  # torch: `zoo list` runs without it
+
     try:
         state_dict, _ = read_checkpoint(checkpoint)
     except UserError as err:
