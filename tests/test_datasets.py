@@ -14,8 +14,9 @@ from crosskd.data.retrieval import RetrievalData
 from crosskd.data.synth import SynthSpec, example_config, write_synthetic
 from crosskd.datasets import DATASETS, DatasetSpec
 from crosskd.download.features import find_tarball, tarball_url
-from crosskd.download.required import VARIANTS, default_config_dir, missing_files
+from crosskd.download.required import VARIANTS, missing_files
 from crosskd.download.zoo import ZOO, find_entry
+from crosskd.shipped import config_dir
 
 SPECS = list(DATASETS.values())
 
@@ -71,5 +72,5 @@ def test_the_published_models_name_configs_of_the_dataset(spec):
     assert [entry.variant for entry in entries] == [model.variant for model in spec.models]
     for entry in entries:
         assert entry.variant in VARIANTS and find_entry(entry.name) is entry
-        config = load_config(default_config_dir() / entry.config_name)
+        config = load_config(config_dir() / entry.config_name)
         assert config["data_loader"]["args"]["dataset_name"] == spec.name, entry.config_name

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 from crosskd.download.zoo import (CHECKPOINT_NAME, METRICS, ZOO, evaluate_model, fetch_model,
                                   find_entry, format_comparison, model_dir, read_manifest)
@@ -61,10 +62,16 @@ def run_download(args: argparse.Namespace) -> int:
     return 0
 
 
+def evaluate_checkpoint(*args: Any, **kwargs: Any) -> dict[str, Any]:
+    """crosskd.train.evaluate.evaluate_checkpoint, imported when `zoo eval` runs: it loads
+    torch, which `zoo list` and `zoo download` do without."""
+    from crosskd.train.evaluate import evaluate_checkpoint as evaluate
+
+    return evaluate(*args, **kwargs)
+
+
 def run_eval(args: argparse.Namespace) -> int:
     """Evaluate one model on the test split and compare with the published numbers."""
-    from crosskd.train.evaluate import evaluate_checkpoint  # torch: only `eval` needs it
-
     entry = find_entry(args.name)
     fetch_model(entry, args.zoo_dir, force=args.force)
     metrics = evaluate_model(entry, evaluate_checkpoint, zoo_root=args.zoo_dir,
