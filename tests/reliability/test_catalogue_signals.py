@@ -50,11 +50,12 @@ def test_l8b_ctrl_c_early_in_a_real_process(tmp_path, delay):
 
 
 def test_r9_sigterm_during_training_unwinds_like_ctrl_c(pristine_dataset, tmp_path):
-    config = tiny_config(pristine_dataset, tmp_path / "saved", epochs=400)
+    config = tiny_config(pristine_dataset, tmp_path / "saved", epochs=100_000)
     config_path = tmp_path / "long.json"
     config_path.write_text(json.dumps(config), encoding="utf-8")
+    log = open(tmp_path / "stderr.txt", "w+", encoding="utf-8")  # a pipe could fill and block
     process = subprocess.Popen([sys.executable, "train.py", "--config", str(config_path),
-                                "--device", "cpu"], cwd=REPO_ROOT, stderr=subprocess.PIPE,
+                                "--device", "cpu"], cwd=REPO_ROOT, stderr=log,
                                stdout=subprocess.DEVNULL, text=True)
     deadline = time.monotonic() + 120
     while not list((tmp_path / "saved").glob(f"*/*/{LAST_NAME}")):
@@ -62,8 +63,10 @@ def test_r9_sigterm_during_training_unwinds_like_ctrl_c(pristine_dataset, tmp_pa
         time.sleep(0.01)
     time.sleep(0.3)
     process.send_signal(signal.SIGTERM)
-    stderr = process.communicate(timeout=60)[1]
-    assert process.returncode == 143, stderr[-3000:]
+    process.wait(timeout=60)
+    log.close()
+    stderr = (tmp_path / "stderr.txt").read_text(encoding="utf-8")
+    assert process.returncode == 143, f"exit status {process.returncode}: {stderr[-3000:]}"
     assert "Traceback" not in stderr
     last = stderr.strip().splitlines()[-1]  # the batch in hand finished, then a checkpoint
     assert last.startswith("crosskd train: error: SIGTERM received: stopped after"), last
