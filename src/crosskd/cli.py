@@ -9,17 +9,15 @@ Start with `crosskd demo` (no download, about a minute on a laptop CPU). `crossk
 from __future__ import annotations
 
 import argparse
-import contextlib
 import importlib
 import logging
 import os
-import signal
 import sys
-import threading
-from typing import Iterator, Sequence
+from typing import Sequence
 
 from crosskd import __version__
 from crosskd.errors import UserError
+from crosskd.interrupts import Terminated, signals_deferred, sigterm_unwinds
 
 # Each name is a module in crosskd.commands exposing `register(subparsers)`; the parser it
 # adds sets `func(args) -> int`. A command's module is imported only when that command runs
@@ -83,27 +81,6 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM (a batch scheduler stopping the job), unwound like Ctrl-C: files are cleaned up."""
-
-
-def _terminate(signum: int, frame: object) -> None:
-    raise Terminated
-
-
-@contextlib.contextmanager
-def _sigterm_unwinds() -> Iterator[None]:
-    """Turn SIGTERM into `Terminated` while a command runs (main thread only)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGTERM, _terminate)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 def _chosen_command(argv: Sequence[str]) -> str | None:
     """The subcommand named first on the command line, if it is one."""
     return argv[0] if argv and argv[0] in COMMANDS else None
@@ -125,8 +102,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     chosen = _chosen_command(argv)
     command = f"crosskd {chosen}" if chosen else "crosskd"
     try:
-        with _sigterm_unwinds():
-            args, unknown = build_parser(chosen).parse_known_args(argv)
+        with sigterm_unwinds():
+            with signals_deferred():  # a signal inside an extension's init is not re-raised
+                parser = build_parser(chosen)  # as itself: delivered once the imports are done
+            args, unknown = parser.parse_known_args(argv)
             if unknown:
                 args.command_parser.error(f"unrecognized arguments: {' '.join(unknown)}")
             return int(args.func(args) or 0)

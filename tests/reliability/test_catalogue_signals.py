@@ -9,6 +9,7 @@ training stops like Ctrl-C at the next batch boundary with a resumable checkpoin
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -19,6 +20,7 @@ import pytest
 
 from reliability_support import tiny_config
 from crosskd import cli as crosskd_cli
+from crosskd.checkpoint import run_state
 from crosskd.checkpoint.run_state import LAST_NAME, load_run_state
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -75,3 +77,40 @@ def test_r9_sigterm_during_training_unwinds_like_ctrl_c(pristine_dataset, tmp_pa
     assert not list(run_dir.glob(".*.tmp")), "a temporary checkpoint was left behind"
     assert load_run_state(run_dir / LAST_NAME)["epoch"] >= 1
     assert not (run_dir / "test_metrics.json").exists()
+
+
+class _InterruptingFile:
+    """Passes writes to the real file; the fifth delivers a real SIGINT to this process, so
+    the handler runs inside a callback of torch's C++ zip writer, as a Ctrl-C can (torch then
+    raises RuntimeError "unexpected pos" instead of KeyboardInterrupt)."""
+
+    def __init__(self, handle):
+        self._handle, self._calls = handle, 0
+
+    def write(self, data):
+        self._calls += 1
+        if self._calls == 5:
+            os.kill(os.getpid(), signal.SIGINT)
+        return self._handle.write(data)
+
+    def flush(self):
+        self._handle.flush()
+
+
+def test_r3b_ctrl_c_while_a_checkpoint_is_written_is_an_interrupt_not_a_full_disk(
+        cli, workspace, monkeypatch):
+    real_save = run_state.torch.save
+
+    def save(payload, handle, *args, **kwargs):
+        if payload.get("epoch") == 2:
+            handle = _InterruptingFile(handle)
+        return real_save(payload, handle, *args, **kwargs)
+
+    monkeypatch.setattr(run_state.torch, "save", save)
+    result = cli("train", "--config", workspace.config_path)
+    assert result.status == 130, result.stderr[-3000:]
+    assert "crosskd train: interrupted" in result.stderr.splitlines()
+    assert "unexpected pos" not in result.stderr and "space" not in result.stderr
+    (run_dir,) = workspace.run_dirs()
+    assert not list(run_dir.glob(".*.tmp")), "a temporary checkpoint was left behind"
+    assert load_run_state(run_dir / LAST_NAME)["epoch"] in (1, 2)

@@ -21,6 +21,7 @@ import torch
 from crosskd.checkpoint.refusal import unsafe_checkpoint
 from crosskd.diskwrites import reported_write
 from crosskd.errors import UserError
+from crosskd.interrupts import signals_deferred
 
 log = logging.getLogger(__name__)
 
@@ -100,11 +101,11 @@ def _write_atomically(path: Path, payload: dict[str, Any]) -> None:
         stale.unlink(missing_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "wb") as handle:
+        with signals_deferred(), os.fdopen(fd, "wb") as handle:
             torch.save(payload, handle)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
+            os.replace(tmp_name, path)
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
         raise
