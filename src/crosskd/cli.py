@@ -17,7 +17,7 @@ from typing import Sequence
 
 from crosskd import __version__
 from crosskd.errors import UserError
-from crosskd.interrupts import Terminated, signals_deferred, sigterm_unwinds
+from crosskd.signals import Terminated, signals_deferred, sigterm_unwinds
 
 # Each name is a module in crosskd.commands exposing `register(subparsers)`; the parser it
 # adds sets `func(args) -> int`. A command's module is imported only when that command runs

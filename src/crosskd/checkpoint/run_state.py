@@ -21,7 +21,7 @@ import torch
 from crosskd.checkpoint.refusal import unsafe_checkpoint
 from crosskd.diskwrites import reported_write
 from crosskd.errors import UserError
-from crosskd.interrupts import signals_deferred
+from crosskd.signals import signals_deferred
 
 log = logging.getLogger(__name__)
 
