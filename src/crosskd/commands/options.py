@@ -13,7 +13,7 @@ from crosskd.config import (Config, ExperimentConfig, apply_overrides, check_con
                             parse_custom_args, parse_experiment, parse_set_args)
 from crosskd.errors import UserError
 from crosskd.shipped import resolve_config
-from crosskd.train.seeds import check_seed
+from crosskd.train.seed_range import check_seed
 
 
 def add_common_options(parser: argparse.ArgumentParser) -> None:

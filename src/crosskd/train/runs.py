@@ -19,7 +19,7 @@ from crosskd.diskwrites import reported_write, write_error, write_text_atomicall
 from crosskd.errors import UserError
 from crosskd.train.evaluate import evaluate_checkpoint
 from crosskd.train.report import describe_protocol, summarize_seeds
-from crosskd.train.seeds import check_seed
+from crosskd.train.seed_range import check_seed
 from crosskd.train.trainer import Trainer
 
 log = logging.getLogger(__name__)

@@ -8,19 +8,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from crosskd.errors import UserError
-
-MAX_SEED = 2**32 - 1  # numpy's legacy seeding accepts 0 ... 2**32 - 1
-
-
-def check_seed(seed: int, source: str) -> int:
-    """`seed` if every generator accepts it; else a UserError naming `source` (flag or key)."""
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
-        raise UserError(f"{source}: seed {seed!r} is out of range; use an integer from 0 to "
-                        f"{MAX_SEED} (2**32 - 1)")
-    return seed
-
-
 
 def seed_everything(seed: int) -> np.random.Generator:
     """Seed python, numpy and torch; return the numpy Generator that drives batch sampling."""
