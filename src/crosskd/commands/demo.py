@@ -16,11 +16,10 @@ from typing import Any
 
 import torch
 
-from crosskd.config import apply_overrides, load_config
+from crosskd.config import apply_overrides, as_experiment, load_config
 from crosskd.data.synth import SynthSpec, write_synthetic
 from crosskd.shipped import config_dir
 from crosskd.train.device import resolve_device
-from crosskd.train.monitor import Monitor
 from crosskd.train.plots import RunCurves, plot_runs
 from crosskd.train.report import describe_protocol, format_table
 from crosskd.train.runs import run_folder, train_and_test
@@ -65,7 +64,7 @@ def _demo_config(stem: str, out: Path, seed: int, epochs: int | None) -> dict[st
 def _curves(config: dict[str, Any], run_dir: Path, result: dict[str, Any]) -> RunCurves:
     """A run's per-epoch validation R@1 and loss, and the epoch its monitor kept."""
     history = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
-    monitor = Monitor.from_config(config)
+    monitor = as_experiment(config).trainer.monitor
     best, best_epoch = monitor.worst, history[-1]["epoch"]
     for row in history:
         if monitor.key in row and monitor.improved(row[monitor.key], best):

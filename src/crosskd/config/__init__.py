@@ -4,23 +4,40 @@
 `--custom_args` paths (crosskd.config.paths); `parse_experiment` refuses unknown keys and
 mistyped values (crosskd.config.schema lists every known key) and builds the typed parts
 (`ExperimentConfig`: model, data, objective, trainer, runtime) the builders take.
+
+Reading, checking and overriding need no torch; the parts are imported on first use (they
+name the builders' types), so `crosskd zoo list` and friends start without torch.
 """
 
-from crosskd.config.experiment import ExperimentConfig, as_experiment, parse_experiment
-from crosskd.config.data import data_spec
+from importlib import import_module
+from typing import Any
+
 from crosskd.config.files import Config, deep_merge, load_config, save_config, with_eval_settings
 from crosskd.config.known import check_config, check_path
-from crosskd.config.model import model_spec
-from crosskd.config.objective import objective_spec
 from crosskd.config.overrides import (apply_overrides, parse_custom_args, parse_set_args,
                                       parse_value, set_key)
 from crosskd.config.paths import format_path, parse_path
-from crosskd.config.trainer import optimizer_spec, scheduler_spec, trainer_spec
 from crosskd.config.values import positive_int, require
 from crosskd.errors import ConfigError
 
+#: names imported on first use, by the submodule that defines them.
+_PARTS = {
+    "ExperimentConfig": "experiment", "as_experiment": "experiment",
+    "parse_experiment": "experiment", "data_spec": "data", "model_spec": "model",
+    "objective_spec": "objective", "optimizer_spec": "trainer", "scheduler_spec": "trainer",
+    "trainer_spec": "trainer",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _PARTS:
+        return getattr(import_module(f"crosskd.config.{_PARTS[name]}"), name)
+    raise AttributeError(f"module 'crosskd.config' has no attribute {name!r}")
+
+
 __all__ = [
-    "Config", "ConfigError", "ExperimentConfig", "apply_overrides", "as_experiment", "check_config", "check_path", "data_spec", "deep_merge",
-    "format_path", "load_config", "model_spec", "objective_spec", "optimizer_spec", "parse_custom_args", "parse_experiment", "parse_path", "parse_set_args",
-    "parse_value", "positive_int", "require", "save_config", "scheduler_spec", "set_key", "trainer_spec", "with_eval_settings",
+    "Config", "ConfigError", "apply_overrides", "check_config", "check_path", "deep_merge",
+    "format_path", "load_config", "parse_custom_args", "parse_path", "parse_set_args",
+    "parse_value", "positive_int", "require", "save_config", "set_key", "with_eval_settings",
+    *_PARTS,
 ]

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from crosskd.config import Config, data_spec, with_eval_settings
+from crosskd.config import Config, with_eval_settings
 from crosskd.data.layouts import expert_paths, get_layout, split_lists, text_feat_path
 
 
 def required_files(config: Config) -> list[str]:
     """Paths, relative to `<data_dir>/<root_feat_folder>`, that training and testing `config` read."""
+    from crosskd.config import data_spec  # the data part names the model's widths: torch
     data = data_spec(config)
     layout = get_layout(data.dataset_name)
     files: list[str] = []
@@ -31,6 +32,7 @@ def required_files(config: Config) -> list[str]:
 
 def missing_files(dataset_dir: str | Path, config: Config) -> list[str]:
     """The required files of `config` that are absent under `dataset_dir/<root_feat_folder>`."""
+    from crosskd.config import data_spec
     feat_root = Path(dataset_dir) / data_spec(config).root_feat_folder
     return [name for name in required_files(config) if not (feat_root / name).is_file()]
 
