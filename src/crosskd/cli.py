@@ -108,6 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args, unknown = parser.parse_known_args(argv)
             if unknown:
                 args.command_parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+            args.argv = argv  # what run records keep of the command line
             return int(args.func(args) or 0)
     except UserError as err:
         print(f"{command}: error: {err}", file=sys.stderr)

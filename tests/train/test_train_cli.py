@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import json
+import os
 import runpy
 import sys
 from pathlib import Path
@@ -131,8 +133,48 @@ def test_several_seeds_report_mean_and_std(datasets, tmp_path, capsys):
     r1 = [summary["runs"][s]["t2v"]["R1"] for s in ("0", "1")]
     assert summary["mean"]["t2v"]["R1"] == pytest.approx(sum(r1) / 2)
     assert summary["std"]["t2v"]["R1"] == pytest.approx(abs(r1[0] - r1[1]) / 2)
-    assert "mean (std) over 2 seeds" in capsys.readouterr().out
-    assert len(list((tmp_path / "saved" / "seeds").iterdir())) == 2
+    assert summary["std_ddof"] == 0
+    assert "mean (std, ddof=0) over 2 seeds" in capsys.readouterr().out
+    experiment = tmp_path / "saved" / "seeds"
+    assert len([p for p in experiment.iterdir() if p.is_dir()]) == 2
+    assert json.loads((experiment / "summary.json").read_text()) == summary
+    assert "ddof=0" in (experiment / "summary.md").read_text()
+
+
+def test_a_run_folder_says_what_ran(datasets, tmp_path):
+    config = tiny_config("MSVD", datasets["MSVD"], tmp_path / "saved")
+    config["trainer"]["epochs"] = 2
+    path = _write_config(tmp_path / "record.json", config)
+    assert main(["train", "--config", str(path), "--device", "cpu",
+                 "--set", "trainer.val_freq=1"]) == 0
+    (run_dir,) = (tmp_path / "saved" / "record").iterdir()
+    (record,) = json.loads((run_dir / "run.json").read_text())["invocations"]
+    assert record["arguments"][:3] == ["train", "--config", str(path)]
+    assert record["overrides"] == ["trainer.val_freq=1"]
+    assert record["outcome"] == "finished" and record["ended"] >= record["started"]
+    assert record["torch"] == torch.__version__ and record["device"] == "cpu"
+    assert record["crosskd"] and "numpy" in record and "python" in record
+    log_text = (run_dir / "train.log").read_text()
+    assert "epoch 2:" in log_text and "final test of" in log_text
+    for name in ("checkpoint_last.pth", "model_best.pth", "metrics.csv", "train.log"):
+        mode = (run_dir / name).stat().st_mode & 0o777
+        assert mode & 0o044 == 0o044 & ~_umask(), (name, oct(mode))  # group/others may read
+    assert main(["train", "--resume", str(run_dir), "--device", "cpu",
+                 "--set", "trainer.epochs=3"]) == 0
+    records = json.loads((run_dir / "run.json").read_text())["invocations"]
+    assert len(records) == 2 and records[1]["arguments"][:2] == ["train", "--resume"]
+    with open(run_dir / "metrics.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [row["epoch"] for row in rows] == ["1", "2", "3"]
+    assert all(float(row["videos_per_second"]) > 0 and float(row["epoch_seconds"])
+               >= float(row["train_seconds"]) > 0 for row in rows)  # kept across the resume
+    assert "train_seconds" not in (run_dir / "metrics.json").read_text()
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(datasets, tmp_path,
@@ -169,3 +211,21 @@ def test_root_train_py_keeps_the_original_command_line(datasets, tmp_path, monke
 def test_test_without_a_checkpoint_is_a_one_line_error(tmp_path, capsys):
     assert main(["test", "--config", str(tmp_path / "any.json")]) == 2
     assert "--resume" in capsys.readouterr().err
+
+
+def test_tensorboard_holds_the_config_the_test_metrics_and_hparams(datasets, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    config = tiny_config("MSRVTT", datasets["MSRVTT"], tmp_path / "saved")
+    config["trainer"]["epochs"] = 1
+    path = _write_config(tmp_path / "board.json", config)
+    assert main(["train", "--config", str(path), "--device", "cpu"]) == 0
+    (run_dir,) = (tmp_path / "saved" / "board").iterdir()
+    events = EventAccumulator(str(run_dir / "tensorboard"), size_guidance={"tensors": 0})
+    events.Reload()
+    assert "test/t2v_metrics_R1" in events.Tags()["scalars"]
+    assert "train/loss" in events.Tags()["scalars"]
+    assert any(tag.startswith("config") for tag in events.Tags()["tensors"])
+    test = json.loads((run_dir / "test_metrics.json").read_text())
+    (recorded,) = events.Scalars("test/t2v_metrics_R1")
+    assert recorded.value == pytest.approx(test["t2v"]["R1"])
+    assert (run_dir / "tensorboard" / "hparams").is_dir()

@@ -84,5 +84,5 @@ def test_seed_summary_mean_and_std_with_the_protocol():
     assert summary["mean"]["t2v"]["R1"] == 15.0 and summary["std"]["t2v"]["R1"] == 5.0
     assert summary["mean"]["protocol"] == PROTOCOL
     text = format_result("cecap", summary)
-    assert "15.0 (5.0)" in text and "mean (std) over 2 seeds" in text
+    assert "15.0 (5.0)" in text and "mean (std, ddof=0) over 2 seeds" in text
     assert "MSRVTT full-test split, 20 caption(s) per video, 478 queries" in text

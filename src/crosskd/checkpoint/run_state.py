@@ -94,6 +94,16 @@ def remove_stale_temporaries(folder: str | Path) -> list[Path]:
     return stale
 
 
+_FILE_MODE = 0o666
+
+
+def _umask() -> int:
+    """The process's umask (reading it means setting it, so it is put back at once)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def _write_atomically(path: Path, payload: dict[str, Any]) -> None:
     """Save to a temporary file beside `path`, then rename: a crash never leaves half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -101,6 +111,7 @@ def _write_atomically(path: Path, payload: dict[str, Any]) -> None:
         stale.unlink(missing_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, _FILE_MODE & ~_umask())  # readable like the run's other files, not 0600
         with signals_deferred(), os.fdopen(fd, "wb") as handle:
             torch.save(payload, handle)
             handle.flush()

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from pathlib import Path
+from typing import Any
 
 from crosskd.commands.options import (add_common_options, check_out_writable, config_from_args,
                                       parse_seeds, write_json)
+from crosskd.config import parse_custom_args, parse_set_args
 from crosskd.errors import UserError
 from crosskd.train.device import resolve_device
 from crosskd.train.report import format_result
@@ -35,7 +38,8 @@ def run(args: argparse.Namespace) -> int:
     if args.resume:
         seed, metrics = resume_run(args.resume,
                                    lambda stored: config_from_args(args, fallback=stored).raw,
-                                   resolve_device(args.device), args.cache_dir)
+                                   resolve_device(args.device), args.cache_dir,
+                                   command=_command(args))
         results = {seed: metrics}
         name = Path(args.resume).name
     else:
@@ -44,10 +48,17 @@ def run(args: argparse.Namespace) -> int:
             raise UserError("train needs --config <config.json> (or --resume <run folder>)")
         name = Path(args.config).stem
         results = train_seeds(config, name, seeds or [config.seed], resolve_device(args.device),
-                              args.cache_dir)
+                              args.cache_dir, command=_command(args))
     summary = results_object(results)
     print(format_result(name, summary))
     write_json(args.out, summary)
     if args.out:
         log.info("wrote the test metrics to %s", args.out)
     return 0
+
+
+def _command(args: argparse.Namespace) -> dict[str, Any]:
+    """What run.json records of the command line: the arguments and the resolved overrides."""
+    return {"program": sys.argv[0], "arguments": list(getattr(args, "argv", None) or []),
+            "overrides": [f"{key}={value}" for key, value in
+                          parse_custom_args(args.custom_args) + parse_set_args(args.set_args)]}

@@ -11,19 +11,22 @@ COLUMNS = (("R@1", "R1"), ("R@5", "R5"), ("R@10", "R10"), ("R@50", "R50"), ("MdR
 DIRECTIONS = ("t2v", "v2t")
 
 Metrics = dict[str, Any]
+#: seeds' results are summarised with the population standard deviation.
+STD_DDOF = 0
 
 
 def summarize_seeds(runs: Mapping[int, Metrics]) -> dict[str, Any]:
-    """`{"runs": {seed: metrics}, "mean": ..., "std": ...}` (population std, ddof=0)."""
+    """`{"runs": {seed: metrics}, "mean": ..., "std": ..., "std_ddof": 0}`: the population
+    standard deviation (ddof=0) over seeds."""
     first = next(iter(runs.values()))
     summary: dict[str, Any] = {"runs": {str(seed): metrics for seed, metrics in runs.items()},
                                "mean": {"protocol": first["protocol"]},
-                               "std": {"protocol": first["protocol"]}}
+                               "std": {"protocol": first["protocol"]}, "std_ddof": STD_DDOF}
     for direction in DIRECTIONS:
         keys = first[direction].keys()
         table = np.array([[run[direction][key] for key in keys] for run in runs.values()])
         summary["mean"][direction] = dict(zip(keys, table.mean(axis=0).tolist()))
-        summary["std"][direction] = dict(zip(keys, table.std(axis=0).tolist()))
+        summary["std"][direction] = dict(zip(keys, table.std(axis=0, ddof=STD_DDOF).tolist()))
     return summary
 
 
@@ -53,7 +56,8 @@ def format_table(rows: Mapping[str, Metrics], direction: str = "t2v",
 def format_result(name: str, result: Metrics) -> str:
     """Both directions of one result (a single run or a seeds summary) plus its protocol."""
     if "runs" in result:
-        label = f"{name} (mean (std) over {len(result['runs'])} seeds)"
+        label = (f"{name} (mean (std, ddof={result.get('std_ddof', STD_DDOF)}) over "
+                 f"{len(result['runs'])} seeds)")
         rows, stds = {label: result["mean"]}, {label: result["std"]}
         protocol = result["mean"]["protocol"]
     else:

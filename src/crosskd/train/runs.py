@@ -8,7 +8,7 @@ import logging
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import torch
 
@@ -18,13 +18,17 @@ from crosskd.data.retrieval import RetrievalData
 from crosskd.diskwrites import reported_write, write_error, write_text_atomically
 from crosskd.errors import UserError
 from crosskd.train.evaluate import evaluate_checkpoint
-from crosskd.train.report import describe_protocol, summarize_seeds
+from crosskd.train.history import log_test_metrics
+from crosskd.train.report import describe_protocol, format_result, summarize_seeds
+from crosskd.train.run_record import LOG_NAME, RECORD_NAME, RunRecord, recorded_run
 from crosskd.train.seed_range import check_seed
-from crosskd.train.trainer import Trainer
+from crosskd.train.trainer import CONFIG_NAME, Trainer
 
 log = logging.getLogger(__name__)
 
 TEST_METRICS_NAME = "test_metrics.json"
+SUMMARY_NAME = "summary.json"
+SUMMARY_MD_NAME = "summary.md"
 _MAX_CLAIMS = 1000  # run folders of one name (timestamp and seed) before giving up
 
 
@@ -53,23 +57,30 @@ def run_folder(config: Config, experiment: str, seed: int, timestamp: str) -> Pa
 
 
 @contextlib.contextmanager
-def _removed_if_empty(run_dir: Path) -> Iterator[None]:
-    """Remove a claimed run folder that a failed run left empty (an error found before training)."""
+def _removed_if_unused(run_dir: Path) -> Iterator[None]:
+    """Remove a claimed run folder that a run failing before training (an error found in the
+    data, say) left holding only its log and record."""
     try:
         yield
     except BaseException:
-        with contextlib.suppress(OSError):
-            run_dir.rmdir()  # only succeeds on an empty folder
+        if not (run_dir / CONFIG_NAME).exists():
+            for name in (LOG_NAME, RECORD_NAME):
+                (run_dir / name).unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                run_dir.rmdir()  # only succeeds on an empty folder
         raise
 
 
 def final_test(config: ExperimentConfig | Config, run_dir: Path, device: torch.device,
                cache_dir: Path | None = None) -> dict[str, Any]:
     """Test the selected (best) model with `eval_settings` merged in; saved beside the run."""
-    metrics = evaluate_checkpoint(as_experiment(config).evaluation(), run_dir / BEST_NAME,
-                                  device, cache_dir)
+    experiment = as_experiment(config)
+    metrics = evaluate_checkpoint(experiment.evaluation(), run_dir / BEST_NAME, device,
+                                  cache_dir)
     write_text_atomically(run_dir / TEST_METRICS_NAME, json.dumps(metrics, indent=1) + "\n",
                           f"free disk space and test again with crosskd test --resume {run_dir}")
+    if experiment.trainer.tensorboard:
+        log_test_metrics(run_dir, experiment.raw, metrics)
     t2v = metrics["t2v"]
     log.info("final test of %s: t2v R@1 %.1f, R@5 %.1f, R@10 %.1f, MdR %g (%s)", run_dir,
              t2v["R1"], t2v["R5"], t2v["R10"], t2v["MedR"], describe_protocol(metrics["protocol"]))
@@ -77,29 +88,34 @@ def final_test(config: ExperimentConfig | Config, run_dir: Path, device: torch.d
 
 
 def train_and_test(config: ExperimentConfig | Config, run_dir: Path, device: torch.device,
-                   resume: Path | None = None, cache_dir: Path | None = None) -> dict[str, Any]:
-    """Train one run (or finish a resumed one), then run the final test on its best model."""
+                   resume: Path | None = None, cache_dir: Path | None = None,
+                   command: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Train one run (or finish a resumed one), then run the final test on its best model;
+    `command` (argv, overrides) goes into the run folder's run.json, the log into train.log."""
     experiment = as_experiment(config)
-    data = RetrievalData.load(experiment.data, cache_dir=cache_dir)
-    _train(experiment, run_dir, device, data, resume)
-    return final_test(experiment, run_dir, device, data.cache_dir)
+    with recorded_run(run_dir, device, command or {}) as record:
+        data = RetrievalData.load(experiment.data, cache_dir=cache_dir)
+        _train(experiment, run_dir, device, data, resume, record)
+        return final_test(experiment, run_dir, device, data.cache_dir)
 
 
 def _train(experiment: ExperimentConfig, run_dir: Path, device: torch.device,
-           data: RetrievalData, resume: Path | None) -> None:
+           data: RetrievalData, resume: Path | None, record: RunRecord) -> None:
     """Train one run; the model and optimizer are freed on return, before the final test."""
     trainer = Trainer(experiment, run_dir, device, seed=experiment.seed, data=data)
     if resume is not None:
         trainer.resume(resume)
+    record.begin()
     result = trainer.train()
     log.info("run %s: best epoch %d (%s = %.4f)", run_dir, result.best_epoch,
              trainer.monitor.key or "epoch", result.monitor_best)
 
 
 def train_seeds(config: ExperimentConfig | Config, experiment: str, seeds: Sequence[int],
-                device: torch.device,
-                cache_dir: Path | None = None) -> dict[int, dict[str, Any]]:
-    """One run per seed (same config otherwise); the final test metrics of each.
+                device: torch.device, cache_dir: Path | None = None,
+                command: Mapping[str, Any] | None = None) -> dict[int, dict[str, Any]]:
+    """One run per seed (same config otherwise); the final test metrics of each. With several
+    seeds, their summary goes to summary.json and summary.md in the experiment folder.
 
     The features are packed once for all seeds (into `cache_dir`, else a temporary folder).
     """
@@ -113,14 +129,30 @@ def train_seeds(config: ExperimentConfig | Config, experiment: str, seeds: Seque
             seeded = base.with_seed(seed)
             run_dir = run_folder(seeded.raw, experiment, seed, timestamp)
             log.info("training seed %d in %s", seed, run_dir)
-            with _removed_if_empty(run_dir):
+            with _removed_if_unused(run_dir):
                 results[int(seed)] = train_and_test(seeded, run_dir, device,
-                                                    cache_dir=cache_dir or Path(scratch))
+                                                    cache_dir=cache_dir or Path(scratch),
+                                                    command=command)
+    if len(results) > 1:
+        write_seed_summary(run_dir.parent, experiment, results)
     return results
 
 
+def write_seed_summary(folder: Path, experiment: str, results: dict[int, dict[str, Any]]
+                       ) -> None:
+    """summary.json (every seed, mean, std and its ddof) and summary.md (the tables)."""
+    summary = summarize_seeds(results)
+    fix = "free disk space; every run's own test_metrics.json is kept"
+    write_text_atomically(folder / SUMMARY_NAME, json.dumps(summary, indent=1) + "\n", fix)
+    table = format_result(experiment, summary)
+    write_text_atomically(folder / SUMMARY_MD_NAME,
+                          f"# {experiment}: {len(results)} seeds\n\n```\n{table}\n```\n", fix)
+    log.info("wrote the summary of %d seeds to %s", len(results), folder / SUMMARY_NAME)
+
+
 def resume_run(resume: str | Path, overrides: Callable[[Config], Config], device: torch.device,
-               cache_dir: Path | None = None) -> tuple[int, dict[str, Any]]:
+               cache_dir: Path | None = None, command: Mapping[str, Any] | None = None
+               ) -> tuple[int, dict[str, Any]]:
     """Finish the run a checkpoint belongs to, in its folder.
 
     `overrides` turns the stored config into the one to use (e.g. more epochs); the seed
@@ -130,7 +162,8 @@ def resume_run(resume: str | Path, overrides: Callable[[Config], Config], device
     stored = load_run_state(checkpoint)["config"]
     experiment = as_experiment({**overrides(stored), "seed": stored.get("seed", 0)})
     return experiment.seed, train_and_test(experiment, checkpoint.parent, device,
-                                           resume=checkpoint, cache_dir=cache_dir)
+                                           resume=checkpoint, cache_dir=cache_dir,
+                                           command=command)
 
 
 def results_object(results: dict[int, dict[str, Any]]) -> dict[str, Any]:

@@ -12,6 +12,7 @@ import copy
 import dataclasses
 import logging
 import math
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -136,9 +137,10 @@ class Trainer:
         log.info("resuming %s from epoch %d%s (best %s so far: %.4f)", checkpoint,
                  state["epoch"], inside, self.monitor.key or "epoch", self.best)
 
-    def _train_epoch(self, epoch: int, stop: StopRequests) -> dict[str, float]:
-        """One pass over the training split; returns the mean of every loss term. On a stop
-        request it saves its position after the batch in hand and raises."""
+    def _train_epoch(self, epoch: int, stop: StopRequests) -> tuple[dict[str, float], int]:
+        """One pass over the training split; returns the mean of every loss term and the
+        number of videos trained on here. On a stop request it saves its position after the
+        batch in hand and raises."""
         self.model.train()
         position, self._position = self._position, None
         if position is None:
@@ -150,7 +152,9 @@ class Trainer:
         sums = position.sums
         progress = tqdm(draws, total=len(self.sampler), initial=position.batches_done,
                         desc=f"epoch {epoch}/{self.epochs}", leave=False, disable=None)
+        videos = 0
         for batch_index, draw in enumerate(progress, start=position.batches_done + 1):
+            videos += len(draw.videos)
             if (done := self.runner(batch_index, self.train_batches.batch(draw))) is not None:
                 self._tally(sums, epoch, *done, progress)
             release_mapped_pages(self.train_batches)  # the pages this batch read, if mapped
@@ -161,7 +165,7 @@ class Trainer:
         self._flush(sums, epoch, progress)
         self.runner.end_epoch()
         num_batches = max(1, sums.pop("batches", 0))
-        return {key: value / num_batches for key, value in sums.items()}
+        return {key: value / num_batches for key, value in sums.items()}, videos
 
     def _flush(self, sums: dict[str, float], epoch: int, progress: tqdm) -> None:
         """Tally the step still in flight, if any."""
@@ -269,7 +273,10 @@ class Trainer:
 
     def _epoch(self, epoch: int, stop: StopRequests, epoch_log: EpochLog) -> None:
         """Train one epoch, validate it when due, select, log and save."""
-        row: dict[str, Any] = {"epoch": epoch, **self._train_epoch(epoch, stop),
+        started = time.perf_counter()
+        losses, videos = self._train_epoch(epoch, stop)
+        trained = time.perf_counter() - started
+        row: dict[str, Any] = {"epoch": epoch, **losses,
                                "lr": float(self.optimizer.param_groups[0]["lr"])}
         validate = epoch % self.val_freq == 0 or epoch == self.epochs
         if validate:
@@ -280,7 +287,9 @@ class Trainer:
             self.scheduler.step()
         improved = validate and self._select(epoch, row)
         self.history.append(row)
-        epoch_log.append(row)
+        epoch_log.append(row, {"train_seconds": round(trained, 3),
+                               "videos_per_second": round(videos / max(trained, 1e-9), 1),
+                               "epoch_seconds": round(time.perf_counter() - started, 3)})
         log.info("epoch %d: %s", epoch, _summary(row, self.monitor.key))
         if improved:
             self._keep_best(epoch)
@@ -296,7 +305,8 @@ class Trainer:
         SIGINT or SIGTERM stops at the next batch boundary with a resumable checkpoint
         (crosskd.train.interrupts)."""
         self._create_run_dir()
-        epoch_log = EpochLog(self.run_dir, self.history, tensorboard=self.tensorboard)
+        epoch_log = EpochLog(self.run_dir, self.history, tensorboard=self.tensorboard,
+                             config=self.config)
         try:
             with stop_requests() as stop:
                 for epoch in range(self.start_epoch, self.epochs + 1):
