@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from crosskd.checkpoint.original import load_original_checkpoint
 from crosskd.config import (ConfigError, apply_overrides, check_config, check_path,
-                            format_path, load_config, parse_set_args)
+                            format_path, load_config, parse_experiment, parse_set_args)
 from crosskd.config.known import known_patterns
 from crosskd.config.schema import IGNORED, OPEN, USED
 from crosskd.data.layouts import LAYOUTS
@@ -149,3 +149,20 @@ def test_train_refuses_a_misspelled_override_before_reading_any_data():
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "trainer.epochs" in lines[0], result.stderr
     assert time.monotonic() - started < 60
+
+
+def test_eval_settings_may_hold_any_top_level_key_and_checks_it():
+    check_config({"eval_settings": {"data_loader": {"args": {"split_name": "full-test"}},
+                                    "tester": {"save_dir": "x"}, "disable_gpu": True}})
+    with pytest.raises(ConfigError, match="eval_settings[.]data_loader[.]args[.]split_nam; "
+                                          "did you mean eval_settings[.]data_loader[.]args"
+                                          "[.]split_name"):
+        check_config({"eval_settings": {"data_loader": {"args": {"split_nam": "full-test"}}}})
+
+
+def test_the_parsed_experiment_keeps_the_original_format_dict_to_save():
+    config = load_config(REPO / "configs" / "msrvtt-train-gpt2-xl-finetuned-mte-adam-cecap.json")
+    experiment = parse_experiment(config)
+    assert experiment.raw == config and experiment.raw is not config
+    assert experiment.evaluation().data.split_name == "full-test"
+    assert experiment.with_seed(7).raw == {**config, "seed": 7}
