@@ -5,11 +5,18 @@ from __future__ import annotations
 import json
 
 from crosskd.cli import main
+from crosskd.commands import demo
+from crosskd.commands.demo import _curves, _demo_config
+from crosskd.train.plots import plot_runs
 
 
-def test_demo_trains_both_variants_and_writes_table_and_plot(tmp_path, capsys):
+def test_demo_trains_both_variants_and_writes_table_and_plot(tmp_path, capsys, monkeypatch):
     out = tmp_path / "demo"
-    assert main(["demo", "--out", str(out), "--epochs", "1", "--videos", "40"]) == 0
+    titles = []
+    monkeypatch.setattr(demo, "plot_runs",
+                        lambda runs, path, title: titles.append(title) or plot_runs(runs, path, title))
+    assert main(["demo", "--out", str(out), "--epochs", "1", "--videos", "40", "--seed", "7"]) == 0
+    assert "synthetic data, seed 7" in titles[0]
     printed = capsys.readouterr().out
     results = json.loads((out / "results.json").read_text())
     assert set(results) == {"CE+", "CE+ + caption KD"}
@@ -18,3 +25,19 @@ def test_demo_trains_both_variants_and_writes_table_and_plot(tmp_path, capsys):
     assert "| CE+ + caption KD |" in printed and "protocol: MSRVTT full-test split" in printed
     assert str(out / "demo.png") in printed
     assert len(list((out / "runs").iterdir())) == 2
+
+
+def test_the_plot_marks_the_epoch_the_monitor_kept_later_on_ties(tmp_path):
+    config = _demo_config("msrvtt-demo-ce", tmp_path, seed=0, epochs=4)
+    monitor = "val_t2v_metrics_geometric_mean_R1-R5-R10"
+    history = [{"epoch": 1, "loss": 0.5, monitor: 40.0, "val_t2v_metrics_R1": 20.0},
+               {"epoch": 2, "loss": 0.3, monitor: 55.0, "val_t2v_metrics_R1": 30.0},
+               {"epoch": 3, "loss": 0.2},
+               {"epoch": 4, "loss": 0.1, monitor: 55.0, "val_t2v_metrics_R1": 29.0}]
+    (tmp_path / "metrics.json").write_text(json.dumps(history))
+    result = {"t2v": {"R1": 25.0, "geometric_mean_R1-R5-R10": 50.0}}
+    curves = _curves(config, tmp_path, result)
+    assert curves.best_epoch == 4 and curves.epochs == [1, 2, 4]
+    assert curves.loss_epochs == [1, 2, 3, 4] and curves.test_r1 == 25.0
+    assert plot_runs({"CE+": curves}, tmp_path / "p.png", "synthetic data, seed 0").stat().st_size
+
