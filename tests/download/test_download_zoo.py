@@ -86,17 +86,18 @@ def test_eval_prints_ours_beside_published_with_an_injected_evaluator(
     drive.add(DRIVE_PATH, checkpoint_bytes)
     seen = {}
 
-    def fake_evaluate(config, checkpoint):
-        seen.update(config=config, checkpoint=checkpoint)
+    def fake_evaluate(config, checkpoint, device=None):
+        seen.update(config=config, checkpoint=checkpoint, device=device)
         return {"t2v": {"R1": 15.0, "R5": 37.7, "R10": 50.0, "R50": 80.0, "MedR": 9.0},
                 "v2t": {}, "protocol": {}}
 
     monkeypatch.setattr(zoo_command, "evaluate_checkpoint", fake_evaluate)
     status = main(["zoo", "eval", "msrvtt-cecap", "--zoo-dir", str(tmp_path / "zoo"),
                    "--root", str(tmp_path / "data"), "--config-dir", str(config_dir),
-                   "--output", str(tmp_path / "eval.json")])
+                   "--output", str(tmp_path / "eval.json"), "--device", "cpu"])
     out = capsys.readouterr().out
     assert status == 0
+    assert seen["device"] == torch.device("cpu")
     assert "R1          14.5     15.0    +0.5" in out
     assert seen["checkpoint"] == tmp_path / "zoo" / "msrvtt-cecap" / "trained_model.pth"
     args = seen["config"]["data_loader"]["args"]

@@ -11,6 +11,7 @@ from typing import Any
 
 from crosskd.config import (Config, ExperimentConfig, apply_overrides, check_config, load_config,
                             parse_custom_args, parse_experiment, parse_set_args)
+from crosskd.commands.device_flag import DEVICE_HELP
 from crosskd.errors import UserError
 from crosskd.shipped import resolve_config
 from crosskd.train.seed_range import check_seed
@@ -22,8 +23,7 @@ def add_common_options(parser: argparse.ArgumentParser) -> None:
                         help="experiment config (JSON, original format); configs/NAME.json "
                         "also finds a config shipped with crosskd (default: the config stored "
                         "with --resume)")
-    parser.add_argument("--device", help="GPU index (0), 'cuda:N' or 'cpu'; without a GPU, "
-                        "--device 0 runs on the CPU (default: the CPU)")
+    parser.add_argument("--device", help=DEVICE_HELP)
     parser.add_argument("--resume", help="checkpoint file or run folder (default: none)")
     parser.add_argument("--custom_args", "--custom-args",
                         help="overrides as key.path@value+other.key@value (default: none)")

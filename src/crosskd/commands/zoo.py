@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 from pathlib import Path
 from typing import Any
 
+from crosskd.commands.device_flag import DEVICE_HELP
 from crosskd.download.zoo import (CHECKPOINT_NAME, METRICS, ZOO, evaluate_model, fetch_model,
                                   find_entry, format_comparison, model_dir, read_manifest)
 from crosskd.shipped import config_dir
@@ -28,6 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     for sub in (fetch, evaluate):
         sub.add_argument("name", metavar="NAME", help="a model name from `crosskd zoo list`")
         sub.add_argument("--force", action="store_true", help="download again")
+    evaluate.add_argument("--device", help=DEVICE_HELP)
     evaluate.add_argument("--root", default="data",
                           help="data folder holding the dataset features")
     evaluate.add_argument("--config-dir", "--config_dir", type=Path, default=None,
@@ -72,9 +75,13 @@ def evaluate_checkpoint(*args: Any, **kwargs: Any) -> dict[str, Any]:
 
 def run_eval(args: argparse.Namespace) -> int:
     """Evaluate one model on the test split and compare with the published numbers."""
+    from crosskd.train.device import resolve_device  # loads torch: not for list and download
+
     entry = find_entry(args.name)
     fetch_model(entry, args.zoo_dir, force=args.force)
-    metrics = evaluate_model(entry, evaluate_checkpoint, zoo_root=args.zoo_dir,
+    device = resolve_device(args.device)
+    metrics = evaluate_model(entry, functools.partial(evaluate_checkpoint, device=device),
+                             zoo_root=args.zoo_dir,
                              data_root=args.root,
                              config_dir=args.config_dir or config_dir())
     print(format_comparison(entry, metrics))
