@@ -16,6 +16,7 @@ import sys
 from typing import Sequence
 
 from crosskd import __version__
+from crosskd.diskwrites import DISK_FULL_OR_READ_ONLY, write_error
 from crosskd.errors import UserError
 from crosskd.signals import Terminated, signals_deferred, sigterm_unwinds
 
@@ -121,6 +122,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return _quiet_broken_pipe()
+    except OSError as err:  # a write without a message of its own met a full/read-only disk
+        if err.errno not in DISK_FULL_OR_READ_ONLY:
+            raise
+        error = write_error(err.filename or "a file", err, "free disk space (or use a writable "
+                            "folder) and run the command again")
+        print(f"{command}: error: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from crosskd.errors import UserError
 # torch.save's zip writer raises RuntimeError when a write comes up short
 _TORCH_WRITE_FAILURE = re.compile(r"unexpected pos|file write failed|PytorchStreamWriter failed")
 _NO_SPACE = "No space left on device"
+DISK_FULL_OR_READ_ONLY = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
 _LOW_SPACE = 1 << 20  # a short write with less than this left is taken for a full disk
 
 
@@ -97,19 +98,25 @@ def reported_write(path: str | Path, fix: str, needed: Needed = None,
         raise write_error(path, err, fix, size, action) from None
 
 
-def write_text_atomically(path: str | Path, text: str, fix: str) -> Path:
-    """Write a small text file through a temporary file and a rename (never half a file).
-
-    No fsync: this guards against a full disk, not power loss (checkpoints are fsynced).
-    """
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """A temporary path beside `path` to write; renamed over `path` when the block succeeds,
+    deleted when it fails, so `path` is never half written. (No fsync: this guards against a
+    full disk, not power loss; run checkpoints are fsynced by their writer.)"""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with reported_write(path, fix, needed=len(text.encode("utf-8"))):
-        try:
-            with open(tmp, "w", encoding="utf-8", newline="") as handle:
-                handle.write(text)  # a full disk fails here or when closing, before the rename
-            os.replace(tmp, path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_text_atomically(path: str | Path, text: str, fix: str) -> Path:
+    """Write a small text file through `atomic_path`; a failure is a DiskWriteError."""
+    path = Path(path)
+    with reported_write(path, fix, needed=len(text.encode("utf-8"))), atomic_path(path) as tmp:
+        with open(tmp, "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)  # a full disk fails here or when closing, before the rename
     return path

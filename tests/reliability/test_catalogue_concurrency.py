@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from reliability_support import tiny_config
+from reliability_support import assert_one_line_error, tiny_config, tree_digest
 from crosskd.checkpoint.run_state import BEST_NAME, LAST_NAME, load_run_state
 from crosskd.train.runs import TEST_METRICS_NAME, run_folder
 
@@ -76,3 +76,30 @@ def test_r4c_two_train_processes_started_together_both_finish(pristine_dataset, 
         assert not list(folder.glob(".*.tmp"))
         rates.add(load_run_state(folder / LAST_NAME)["config"]["optimizer"]["args"]["lr"])
     assert rates == {0.01, 0.02}, "a run folder holds the other run's checkpoint"
+
+
+_HOLD = ("import fcntl, os, sys, time\n"
+         "handle = os.open(sys.argv[1], os.O_RDONLY)\n"
+         "fcntl.flock(handle, fcntl.LOCK_EX)\n"
+         "print('locked', flush=True)\n"
+         "time.sleep(120)\n")
+
+
+def test_r4d_resuming_a_run_that_another_process_is_writing_is_refused(cli, workspace):
+    config = workspace.config
+    config["trainer"]["epochs"] = 1
+    workspace.write_config(config)
+    assert cli("train", "--config", workspace.config_path).status == 0
+    (run_dir,) = workspace.run_dirs()
+    before = tree_digest(run_dir)
+    holder = subprocess.Popen([sys.executable, "-c", _HOLD, str(run_dir)],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        result = cli("train", "--resume", run_dir, "--set", "trainer.epochs=2")
+    finally:
+        holder.kill()
+        holder.wait()
+    assert_one_line_error(result, str(run_dir), "in use by another crosskd process")
+    assert tree_digest(run_dir) == before, "the refused resume changed the run folder"
+    assert cli("train", "--resume", run_dir, "--set", "trainer.epochs=2").status == 0

@@ -17,9 +17,12 @@ import torch
 
 from reliability_support import assert_one_line_error
 from small_disk import leftovers, small_disk  # noqa: F401  (the fixture)
+from crosskd.checkpoint.original import save_original_checkpoint
 from crosskd.checkpoint.run_state import LAST_NAME, load_run_state, save_run_state
+from crosskd.commands.options import write_json
 from crosskd.diskwrites import DiskWriteError
 from crosskd.download.archive import safe_unpack
+from crosskd.errors import UserError
 from crosskd.train.history import EpochLog
 
 
@@ -126,3 +129,21 @@ def test_r8c_full_disk_while_writing_the_epoch_log(small_disk):
         log.append({"epoch": 2, "loss": 0.5, "note": "x" * 8192})
     assert (disk / "metrics.json").read_text() == before
     assert leftovers(disk) == []
+
+
+def test_r8d_synthetic_dataset_onto_a_full_disk(cli, small_disk):
+    disk = small_disk(256)
+    result = cli("synth", "--dataset", "MSRVTT", "--out", disk / "MSRVTT", "--videos", "40")
+    assert_one_line_error(result, str(disk), "No space left on device")
+    assert leftovers(disk) == [], "a partial file was left behind"
+
+
+def test_r8e_metrics_file_and_exported_checkpoint_onto_a_full_disk(small_disk):
+    disk = small_disk(64)
+    _fill(disk / "filler")
+    with pytest.raises(UserError, match="--out") as info:
+        write_json(disk / "metrics.json", {"t2v": {"R1": 1.0}, "pad": "x" * 8192})
+    assert "No space left on device" in str(info.value)
+    with pytest.raises(DiskWriteError, match="No space left on device"):
+        save_original_checkpoint(disk / "trained_model.pth", torch.nn.Linear(64, 64), {})
+    assert sorted(p.name for p in disk.iterdir()) == ["filler"], "a partial file was left"

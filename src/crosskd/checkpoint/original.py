@@ -28,6 +28,7 @@ from torch import nn
 
 from crosskd.checkpoint import legacy
 from crosskd.checkpoint.refusal import unsafe_checkpoint
+from crosskd.diskwrites import atomic_path, reported_write
 from crosskd.errors import UserError
 from crosskd.safe_pickle import CONTAINER_GLOBALS, NUMPY_GLOBALS, UnsafePickleError
 
@@ -186,5 +187,7 @@ def save_original_checkpoint(path: str | Path, model: nn.Module, config: Mapping
     }
     if optimizer is not None:
         payload["optimizer"] = dict(optimizer)
-    torch.save(payload, path)
+    with reported_write(path, "no partial file was left; free disk space or choose another "
+                        "folder"), atomic_path(path) as tmp:
+        torch.save(payload, str(tmp))  # a path: torch writes it without Python callbacks
     return path

@@ -12,6 +12,7 @@ from typing import Any
 from crosskd.config import (Config, ExperimentConfig, apply_overrides, check_config, load_config,
                             parse_custom_args, parse_experiment, parse_set_args)
 from crosskd.commands.device_flag import DEVICE_HELP
+from crosskd.diskwrites import atomic_path
 from crosskd.errors import UserError
 from crosskd.shipped import resolve_config
 from crosskd.train.seed_range import check_seed
@@ -118,6 +119,7 @@ def write_json(path: Path | None, payload: dict[str, Any]) -> None:
         return
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(payload, indent=1) + "\n", encoding="utf-8")
+        with atomic_path(path) as tmp:  # never a half-written metrics file
+            tmp.write_text(json.dumps(payload, indent=1) + "\n", encoding="utf-8")
     except OSError as err:
         raise _out_error(path, err) from None

@@ -8,6 +8,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from crosskd.diskwrites import atomic_path
 from crosskd.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -87,4 +88,5 @@ def save_config(config: Config, path: str | Path) -> None:
     """Write the resolved config beside a run, so the run can be repeated exactly."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(config, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+    with atomic_path(path) as tmp:  # a full disk leaves no half-written config
+        tmp.write_text(json.dumps(config, indent=2, sort_keys=False) + "\n", encoding="utf-8")

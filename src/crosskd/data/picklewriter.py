@@ -15,6 +15,8 @@ import types
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
+from crosskd.diskwrites import atomic_path, reported_write
+
 _PROTOCOL = 3
 _BATCH = 1000  # items per SETITEMS, as the standard pickler does
 
@@ -29,10 +31,18 @@ def _body(obj: Any) -> bytes:
     return data[2:-1]
 
 
+@contextlib.contextmanager
+def _written(path: Path) -> Iterator[Path]:
+    """A temporary path renamed to `path` when complete; a full disk is one line naming it."""
+    with reported_write(path, "no partial file was left; free disk space or choose another "
+                        "--out"), atomic_path(path) as tmp:
+        yield tmp
+
+
 def write_dict_pickle(path: Path, items: Iterable[tuple[str, Any]]) -> None:
     """Write `{key: value for key, value in items}` as a pickle, one item in memory at a time."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "wb") as handle:
+    with _written(path) as tmp, open(tmp, "wb") as handle:
         handle.write(b"\x80" + bytes([_PROTOCOL]) + pickle.EMPTY_DICT)
         iterator: Iterator[tuple[str, Any]] = iter(items)
         while True:
@@ -50,7 +60,7 @@ def write_dict_pickle(path: Path, items: Iterable[tuple[str, Any]]) -> None:
 def write_pickle(path: Path, obj: Any) -> None:
     """Write a small object with the standard pickler."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "wb") as handle:
+    with _written(path) as tmp, open(tmp, "wb") as handle:
         pickle.dump(obj, handle, protocol=4)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -23,6 +24,11 @@ from crosskd.train.report import describe_protocol, format_result, summarize_see
 from crosskd.train.run_record import LOG_NAME, RECORD_NAME, RunRecord, recorded_run
 from crosskd.train.seed_range import check_seed
 from crosskd.train.trainer import CONFIG_NAME, Trainer
+
+try:
+    import fcntl
+except ImportError:  # Windows: runs are not locked against each other
+    fcntl = None  # type: ignore[assignment]
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +60,27 @@ def run_folder(config: Config, experiment: str, seed: int, timestamp: str) -> Pa
         return path
     raise UserError(f"cannot create a run folder beside {base}: {_MAX_CLAIMS} folders of that "
                     "name exist already; remove old runs or set trainer.save_dir")
+
+
+@contextlib.contextmanager
+def exclusive_run_folder(run_dir: Path) -> Iterator[None]:
+    """Hold an exclusive lock on the run folder itself (flock on its directory, no file is
+    added) while a run writes it: two processes resuming one run would delete each other's
+    temporary checkpoints and interleave their epochs. Released when the process ends."""
+    if fcntl is None:
+        yield
+        return
+    handle = os.open(run_dir, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UserError(f"run folder {run_dir} is in use by another crosskd process (a "
+                            "training or a resume of the same run); wait for it to finish, "
+                            "or resume a copy of the folder") from None
+        yield
+    finally:
+        os.close(handle)
 
 
 @contextlib.contextmanager
@@ -129,7 +156,7 @@ def train_seeds(config: ExperimentConfig | Config, experiment: str, seeds: Seque
             seeded = base.with_seed(seed)
             run_dir = run_folder(seeded.raw, experiment, seed, timestamp)
             log.info("training seed %d in %s", seed, run_dir)
-            with _removed_if_unused(run_dir):
+            with _removed_if_unused(run_dir), exclusive_run_folder(run_dir):
                 results[int(seed)] = train_and_test(seeded, run_dir, device,
                                                     cache_dir=cache_dir or Path(scratch),
                                                     command=command)
@@ -161,9 +188,10 @@ def resume_run(resume: str | Path, overrides: Callable[[Config], Config], device
     checkpoint = resolve_resume_path(resume)
     stored = load_run_state(checkpoint)["config"]
     experiment = as_experiment({**overrides(stored), "seed": stored.get("seed", 0)})
-    return experiment.seed, train_and_test(experiment, checkpoint.parent, device,
-                                           resume=checkpoint, cache_dir=cache_dir,
-                                           command=command)
+    with exclusive_run_folder(checkpoint.parent):
+        return experiment.seed, train_and_test(experiment, checkpoint.parent, device,
+                                               resume=checkpoint, cache_dir=cache_dir,
+                                               command=command)
 
 
 def results_object(results: dict[int, dict[str, Any]]) -> dict[str, Any]:
