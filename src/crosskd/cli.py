@@ -13,6 +13,7 @@ import importlib
 import logging
 import os
 import sys
+import textwrap
 from typing import Sequence
 
 from crosskd import __version__
@@ -43,9 +44,17 @@ docs: README.md and docs/USAGE.md"""
 BROKEN_PIPE_STATUS = 141
 
 
-class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
-    """Descriptions keep their line breaks; an option's default is appended to its help
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """A description's paragraphs written on one line are wrapped, those with line breaks
+    (docstrings, examples) kept as written; an option's default is appended to its help
     unless the help already says it, or there is none to show (None, or an off flag)."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        return "\n\n".join(
+            paragraph if "\n" in paragraph.strip("\n") else
+            textwrap.fill(paragraph.strip(), width, initial_indent=indent,
+                          subsequent_indent=indent)
+            for paragraph in text.split("\n\n"))
 
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""

@@ -19,10 +19,11 @@ from crosskd.config.known import known_patterns
 from crosskd.config.schema import IGNORED, OPEN, USED
 from crosskd.data.layouts import LAYOUTS
 from crosskd.data.synth import SynthSpec, example_config
+from crosskd.shipped import config_dir
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED = REPO.parent / "shared"
-OURS = sorted((REPO / "configs").rglob("*.json"))
+OURS = sorted(config_dir().rglob("*.json"))  # the configs shipped with the package
 REFERENCE = sorted((SHARED / "reference-configs").rglob("*.json"))
 GOLDEN = sorted((SHARED / "conformance" / "configs").glob("*.json"))
 CHECKPOINTS = sorted((SHARED / "conformance" / "checkpoints").glob("*trained_model*.pth"))

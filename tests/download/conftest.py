@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from crosskd.shipped import config_dir as shipped_config_dir
+
 
 @dataclass
 class Resource:
@@ -128,5 +130,5 @@ def tarball() -> object:
 
 @pytest.fixture
 def config_dir() -> Path:
-    """The repository's configs folder (the published model-zoo configs)."""
-    return Path(__file__).resolve().parents[2] / "configs"
+    """The configs shipped with crosskd (the published model-zoo configs)."""
+    return shipped_config_dir()

@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from crosskd.commands.device_flag import DEVICE_HELP
 from crosskd.config import apply_overrides, as_experiment, load_config
 from crosskd.data.synth import SynthSpec, write_synthetic
 from crosskd.shipped import config_dir
@@ -48,7 +49,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="epochs of each run (default: the demo configs' trainer.epochs)")
     parser.add_argument("--videos", type=int, default=DEMO_VIDEOS,
                         help="synthetic videos to generate (65%% train, 5%% val, 30%% test)")
-    parser.add_argument("--device", help="GPU index, 'cuda:N' or 'cpu' (default: the CPU)")
+    parser.add_argument("--device", help=DEVICE_HELP)
     parser.set_defaults(func=run)
 
 

@@ -28,7 +28,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="width of the text features")
     parser.add_argument("--caption-tokens", "--caption_tokens", type=int, nargs=2,
                         default=SynthSpec.caption_tokens, metavar=("MIN", "MAX"),
-                        help="range of tokens per caption")
+                        help="range of tokens per caption (default: "
+                        f"{' '.join(map(str, SynthSpec.caption_tokens))})")
     parser.add_argument("--expert-dim", "--expert_dim", type=int, default=None,
                         help="width of every visual expert (default: small distinct widths)")
     parser.add_argument("--topics", type=int, default=SynthSpec.topics,
