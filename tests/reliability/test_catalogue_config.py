@@ -139,3 +139,12 @@ def test_c16_mistyped_override_value(cli, workspace):
     assert_one_line_error(_train(cli, workspace, "--set", "trainer.epochs=abc"),
                           "trainer.epochs must be int, not str ('abc')")
     _assert_no_run(workspace)
+
+
+@pytest.mark.parametrize("key, value", [("data_loader.args.num_test_captions", 0),
+                                        ("data_loader.args.max_tokens.text", 0),
+                                        ("data_loader.args.max_tokens.audio", -3)])
+def test_c14_counts_that_must_be_positive(cli, workspace, key, value):
+    assert_one_line_error(_train(cli, workspace, "--set", f"{key}={value}"), key,
+                          "integer > 0", f"got {value}")
+    _assert_no_run(workspace)

@@ -6,9 +6,10 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from crosskd.config.model import aggregation_key, expert_temporal, model_dims
-from crosskd.config.values import require
+from crosskd.config.values import positive_int, require
 from crosskd.data import layouts
 from crosskd.data.errors import DataError
+from crosskd.errors import ConfigError
 from crosskd.data.spec import DEFAULT_ROOT_FEAT_FOLDER, DataSpec
 
 #: options of the original that no published config turns on: refused, not ignored.
@@ -58,6 +59,10 @@ def data_spec(config: Mapping[str, Any]) -> DataSpec:
     for name in sorted(variable) + ["text"]:
         if name not in max_tokens:
             raise DataError(f"config key data_loader.args.max_tokens.{name} is missing")
+        tokens = max_tokens[name]  # read directly: expert names may hold dots
+        if isinstance(tokens, bool) or not isinstance(tokens, int) or tokens < 1:
+            raise ConfigError(f"config key data_loader.args.max_tokens.{name} must be an "
+                              f"integer > 0, got {tokens!r:.60}")
     teachers, base = _teachers(config)
     return DataSpec(
         dataset_name=dataset,
@@ -75,7 +80,8 @@ def data_spec(config: Mapping[str, Any]) -> DataSpec:
         root_feat_folder=require(config, "data_loader.args.root_feat_folder", str,
                                  default=DEFAULT_ROOT_FEAT_FOLDER),
         fuse_captions=bool(args.get("fuse_captions", False)),
-        num_test_captions=require(config, "data_loader.args.num_test_captions", int, default=1),
+        num_test_captions=(positive_int(config, "data_loader.args.num_test_captions")
+                           if "num_test_captions" in args else 1),
         teachers=teachers,
         teacher_base_path=base,
     )
