@@ -141,7 +141,7 @@ def run_process(command: list[str], env: dict[str, str] | None = None) -> Proces
 def foreach_radam(active: bool = True) -> Iterator[None]:
     """While active, graphed RAdam steps captured (first run) inside update every tensor
     through torch's foreach kernels instead of the compiled piece kernel (for comparison)."""
-    from crosskd.train import fast_radam
+    from crosskd.optim import fast_radam
     default = fast_radam._PIECE
     if active:
         fast_radam._PIECE = 2**62  # no whole piece: everything is a remainder

@@ -8,7 +8,7 @@ number of small kernels, not FLOPs, bounds a CE+ step outside its big products. 
 them without a GPU: every ATen operator that forward, loss and backward dispatch at the
 published model size (inputs as in train_step.py), apart from views and allocations, which
 launch no kernel. The optimizer step is not included (graphed steps run it as pieces of a
-compiled kernel, see crosskd.train.fast_radam). Prints totals and the most frequent
+compiled kernel, see crosskd.optim.fast_radam). Prints totals and the most frequent
 operators; `--amp bf16` counts under bfloat16 autocast, whose casts are kernels too.
 """
 

@@ -8,7 +8,7 @@ gpt2-xl-finetune text, 262.7 M parameters). Inputs are random but have the real 
 text [64, 1, 37, 1600] and audio/speech token sequences, zero-padded after a random length,
 with some experts missing. One step = forward (train mode), the config's loss (ranking +
 caption KL), backward and an optimizer step, timed with the config's optimizer (torch's
-RAdam, which build_optimizer maps to crosskd.train.fast_radam.SinglePassRAdam) and with
+RAdam, which build_optimizer maps to crosskd.optim.fast_radam.SinglePassRAdam) and with
 torch.optim.RAdam. Reports medians of --steps steps after --warmup
 steps (RAdam rectifies from step 6 on, so warm-up covers that), the FLOPs of forward +
 backward (FlopCounterMode), the fp32 matmul GFLOP/s measured in the same run, and the
@@ -33,8 +33,8 @@ from _machine import flop_counter, load_average, matmul_gflops, retain_freed_mem
 from crosskd.config import load_config, model_spec, objective_spec, optimizer_spec
 from crosskd.losses import build_objective
 from crosskd.models import CENet, build_model
-from crosskd.train.fast_radam import SinglePassRAdam
-from crosskd.train.optim import build_optimizer
+from crosskd.optim.fast_radam import SinglePassRAdam
+from crosskd.optim import build_optimizer
 
 #: tokens per expert sequence in the MSRVTT batches, and which fraction of videos lacks it.
 TOKENS = {"audio": 29, "speech": 32, "text": 37}

@@ -7,9 +7,7 @@ objective terms (crosskd.losses.terms.TERMS) and ranking losses by name.
 
 from __future__ import annotations
 
-import ast
 import copy
-from pathlib import Path
 
 import pytest
 import torch
@@ -24,9 +22,6 @@ from crosskd.losses import RANKING_LOSSES, TERMS, build_objective
 from crosskd.losses.spec import ObjectiveSpec
 from crosskd.models import build_model
 from crosskd.models.pooling import POOLING_LAYERS, pooling_layer
-
-SRC = Path(__file__).resolve().parents[1] / "src" / "crosskd"
-
 
 def _config() -> dict:
     spec = SynthSpec(videos=10, visual_dims={name: 8 for name in SynthSpec().visual_dims})
@@ -125,27 +120,3 @@ def test_every_ranking_loss_is_reachable_by_its_config_name(name):
     output, _ = _output_and_batch()
     total, values = objective(output)
     assert torch.isfinite(total) and set(values) == {"ranking"}
-
-
-def _imports(package: str) -> set[str]:
-    found = set()
-    for path in (SRC / package).rglob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.ImportFrom) and node.module:
-                found.add(node.module)
-            elif isinstance(node, ast.Import):
-                found.update(alias.name for alias in node.names)
-    return found
-
-
-@pytest.mark.parametrize(("package", "forbidden"), [
-    ("models", ("crosskd.config", "crosskd.train", "crosskd.checkpoint", "crosskd.download",
-                "crosskd.commands")),
-    ("losses", ("crosskd.config", "crosskd.train", "crosskd.checkpoint", "crosskd.download",
-                "crosskd.commands")),
-    ("data", ("crosskd.models", "crosskd.config", "crosskd.train")),
-])
-def test_layering(package, forbidden):
-    bad = {module for module in _imports(package)
-           if any(module == f or module.startswith(f + ".") for f in forbidden)}
-    assert not bad, f"crosskd.{package} imports {sorted(bad)}"

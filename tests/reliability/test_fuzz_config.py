@@ -27,7 +27,7 @@ from crosskd.data.synth import SynthSpec, example_config
 from crosskd.errors import UserError
 from crosskd.losses import build_objective
 from crosskd.models import build_model
-from crosskd.train.optim import build_optimizer, build_scheduler
+from crosskd.optim import build_optimizer, build_scheduler
 
 FUZZ = settings(max_examples=120, deadline=None, derandomize=True,
                 phases=(Phase.explicit, Phase.generate),  # no shrinking: bounded CI time

@@ -12,7 +12,7 @@ import torch
 from crosskd.checkpoint.background import BackgroundWriter
 from crosskd.data.batch import Batch
 from crosskd.train import graphed_step
-from crosskd.train.fast_radam import SinglePassRAdam
+from crosskd.optim.fast_radam import SinglePassRAdam
 from crosskd.train.graphed_step import GraphedTrainStep, portable_state, prepare_optimizer
 from train_support import run_config
 

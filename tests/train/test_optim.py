@@ -9,10 +9,10 @@ from hypothesis import strategies as st
 
 from crosskd.config import ConfigError, optimizer_spec, scheduler_spec
 from crosskd.errors import UserError
-from crosskd.train import fast_radam
-from crosskd.train.fast_radam import SinglePassRAdam
+from crosskd.optim import fast_radam
+from crosskd.optim.fast_radam import SinglePassRAdam
 from crosskd.train.graphed_step import prepare_optimizer
-from crosskd.train.optim import build_optimizer, build_scheduler
+from crosskd.optim import build_optimizer, build_scheduler
 
 ARGS = {"lr": 1e-3, "weight_decay": 1e-5}
 #: (rtol, atol) between the fused path and torch's RAdam, which differ only in rounding:

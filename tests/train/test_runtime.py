@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from crosskd.config import ConfigError
-from crosskd.train.fast_radam import SinglePassRAdam
+from crosskd.optim.fast_radam import SinglePassRAdam
 from crosskd.train.precision import Precision
-from crosskd.train.runtime import (MIN_PARAMETERS_FOR_THREADS, RuntimeSettings, cpu_threads_for,
-                                   resolve_runtime)
+from crosskd.config.runtime import RuntimeSettings
+from crosskd.train.runtime import MIN_PARAMETERS_FOR_THREADS, cpu_threads_for, resolve_runtime
 
 CPU, CUDA = torch.device("cpu"), torch.device("cuda")
 TINY = torch.nn.Linear(2, 2)

@@ -10,8 +10,8 @@ import torch
 from crosskd.config import ConfigError, optimizer_spec, scheduler_spec
 from crosskd.errors import UserError
 from crosskd.train.device import resolve_device
-from crosskd.train.monitor import Monitor
-from crosskd.train.optim import build_optimizer, build_scheduler
+from crosskd.config.monitor import Monitor
+from crosskd.optim import build_optimizer, build_scheduler
 from crosskd.train.report import format_result, summarize_seeds
 
 PROTOCOL = {"dataset": "MSRVTT", "split": "full-test", "captions_per_video": 20,

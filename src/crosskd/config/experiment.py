@@ -25,7 +25,7 @@ from crosskd.config.values import require
 from crosskd.data.spec import DataSpec
 from crosskd.losses.spec import ObjectiveSpec
 from crosskd.models.spec import ModelSpec
-from crosskd.train.runtime import RuntimeSettings
+from crosskd.config.runtime import RuntimeSettings
 
 
 @dataclass(frozen=True)

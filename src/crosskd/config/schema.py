@@ -93,7 +93,7 @@ USED: dict[str, tuple[type, ...]] = {
 }
 
 #: sections whose keys are not listed here: the builder they go to checks them before any
-#: data is read (an optimizer's or scheduler's keyword arguments, probed by crosskd.train.optim).
+#: data is read (an optimizer's or scheduler's keyword arguments, probed by crosskd.optim).
 OPEN: dict[str, tuple[type, ...]] = {
     "optimizer.args": (dict,),
     "lr_scheduler.args": (dict, NULL),

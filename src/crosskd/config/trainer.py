@@ -8,8 +8,8 @@ from typing import Any, Mapping
 
 from crosskd.config.values import require
 from crosskd.errors import ConfigError
-from crosskd.train.monitor import DEFAULT_MONITOR, Monitor
-from crosskd.train.optim import OptimizerSpec, check_optimizer, check_scheduler
+from crosskd.config.monitor import DEFAULT_MONITOR, Monitor
+from crosskd.optim import OptimizerSpec, check_optimizer, check_scheduler
 
 DEFAULT_SAVE_DIR = "data/saved"
 

@@ -4,7 +4,8 @@
                 "optimizer_in_backward": null, "resident_data": "auto",
                 "background_checkpoints": null}
 
-The settings are read and type-checked in `RuntimeSettings`; `resolve_runtime` turns them,
+The settings are read and type-checked in `crosskd.config.runtime.RuntimeSettings` (the
+config's runtime part); `resolve_runtime` turns them,
 with the device, optimizer, training split and model at hand, into one `Runtime`, refusing
 combinations that cannot work together with one message that lists every conflict. Model,
 loss and data code never see these options: the trainer hands each part what it needs.
@@ -15,12 +16,13 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any, Callable
 
 import torch
 
+from crosskd.config.runtime import RuntimeSettings
 from crosskd.errors import ConfigError
-from crosskd.train.precision import AMP_CHOICES, Precision
+from crosskd.train.precision import Precision
 
 log = logging.getLogger(__name__)
 
@@ -32,54 +34,6 @@ AUTO_MEMORY_SHARE = 0.5
 CORE_THREADS = torch.get_num_threads()
 #: below this many parameters a model is too small for threads to pay off.
 MIN_PARAMETERS_FOR_THREADS = 4_000_000
-
-_AUTO_OR_BOOL = ("auto", True, False)
-
-
-@dataclass(frozen=True)
-class RuntimeSettings:
-    """The runtime options as the config states them (None / "auto": decided per device)."""
-
-    amp: str | None = None
-    compile: bool = False
-    cuda_graphs: str | bool = "auto"
-    optimizer_in_backward: bool | None = None
-    resident_data: str | bool = "auto"
-    background_checkpoints: bool | None = None
-
-    @classmethod
-    def from_config(cls, config: Mapping[str, Any]) -> RuntimeSettings:
-        """Read and check the options of a config's `trainer` section."""
-        trainer = config.get("trainer") or {}
-        settings = cls(**{key: trainer[key] for key in cls.__dataclass_fields__
-                          if key in trainer})
-        settings.check()
-        return settings
-
-    def check(self) -> None:
-        """Refuse a value of the wrong kind, naming the key and what it may be."""
-        expected = {
-            "amp": (isinstance(self.amp, (str, type(None))) and self.amp in AMP_CHOICES,
-                    f"one of {sorted(k for k in AMP_CHOICES if k)} "
-                    "or null"),
-            "compile": (isinstance(self.compile, bool), "true or false"),
-            "cuda_graphs": (self.cuda_graphs in _AUTO_OR_BOOL, "\"auto\", true or false"),
-            "optimizer_in_backward": (self.optimizer_in_backward in (None, True, False),
-                                      "true, false or null"),
-            "resident_data": (self.resident_data in _AUTO_OR_BOOL, "\"auto\", true or false"),
-            "background_checkpoints": (self.background_checkpoints in (None, True, False),
-                                       "true, false or null"),
-        }
-        for key, (valid, wanted) in expected.items():
-            if not valid or (key != "amp" and _is_number(getattr(self, key))):
-                raise ConfigError(f"config key trainer.{key}: expected {wanted}, got "
-                                  f"{getattr(self, key)!r}")
-
-
-def _is_number(value: Any) -> bool:
-    """1 == True in Python: a setting given as a number is refused, not read as a bool."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
 
 @dataclass(frozen=True)
 class Runtime:

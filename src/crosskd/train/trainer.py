@@ -36,7 +36,7 @@ from crosskd.train.history import EpochLog
 from crosskd.train.interrupts import (EpochPosition, StopRequests, TrainingInterrupted,
                                       stop_requests)
 from crosskd.train.mapped import release_mapped_pages
-from crosskd.train.optim import build_optimizer, build_scheduler
+from crosskd.optim import build_optimizer, build_scheduler
 from crosskd.train.resident import (ResidentEvalSplit, ResidentTrainSplit, resident_bytes,
                                     resident_supported)
 from crosskd.train.runners import build_runner

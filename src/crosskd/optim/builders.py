@@ -15,7 +15,7 @@ from typing import Any, Iterable, Mapping
 import torch
 
 from crosskd.errors import ConfigError
-from crosskd.train.fast_radam import SinglePassRAdam
+from crosskd.optim.fast_radam import SinglePassRAdam
 
 # The original's vendored optimisers map onto the ones torch now ships; RAdam runs torch's
 # RAdam through the fused Adam kernel once rectified (same results and state, faster).

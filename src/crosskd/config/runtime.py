@@ -1,0 +1,59 @@
+"""The runtime part of a config: the speed and memory options as the config states them.
+
+What they mean on a given machine is decided in crosskd.train.runtime.resolve_runtime.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from crosskd.errors import ConfigError
+
+#: `trainer.amp` values (crosskd.train.precision maps them to autocast dtypes).
+AMP_NAMES = ("bf16", "fp32", "off", None)
+_AUTO_OR_BOOL = ("auto", True, False)
+
+
+@dataclass(frozen=True)
+class RuntimeSettings:
+    """The runtime options as the config states them (None / "auto": decided per device)."""
+
+    amp: str | None = None
+    compile: bool = False
+    cuda_graphs: str | bool = "auto"
+    optimizer_in_backward: bool | None = None
+    resident_data: str | bool = "auto"
+    background_checkpoints: bool | None = None
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> RuntimeSettings:
+        """Read and check the options of a config's `trainer` section."""
+        trainer = config.get("trainer") or {}
+        settings = cls(**{key: trainer[key] for key in cls.__dataclass_fields__
+                          if key in trainer})
+        settings.check()
+        return settings
+
+    def check(self) -> None:
+        """Refuse a value of the wrong kind, naming the key and what it may be."""
+        expected = {
+            "amp": (isinstance(self.amp, (str, type(None))) and self.amp in AMP_NAMES,
+                    f"one of {sorted(k for k in AMP_NAMES if k)} or null"),
+            "compile": (isinstance(self.compile, bool), "true or false"),
+            "cuda_graphs": (self.cuda_graphs in _AUTO_OR_BOOL, "\"auto\", true or false"),
+            "optimizer_in_backward": (self.optimizer_in_backward in (None, True, False),
+                                      "true, false or null"),
+            "resident_data": (self.resident_data in _AUTO_OR_BOOL, "\"auto\", true or false"),
+            "background_checkpoints": (self.background_checkpoints in (None, True, False),
+                                       "true, false or null"),
+        }
+        for key, (valid, wanted) in expected.items():
+            if not valid or (key != "amp" and _is_number(getattr(self, key))):
+                raise ConfigError(f"config key trainer.{key}: expected {wanted}, got "
+                                  f"{getattr(self, key)!r}")
+
+
+def _is_number(value: Any) -> bool:
+    """1 == True in Python: a setting given as a number is refused, not read as a bool."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)

@@ -1,0 +1,51 @@
+"""Layering that shows: each package imports only the layers below it.
+
+From the bottom: errors, tree, experts, datasets, ops -> models, data -> losses -> optim,
+checkpoint -> config (parses into the parts' types) -> download -> train -> commands -> cli.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+SRC = Path(__file__).resolve().parents[1] / "src" / "crosskd"
+APPLICATION = ("crosskd.train", "crosskd.commands", "crosskd.cli")
+
+
+def _imports(package: str) -> set[str]:
+    """Every module the package's files import, at any depth (lazy imports included)."""
+    found = set()
+    files = [SRC / f"{package}.py"] if (SRC / f"{package}.py").is_file() else \
+        (SRC / package).rglob("*.py")
+    for path in files:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                found.add(node.module)
+            elif isinstance(node, ast.Import):
+                found.update(alias.name for alias in node.names)
+    return found
+
+
+LIBRARY = ("crosskd.config", "crosskd.checkpoint", "crosskd.download", *APPLICATION)
+
+
+@pytest.mark.parametrize(("package", "forbidden"), [
+    ("ops", ("crosskd.models", "crosskd.losses", "crosskd.data", *LIBRARY)),
+    ("models", ("crosskd.data", "crosskd.losses", *LIBRARY)),
+    ("losses", ("crosskd.models", *LIBRARY)),
+    ("data", ("crosskd.models", "crosskd.losses", *LIBRARY)),
+    ("datasets", ("crosskd.data", "crosskd.models", *LIBRARY)),
+    ("experts", ("crosskd.data", "crosskd.models", *LIBRARY)),
+    ("optim", ("crosskd.models", "crosskd.data", *LIBRARY)),
+    ("checkpoint", ("crosskd.config", "crosskd.download", *APPLICATION)),
+    ("config", ("crosskd.checkpoint", "crosskd.download", *APPLICATION)),
+    ("download", APPLICATION),
+    ("train", ("crosskd.commands", "crosskd.cli")),
+])
+def test_layering(package, forbidden):
+    bad = {module for module in _imports(package)
+           if any(module == f or module.startswith(f + ".") for f in forbidden)}
+    assert not bad, f"crosskd.{package} imports {sorted(bad)}"
