@@ -150,3 +150,13 @@ def test_p3b_damaged_fingerprint_record_is_ignored(workspace, tmp_path, monkeypa
         record.write_text("not a digest")
     again = _scene_values(RetrievalData.load(data_spec(workspace.config), cache_dir=cache))
     np.testing.assert_array_equal(again, expected)
+
+
+def test_p4_cache_folder_that_is_a_file(cli, workspace, tmp_path):
+    blocker = tmp_path / "cache"
+    blocker.write_text("not a folder", encoding="utf-8")
+    line = assert_one_line_error(cli("train", "--config", workspace.config_path,
+                                     "--cache_dir", blocker / "packed"), str(blocker),
+                                 "part of the path is a file", "--cache_dir")
+    assert "download" not in line
+    assert blocker.read_text(encoding="utf-8") == "not a folder"

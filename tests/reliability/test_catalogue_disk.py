@@ -36,10 +36,13 @@ def _state(size: int) -> dict:
             "monitor_best": 0.0}
 
 
-def test_r5_full_disk_while_training_writes_a_checkpoint(cli, workspace, small_disk):
-    """2 MiB: config.json and model_best.pth (1.1 MB) fit, checkpoint_last.pth (3.2 MB) not."""
+@pytest.mark.parametrize("background", [False, True])
+def test_r5_full_disk_while_training_writes_a_checkpoint(cli, workspace, small_disk, background):
+    """2 MiB: config.json and model_best.pth (1.1 MB) fit, checkpoint_last.pth (3.2 MB) not;
+    also when the checkpoint is written by the background writer (the GPU default)."""
     disk = small_disk(2048)
     workspace.config["trainer"]["save_dir"] = str(disk / "runs")
+    workspace.config["trainer"]["background_checkpoints"] = background
     workspace.write_config()
     line = assert_one_line_error(_train(cli, workspace), LAST_NAME, "No space left on device",
                                  "free disk space", "MiB needed")
