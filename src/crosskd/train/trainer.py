@@ -13,6 +13,7 @@ import dataclasses
 import logging
 import math
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -284,7 +285,10 @@ class Trainer:
                                precision=self.runtime.precision)
             row.update(_flatten_metrics("val", metrics))
         if self.scheduler is not None:
-            self.scheduler.step()
+            with warnings.catch_warnings():
+                if videos == 0:  # resumed after the epoch's last batch: its steps ran before
+                    warnings.filterwarnings("ignore", message=r"Detected call of .lr_scheduler")
+                self.scheduler.step()
         improved = validate and self._select(epoch, row)
         self.history.append(row)
         epoch_log.append(row, {"train_seconds": round(trained, 3),
