@@ -9,6 +9,7 @@ file and the fix, with no partial file left.
 from __future__ import annotations
 
 import io
+import logging
 import os
 import tarfile
 
@@ -24,6 +25,7 @@ from crosskd.diskwrites import DiskWriteError
 from crosskd.download.archive import safe_unpack
 from crosskd.errors import UserError
 from crosskd.train.history import EpochLog
+from crosskd.train.run_record import recorded_run
 
 
 def _train(cli, workspace, *extra):
@@ -150,3 +152,14 @@ def test_r8e_metrics_file_and_exported_checkpoint_onto_a_full_disk(small_disk):
     with pytest.raises(DiskWriteError, match="No space left on device"):
         save_original_checkpoint(disk / "trained_model.pth", torch.nn.Linear(64, 64), {})
     assert sorted(p.name for p in disk.iterdir()) == ["filler"], "a partial file was left"
+
+
+def test_r8f_train_log_on_a_full_disk_prints_no_logging_traceback(small_disk, capsys):
+    disk = small_disk(64)
+    with recorded_run(disk, torch.device("cpu"), {"argv": ["train"]}) as record:
+        record.begin()
+        _fill(disk / "filler")
+        for i in range(200):
+            logging.getLogger("crosskd.test").info("line %d %s", i, "x" * 200)
+    err = capsys.readouterr().err
+    assert "Logging error" not in err and "Traceback" not in err, err[-2000:]

@@ -8,6 +8,7 @@ import json
 import logging
 import platform
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any, Iterator, Mapping
@@ -22,6 +23,21 @@ from crosskd.errors import UserError
 LOG_NAME = "train.log"
 RECORD_NAME = "run.json"
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+class _LogFile(logging.FileHandler):
+    """train.log; on a full or read-only disk it stops writing instead of printing logging's
+    traceback for every record (the run's own writes then report the disk in one line)."""
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        if isinstance(sys.exc_info()[1], OSError):
+            self.setLevel(logging.CRITICAL + 1)  # silent from now on
+            return
+        super().handleError(record)
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):  # its last buffered lines did not fit either
+            super().close()
 
 
 class _Held(logging.Handler):
@@ -56,7 +72,7 @@ class RunRecord:
         self.runs.append(self.entry)
         self._write()
         held = self.handler
-        self.handler = logging.FileHandler(self.log_path, encoding="utf-8")
+        self.handler = _LogFile(self.log_path, encoding="utf-8")
         self.handler.setFormatter(logging.Formatter(LOG_FORMAT))
         self.handler.setLevel(logging.INFO)
         for record in getattr(held, "records", []):
