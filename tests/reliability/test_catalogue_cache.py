@@ -17,6 +17,7 @@ import pytest
 from reliability_support import SCENE_FILE, assert_one_line_error
 from crosskd.config import data_spec
 from crosskd.data import fingerprint, store
+from crosskd.data.errors import DataError
 from crosskd.data.retrieval import RetrievalData
 
 SCENE = "scene.densenet161.0"
@@ -160,3 +161,13 @@ def test_p4_cache_folder_that_is_a_file(cli, workspace, tmp_path):
                                  "part of the path is a file", "--cache_dir")
     assert "download" not in line
     assert blocker.read_text(encoding="utf-8") == "not a folder"
+
+
+
+def test_p5_a_feature_file_that_cannot_be_read_is_named(tmp_path):
+    """The hash reads the whole file first: a read error names the file (a folder stands in
+    for an unreadable file, since the tests run as root)."""
+    folder = tmp_path / "densenet161-avg.pickle"
+    folder.mkdir()
+    with pytest.raises(DataError, match="cannot read .*densenet161-avg.pickle"):
+        fingerprint.fingerprint(folder, tmp_path / "cache")

@@ -20,6 +20,8 @@ import re
 import time
 from pathlib import Path
 
+from crosskd.data.errors import DataError
+
 log = logging.getLogger(__name__)
 
 RECORDS = ".fingerprints"
@@ -38,9 +40,13 @@ def signature(path: Path) -> dict[str, int | str]:
 def content_digest(path: Path) -> str:
     """sha256 of the file's bytes, read in 8 MiB pieces."""
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(_CHUNK), b""):
-            digest.update(block)
+    try:
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(_CHUNK), b""):
+                digest.update(block)
+    except OSError as err:
+        raise DataError(f"cannot read {path} ({err.strerror or err}); check that the file "
+                        "exists and that you may read it") from None
     return digest.hexdigest()
 
 
