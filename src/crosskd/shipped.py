@@ -10,6 +10,7 @@ from __future__ import annotations
 from importlib.resources import files
 from pathlib import Path
 
+from crosskd.config.files import load_config
 from crosskd.errors import UserError
 
 #: how the README and the original's command lines name a shipped config: configs/<file>.
@@ -37,3 +38,13 @@ def resolve_config(text: str | Path) -> Path:
         return path
     shipped = config_dir().joinpath(*path.parts[1:])
     return shipped if shipped.is_file() else path
+
+
+def experiment_configs() -> list[str]:
+    """Every shipped config that is a whole experiment (names relative to `config_dir()`,
+    e.g. `base/msrvtt.json`): all but the parents that name no dataset (`base/common.json`)."""
+    folder = config_dir()
+    names = sorted(path.relative_to(folder).as_posix() for path in folder.rglob("*.json"))
+    return [name for name in names
+            if (load_config(folder / name).get("data_loader") or {}).get("args", {})
+            .get("dataset_name")]

@@ -57,7 +57,9 @@ def test_features_round_trip_exactly(synthetic, tmp_path):
     ids = data.eval.video_ids[:count]
     batch = data.eval.batch(np.arange(count))
     np.testing.assert_array_equal(batch.experts[name].numpy(), np.stack([source[v] for v in ids]))
-    with open(root / layouts.text_feat_path(layout, spec.text_feat), "rb") as handle:
+    split = config["data_loader"]["args"]["split_name"]
+    (text_path,) = layouts.text_feat_paths(layout, spec.text_feat, split)
+    with open(root / text_path, "rb") as handle:
         text = pickle.load(handle)
     first = text[ids[0]]
     if data.eval.fuse_captions:

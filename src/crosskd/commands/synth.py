@@ -1,48 +1,97 @@
-"""`crosskd synth`: write a synthetic dataset in one of the published on-disk layouts."""
+"""`crosskd synth`: write a synthetic dataset in one of the published on-disk layouts.
+
+With `--like CONFIG` it writes every file that config reads (each expert at its own width and
+kind, the text features, the teachers, the split lists and caption-index files of its split
+and its eval_settings split) and `OUT/config.json`, the config with data_dir pointing at OUT:
+`python3 train.py --config OUT/config.json` then runs it on the synthetic data.
+"""
 
 from __future__ import annotations
 
 import argparse
+import logging
 from pathlib import Path
 
+from crosskd.config import load_config
 from crosskd.data.layouts import LAYOUTS
 from crosskd.data.synth import SynthSpec, write_synthetic
+from crosskd.synth_like import LikeSizes, write_like
+from crosskd.shipped import resolve_config
+
+log = logging.getLogger(__name__)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `synth` subcommand."""
     parser = subparsers.add_parser("synth", help="write a synthetic dataset (same files and "
                                    "pickle formats as the published tarballs)",
-                                   description=__doc__)
-    parser.add_argument("--dataset", choices=sorted(LAYOUTS), default="MSRVTT",
-                        help="whose on-disk layout (file names, split lists) to write")
+                                   description=__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, required=True,
                         help="data_dir to write (required)")
-    parser.add_argument("--videos", type=int, default=SynthSpec.videos,
-                        help="number of videos")
+    parser.add_argument("--like", type=resolve_config, metavar="CONFIG",
+                        help="write every file this config reads, at its widths, and "
+                        "OUT/config.json pointing at OUT; configs/NAME.json finds a shipped "
+                        "config; --dataset, --text-feat, --text-dim and --expert-dim then come "
+                        "from the config (default: no config, the options below)")
+    parser.add_argument("--dataset", choices=sorted(LAYOUTS), default="MSRVTT",
+                        help="whose on-disk layout (file names, split lists) to write "
+                        "(default: %(default)s)")
+    parser.add_argument("--videos", type=int, default=None,
+                        help=f"number of videos, at least 10 (default: {SynthSpec.videos}; "
+                        f"with --like {LikeSizes.videos})")
     parser.add_argument("--captions", type=int, default=None,
-                        help="captions per video (default: dataset-like)")
-    parser.add_argument("--text-feat", "--text_feat", default=SynthSpec.text_feat,
-                        help="name of the text features (experts.text_feat of a config)")
-    parser.add_argument("--text-dim", "--text_dim", type=int, default=SynthSpec.text_dim,
-                        help="width of the text features")
+                        help="captions per video; a few videos get one or two fewer "
+                        f"(default: dataset-like, 20 for MSRVTT; with --like "
+                        f"{LikeSizes.captions_per_video})")
     parser.add_argument("--caption-tokens", "--caption_tokens", type=int, nargs=2,
-                        default=SynthSpec.caption_tokens, metavar=("MIN", "MAX"),
+                        default=None, metavar=("MIN", "MAX"),
                         help="range of tokens per caption (default: "
-                        f"{' '.join(map(str, SynthSpec.caption_tokens))})")
+                        f"{' '.join(map(str, SynthSpec.caption_tokens))}; with --like "
+                        f"{' '.join(map(str, LikeSizes.caption_tokens))}, at most the "
+                        "config's max_tokens.text)")
+    parser.add_argument("--expert-tokens", "--expert_tokens", type=int, default=None,
+                        help="most tokens per video of a token-sequence expert (audio, "
+                        f"speech, ocr) (default: {SynthSpec.max_expert_tokens}; with --like "
+                        f"{LikeSizes.max_expert_tokens})")
+    parser.add_argument("--text-feat", "--text_feat", default=SynthSpec.text_feat,
+                        help="name of the text features (experts.text_feat of a config) "
+                        "(default: %(default)s)")
+    parser.add_argument("--text-dim", "--text_dim", type=int, default=SynthSpec.text_dim,
+                        help="width of the text features (default: %(default)s)")
     parser.add_argument("--expert-dim", "--expert_dim", type=int, default=None,
-                        help="width of every visual expert (default: small distinct widths)")
+                        help="width of every visual expert (default: small distinct widths, "
+                        "64 to 96)")
     parser.add_argument("--topics", type=int, default=SynthSpec.topics,
-                        help="latent topics the videos share (fewer: harder retrieval)")
-    parser.add_argument("--seed", type=int, default=SynthSpec.seed, help="random seed")
+                        help="latent topics the videos share; fewer make retrieval harder "
+                        "(default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=SynthSpec.seed,
+                        help="random seed (default: %(default)s)")
     parser.set_defaults(func=run)
 
 
+def _given(value, default):
+    return default if value is None else value
+
+
 def run(args: argparse.Namespace) -> int:
-    """Write the dataset and print where it is."""
-    spec = SynthSpec(dataset=args.dataset, videos=args.videos,
+    """Write the dataset (and, with --like, its config) and print where it is."""
+    if args.like is not None:
+        sizes = LikeSizes(
+            videos=_given(args.videos, LikeSizes.videos),
+            captions_per_video=_given(args.captions, LikeSizes.captions_per_video),
+            caption_tokens=tuple(_given(args.caption_tokens, LikeSizes.caption_tokens)),
+            max_expert_tokens=_given(args.expert_tokens, LikeSizes.max_expert_tokens),
+            seed=args.seed)
+        path = write_like(load_config(args.like), args.out, sizes)
+        log.info("train it with: python3 train.py --config %s", path)
+        print(path)
+        return 0
+    spec = SynthSpec(dataset=args.dataset, videos=_given(args.videos, SynthSpec.videos),
                      captions_per_video=args.captions, text_feat=args.text_feat,
-                     text_dim=args.text_dim, caption_tokens=tuple(args.caption_tokens),
+                     text_dim=args.text_dim,
+                     caption_tokens=tuple(_given(args.caption_tokens, SynthSpec.caption_tokens)),
+                     max_expert_tokens=_given(args.expert_tokens, SynthSpec.max_expert_tokens),
                      topics=args.topics, seed=args.seed)
     if args.expert_dim is not None:
         spec.visual_dims = {name: args.expert_dim for name in spec.visual_dims}

@@ -51,14 +51,25 @@ def visual_feat_paths(expert: str, aggregation: Mapping[str, Any]) -> tuple[str,
                  for agg in aggregation["temporal"].split("-"))
 
 
+def custom_paths(layout: DatasetLayout, split: str | None = None) -> dict[str, tuple[str, ...]]:
+    """The experts at fixed paths, with those of `split` (MSRVTT `miech`) replacing them."""
+    return {**layout.custom_paths, **layout.split_custom_paths.get(split or "", {})}
+
+
 def expert_paths(layout: DatasetLayout, expert: str,
-                 feat_aggregation: Mapping[str, Mapping[str, Any]]) -> tuple[str, ...]:
+                 feat_aggregation: Mapping[str, Mapping[str, Any]],
+                 split: str | None = None) -> tuple[str, ...]:
     """Relative paths of the pickles holding one expert (several are concatenated)."""
-    if expert in layout.custom_paths:
-        return layout.custom_paths[expert]
+    fixed = custom_paths(layout, split)
+    if expert in fixed:
+        return fixed[expert]
     if expert.count(".") != 2:
-        raise DataError(f"expert {expert!r}: {layout.name} has no file for it; known custom "
-                        f"experts are {', '.join(layout.custom_paths)}")
+        only = [f"{name} (split {split_name!r} only)"
+                for split_name, paths in layout.split_custom_paths.items()
+                for name in paths if name == expert]
+        hint = f"; {layout.name} has {only[0]}" if only else ""
+        raise DataError(f"expert {expert!r}: {layout.name} has no file for it{hint}; known "
+                        f"custom experts are {', '.join(fixed)}")
     try:
         aggregation = feat_aggregation[expert]
     except KeyError:
@@ -67,10 +78,21 @@ def expert_paths(layout: DatasetLayout, expert: str,
     return visual_feat_paths(expert, aggregation)
 
 
-def text_feat_path(layout: DatasetLayout, text_feat: str) -> str:
-    """Relative path of the caption token features of a text model."""
-    name = layout.text_feat_overrides.get(text_feat, f"{text_feat}.pkl")
-    return f"aggregated_text_feats/{name}"
+def text_feat_paths(layout: DatasetLayout, text_feat: str, split: str) -> tuple[str, ...]:
+    """Relative paths of the caption token features of a text model for one split.
+
+    One file, except for a text model stored per split (`split_text_feats`), whose files
+    are merged in order as the original does (the training file, then the split's own).
+    """
+    per_split = layout.split_text_feats.get(text_feat)
+    if per_split is None:
+        name = layout.text_feat_overrides.get(text_feat, f"{text_feat}.pkl")
+        return (f"aggregated_text_feats/{name}",)
+    if split not in per_split:
+        raise DataError(f"config key experts.text_feat: the {text_feat!r} text features of "
+                        f"{layout.name} exist for split(s) {', '.join(per_split)} only, not "
+                        f"{split!r}; use another split_name or text_feat")
+    return tuple(f"aggregated_text_feats/{name}" for name in per_split[split])
 
 
 def data_root(spec: DataSpec) -> Path:

@@ -17,6 +17,7 @@ from crosskd.data.features import gather_split
 from crosskd.data.pickles import load_small_pickle
 from crosskd.data.spec import DataSpec
 from crosskd.data.store import PackedFile, load_packed
+from crosskd.data.text_sources import captions_for, rekeyed
 
 log = logging.getLogger(__name__)
 
@@ -86,14 +87,13 @@ class _Loader:
         for name in self.modalities:
             max_rows = self.max_tokens[name] if name in spec.variable else None
             experts[name] = [self._packed(rel, "expert", f"{name} expert file", max_rows)
-                             for rel in layouts.expert_paths(self.layout, name, spec.aggregation)]
-        text_feat = spec.text_feat
-        text = self._packed(layouts.text_feat_path(self.layout, text_feat), "captions",
-                            f"{text_feat} text features", self.max_tokens["text"])
+                             for rel in layouts.expert_paths(self.layout, name, spec.aggregation,
+                                                             split_name)]
+        texts = self._text_files(split_name)
         teachers = self._teacher_files()
 
         def gather(ids: list[str], with_teachers: bool):
-            return gather_split(ids, experts, set(spec.variable), text,
+            return gather_split(ids, experts, set(spec.variable), captions_for(texts, ids),
                                 teachers if with_teachers else [], dict(spec.raw_input_dims),
                                 spec.text_dim, spec.shared_dim)
 
@@ -107,6 +107,20 @@ class _Loader:
         log.info("%s %s: %d train videos, %d eval videos, %d queries", self.layout.name,
                  split_name, train.num_videos, evaluation.num_videos, evaluation.num_queries)
         return train, evaluation
+
+    def _text_files(self, split_name: str) -> list[PackedFile]:
+        """The caption features of the split: one file, or the files merged in order."""
+        text_feat = self.spec.text_feat
+        files = [self._packed(rel, "captions", f"{text_feat} text features",
+                              self.max_tokens["text"])
+                 for rel in layouts.text_feat_paths(self.layout, text_feat, split_name)]
+        if text_feat in self.layout.youtube_keyed_text_feats:
+            (name,) = self.layout.extra_files
+            path = layouts.require_file(self.root / name, "YouTube name of each video",
+                                        self.layout)
+            names = {str(yt): str(vid) for vid, yt in load_small_pickle(path).items()}
+            files = [rekeyed(packed, names, name) for packed in files]
+        return files
 
     def _caption_choice(self, split_name: str, eval_ids: list[str]) -> np.ndarray | None:
         """The 1k-A protocol's one caption index per test video, else None."""

@@ -12,7 +12,7 @@ import json
 import logging
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Mapping
 
 import numpy as np
 from tqdm import tqdm
@@ -68,6 +68,13 @@ class SynthSpec:
                                            "imagenet.senet154.0")
     expert_store: str | None = "imagenet.resnext101_32x48d.0"
     seed: int = 0
+    #: `feat_aggregation` entries naming the files (a config's, for `synth --like`); experts
+    #: without one use `VISUAL_AGGREGATION`.
+    aggregation: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: the splits whose files to write (a split may read its own expert and text files);
+    #: empty: every split of the layout.
+    splits: tuple[str, ...] = ()
+    teacher_files: tuple[str, ...] = TEACHER_FILES
 
     def __post_init__(self) -> None:
         layouts.get_layout(self.dataset)
@@ -201,13 +208,8 @@ def _write_expert_store(path: Path, items: Iterator[tuple[str, Any]], width: int
 
 
 def _write_split_lists(world: _World, root: Path, layout: layouts.DatasetLayout) -> None:
-    shuffled = list(world.rng("splits").permutation(len(world.video_ids)))
-    names = {name for pair in layout.splits.values() for name in pair}
-    fractions = DATASETS[layout.name].synth.split_fractions
-    for name in sorted(names):
-        low, high = fractions[name]
-        chosen = shuffled[int(low * len(shuffled)): int(high * len(shuffled))]
-        suffix = ".mp4" if layout.strip_list_suffix else ""
+    suffix = ".mp4" if layout.strip_list_suffix else ""
+    for name, chosen in _split_members(world, layout).items():
         lines = [f"{world.video_ids[i]}{suffix}" for i in chosen]
         (root / name).write_text("\n".join(lines) + "\n", encoding="utf-8")
 
@@ -220,22 +222,101 @@ def _write_extras(world: _World, root: Path, layout: layouts.DatasetLayout) -> N
                  for vid in eval_list}
         write_pickle(root / name, index)
     if "dict_youtube_mapping.pkl" in layout.extra_files:
-        write_pickle(root / "dict_youtube_mapping.pkl",
-                     {vid: f"yt{i:07d}_{i % 97}_{i % 89}" for i, vid in
-                      enumerate(world.video_ids)})
+        write_pickle(root / "dict_youtube_mapping.pkl", _youtube_names(world))
 
 
 def feat_aggregation(spec: SynthSpec) -> dict[str, dict[str, Any]]:
     """The `feat_aggregation` config entries that name and size the files `spec` writes."""
     entries: dict[str, dict[str, Any]] = {}
     for name, width in spec.visual_dims.items():
-        entries[name] = {**VISUAL_AGGREGATION[name], "temporal": "avg", "type": "embed",
+        entries[name] = {**VISUAL_AGGREGATION.get(name, {}), "temporal": "avg", "type": "embed",
                          "aggregate": "concat", "aggregate-axis": 1,
                          "feat_dims": {"embed": width, "logits": 400}}
     for name in spec.token_experts or ():
         entries[name] = {"model": name, "flaky": True, "temporal": "vlad", "type": "embed",
                          "binarise": False, "feat_dims": {"embed": TOKEN_DIMS[name]}}
-    return entries
+    return {**entries, **{name: dict(entry) for name, entry in spec.aggregation.items()
+                          if name in entries}}
+
+
+def _split_members(world: _World, layout: layouts.DatasetLayout) -> dict[str, list[int]]:
+    """The videos (positions) of every split list, as `_write_split_lists` writes them."""
+    shuffled = list(world.rng("splits").permutation(len(world.video_ids)))
+    names = {name for pair in layout.splits.values() for name in pair}
+    fractions = DATASETS[layout.name].synth.split_fractions
+    members = {}
+    for name in sorted(names):
+        low, high = fractions[name]
+        members[name] = shuffled[int(low * len(shuffled)): int(high * len(shuffled))]
+    return members
+
+
+def _text_files(world: _World, layout: layouts.DatasetLayout) -> Mapping[str, set[int] | None]:
+    """Each text feature file to write and its videos (None: all of them).
+
+    A text model stored per split (`split_text_feats`) has its first file hold the split's
+    training videos and its last the split's evaluation videos, as the published ones do.
+    """
+    spec = world.spec
+    if spec.text_feat not in layout.split_text_feats:
+        (path,) = layouts.text_feat_paths(layout, spec.text_feat, "")
+        return {path: None}
+    members = _split_members(world, layout)
+    files: dict[str, set[int]] = {}
+    for split in spec.splits or tuple(layout.split_text_feats[spec.text_feat]):
+        paths = layouts.text_feat_paths(layout, spec.text_feat, split)
+        for path, video_list in zip((paths[0], paths[-1]), layout.splits[split]):
+            files.setdefault(path, set()).update(members[video_list])
+    return dict(files)
+
+
+def _youtube_names(world: _World) -> dict[str, str]:
+    return {vid: f"yt{i:07d}_{i % 97}_{i % 89}" for i, vid in enumerate(world.video_ids)}
+
+
+def _write_text(world: _World, root: Path, layout: layouts.DatasetLayout) -> None:
+    """The caption features, in one file or in the per-split files of the text model."""
+    spec = world.spec
+    names = (_youtube_names(world) if spec.text_feat in layout.youtube_keyed_text_feats
+             else {vid: vid for vid in world.video_ids})
+    for path, videos in _text_files(world, layout).items():
+        kept = None if videos is None else {world.video_ids[v] for v in videos}
+        write_dict_pickle(root / path, ((names[vid], value) for vid, value in _text_items(world)
+                                        if kept is None or vid in kept))
+
+
+def _expert_files(spec: SynthSpec, layout: layouts.DatasetLayout, name: str,
+                  aggregation: dict[str, dict[str, Any]]) -> list[tuple[str, ...]]:
+    """The file groups of an expert (one group per split that reads its own files).
+
+    Without `spec.splits`, an expert only some splits have (MSRVTT `miech`'s antoine-rgb)
+    is written for those.
+    """
+    groups, refusals = [], []
+    for split in spec.splits or tuple(layout.splits):
+        try:
+            groups.append(layouts.expert_paths(layout, name, aggregation, split))
+        except DataError as err:
+            refusals.append(err)
+    if refusals and (spec.splits or not groups):
+        raise refusals[0]
+    return list(dict.fromkeys(groups))
+
+
+def _write_expert(world: _World, root: Path, name: str, paths: tuple[str, ...]) -> None:
+    spec = world.spec
+    if name not in spec.visual_dims:
+        write_dict_pickle(root / paths[0], _token_items(world, name))
+        return
+    width = spec.visual_dims[name] // len(paths)
+    for part, relative in enumerate(paths):
+        tag = name if part == 0 else f"{name}#{part}"
+        items = _fixed_items(world, tag, width)
+        if name == spec.expert_store and len(paths) == 1:
+            (root / relative).parent.mkdir(parents=True, exist_ok=True)
+            _write_expert_store(root / relative, items, width)
+        else:
+            write_dict_pickle(root / relative, items)
 
 
 def write_synthetic(spec: SynthSpec, out: Path) -> Path:
@@ -246,26 +327,16 @@ def write_synthetic(spec: SynthSpec, out: Path) -> Path:
     world = _World(spec)
     aggregation = feat_aggregation(spec)
     jobs = [(name, "expert") for name in spec.modalities] + [("text", "captions")]
-    jobs += [(str(t), "teacher") for t in range(len(TEACHER_FILES))]
+    jobs += [(str(t), "teacher") for t in range(len(spec.teacher_files))]
     for name, kind in tqdm(jobs, desc=f"synth {spec.dataset}", unit="file", leave=False):
         if kind == "teacher":
-            path = root / "teachers" / TEACHER_FILES[int(name)]
+            path = root / "teachers" / spec.teacher_files[int(name)]
             write_dict_pickle(path, _teacher_items(world, int(name)))
         elif kind == "captions":
-            write_dict_pickle(root / layouts.text_feat_path(layout, spec.text_feat),
-                              _text_items(world))
+            _write_text(world, root, layout)
         else:
-            (relative,) = layouts.expert_paths(layout, name, aggregation)
-            path = root / relative
-            if name in spec.visual_dims:
-                items = _fixed_items(world, name, spec.visual_dims[name])
-                if name == spec.expert_store:
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                    _write_expert_store(path, items, spec.visual_dims[name])
-                    continue
-            else:
-                items = _token_items(world, name)
-            write_dict_pickle(path, items)
+            for paths in _expert_files(spec, layout, name, aggregation):
+                _write_expert(world, root, name, paths)
     write_pickle(root / layout.raw_captions, _raw_captions(world))
     _write_split_lists(world, root, layout)
     _write_extras(world, root, layout)

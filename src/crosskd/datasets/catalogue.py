@@ -29,6 +29,13 @@ MSRVTT = DatasetSpec(
         },
         text_feat_overrides={"openai": "w2v_MSRVTT_openAIGPT.pickle"},
         caption_index_files={"jsfusion": "jsfusion_val_caption_idx.pkl"},
+        # the 1k-B split of Miech et al. comes with that paper's own features
+        split_custom_paths={"miech": {
+            "antoine-rgb": ("antoine/resnet_features.pickle",),
+            "audio": ("antoine/audio_features.pickle",),
+            "flow": ("antoine/flow_features.pickle",),
+            "face": ("antoine/facefeats-clone.pickle",),
+        }},
     ),
     FeatureTarball("MSRVTT", "MSRVTT", {
         "734650c3b98509996da75cdedc12101836624917": "current release",
@@ -64,6 +71,11 @@ MSVD = DatasetSpec(
                 "r2p1d-ig65m-kinetics-avg.pickle",),
         },
         extra_files=("dict_youtube_mapping.pkl",),
+        split_text_feats={"openai": {
+            "dev": ("openai-caption-train.pkl", "openai-caption-val.pkl"),
+            "official": ("openai-caption-train.pkl", "openai-caption-test.pkl"),
+        }},
+        youtube_keyed_text_feats=("openai",),
     ),
     FeatureTarball("MSVD", "MSVD", {
         "c8eba8c5291dd6bb501757ed0cc327cd22217965": "current release"}),
@@ -118,6 +130,8 @@ ACTIVITYNET = DatasetSpec(
             "face": ("aggregated_facefeats_25fps_256px_stride1/face-avg.pickle",),
         },
         raw_captions="raw-captions-train-val_1.pkl",
+        # the original has openai features for its val1 split only
+        split_text_feats={"openai": {"val1": ("openai-train.pkl", "openai-val1.pkl")}},
     ),
     FeatureTarball("ActivityNet", "activity-net", {
         "2f3c7c2fe86bd6d0c6230464a940c429291a4012": "current release"}),

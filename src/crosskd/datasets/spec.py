@@ -9,7 +9,15 @@ from typing import Mapping
 
 @dataclass(frozen=True)
 class DatasetLayout:
-    """File names of one dataset: split lists per split name and the experts at fixed paths."""
+    """File names of one dataset: split lists per split name and the experts at fixed paths.
+
+    `split_custom_paths[split]` replaces or adds custom experts for one split (MSRVTT's
+    `miech` split reads its own `antoine/` features); `split_text_feats[text_feat][split]`
+    names text feature files read one after another and merged (a later file's entry wins)
+    for a text model stored per split (the `openai` features of ActivityNet and MSVD), and
+    the files of a text model in `youtube_keyed_text_feats` are keyed by the YouTube names
+    of `dict_youtube_mapping.pkl` instead of the video ids.
+    """
 
     name: str
     splits: dict[str, tuple[str, str]]
@@ -19,6 +27,9 @@ class DatasetLayout:
     text_feat_overrides: dict[str, str] = field(default_factory=dict)
     caption_index_files: dict[str, str] = field(default_factory=dict)
     extra_files: tuple[str, ...] = ()
+    split_custom_paths: dict[str, dict[str, tuple[str, ...]]] = field(default_factory=dict)
+    split_text_feats: dict[str, dict[str, tuple[str, ...]]] = field(default_factory=dict)
+    youtube_keyed_text_feats: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

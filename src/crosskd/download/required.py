@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from crosskd.config import Config, with_eval_settings
-from crosskd.data.layouts import expert_paths, get_layout, split_lists, text_feat_path
+from crosskd.data.layouts import expert_paths, get_layout, split_lists, text_feat_paths
 
 
 def required_files(config: Config) -> list[str]:
@@ -22,9 +22,9 @@ def required_files(config: Config) -> list[str]:
         files += split_lists(layout, split)
         if split in layout.caption_index_files:
             files.append(layout.caption_index_files[split])
-    for expert in data.modalities:
-        files += expert_paths(layout, expert, data.aggregation)
-    files.append(text_feat_path(layout, data.text_feat))
+        for expert in data.modalities:
+            files += expert_paths(layout, expert, data.aggregation, split)
+        files += text_feat_paths(layout, data.text_feat, split)
     files += (layout.raw_captions, *layout.extra_files)
     files += [f"teachers/{name}" for name in data.teachers]
     return list(dict.fromkeys(files))
