@@ -30,6 +30,7 @@ import sys
 import time
 import traceback
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -67,9 +68,9 @@ def _run_variant(name: str, epochs: int, data, config: dict, device: torch.devic
         train_seconds: list[float] = []
         save_seconds: list[float] = []
 
-        def _train_epoch(self, epoch: int) -> dict[str, float]:
+        def _train_epoch(self, epoch: int, *args: Any) -> tuple[dict[str, float], int]:
             self.starts.append(time.perf_counter())
-            result = super()._train_epoch(epoch)
+            result = super()._train_epoch(epoch, *args)
             if self.device.type == "cuda":
                 torch.cuda.synchronize(self.device)
             self.train_seconds.append(time.perf_counter() - self.starts[-1])

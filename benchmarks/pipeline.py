@@ -75,7 +75,8 @@ def _child_phases(config_path: Path, cache: Path, run_dir: Path) -> dict:
     data = RetrievalData.load(data_spec(config), cache_dir=cache)
     trainer = Trainer(config, run_dir, torch.device("cpu"), seed=0, data=data)
     batch_size = trainer.batch_size
-    first = trainer.sampler.draw(np.arange(batch_size), np.random.default_rng(0))
+    first = trainer.sampler.draw(np.arange(min(batch_size, data.train.num_videos)),
+                                 np.random.default_rng(0))
     flops = _step_flops(trainer, data.train.batch(first))
     batches = len(trainer.sampler)
     epochs = []

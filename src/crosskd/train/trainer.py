@@ -138,11 +138,13 @@ class Trainer:
         log.info("resuming %s from epoch %d%s (best %s so far: %.4f)", checkpoint,
                  state["epoch"], inside, self.monitor.key or "epoch", self.best)
 
-    def _train_epoch(self, epoch: int, stop: StopRequests) -> tuple[dict[str, float], int]:
+    def _train_epoch(self, epoch: int, stop: StopRequests | None = None
+                     ) -> tuple[dict[str, float], int]:
         """One pass over the training split; returns the mean of every loss term and the
         number of videos trained on here. On a stop request it saves its position after the
         batch in hand and raises."""
         self.model.train()
+        stop = stop or StopRequests()  # none is ever requested
         position, self._position = self._position, None
         if position is None:
             position = EpochPosition(epoch, 0, copy.deepcopy(self.data_rng.bit_generator.state))
