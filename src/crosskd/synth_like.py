@@ -25,6 +25,7 @@ class LikeSizes:
     captions_per_video: int = 4
     caption_tokens: tuple[int, int] = (2, 6)
     max_expert_tokens: int = 4
+    topics: int = SynthSpec.topics
     seed: int = 0
 
 
@@ -48,7 +49,7 @@ def spec_like(config: Config, sizes: LikeSizes = LikeSizes()) -> SynthSpec:
         teacher_files=data.teachers, aggregation={m: dict(a) for m, a in data.aggregation.items()},
         splits=tuple(dict.fromkeys((data.split_name, final.split_name))),
         expert_store=SynthSpec.expert_store if SynthSpec.expert_store in fixed else None,
-        seed=sizes.seed)
+        topics=sizes.topics, seed=sizes.seed)
 
 
 def write_like(config: Config, out: Path, sizes: LikeSizes = LikeSizes()) -> Path:

@@ -105,6 +105,22 @@ def test_c11_cuda_graphs_where_they_cannot_run(cli, workspace):
     _assert_no_run(workspace)
 
 
+def test_c11b_cuda_graphs_with_ranger(cli, workspace):
+    assert_one_line_error(_train(cli, workspace, "--set", "optimizer.type=Ranger",
+                                 "--set", "trainer.cuda_graphs=true"),
+                          "trainer.cuda_graphs", "Ranger's lookahead")
+    _assert_no_run(workspace)
+
+
+def test_c17_text_features_the_split_does_not_have(cli, workspace):
+    assert_one_line_error(_train(cli, workspace,
+                                 "--set", "data_loader.args.dataset_name=ActivityNet",
+                                 "--set", "data_loader.args.split_name=val",
+                                 "--set", "experts.text_feat=openai"),
+                          "experts.text_feat", "exist for split(s) val1 only, not 'val'")
+    _assert_no_run(workspace)
+
+
 def test_c12_malformed_background_checkpoints(cli, workspace):
     assert_one_line_error(_train(cli, workspace, "--set", "trainer.background_checkpoints=soon"),
                           "trainer.background_checkpoints")

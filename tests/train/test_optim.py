@@ -224,7 +224,7 @@ def test_build_optimizer_maps_the_config_types():
     ({"type": "RAdam", "args": {"fused": True}}, "optimizer.args"),
     ({"type": "RAdam", "args": [0.001]}, "optimizer.args"),
     ({"type": ["RAdam"], "args": {}}, "optimizer.type"),
-    ({"type": "Ranger", "args": {}}, "optimizer.type"),
+    ({"type": "Lion", "args": {}}, "optimizer.type"),
     ({"args": {}}, "optimizer.type"),
     ("RAdam", "optimizer"),
 ])

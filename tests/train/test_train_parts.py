@@ -40,8 +40,8 @@ def test_optimizer_and_scheduler_follow_the_config():
     optimizer.step()
     scheduler.step()
     assert optimizer.param_groups[0]["lr"] == pytest.approx(5e-4)
-    with pytest.raises(ConfigError, match="Ranger"):
-        build_optimizer(optimizer_spec({"optimizer": {"type": "Ranger", "args": {}}}), params)
+    with pytest.raises(ConfigError, match="Lion"):
+        build_optimizer(optimizer_spec({"optimizer": {"type": "Lion", "args": {}}}), params)
 
 
 def test_device_is_chosen_aloud_and_refused_where_it_does_not_exist(monkeypatch, caplog):

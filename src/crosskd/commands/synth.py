@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
             captions_per_video=_given(args.captions, LikeSizes.captions_per_video),
             caption_tokens=tuple(_given(args.caption_tokens, LikeSizes.caption_tokens)),
             max_expert_tokens=_given(args.expert_tokens, LikeSizes.max_expert_tokens),
-            seed=args.seed)
+            topics=args.topics, seed=args.seed)
         path = write_like(load_config(args.like), args.out, sizes)
         log.info("train it with: python3 train.py --config %s", path)
         print(path)

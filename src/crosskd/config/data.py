@@ -49,7 +49,9 @@ def data_spec(config: Mapping[str, Any]) -> DataSpec:
     args = config["data_loader"]["args"]
     dataset = require(config, "data_loader.args.dataset_name", str)
     split = require(config, "data_loader.args.split_name", str)
-    layouts.split_lists(layouts.get_layout(dataset), split)
+    layout = layouts.get_layout(dataset)
+    layouts.split_lists(layout, split)
+    layouts.text_feat_paths(layout, require(config, "experts.text_feat", str), split)
     dims = model_dims(config)
     _refuse_unsupported(args, dims.modalities)
     variable = frozenset(m for m in dims.modalities

@@ -16,11 +16,13 @@ import torch
 
 from crosskd.errors import ConfigError
 from crosskd.optim.fast_radam import SinglePassRAdam
+from crosskd.optim.ranger import Ranger
 
 # The original's vendored optimisers map onto the ones torch now ships; RAdam runs torch's
-# RAdam through the fused Adam kernel once rectified (same results and state, faster).
-OPTIMIZERS = {"RAdam": SinglePassRAdam, "Adam": torch.optim.Adam, "AdamW": torch.optim.AdamW,
-              "SGD": torch.optim.SGD}
+# RAdam through the fused Adam kernel once rectified (same results and state, faster), and
+# Ranger is torch's RAdam with our Lookahead (crosskd.optim.ranger).
+OPTIMIZERS = {"RAdam": SinglePassRAdam, "Ranger": Ranger, "Adam": torch.optim.Adam,
+              "AdamW": torch.optim.AdamW, "SGD": torch.optim.SGD}
 SCHEDULERS = {"StepLR": torch.optim.lr_scheduler.StepLR,
               "MultiStepLR": torch.optim.lr_scheduler.MultiStepLR,
               "ExponentialLR": torch.optim.lr_scheduler.ExponentialLR}

@@ -22,6 +22,7 @@ import torch
 
 from crosskd.config.runtime import RuntimeSettings
 from crosskd.errors import ConfigError
+from crosskd.optim.ranger import Ranger
 from crosskd.train.precision import Precision
 
 log = logging.getLogger(__name__)
@@ -81,7 +82,8 @@ def _graph_conflicts(settings: RuntimeSettings, device: torch.device,
     """What CUDA graphs would need and this run lacks."""
     return [need for need, ok in (
         ("a CUDA device", device.type == "cuda"),
-        ("an Adam, AdamW or RAdam optimizer", isinstance(optimizer, CAPTURABLE_OPTIMIZERS)),
+        ("an Adam, AdamW or RAdam optimizer (Ranger's lookahead is decided on the host)",
+         isinstance(optimizer, CAPTURABLE_OPTIMIZERS) and not isinstance(optimizer, Ranger)),
         ("trainer.optimizer_in_backward off", not in_backward)) if not ok]
 
 
