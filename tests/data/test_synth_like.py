@@ -38,6 +38,33 @@ def test_every_file_a_config_reads_is_written_and_the_config_points_at_it(tmp_pa
     assert any(path.startswith("teachers/") for path in required_files(config))
 
 
+#: configs whose files depend on the split or the text model (per-split text features, the
+#: 1k-A caption index, the 1k-B antoine features), as --set would make them.
+SPLIT_SHAPED = {
+    "activity-net openai": ("base/activity-net.json", [("experts.text_feat", '"openai"')]),
+    "msvd openai": ("base/msvd.json", [("experts.text_feat", '"openai"')]),
+    "msrvtt jsfusion": ("base/msrvtt.json", [("data_loader.args.split_name", '"jsfusion"'),
+                                             ("eval_settings", "null")]),
+    "msrvtt miech": ("base/msrvtt.json", [
+        ("data_loader.args.split_name", '"miech"'), ("eval_settings", "null"),
+        ("experts.modalities", '["antoine-rgb", "flow", "audio", "scene.densenet161.0"]')]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(SPLIT_SHAPED))
+def test_files_of_one_split_or_text_model_are_written_and_read(case, tmp_path):
+    name, overrides = SPLIT_SHAPED[case]
+    config = apply_overrides(load_config(shipped.config_dir() / name), overrides)
+    path = write_like(config, tmp_path / "data", TINY)
+    shaped = load_config(path)
+    assert missing_files(tmp_path / "data", shaped) == []
+    experiment = parse_experiment(shaped)
+    data = RetrievalData.load(experiment.data)
+    assert data.train.num_videos >= 2 and data.eval.num_queries >= 1
+    if case == "msrvtt jsfusion":
+        assert data.eval.num_queries == data.eval.num_videos  # one caption per video
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", shipped.experiment_configs())
 def test_every_shipped_config_trains_a_batch_on_data_shaped_like_it(name, tmp_path):

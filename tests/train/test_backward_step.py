@@ -34,7 +34,7 @@ def _trainer(data, tmp_path, optimizer: str, in_backward: object) -> Trainer:
                    data=loaded)
 
 
-@pytest.mark.parametrize("optimizer", ["RAdam", "Adam"])
+@pytest.mark.parametrize("optimizer", ["RAdam", "Adam", "Ranger"])
 def test_training_with_the_step_in_backward_is_bit_identical(data, tmp_path, optimizer):
     """Past RAdam's rectification onset (step 6), with weight decay and a scheduler."""
     runs = [_trainer(data, tmp_path, optimizer, flag) for flag in (False, True)]
