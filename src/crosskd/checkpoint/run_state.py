@@ -22,6 +22,7 @@ from crosskd.checkpoint.refusal import unsafe_checkpoint
 from crosskd.diskwrites import reported_write
 from crosskd.errors import UserError
 from crosskd.signals import signals_deferred
+from crosskd.tree import leaves
 
 log = logging.getLogger(__name__)
 
@@ -65,14 +66,8 @@ def save_run_state(path: str | Path, *, model_state: dict[str, torch.Tensor], ep
 
 
 def _tensor_bytes(tree: Any) -> int:
-    """Bytes of every tensor in nested dicts/lists: about the size of the checkpoint file."""
-    if isinstance(tree, torch.Tensor):
-        return tree.numel() * tree.element_size()
-    if isinstance(tree, dict):
-        return sum(_tensor_bytes(value) for value in tree.values())
-    if isinstance(tree, (list, tuple)):
-        return sum(_tensor_bytes(value) for value in tree)
-    return 0
+    """Bytes of every tensor in the payload: about the size of the checkpoint file."""
+    return sum(tensor.numel() * tensor.element_size() for tensor in leaves(tree))
 
 
 def _temporaries(folder: Path, name: str) -> list[Path]:
