@@ -1,7 +1,8 @@
 """Layering that shows: each package imports only the layers below it.
 
 From the bottom: errors, tree, experts, datasets, ops -> models, data -> losses -> optim,
-checkpoint -> config (parses into the parts' types) -> download -> train -> commands -> cli.
+checkpoint -> config (parses into the parts' types) -> download -> train -> commands -> cli;
+extract (own videos into datasets) sits above data and datasets, below the commands.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ LIBRARY = ("crosskd.config", "crosskd.checkpoint", "crosskd.download", *APPLICAT
     ("config", ("crosskd.checkpoint", "crosskd.download", *APPLICATION)),
     ("download", APPLICATION),
     ("train", ("crosskd.commands", "crosskd.cli")),
+    ("extract", ("crosskd.checkpoint", "crosskd.download", *APPLICATION)),
 ])
 def test_layering(package, forbidden):
     bad = {module for module in _imports(package)

@@ -1,0 +1,57 @@
+"""Pretrained weights through transformers' own mechanism (the Hugging Face hub cache) or a
+local folder, and the tag that records which weights made a feature."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+from crosskd.errors import UserError
+
+#: files of a `save_pretrained` folder whose bytes are the weights.
+_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
+
+
+def import_transformers(what: str) -> Any:
+    """The transformers module, or one line naming the extra that installs it."""
+    try:
+        import transformers
+    except ImportError:
+        raise UserError(f"{what} needs transformers: pip install \"crosskd[extract]\"") from None
+    transformers.logging.set_verbosity_error()
+    transformers.logging.disable_progress_bar()
+    return transformers
+
+
+def from_pretrained(loader: Any, model: str, weights: str | None, what: str,
+                    option: str) -> Any:
+    """`loader.from_pretrained` on a local folder (`weights`) or a hub name (`model`).
+
+    A failure (no network, unknown name, damaged folder) is one line naming `option`, the
+    setting that takes a local folder saved with `save_pretrained`.
+    """
+    source = weights or model
+    if weights is not None and not Path(weights).is_dir():
+        raise UserError(f"{what}: {option}={weights} is not a folder; give a folder written "
+                        "by transformers' save_pretrained (config.json and the weights)")
+    try:
+        return loader.from_pretrained(source)
+    except (OSError, ValueError) as err:
+        reason = str(err).strip().splitlines()[0][:160] if str(err).strip() else type(err).__name__
+        raise UserError(f"{what}: cannot load the weights of {source!r} ({reason}); without "
+                        f"network access pass a local folder saved with save_pretrained as "
+                        f"{option}=DIR") from None
+
+
+def weights_tag(model: str, weights: str | None, loaded: Any) -> str:
+    """`hf:<name>@<commit>` for hub weights, `sha256:<digest>` of a local folder's weights."""
+    if weights is None:
+        commit = getattr(getattr(loaded, "config", None), "_commit_hash", None)
+        return f"hf:{model}@{commit or 'unknown'}"
+    digest = hashlib.sha256()
+    for path in sorted(Path(weights).iterdir()):
+        if path.suffix in _WEIGHT_SUFFIXES:
+            digest.update(path.name.encode())
+            digest.update(path.read_bytes())
+    return f"sha256:{digest.hexdigest()}"
