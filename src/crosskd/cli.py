@@ -33,10 +33,12 @@ COMMANDS: tuple[str, ...] = (
     "inspect",
     "synth",
     "cache",
+    "extract",
 )
 EPILOG = """examples:
   crosskd demo                                   train + test two models on synthetic data
   crosskd download features MSRVTT               fetch and check a dataset's features
+  crosskd extract VIDEOS --captions FILE --out DIR   your own videos into a dataset
   python3 train.py --config configs/msrvtt-train-gpt2-xl-finetuned-mte-adam-cecap.json
   crosskd zoo eval msrvtt-cecap                  evaluate a published checkpoint
 docs: README.md and docs/USAGE.md"""

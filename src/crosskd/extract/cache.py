@@ -1,0 +1,98 @@
+"""Per-video results on disk, so a rerun or an interrupted run skips finished videos and
+shards of one collection can be merged. One `.npz` per video (no pickle: loaded with
+allow_pickle=False), in a folder keyed by everything that shapes the numbers."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from crosskd.diskwrites import atomic_path
+
+_META = "meta"
+
+
+@dataclass
+class VideoResult:
+    """What extraction produced for one video."""
+
+    features: dict[str, np.ndarray] = field(default_factory=dict)
+    texts: dict[str, str] = field(default_factory=dict)
+    missing: list[str] = field(default_factory=list)
+    error: str | None = None
+    duration: float = 0.0
+    keyframe: dict[str, Any] | None = None
+    source: dict[str, Any] = field(default_factory=dict)
+
+    def meta(self) -> dict[str, Any]:
+        return {"texts": self.texts, "missing": self.missing, "error": self.error,
+                "duration": self.duration, "keyframe": self.keyframe, "source": self.source}
+
+
+def source_signature(path: Path) -> dict[str, Any]:
+    """The video file as the cache knows it: a changed file is extracted again."""
+    stat = path.stat()
+    return {"path": str(path), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+
+
+class ResultCache:
+    """`<folder>/<key>/<video id>.npz`; `key` hashes the decode settings and the experts."""
+
+    def __init__(self, folder: Path, settings: dict[str, Any]) -> None:
+        text = json.dumps(settings, sort_keys=True, default=str)
+        self.folder = folder / hashlib.sha256(text.encode()).hexdigest()[:16]
+        self.folder.mkdir(parents=True, exist_ok=True)
+
+    def path(self, video_id: str) -> Path:
+        return self.folder / f"{video_id}.npz"
+
+    def load(self, video_id: str, source: dict[str, Any] | None = None) -> VideoResult | None:
+        """The stored result, or None when absent, damaged or of another version of the file."""
+        try:
+            with np.load(self.path(video_id), allow_pickle=False) as data:
+                meta = json.loads(str(data[_META]))
+                features = {key[2:]: data[key] for key in data.files if key.startswith("f:")}
+        except (OSError, ValueError, KeyError, EOFError):
+            return None
+        if source is not None and meta.get("source") != source:
+            return None
+        return VideoResult(features=features, **meta)
+
+    def has(self, video_id: str, source: dict[str, Any]) -> bool:
+        """Whether a result of this version of the video is stored (reads its metadata only)."""
+        try:
+            with np.load(self.path(video_id), allow_pickle=False) as data:
+                return json.loads(str(data[_META])).get("source") == source
+        except (OSError, ValueError, KeyError, EOFError):
+            return False
+
+    def feature(self, video_id: str, modality: str) -> np.ndarray | None:
+        """One feature of a stored video (None: missing), read without the others."""
+        with np.load(self.path(video_id), allow_pickle=False) as data:
+            key = f"f:{modality}"
+            return data[key] if key in data.files else None
+
+    def store(self, video_id: str, result: VideoResult) -> None:
+        """Write atomically: a run killed mid-write leaves no entry."""
+        arrays = {f"f:{name}": value for name, value in result.features.items()}
+        with atomic_path(self.path(video_id)) as tmp, open(tmp, "wb") as handle:
+            np.savez(handle, **arrays, **{_META: np.array(json.dumps(result.meta()))})
+
+    def mark_done(self, shard: tuple[int, int]) -> None:
+        (self.folder / f"done-{shard[0]}-of-{shard[1]}").touch()
+
+    def claim_merge(self, count: int) -> bool:
+        """True for exactly one caller once all `count` shards are done (it then merges)."""
+        if not all((self.folder / f"done-{i}-of-{count}").exists() for i in range(count)):
+            return False
+        try:
+            os.close(os.open(self.folder / f"merging-{count}", os.O_CREAT | os.O_EXCL))
+        except FileExistsError:
+            return False
+        return True

@@ -1,0 +1,96 @@
+"""What every video expert is: the input it reads (frames, clips, audio, speech), the kind of
+feature it gives (one fixed vector, or a token sequence the model pools with NetVLAD), its
+width, and a provenance record of exactly what produced the numbers."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+
+from crosskd.errors import UserError
+from crosskd.experts import TOKEN_DIMS
+from crosskd.extract.decode import Decoded
+
+INPUT_KINDS = ("frames", "clips", "audio", "speech")
+OUTPUT_KINDS = ("fixed", "tokens")
+
+
+@dataclass
+class Result:
+    """One expert's output for one video: the feature (None: missing) and any text it read."""
+
+    value: np.ndarray | None
+    text: str | None = None
+
+
+class Expert(ABC):
+    """A video expert of the registry (`crosskd.extract.experts.EXPERTS`).
+
+    Subclasses set the class attributes and `dim`, and implement `compute`. A token expert
+    is stored under one of the token names the model pools (`crosskd.experts.TOKEN_DIMS`),
+    at that name's width; a fixed one under `<type>.<model>.0`, whose file name follows the
+    published layout.
+    """
+
+    name: ClassVar[str]
+    input_kind: ClassVar[str]
+    output_kind: ClassVar[str]
+    #: the config expert this one is stored as ("audio", or "<type>.<model>.0").
+    modality: ClassVar[str]
+    dim: int
+    #: frames (or clips) per second it reads; clip_len frames per clip.
+    rate: float = 2.0
+    clip_len: int = 1
+    pixel_dim: int = 224
+
+    @abstractmethod
+    def compute(self, video: Decoded) -> Result:
+        """The feature of one decoded video (`[dim]` fixed, `[tokens, dim]` tokens)."""
+
+    def options(self) -> dict[str, Any]:
+        """The JSON-able keyword arguments that build it again."""
+        return {}
+
+    def weights(self) -> str:
+        """What fixes its numbers: a weights tag or file hash, or the weight-free method."""
+        return "weight-free"
+
+    def versions(self) -> dict[str, str]:
+        return {"numpy": np.__version__}
+
+    def check(self) -> None:
+        """Refuse a token expert stored under a name or width the model cannot pool."""
+        if self.output_kind == "tokens" and TOKEN_DIMS.get(self.modality) != self.dim:
+            raise UserError(f"expert {self.name!r}: token experts are stored as one of "
+                            f"{TOKEN_DIMS} at that width; it gives {self.modality} at {self.dim}")
+
+    def aggregation(self, decode_pixel_dim: int) -> dict[str, Any]:
+        """Its `feat_aggregation` config entry (for a fixed expert this names its file)."""
+        if self.output_kind == "tokens":
+            return {"model": self.modality, "flaky": True, "temporal": "vlad", "type": "embed",
+                    "binarise": False, "feat_dims": {"embed": self.dim}}
+        stride = self.clip_len if self.input_kind == "clips" else 1
+        rate = int(self.rate) if float(self.rate).is_integer() else self.rate
+        return {"fps": rate, "pixel_dim": decode_pixel_dim, "stride": stride, "offset": 0,
+                "temporal": "avg", "type": "embed", "aggregate": "concat",
+                "aggregate-axis": 1, "feat_dims": {"embed": self.dim}}
+
+    def provenance(self) -> dict[str, Any]:
+        """Everything that produced its features, for the dataset's extraction.json."""
+        return {"name": self.name, "modality": self.modality, "input": self.input_kind,
+                "output": self.output_kind, "dim": self.dim, "options": self.options(),
+                "weights": self.weights(), "fps": self.rate, "clip_len": self.clip_len,
+                "pixel_dim": self.pixel_dim, "versions": self.versions()}
+
+
+def clips(frames: np.ndarray, clip_len: int) -> np.ndarray:
+    """`[T, H, W, 3]` -> `[N, clip_len, H, W, 3]` consecutive clips (the last one padded by
+    repeating its final frame; a video shorter than one clip gives one clip)."""
+    count = max(1, -(-len(frames) // clip_len))
+    pad = count * clip_len - len(frames)
+    if pad:
+        frames = np.concatenate([frames, np.repeat(frames[-1:], pad, axis=0)])
+    return frames.reshape(count, clip_len, *frames.shape[1:])

@@ -1,0 +1,114 @@
+"""One `crosskd extract` run: find the videos and captions, extract this shard's videos into
+the cache, and write the dataset when every shard is done (or on `--merge`)."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from crosskd.errors import UserError
+from crosskd.extract.cache import ResultCache
+from crosskd.extract.captions import read_captions
+from crosskd.extract.run import Extraction, decode_spec, shard_of
+from crosskd.extract.sources import find_videos
+from crosskd.extract.splits import assign_splits
+from crosskd.extract.text_encoders import build_text_encoder, parse_choice
+from crosskd.extract.video_experts import build_experts
+from crosskd.extract.writer import Collection, write_dataset
+
+log = logging.getLogger(__name__)
+CACHE_FOLDER = ".extract-cache"
+
+
+@dataclass
+class ExtractOptions:
+    """Everything a run is told (the command line's flags)."""
+
+    videos: Path
+    captions: Path
+    out: Path
+    experts: str = "default"
+    expert_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    text_encoder: str = "transformers"
+    device: str = "cpu"
+    shard: tuple[int, int] | None = None
+    merge: bool = False
+    max_frames: int = 64
+    workers: int = 2
+    seed: int = 0
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """`I/N` -> (I, N)."""
+    index, sep, count = text.partition("/")
+    if not sep or not index.isdigit() or not count.isdigit() or int(count) < 1:
+        raise UserError(f"--shard {text!r}: write I/N, e.g. 0/4 for the first of four shards")
+    return int(index), int(count)
+
+
+def launched_shard() -> tuple[int, int]:
+    """The shard of this process: torchrun's RANK / WORLD_SIZE, else the whole collection."""
+    rank, world = os.environ.get("RANK"), os.environ.get("WORLD_SIZE")
+    if rank is not None and world is not None and rank.isdigit() and world.isdigit():
+        return int(rank), int(world)
+    return 0, 1
+
+
+def collect(options: ExtractOptions) -> tuple[dict[str, Path], Collection, dict[str, str]]:
+    """The videos that have captions, their captions, the file's splits, what was left out."""
+    captions = read_captions(options.captions)
+    videos = find_videos(options.videos)
+    ids = [vid for vid in sorted(captions.by_video) if vid in videos]
+    if not ids:
+        raise UserError(f"no caption in {options.captions} names a video of {options.videos} "
+                        f"(video ids are file names without suffix, e.g. "
+                        f"{next(iter(videos))!r})")
+    collection = Collection(
+        video_ids=ids, captions={vid: captions.by_video[vid] for vid in ids},
+        without_video=sorted(set(captions.by_video) - set(videos)),
+        without_captions=sorted(set(videos) - set(captions.by_video)))
+    return {vid: videos[vid] for vid in ids}, collection, captions.splits
+
+
+def extract(options: ExtractOptions) -> Path | None:
+    """Run the extraction; returns extraction.json when this run wrote the dataset."""
+    videos, collection, given = collect(options)
+    name, text_options = parse_choice(options.text_encoder)
+    text_encoder = build_text_encoder(name, text_options)
+    experts = build_experts(options.experts, options.expert_options, device=options.device,
+                            text_encoder=text_encoder)
+    spec = decode_spec(experts, options.max_frames)
+    options.out.mkdir(parents=True, exist_ok=True)
+    cache = ResultCache(options.out / CACHE_FOLDER,
+                        {"decode": asdict(spec), "experts": [e.provenance() for e in experts]})
+    shard = options.shard or launched_shard()
+    if not options.merge:
+        mine = shard_of(collection.video_ids, shard)
+        done = Extraction(videos, experts, cache, options.out, spec, options.workers).run(mine)
+        log.info("extract: shard %d/%d: %d videos extracted, %d were cached", *shard, done,
+                 len(mine) - done)
+        cache.mark_done(shard)
+        if shard[1] > 1 and not cache.claim_merge(shard[1]):
+            log.info("extract: shard %d/%d done; the last shard to finish writes the dataset "
+                     "(or run the same command with --merge)", *shard)
+            return None
+    return write_dataset(options.out, _usable(collection, cache, given, options.seed), experts,
+                         text_encoder, cache, spec)
+
+
+def _usable(collection: Collection, cache: ResultCache, given: dict[str, str],
+            seed: int) -> Collection:
+    """The collection without videos no expert could read (they stay in the report), split."""
+    results = {vid: cache.load(vid) for vid in collection.video_ids}
+    absent = [vid for vid, result in results.items() if result is None]
+    if absent:
+        raise UserError(f"--merge: {len(absent)} video(s) are not extracted yet (e.g. "
+                        f"{absent[0]!r}); run every shard first (--shard I/N for I in 0..N-1)")
+    collection.failed = {vid: result.error or "no expert could read it"
+                         for vid, result in results.items() if not result.features}
+    collection.video_ids = [vid for vid in collection.video_ids if vid not in collection.failed]
+    collection.splits = assign_splits(collection.video_ids, given, seed)
+    return collection

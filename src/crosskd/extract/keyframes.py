@@ -1,0 +1,27 @@
+"""One small thumbnail per video and the time it shows, for the search page."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from crosskd.extract.decode import Decoded
+
+THUMBNAIL_SIDE = 160
+FOLDER = "keyframes"
+
+
+def save_keyframe(video: Decoded, video_id: str, out: Path) -> dict[str, Any]:
+    """The frame at the middle of the densest sampled rate as `keyframes/<id>.jpg`."""
+    from PIL import Image
+
+    rate = max(video.frames)
+    index = len(video.frames[rate]) // 2
+    image = Image.fromarray(np.ascontiguousarray(video.frames[rate][index]))
+    image.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE))
+    relative = f"{FOLDER}/{video_id}.jpg"
+    (out / FOLDER).mkdir(parents=True, exist_ok=True)
+    image.save(out / relative, quality=85)
+    return {"file": relative, "time": round(float(video.times[rate][index]), 3)}
