@@ -4,18 +4,25 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from crosskd.cli import main
 from crosskd.commands import demo
 from crosskd.commands.demo import _curves, _demo_config
 from crosskd.train.plots import plot_runs
 
 
-def test_demo_trains_both_variants_and_writes_table_and_plot(tmp_path, capsys, monkeypatch):
+@pytest.mark.parametrize("features", ["videos", "synthetic"])
+def test_demo_trains_both_variants_and_writes_table_and_plot(tmp_path, capsys, monkeypatch,
+                                                              features):
+    if features == "videos":
+        pytest.importorskip("av", reason="the own-video demo needs PyAV (crosskd[extract])")
     out = tmp_path / "demo"
     titles = []
     monkeypatch.setattr(demo, "plot_runs",
                         lambda runs, path, title: titles.append(title) or plot_runs(runs, path, title))
-    assert main(["demo", "--out", str(out), "--epochs", "1", "--videos", "40", "--seed", "7"]) == 0
+    assert main(["demo", "--out", str(out), "--epochs", "1", "--videos", "40", "--seed", "7",
+                 "--features", features]) == 0
     assert "synthetic data, seed 7" in titles[0]
     printed = capsys.readouterr().out
     results = json.loads((out / "results.json").read_text())
@@ -25,6 +32,9 @@ def test_demo_trains_both_variants_and_writes_table_and_plot(tmp_path, capsys, m
     assert "| CE+ + caption KD |" in printed and "protocol: MSRVTT full-test split" in printed
     assert str(out / "demo.png") in printed
     assert len(list((out / "runs").iterdir())) == 2
+    if features == "videos":
+        assert (out / "data" / "extraction.json").is_file()
+        assert len(list((out / "videos").glob("*.mp4"))) == 40
 
 
 def test_the_plot_marks_the_epoch_the_monitor_kept_later_on_ties(tmp_path):

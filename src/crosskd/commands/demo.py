@@ -1,8 +1,12 @@
-"""`crosskd demo`: CE+ with and without caption distillation on a synthetic MSRVTT, offline.
+"""`crosskd demo`: the own-video loop offline, CE+ with and without caption distillation.
 
-Writes a synthetic dataset in the real MSRVTT layout, trains both configs of
-configs/demo/ with the same seed, tests both on the full-test split, prints a model-zoo
-style table and plots validation R@1 and the training loss per epoch of both runs.
+Makes synthetic videos (coloured shapes moving over backgrounds, a tone or silence, captions
+saying so), extracts them with the weight-free demo experts and text encoder into a dataset
+(exactly what `crosskd extract --experts demo --text-encoder demo` does), trains the two
+generated configs with the same seed, tests both on the full-test split, prints a
+model-zoo style table and plots validation R@1 and the training loss per epoch of both runs.
+`--features synthetic` runs the same comparison on synthetic published-layout features
+(configs/demo/) instead.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import torch
 from crosskd.commands.device_flag import DEVICE_HELP
 from crosskd.config import apply_overrides, as_experiment, load_config
 from crosskd.data.synth import SynthSpec, write_synthetic
+from crosskd.errors import UserError
 from crosskd.shipped import config_dir
 from crosskd.train.device import resolve_device
 from crosskd.train.plots import RunCurves, plot_runs
@@ -27,14 +32,17 @@ from crosskd.train.runs import run_folder, train_and_test
 
 log = logging.getLogger(__name__)
 
-#: table label -> config file stem
+#: table label -> config file stem (of configs/demo/ and of the extracted dataset's configs)
 VARIANTS = {"CE+": "msrvtt-demo-ce", "CE+ + caption KD": "msrvtt-demo-cecap"}
+EXTRACTED = {"msrvtt-demo-ce": "config.json", "msrvtt-demo-cecap": "config-cecap.json"}
 VAL_R1 = "val_t2v_metrics_R1"
 PLOT_NAME = "demo.png"
 #: the demo's synthetic MSRVTT: enough videos (50 validation, 300 test) and little enough
 #: signal per caption that no metric reaches 100 (measured in docs/USAGE.md).
 DEMO_VIDEOS = 1000
 DEMO_DATA = {"topics": 8, "latent_dim": 5}
+#: the own-video demo's videos (70% train, 10% val, 20% test; measured in docs/USAGE.md).
+DEMO_OWN_VIDEOS = 400
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -47,16 +55,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of both runs")
     parser.add_argument("--epochs", type=int,
                         help="epochs of each run (default: the demo configs' trainer.epochs)")
-    parser.add_argument("--videos", type=int, default=DEMO_VIDEOS,
-                        help="synthetic videos to generate (65%% train, 5%% val, 30%% test)")
+    parser.add_argument("--features", choices=("videos", "synthetic"), default="videos",
+                        help="videos: make videos and extract them (the own-video loop); "
+                        "synthetic: synthetic features in the published layout (default: "
+                        "%(default)s)")
+    parser.add_argument("--videos", type=int,
+                        help=f"videos to generate (default: {DEMO_OWN_VIDEOS}: 70%%/10%%/20%% "
+                        f"train/val/test; with --features synthetic {DEMO_VIDEOS}: "
+                        "65%%/5%%/30%%)")
     parser.add_argument("--device", help=DEVICE_HELP)
     parser.set_defaults(func=run)
 
 
-def _demo_config(stem: str, out: Path, seed: int, epochs: int | None) -> dict[str, Any]:
-    path = config_dir() / "demo" / f"{stem}.json"
-    overrides = [("data_loader.args.data_dir", json.dumps(str(out / "data" / "MSRVTT"))),
-                 ("trainer.save_dir", json.dumps(str(out / "runs"))), ("seed", str(seed))]
+def _demo_config(stem: str, out: Path, seed: int, epochs: int | None,
+                 extracted: bool = False) -> dict[str, Any]:
+    """A variant's config: from the extracted dataset, or configs/demo/ on synthetic features."""
+    path = (out / "data" / EXTRACTED[stem]) if extracted else config_dir() / "demo" / f"{stem}.json"
+    overrides = [("trainer.save_dir", json.dumps(str(out / "runs"))), ("seed", str(seed))]
+    if not extracted:
+        overrides.append(("data_loader.args.data_dir", json.dumps(str(out / "data" / "MSRVTT"))))
     if epochs is not None:
         overrides.append(("trainer.epochs", str(epochs)))
     return apply_overrides(load_config(path), overrides)
@@ -79,6 +96,26 @@ def _curves(config: dict[str, Any], run_dir: Path, result: dict[str, Any]) -> Ru
                      test_geometric_mean=result["t2v"]["geometric_mean_R1-R5-R10"])
 
 
+def _extract_videos(out: Path, count: int, seed: int) -> Path:
+    """Synthetic videos under out/videos, extracted with the demo experts into out/data."""
+    try:
+        import av  # noqa: F401
+    except ImportError:
+        raise UserError("the own-video demo decodes videos with PyAV: pip install "
+                        "\"crosskd[extract]\", or run crosskd demo --features synthetic") from None
+    from crosskd.extract.job import ExtractOptions, extract
+    from crosskd.extract.synthetic_videos import write_collection
+
+    started = time.monotonic()
+    captions = write_collection(out / "videos", count, seed)
+    log.info("demo: %d synthetic videos in %s (%.0f s)", count, out / "videos",
+             time.monotonic() - started)
+    extract(ExtractOptions(videos=out / "videos", captions=captions, out=out / "data",
+                           experts="demo", text_encoder="demo", seed=seed))
+    log.info("demo: extracted in %.0f s", time.monotonic() - started)
+    return out / "data"
+
+
 def run(args: argparse.Namespace) -> int:
     """Generate the data, train and test both variants, write the table and the plot."""
     started = time.monotonic()
@@ -86,27 +123,34 @@ def run(args: argparse.Namespace) -> int:
     if device.type == "cpu":
         torch.set_num_threads(1)  # the demo models are tiny: threads cost more than they give
     out = args.out.resolve()
-    write_synthetic(SynthSpec(dataset="MSRVTT", videos=args.videos, seed=args.seed, **DEMO_DATA),
-                    out / "data" / "MSRVTT")
+    extracted = args.features == "videos"
+    videos = args.videos or (DEMO_OWN_VIDEOS if extracted else DEMO_VIDEOS)
+    if extracted:
+        data = _extract_videos(out, videos, args.seed)
+    else:
+        data = out / "data" / "MSRVTT"
+        write_synthetic(SynthSpec(dataset="MSRVTT", videos=videos, seed=args.seed, **DEMO_DATA),
+                        data)
     results, curves = {}, {}
     stamp = time.strftime("%Y-%m-%d_%H-%M-%S")
     for label, stem in VARIANTS.items():
-        config = _demo_config(stem, out, args.seed, args.epochs)
+        config = _demo_config(stem, out, args.seed, args.epochs, extracted)
         run_dir = run_folder(config, stem, args.seed, stamp)
         log.info("demo: training %s (%s) in %s", label, stem, run_dir)
         results[label] = train_and_test(config, run_dir, device, cache_dir=out / "cache")
         curves[label] = _curves(config, run_dir, results[label])
     protocol = describe_protocol(next(iter(results.values()))["protocol"])
     table = "\n\n".join(format_table(results, direction) for direction in ("t2v", "v2t"))
-    report = (f"{table}\n\nprotocol: {protocol}; synthetic data (seed {args.seed}), "
+    source = "videos through the demo experts" if extracted else "features"
+    report = (f"{table}\n\nprotocol: {protocol}; synthetic {source} (seed {args.seed}), "
               f"both runs seed {args.seed}\n")
     (out / "results.md").write_text(report, encoding="utf-8")
     (out / "results.json").write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
     plot = plot_runs(curves, out / PLOT_NAME,
-                     title=f"crosskd demo: synthetic data, seed {args.seed} (MSRVTT layout, "
-                     f"{args.videos} videos)\ntest: {protocol}")
+                     title=f"crosskd demo: synthetic data, seed {args.seed} ({source}, "
+                     f"{videos} videos)\ntest: {protocol}")
     print(report)
-    print(f"data:    {out / 'data' / 'MSRVTT'}\nruns:    {out / 'runs'}\n"
+    print(f"data:    {data}\nruns:    {out / 'runs'}\n"
           f"table:   {out / 'results.md'} (and results.json)\nplot:    {plot}\n"
           f"time:    {time.monotonic() - started:.0f} s")
     return 0

@@ -43,11 +43,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--experts", default="default",
                         help="comma-separated expert names or sets: demo (weight-free), "
                         "default (clip, resnet, videomae, ast, whisper) (default: %(default)s)")
-    parser.add_argument("--expert-option", action="append", default=[], metavar="NAME:KEY=VALUE",
+    parser.add_argument("--expert-option", "--expert_option", action="append", default=[],
+                        metavar="NAME:KEY=VALUE",
                         help="an option of one expert, e.g. clip:weights=DIR (a local "
                         "save_pretrained folder) or clip:model=openai/clip-vit-base-patch16; "
                         "repeat for more")
-    parser.add_argument("--text-encoder", default="transformers",
+    parser.add_argument("--text-encoder", "--text_encoder", default="transformers",
                         help="caption encoder NAME[:key=value,...]: demo (hashed words, "
                         "weight-free), transformers[:model=gpt2,weights=DIR], "
                         "word2vec:path=FILE (default: %(default)s, i.e. GPT-2)")
@@ -56,7 +57,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "the I-th (default: all, or torchrun's RANK/WORLD_SIZE)")
     parser.add_argument("--merge", action="store_true",
                         help="write the dataset from the cached results of every shard")
-    parser.add_argument("--max-frames", type=int, default=64,
+    parser.add_argument("--max-frames", "--max_frames", type=int, default=64,
                         help="most frames per video and rate (longer videos are sampled "
                         "evenly; bounds memory) (default: %(default)s)")
     parser.add_argument("--workers", type=int, default=2,
