@@ -30,3 +30,41 @@ def save_tiny_gpt2(folder: Path, width: int = 300) -> Path:
     GPT2Model(config).save_pretrained(folder)
     save_tiny_tokenizer(folder)
     return folder
+
+
+def tiny_models() -> dict[str, object]:
+    """Each pretrained expert's real architecture class at a tiny size (random weights)."""
+    import transformers as t
+
+    small = {"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2,
+             "intermediate_size": 37}
+    return {
+        "clip": t.CLIPVisionModelWithProjection(t.CLIPVisionConfig(
+            **small, image_size=32, patch_size=8, projection_dim=16)),
+        "resnet": t.ResNetModel(t.ResNetConfig(embedding_size=8, hidden_sizes=[8, 12],
+                                               depths=[1, 1], layer_type="basic")),
+        "videomae": t.VideoMAEModel(t.VideoMAEConfig(**small, image_size=32, patch_size=8,
+                                                     num_frames=4, tubelet_size=2)),
+        "ast": t.ASTModel(t.ASTConfig(**small, max_length=100, num_mel_bins=32)),
+        "whisper": t.WhisperForConditionalGeneration(t.WhisperConfig(
+            d_model=32, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2,
+            decoder_attention_heads=2, encoder_ffn_dim=37, decoder_ffn_dim=37,
+            vocab_size=len(WORDS) + 2, max_target_positions=32, pad_token_id=1,
+            bos_token_id=0, eos_token_id=1, decoder_start_token_id=0,
+            suppress_tokens=[], begin_suppress_tokens=[])),
+    }
+
+
+def save_tiny_expert(name: str, model, folder: Path) -> Path:
+    """The model and the preprocessing files its expert reads, as save_pretrained writes them."""
+    import torch
+    import transformers as t
+
+    torch.manual_seed(0)
+    model.save_pretrained(folder)
+    if name == "ast":
+        t.ASTFeatureExtractor(max_length=100, num_mel_bins=32).save_pretrained(folder)
+    if name == "whisper":
+        t.WhisperFeatureExtractor(feature_size=80).save_pretrained(folder)
+        save_tiny_tokenizer(folder)
+    return folder

@@ -6,13 +6,16 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from crosskd.errors import UserError
+from crosskd.extract.audio_experts import ASTAudio, WhisperSpeech
 from crosskd.extract.demo_experts import AudioBands, ColourStatistics, MotionEnergy
 from crosskd.extract.expert import Expert
-from crosskd.extract.pretrained import PRETRAINED_EXPERTS
+from crosskd.extract.image_experts import ClipImage, ResNetImage
+from crosskd.extract.video_model_expert import VideoMAEClips
 
 #: every video expert by its registry name.
 EXPERTS: dict[str, type[Expert]] = {
-    cls.name: cls for cls in (ColourStatistics, MotionEnergy, AudioBands, *PRETRAINED_EXPERTS)}
+    cls.name: cls for cls in (ColourStatistics, MotionEnergy, AudioBands, ClipImage, ResNetImage,
+                              VideoMAEClips, ASTAudio, WhisperSpeech)}
 
 #: names that select several experts.
 EXPERT_SETS: dict[str, tuple[str, ...]] = {
@@ -43,6 +46,8 @@ def build_experts(choice: str, options: Mapping[str, Mapping[str, Any]] | None =
     unknown = set(options) - set(expert_names(choice))
     if unknown:
         raise UserError(f"--expert-option names {sorted(unknown)}, which --experts does not use")
+    _refuse_clashes([(name, getattr(EXPERTS[name], "modality", None))
+                     for name in expert_names(choice)])
     experts = []
     for name in expert_names(choice):
         cls = EXPERTS[name]
@@ -55,10 +60,17 @@ def build_experts(choice: str, options: Mapping[str, Mapping[str, Any]] | None =
                             f"({err})") from None
         expert.check()
         experts.append(expert)
-    taken: dict[str, str] = {}
-    for expert in experts:
-        if expert.modality in taken:
-            raise UserError(f"experts {taken[expert.modality]!r} and {expert.name!r} are both "
-                            f"stored as {expert.modality!r}; choose one of them")
-        taken[expert.modality] = expert.name
+    _refuse_clashes([(expert.name, expert.modality) for expert in experts])
     return experts
+
+
+def _refuse_clashes(stored: list[tuple[str, str | None]]) -> None:
+    """Two experts stored under one name (both "audio", say) would overwrite each other."""
+    taken: dict[str, str] = {}
+    for name, modality in stored:
+        if modality is None:
+            continue
+        if modality in taken:
+            raise UserError(f"experts {taken[modality]!r} and {name!r} are both stored as "
+                            f"{modality!r}; choose one of them")
+        taken[modality] = name

@@ -1,0 +1,128 @@
+"""Soundtrack experts: an AudioSet model (AST) as a token sequence, one token per second,
+and Whisper speech recognition, its transcript kept as text and embedded by the dataset's
+text encoder as the speech tokens (missing when nothing is said)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from crosskd.experts import TOKEN_DIMS
+from crosskd.extract.decode import AUDIO_RATE, Decoded
+from crosskd.extract.encoder import TextEncoder
+from crosskd.extract.expert import Result
+from crosskd.extract.pretrained import TransformersExpert, fixed_projection
+
+#: below this RMS a soundtrack counts as silent (no speech to transcribe).
+SILENCE_RMS = 1e-3
+
+
+def _processor(expert: TransformersExpert, name: str, **defaults: Any) -> Any:
+    """The feature extractor saved with the weights, else one built for the model's config."""
+    cls = getattr(expert.transformers, name)
+    try:
+        return cls.from_pretrained(expert.weights_dir or expert.model_name)
+    except (OSError, ValueError):
+        return cls(**defaults)
+
+
+class ASTAudio(TransformersExpert):
+    """Audio Spectrogram Transformer: patch tokens averaged over frequency, pooled per second,
+    projected to the published 128-d audio tokens; missing without an audio track."""
+
+    name = "ast"
+    input_kind, output_kind, modality = "audio", "tokens", "audio"
+    loader, default_model = "ASTModel", "MIT/ast-finetuned-audioset-10-10-0.4593"
+    rate, pixel_dim = 0.0, 0
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        config = self.model.config
+        self.extractor = _processor(self, "ASTFeatureExtractor", max_length=config.max_length,
+                                    num_mel_bins=config.num_mel_bins)
+        self.dim = TOKEN_DIMS["audio"]
+        self.projection = fixed_projection(config.hidden_size, self.dim)
+        self.window = config.max_length / 100  # seconds per model input (10 ms frames)
+        self.frequency_out = (config.num_mel_bins - config.patch_size) // config.frequency_stride + 1
+
+    def _window_tokens(self, samples: np.ndarray) -> np.ndarray:
+        import torch
+
+        inputs = self.extractor(samples, sampling_rate=AUDIO_RATE, return_tensors="pt")
+        with torch.inference_mode(), self.autocast():
+            hidden = self.model(input_values=inputs["input_values"].to(self.device)).last_hidden_state
+        patches = hidden.float()[0, 2:].cpu().numpy()  # after the cls and distillation tokens
+        per_time = patches.reshape(self.frequency_out, -1, patches.shape[-1]).mean(axis=0)
+        heard = min(1.0, len(samples) / (self.window * AUDIO_RATE))  # the rest is padding
+        per_time = per_time[:max(1, int(np.ceil(len(per_time) * heard)))]
+        seconds = max(1, int(round(len(samples) / AUDIO_RATE)))
+        return np.stack([group.mean(axis=0) for group in np.array_split(per_time, seconds)
+                         if len(group)])
+
+    def compute(self, video: Decoded) -> Result:
+        if video.audio is None or not len(video.audio):
+            return Result(None)
+        step = int(self.window * AUDIO_RATE)
+        # a tail under half a second after the first window adds no token
+        starts = [start for start in range(0, len(video.audio), step)
+                  if start == 0 or len(video.audio) - start >= AUDIO_RATE // 2]
+        tokens = [self._window_tokens(video.audio[start:start + step]) for start in starts]
+        return Result((np.concatenate(tokens) @ self.projection).astype(np.float32))
+
+    def options(self) -> dict[str, Any]:
+        return {**super().options(), "projection": "qr-seed0"}
+
+
+class WhisperSpeech(TransformersExpert):
+    """Whisper ASR per 30 s of soundtrack; the transcript's tokens from the text encoder,
+    projected to the published 300-d speech tokens when the encoder is wider."""
+
+    name = "whisper"
+    input_kind, output_kind, modality = "speech", "tokens", "speech"
+    loader, default_model = "WhisperForConditionalGeneration", "openai/whisper-tiny"
+    common_options = ("device", "text_encoder")
+    rate, pixel_dim = 0.0, 0
+
+    def __init__(self, *args: Any, text_encoder: TextEncoder, max_new_tokens: int = 96,
+                 **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # the prompt's start tokens and the new ones share the decoder's positions
+        self.text_encoder = text_encoder
+        self.max_new_tokens = min(int(max_new_tokens),
+                                  self.model.config.max_target_positions // 2)
+        self.extractor = _processor(self, "WhisperFeatureExtractor",
+                                    feature_size=self.model.config.num_mel_bins)
+        self.tokenizer = self.load(self.transformers.AutoTokenizer)
+        self.dim = TOKEN_DIMS["speech"]
+        self.projection = (None if text_encoder.dim == self.dim
+                           else fixed_projection(text_encoder.dim, self.dim))
+
+    def transcribe(self, audio: np.ndarray) -> str:
+        import torch
+
+        step, texts = 30 * AUDIO_RATE, []
+        for start in range(0, len(audio), step):
+            inputs = self.extractor(audio[start:start + step], sampling_rate=AUDIO_RATE,
+                                    return_tensors="pt")
+            with torch.inference_mode(), self.autocast():
+                ids = self.model.generate(inputs["input_features"].to(self.device),
+                                          max_new_tokens=self.max_new_tokens)
+            texts.append(self.tokenizer.batch_decode(ids, skip_special_tokens=True)[0].strip())
+        return " ".join(text for text in texts if text)
+
+    def compute(self, video: Decoded) -> Result:
+        audio = video.audio
+        if audio is None or not len(audio) or float(np.sqrt(np.mean(audio**2))) < SILENCE_RMS:
+            return Result(None)
+        text = self.transcribe(audio)
+        if not text:
+            return Result(None, text="")
+        (tokens,) = self.text_encoder.encode([text])
+        if self.projection is not None:
+            tokens = tokens @ self.projection
+        return Result(tokens.astype(np.float32), text=text)
+
+    def options(self) -> dict[str, Any]:
+        return {**super().options(), "text_encoder": self.text_encoder.record()["name"],
+                "max_new_tokens": self.max_new_tokens}
