@@ -19,7 +19,10 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
+
+if TYPE_CHECKING:
+    from crosskd.synth_like import LikeSizes
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / "configs" / "msrvtt-train-gpt2-xl-finetuned-mte-adam-cecap.json"
@@ -45,7 +48,7 @@ class BenchData:
         """What identifies the dataset on disk (it is regenerated when this changes)."""
         return {"train": self.train, "val": self.val, "test": self.test,
                 "captions": self.captions, "caption_tokens": list(self.caption_tokens),
-                "visual_dims": self.visual_dims or REAL_DIMS, "seed": self.seed, "version": 1}
+                "visual_dims": self.visual_dims or REAL_DIMS, "seed": self.seed, "version": 2}
 
 
 def make_dataset(spec: BenchData, data_dir: Path) -> float:
@@ -63,19 +66,27 @@ def make_dataset(spec: BenchData, data_dir: Path) -> float:
     return time.perf_counter() - start
 
 
+def bench_sizes(spec: BenchData) -> LikeSizes:
+    """The counts and randomness of the benchmark's data (the widths come from the config)."""
+    from crosskd.synth_like import LikeSizes  # not at import: the parent stays small (wait4)
+    return LikeSizes(videos=spec.train + spec.val + spec.test, captions_per_video=spec.captions,
+                     caption_tokens=tuple(spec.caption_tokens), max_expert_tokens=32, topics=64,
+                     latent_dim=64, missing_fraction={"audio": 0.1, "speech": 0.3},
+                     fewer_captions_fraction=0.0, expert_store=False, seed=spec.seed)
+
+
 def _write_dataset(spec: BenchData, data_dir: Path) -> None:
-    """Generate the synthetic MSRVTT of `spec` into `data_dir` (in this process)."""
-    from crosskd.data.synth import SynthSpec, write_synthetic
+    """Generate the synthetic MSRVTT of `spec` into `data_dir` (in this process).
+
+    It has every file the original's loaders read for the benchmark config (its teachers
+    too, `experts.ce_shared_dim` wide, although caption distillation is off), so the original
+    and crosskd run on the same files.
+    """
+    from crosskd.data.synth import write_synthetic
+    from crosskd.synth_like import spec_like
     marker = data_dir / "bench_spec.json"
-    total = spec.train + spec.val + spec.test
-    synth = SynthSpec(dataset="MSRVTT", videos=total, captions_per_video=spec.captions,
-                      fewer_captions_fraction=0.0, visual_dims=dict(spec.visual_dims or REAL_DIMS),
-                      max_expert_tokens=32, missing_fraction={"audio": 0.1, "speech": 0.3},
-                      text_feat="gpt2-xl-finetune", text_dim=1600,
-                      caption_tokens=tuple(spec.caption_tokens), topics=64, latent_dim=64,
-                      teacher_dim=8, teacher_modalities=("audio",), expert_store=None,
-                      seed=spec.seed)
-    write_synthetic(synth, data_dir)
+    config = bench_config(data_dir, data_dir / "runs", visual_dims=spec.visual_dims)
+    write_synthetic(spec_like(config, bench_sizes(spec)), data_dir)
     _write_split_lists(spec, data_dir / FEATURES)
     marker.write_text(json.dumps(spec.key()))
 
@@ -112,29 +123,34 @@ def write_config(config: dict[str, Any], path: Path) -> Path:
 
 @dataclass
 class ProcessResult:
-    """Wall time, peak RSS (GiB) and output of one child process."""
+    """Wall time, peak RSS (GiB), output and CPU seconds (user + system) of one child."""
 
     seconds: float
     peak_rss_gib: float
     stdout: str
+    cpu_seconds: float = 0.0
+    returncode: int = 0
 
 
-def run_process(command: list[str], env: dict[str, str] | None = None) -> ProcessResult:
+def run_process(command: list[str], env: dict[str, str] | None = None,
+                cwd: Path = REPO, check: bool = True) -> ProcessResult:
     """Run a child to completion; its own peak RSS comes from wait4's rusage (not the max
-    over every child so far, which RUSAGE_CHILDREN would give)."""
+    over every child so far, which RUSAGE_CHILDREN would give). A failing child stops the
+    benchmark, unless `check` is False (then see `returncode`: -9 when it was killed)."""
     with tempfile.TemporaryFile("w+") as log_file:
         start = time.perf_counter()
         process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT,
-                                   text=True, env={**os.environ, **(env or {})}, cwd=REPO)
+                                   text=True, env={**os.environ, **(env or {})}, cwd=cwd)
         _, status, usage = os.wait4(process.pid, 0)
         seconds = time.perf_counter() - start
         process.returncode = os.waitstatus_to_exitcode(status)
         log_file.seek(0)
         output = log_file.read()
-    if process.returncode:
+    if process.returncode and check:
         sys.stderr.write(output[-4000:])
         raise SystemExit(f"{' '.join(command)} failed with exit code {process.returncode}")
-    return ProcessResult(seconds, usage.ru_maxrss / 2**20, output)
+    return ProcessResult(seconds, usage.ru_maxrss / 2**20, output,
+                         usage.ru_utime + usage.ru_stime, process.returncode)
 
 
 @contextlib.contextmanager

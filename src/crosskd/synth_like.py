@@ -4,13 +4,16 @@ The config's data part (crosskd.config.data_spec, for its split and its eval_set
 says which experts it reads, each expert's width and whether it is a fixed vector or a token
 sequence, the text model (file name and width), the TeachText teachers (their width is
 `experts.ce_shared_dim`) and the split lists and caption-index files its protocols use; the
-writer is crosskd.data.synth, so the files have the published pickle layouts.
+writer is crosskd.data.synth, so the files have the published pickle layouts. The teachers
+listed in `distil_params` are written even when `distil_loss` is off: the original's loader
+reads them whenever they are listed, so the data is readable by both implementations.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from crosskd.config import Config, save_config, with_eval_settings
 from crosskd.data.errors import DataError
@@ -26,7 +29,23 @@ class LikeSizes:
     caption_tokens: tuple[int, int] = (2, 6)
     max_expert_tokens: int = 4
     topics: int = SynthSpec.topics
+    latent_dim: int = SynthSpec.latent_dim
+    missing_fraction: dict[str, float] = field(
+        default_factory=lambda: dict(SynthSpec().missing_fraction))
+    fewer_captions_fraction: float = SynthSpec.fewer_captions_fraction
+    #: the resnext101 expert as the original's ExpertStore pickle (as published) when the
+    #: config reads it; False: a plain dict pickle like every other expert.
+    expert_store: bool = True
     seed: int = 0
+
+
+def listed_teachers(config: Config) -> tuple[str, ...]:
+    """The teacher files `distil_params.teachers` names, whether or not `distil_loss` is on."""
+    names: Any = (config.get("distil_params") or {}).get("teachers") or []
+    if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
+        raise DataError(f"config key distil_params.teachers must list file names, "
+                        f"got {names!r:.60}")
+    return tuple(names)
 
 
 def spec_like(config: Config, sizes: LikeSizes = LikeSizes()) -> SynthSpec:
@@ -46,10 +65,14 @@ def spec_like(config: Config, sizes: LikeSizes = LikeSizes()) -> SynthSpec:
         max_expert_tokens=sizes.max_expert_tokens, text_feat=data.text_feat,
         text_dim=data.text_dim, caption_tokens=(low, min(high, data.max_tokens["text"])),
         teacher_dim=data.shared_dim or SynthSpec.teacher_dim,
-        teacher_files=data.teachers, aggregation={m: dict(a) for m, a in data.aggregation.items()},
+        teacher_files=data.teachers or listed_teachers(config),
+        aggregation={m: dict(a) for m, a in data.aggregation.items()},
         splits=tuple(dict.fromkeys((data.split_name, final.split_name))),
-        expert_store=SynthSpec.expert_store if SynthSpec.expert_store in fixed else None,
-        topics=sizes.topics, seed=sizes.seed)
+        expert_store=(SynthSpec.expert_store if sizes.expert_store
+                      and SynthSpec.expert_store in fixed else None),
+        topics=sizes.topics, latent_dim=sizes.latent_dim,
+        missing_fraction=dict(sizes.missing_fraction),
+        fewer_captions_fraction=sizes.fewer_captions_fraction, seed=sizes.seed)
 
 
 def write_like(config: Config, out: Path, sizes: LikeSizes = LikeSizes()) -> Path:
