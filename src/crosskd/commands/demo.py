@@ -12,6 +12,7 @@ model-zoo style table and plots validation R@1 and the training loss per epoch o
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import logging
 import time
@@ -98,11 +99,9 @@ def _curves(config: dict[str, Any], run_dir: Path, result: dict[str, Any]) -> Ru
 
 def _extract_videos(out: Path, count: int, seed: int) -> Path:
     """Synthetic videos under out/videos, extracted with the demo experts into out/data."""
-    try:
-        import av  # noqa: F401
-    except ImportError:
+    if importlib.util.find_spec("av") is None:
         raise UserError("the own-video demo decodes videos with PyAV: pip install "
-                        "\"crosskd[extract]\", or run crosskd demo --features synthetic") from None
+                        "\"crosskd[extract]\", or run crosskd demo --features synthetic")
     from crosskd.extract.job import ExtractOptions, extract
     from crosskd.extract.synthetic_videos import write_collection
 

@@ -1,5 +1,5 @@
 """Video decoding with PyAV: frames sampled by timestamp at fixed rates, the soundtrack
-resampled to mono, in one pass over the file.
+resampled to mono (frames in one pass over the file, the soundtrack in a second).
 
 A sampler holds the latest decoded frame and emits it at each target time, so a variable
 frame rate, dropped frames or a late first frame all give frames on the same fixed grid.
@@ -10,13 +10,10 @@ longer videos), so memory is bounded however long the video is.
 
 from __future__ import annotations
 
-import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-
-log = logging.getLogger(__name__)
 
 #: the sample rate of the soundtrack every audio expert reads.
 AUDIO_RATE = 16000
@@ -47,7 +44,6 @@ class Decoded:
     audio: np.ndarray | None
     duration: float
     size: tuple[int, int]
-    notes: list[str] = field(default_factory=list)
 
 
 def _grid(duration: float, rate: float, max_frames: int) -> np.ndarray:

@@ -3,6 +3,7 @@ the cache, and write the dataset when every shard is done (or on `--merge`)."""
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 from dataclasses import asdict, dataclass, field
@@ -15,7 +16,7 @@ from crosskd.extract.captions import read_captions
 from crosskd.extract.run import Extraction, decode_spec, shard_of
 from crosskd.extract.sources import find_videos
 from crosskd.extract.splits import assign_splits
-from crosskd.extract.text_encoders import build_text_encoder, parse_choice
+from crosskd.extract.text_encoders import TEXT_ENCODERS, build_text_encoder, parse_choice
 from crosskd.extract.video_experts import build_experts
 from crosskd.extract.writer import Collection, write_dataset
 
@@ -77,6 +78,8 @@ def extract(options: ExtractOptions) -> Path | None:
     """Run the extraction; returns extraction.json when this run wrote the dataset."""
     videos, collection, given = collect(options)
     name, text_options = parse_choice(options.text_encoder)
+    if name in TEXT_ENCODERS and "device" in inspect.signature(TEXT_ENCODERS[name]).parameters:
+        text_options.setdefault("device", options.device)
     text_encoder = build_text_encoder(name, text_options)
     experts = build_experts(options.experts, options.expert_options, device=options.device,
                             text_encoder=text_encoder)

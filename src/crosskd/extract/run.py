@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from crosskd.errors import UserError
 from crosskd.extract.cache import ResultCache, VideoResult, source_signature
-from crosskd.extract.decode import Decoded, DecodeError, DecodeSpec, decode
+from crosskd.extract.decode import AUDIO_RATE, Decoded, DecodeError, DecodeSpec, decode
 from crosskd.extract.expert import Expert
 from crosskd.extract.keyframes import save_keyframe
 
@@ -32,7 +32,7 @@ def decode_spec(experts: list[Expert], max_frames: int = 64) -> DecodeSpec:
     pixel_dim = max((e.pixel_dim for e in visual), default=128)
     hears = any(e.input_kind in ("audio", "speech") for e in experts)
     return DecodeSpec(rates=rates, pixel_dim=pixel_dim, max_frames=max_frames,
-                      audio_rate=16000 if hears else None)
+                      audio_rate=AUDIO_RATE if hears else None)
 
 
 def shard_of(video_ids: list[str], shard: tuple[int, int]) -> list[str]:

@@ -100,15 +100,18 @@ def write_video(path: Path, video: np.ndarray, fps: int, audio: np.ndarray | Non
         stream = container.add_stream("libx264", rate=fps)
         stream.height, stream.width = video.shape[1] - video.shape[1] % 2, video.shape[2] - video.shape[2] % 2
         stream.pix_fmt = "yuv420p"
-        stream.time_base = stream.codec_context.time_base = Fraction(1, 1000)
+        # frame times in ms for a variable rate; else frame i at i / fps
+        tick = Fraction(1, 1000) if times else Fraction(1, fps)
+        if times:
+            stream.codec_context.time_base = tick
         audio_stream = None
         if audio is not None:
             audio_stream = container.add_stream("aac", rate=AUDIO_RATE, layout="mono")
         for i, image in enumerate(video):
             frame = av.VideoFrame.from_ndarray(
                 np.ascontiguousarray(image[:stream.height, :stream.width]), format="rgb24")
-            frame.pts = int(round((times[i] if times else i / fps) * 1000))
-            frame.time_base = stream.time_base
+            frame.pts = int(round(times[i] * 1000)) if times else i
+            frame.time_base = tick
             container.mux(stream.encode(frame))
         container.mux(stream.encode())
         if audio_stream is not None:
