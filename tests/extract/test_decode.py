@@ -54,3 +54,27 @@ def test_frames_per_video_are_bounded(videos):
     decoded = decode(videos["plain"], DecodeSpec(rates=(12.0,), pixel_dim=16, max_frames=5))
     assert len(decoded.frames[12.0]) == 5
     assert np.all(np.diff(decoded.times[12.0]) > 0)
+
+
+class _RotatedFrame:
+    """What PyAV gives for a phone video stored sideways: 40x20 pixels, display rotated."""
+
+    width, height = 40, 20
+
+    def __init__(self, rotation: int) -> None:
+        self.rotation = rotation
+
+    def to_ndarray(self, format: str, width: int, height: int) -> np.ndarray:
+        image = np.zeros((height, width, 3), np.uint8)
+        image[0, 0] = 255  # top-left corner marked
+        return image
+
+
+@pytest.mark.parametrize(("rotation", "corner"), [(0, (0, 0)), (90, (-1, 0)), (-90, (0, -1)),
+                                                   (180, (-1, -1))])
+def test_display_rotation_is_applied(rotation, corner):
+    from crosskd.extract.decode import _rgb
+
+    image = _rgb(_RotatedFrame(rotation), pixel_dim=10)
+    assert image.shape[:2] == ((10, 20) if rotation in (0, 180) else (20, 10))
+    assert image[corner].any()  # rot90 by the counter-clockwise display angle

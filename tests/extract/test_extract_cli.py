@@ -19,6 +19,7 @@ pytest.importorskip("av", reason="extraction needs PyAV: pip install \"crosskd[e
 
 from crosskd.cli import main  # noqa: E402
 from crosskd.data.pickles import load_small_pickle  # noqa: E402
+from crosskd.errors import UserError  # noqa: E402
 from crosskd.extract.synthetic_videos import write_collection  # noqa: E402
 from videos import odd_videos  # noqa: E402
 
@@ -129,3 +130,17 @@ def test_a_killed_run_resumes_with_the_finished_videos(tmp_path, caplog):
                      *DEMO]) == 0
     assert f"{80 - cached} videos extracted, {cached} were cached" in caplog.text
     assert len(load_small_pickle(out / ROOT / "aggregated_text_feats/w2v.pkl")) == 80
+
+
+def test_torchrun_ranks_take_their_shard_and_gpu(monkeypatch):
+    from crosskd.extract.job import launched_shard, parse_shard, rank_device
+
+    assert launched_shard() == (0, 1) and rank_device("cuda") == "cuda"
+    monkeypatch.setenv("RANK", "3")
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    assert launched_shard() == (3, 4)
+    assert rank_device("cuda:0") == "cuda:1" and rank_device("cpu") == "cpu"
+    assert parse_shard("2/5") == (2, 5)
+    with pytest.raises(UserError, match="I/N"):
+        parse_shard("2")

@@ -3,6 +3,7 @@ loaded through the local-weights path; offline, the error names that path."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -13,6 +14,8 @@ import pytest
 pytest.importorskip("transformers", reason="pretrained experts need crosskd[extract]")
 pytest.importorskip("av", reason="decoding needs PyAV: pip install \"crosskd[extract]\"")
 
+from crosskd.cli import main  # noqa: E402
+from crosskd.data.pickles import load_small_pickle  # noqa: E402
 from crosskd.errors import UserError  # noqa: E402
 from crosskd.experts import TOKEN_DIMS  # noqa: E402
 from crosskd.extract.decode import DecodeSpec, decode  # noqa: E402
@@ -63,6 +66,32 @@ def test_expert_runs_its_architecture_from_local_weights(name, saved, clip_video
     assert result.value.shape[-1] == expert.dim and np.isfinite(result.value).all()
     if name == "ast":
         assert result.value.shape[0] == 2  # one token per second of the 2 s soundtrack
+    if name == "clip":  # and its per-frame features, whose mean is the fixed one
+        assert result.frames.shape == (4, expert.dim)
+        np.testing.assert_allclose(result.frames.mean(axis=0), result.value, rtol=1e-5)
+
+
+def test_extract_with_pretrained_experts_writes_their_files(saved, clip_video, tmp_path):
+    folder = clip_video["plain"].parent
+    captions = tmp_path / "captions.csv"
+    captions.write_text("video,caption\n" + "".join(
+        f"{name},a {name} clip\n" for name in ("plain", "silent", "vfr", "portrait")))
+    options = [f"--expert-option={name}:weights={saved[name][0]}" for name in ("clip", "ast",
+                                                                               "whisper")]
+    out = tmp_path / "data"
+    assert main(["extract", str(folder), "--captions", str(captions), "--out", str(out),
+                 "--experts", "clip,ast,whisper", "--text-encoder", "demo", *options]) == 0
+    record = json.loads((out / "extraction.json").read_text())
+    clip = next(e for e in record["experts"] if e["name"] == "clip")
+    assert clip["modality"] == "appearance.clip-vit-base-patch32.0" and clip["fps"] == 2.0
+    root = out / "high-quality/structured-symlinks"
+    frames = load_small_pickle(root / clip["frames_file"])
+    assert frames["plain"].shape == (4, clip["dim"])
+    assert record["videos"]["silent"]["missing"] == ["audio", "speech"]
+    config = json.loads((out / "config.json").read_text())
+    assert config["experts"]["modalities"] == [clip["modality"], "audio", "speech"]
+    speech = load_small_pickle(root / "aggregated_speech/speech-w2v.pickle")
+    assert all(np.isnan(speech[vid]) or speech[vid].shape[1] == 300 for vid in speech)
 
 
 def test_every_registered_expert_says_its_kinds():

@@ -24,6 +24,12 @@ class Result:
 
     value: np.ndarray | None
     text: str | None = None
+    #: `[frames, dim]` per-frame features of a frame expert that keeps them (CLIP's).
+    frames: np.ndarray | None = None
+
+
+#: the cache and file suffix of an expert's per-frame features.
+FRAMES = "#frames"
 
 
 class Expert(ABC):
@@ -40,6 +46,8 @@ class Expert(ABC):
     output_kind: ClassVar[str]
     #: the config expert this one is stored as ("audio", or "<type>.<model>.0").
     modality: ClassVar[str]
+    #: whether it also keeps per-frame features (a `<model>-frames.pickle` beside its file).
+    keeps_frames: ClassVar[bool] = False
     dim: int
     #: frames (or clips) per second it reads; clip_len frames per clip.
     rate: float = 2.0

@@ -40,13 +40,16 @@ class _FrameExpert(TransformersExpert):
         return np.concatenate(rows)
 
     def compute(self, video: Decoded) -> Result:
-        return Result(self.embed(video.frames[self.rate]).mean(axis=0).astype(np.float32))
+        rows = self.embed(video.frames[self.rate])
+        return Result(rows.mean(axis=0).astype(np.float32),
+                      frames=rows if self.keeps_frames else None)
 
 
 class ClipImage(_FrameExpert):
     """CLIP's projected image embedding per frame (CLIPVisionModelWithProjection)."""
 
     name, kind = "clip", "appearance"
+    keeps_frames = True
     loader, default_model = "CLIPVisionModelWithProjection", "openai/clip-vit-base-patch32"
     mean, std = CLIP_MEAN, CLIP_STD
 

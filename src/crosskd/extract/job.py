@@ -58,6 +58,14 @@ def launched_shard() -> tuple[int, int]:
     return 0, 1
 
 
+def rank_device(device: str) -> str:
+    """Under torchrun each rank takes its own GPU (LOCAL_RANK) when told to use CUDA."""
+    local = os.environ.get("LOCAL_RANK")
+    if device.startswith("cuda") and local is not None and local.isdigit():
+        return f"cuda:{local}"
+    return device
+
+
 def collect(options: ExtractOptions) -> tuple[dict[str, Path], Collection, dict[str, str]]:
     """The videos that have captions, their captions, the file's splits, what was left out."""
     captions = read_captions(options.captions)
@@ -77,6 +85,7 @@ def collect(options: ExtractOptions) -> tuple[dict[str, Path], Collection, dict[
 def extract(options: ExtractOptions) -> Path | None:
     """Run the extraction; returns extraction.json when this run wrote the dataset."""
     videos, collection, given = collect(options)
+    options.device = rank_device(options.device)
     name, text_options = parse_choice(options.text_encoder)
     if name in TEXT_ENCODERS and "device" in inspect.signature(TEXT_ENCODERS[name]).parameters:
         text_options.setdefault("device", options.device)

@@ -14,12 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
+import numpy as np
 from tqdm import tqdm
 
 from crosskd.errors import UserError
 from crosskd.extract.cache import ResultCache, VideoResult, source_signature
 from crosskd.extract.decode import AUDIO_RATE, Decoded, DecodeError, DecodeSpec, decode
-from crosskd.extract.expert import Expert
+from crosskd.extract.expert import FRAMES, Expert
 from crosskd.extract.keyframes import save_keyframe
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,8 @@ def _run_experts(experts: list[Expert], video: Decoded) -> VideoResult:
             result.missing.append(expert.modality)
             continue
         result.features[expert.modality] = output.value
+        if output.frames is not None:
+            result.features[expert.modality + FRAMES] = output.frames.astype(np.float32)
         if output.text is not None:
             result.texts[expert.modality] = output.text
     return result

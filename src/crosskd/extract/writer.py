@@ -23,7 +23,7 @@ from crosskd.diskwrites import write_text_atomically
 from crosskd.extract.cache import ResultCache
 from crosskd.extract.decode import DecodeSpec
 from crosskd.extract.encoder import TextEncoder, words
-from crosskd.extract.expert import Expert
+from crosskd.extract.expert import FRAMES, Expert
 from crosskd.shipped import config_dir
 
 DATASET = "MSRVTT"
@@ -63,6 +63,11 @@ def expert_file(expert: Expert, spec: DecodeSpec) -> str:
     (path,) = layouts.expert_paths(layout, expert.modality,
                                    {expert.modality: expert.aggregation(spec.pixel_dim)})
     return path
+
+
+def frames_file(relative: str) -> str:
+    """Where per-frame features go: `<model>-frames.pickle` beside `<model>-avg.pickle`."""
+    return relative.rsplit("-", 1)[0] + "-frames.pickle"
 
 
 def _token_counts(cache: ResultCache, video_ids: list[str], modality: str) -> list[int]:
@@ -133,6 +138,9 @@ def write_dataset(out: Path, collection: Collection, experts: list[Expert],
         else:
             relative = expert_file(expert, spec)
         write_dict_pickle(root / relative, _feature_items(cache, ids, expert.modality))
+        if expert.keeps_frames:
+            write_dict_pickle(root / frames_file(relative),
+                              _feature_items(cache, ids, expert.modality + FRAMES))
     text_tokens: list[int] = []
 
     def caption_items() -> Iterator[tuple[str, list[np.ndarray]]]:
@@ -158,6 +166,16 @@ def write_dataset(out: Path, collection: Collection, experts: list[Expert],
     return _write_record(out, collection, experts, text_encoder, cache, spec)
 
 
+def _expert_record(expert: Expert, spec: DecodeSpec) -> dict[str, Any]:
+    """An expert's provenance and the files it was written to."""
+    if expert.output_kind == "tokens":
+        file = layouts.get_layout(DATASET).custom_paths[expert.modality][0]
+    else:
+        file = expert_file(expert, spec)
+    return {**expert.provenance(), "file": file,
+            "frames_file": frames_file(file) if expert.keeps_frames else None}
+
+
 def _write_record(out: Path, collection: Collection, experts: list[Expert],
                   text_encoder: TextEncoder, cache: ResultCache, spec: DecodeSpec) -> Path:
     videos, missing = {}, {e.modality: 0 for e in experts}
@@ -172,8 +190,7 @@ def _write_record(out: Path, collection: Collection, experts: list[Expert],
     record = {
         "format": 1, "dataset_name": DATASET, "root_feat_folder": ROOT_FEAT_FOLDER,
         "text_encoder": text_encoder.record(),
-        "experts": [{**e.provenance(), "file": None if e.output_kind == "tokens"
-                     else expert_file(e, spec)} for e in experts],
+        "experts": [_expert_record(e, spec) for e in experts],
         "decode": {"rates": list(spec.rates), "pixel_dim": spec.pixel_dim,
                    "max_frames": spec.max_frames, "audio_rate": spec.audio_rate},
         "versions": _versions(),
