@@ -94,6 +94,20 @@ def test_extract_with_pretrained_experts_writes_their_files(saved, clip_video, t
     assert all(np.isnan(speech[vid]) or speech[vid].shape[1] == 300 for vid in speech)
 
 
+def test_open_clip_that_cannot_be_imported_is_one_line(monkeypatch):
+    monkeypatch.setitem(sys.modules, "open_clip", None)  # what a missing package gives
+    with pytest.raises(UserError, match="cannot import open_clip .*--experts clip"):
+        build_experts("open-clip")
+
+
+def test_open_clip_expert_on_random_weights(clip_video):
+    pytest.importorskip("open_clip", reason="open_clip imports torchvision, which cannot be "
+                        "imported beside this torch build; install both to run this test")
+    (expert,) = build_experts("open-clip", {"open-clip": {"pretrained": ""}})
+    result = expert.compute(decode(clip_video["plain"], decode_spec([expert])))
+    assert result.value.shape == (expert.dim,) and result.frames.shape[1] == expert.dim
+
+
 def test_every_registered_expert_says_its_kinds():
     for name, cls in EXPERTS.items():
         assert cls.input_kind in ("frames", "clips", "audio", "speech"), name

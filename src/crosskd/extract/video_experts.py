@@ -10,12 +10,13 @@ from crosskd.extract.audio_experts import ASTAudio, WhisperSpeech
 from crosskd.extract.demo_experts import AudioBands, ColourStatistics, MotionEnergy
 from crosskd.extract.expert import Expert
 from crosskd.extract.image_experts import ClipImage, ResNetImage
+from crosskd.extract.open_clip_expert import OpenClipImage
 from crosskd.extract.video_model_expert import VideoMAEClips
 
 #: every video expert by its registry name.
 EXPERTS: dict[str, type[Expert]] = {
     cls.name: cls for cls in (ColourStatistics, MotionEnergy, AudioBands, ClipImage, ResNetImage,
-                              VideoMAEClips, ASTAudio, WhisperSpeech)}
+                              VideoMAEClips, ASTAudio, WhisperSpeech, OpenClipImage)}
 
 #: names that select several experts.
 EXPERT_SETS: dict[str, tuple[str, ...]] = {

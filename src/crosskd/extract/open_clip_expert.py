@@ -1,0 +1,85 @@
+"""open_clip's image towers as an appearance expert (`--experts open-clip`): any open_clip
+architecture with a pretrained tag (`pretrained=`) or a local checkpoint file (`weights=`).
+
+open_clip imports torchvision, which must match the installed torch; where it cannot be
+imported the expert says so in one line instead of failing inside the import.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from crosskd.data.fingerprint import content_digest
+from crosskd.errors import UserError
+from crosskd.extract.decode import Decoded
+from crosskd.extract.expert import Expert, Result
+from crosskd.extract.pretrained import CLIP_MEAN, CLIP_STD, image_batch, model_tag
+
+
+def import_open_clip() -> Any:
+    """open_clip, or one line naming the fix (it needs a torchvision built for this torch)."""
+    try:
+        import open_clip
+    except Exception as err:  # ImportError, or torchvision's operator errors at import
+        raise UserError(f"expert open-clip cannot import open_clip ({type(err).__name__}: "
+                        f"{str(err).splitlines()[0][:120] if str(err) else ''}); install "
+                        "open_clip_torch and the torchvision release built for your torch, "
+                        "or use --experts clip (transformers)") from None
+    return open_clip
+
+
+class OpenClipImage(Expert):
+    """An open_clip image embedding per frame, averaged (per-frame features kept too)."""
+
+    name = "open-clip"
+    input_kind, output_kind = "frames", "fixed"
+    keeps_frames = True
+    common_options = ("device",)
+    rate, pixel_dim = 2.0, 224
+
+    def __init__(self, model: str = "ViT-B-32", pretrained: str | None = "laion2b_s34b_b79k",
+                 weights: str | None = None, device: str = "cpu", batch: int = 16) -> None:
+        open_clip = import_open_clip()
+        if weights is not None and not Path(weights).is_file():
+            raise UserError(f"expert open-clip: weights={weights} is not a file; give an "
+                            "open_clip checkpoint (.pt or .safetensors)")
+        self.arch, self.tag, self.weights_file = model, pretrained, weights
+        self.device, self.batch = device, int(batch)
+        try:
+            self.model = open_clip.create_model(model, pretrained=weights or pretrained or None,
+                                                device=device)
+        except (RuntimeError, OSError, ValueError) as err:
+            raise UserError(f"expert open-clip: cannot load {model} ({str(err)[:120]}); "
+                            "without network access pass a local checkpoint as "
+                            "--expert-option open-clip:weights=FILE") from None
+        self.model.eval()
+        self._tag = (f"sha256:{content_digest(Path(weights))}" if weights
+                     else f"open_clip:{model}/{pretrained}")
+        self.modality = f"appearance.{model_tag(model).lower()}.0"
+        size = self.model.visual.image_size
+        self.size = int(size[0] if isinstance(size, (tuple, list)) else size)
+        self.dim = int(self.embed(np.zeros((1, self.size, self.size, 3), np.uint8)).shape[1])
+
+    def embed(self, frames: np.ndarray) -> np.ndarray:
+        import torch
+
+        rows = []
+        for start in range(0, len(frames), self.batch):
+            pixels = image_batch(frames[start:start + self.batch], self.size, CLIP_MEAN,
+                                 CLIP_STD, self.device)
+            with torch.inference_mode():
+                rows.append(self.model.encode_image(pixels).float().cpu().numpy())
+        return np.concatenate(rows)
+
+    def compute(self, video: Decoded) -> Result:
+        rows = self.embed(video.frames[self.rate])
+        return Result(rows.mean(axis=0).astype(np.float32), frames=rows)
+
+    def options(self) -> dict[str, Any]:
+        return {"model": self.arch, "pretrained": self.tag, "weights": self.weights_file}
+
+    def weights(self) -> str:
+        return self._tag
