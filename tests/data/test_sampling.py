@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from crosskd.data.sampling import EpochSampler
+from crosskd.data.sampling import EpochSampler, ShardedSampler
 
 
 @settings(max_examples=60, deadline=None)
@@ -61,3 +61,25 @@ def _after_permutation(num: int, seed: int) -> dict:
     rng = np.random.default_rng(seed)
     rng.permutation(num)
     return rng.bit_generator.state
+
+
+@settings(max_examples=60, deadline=None)
+@given(captions=st.lists(st.integers(1, 5), min_size=1, max_size=40),
+       per_rank=st.integers(1, 4), world_size=st.integers(2, 4), seed=st.integers(0, 2**16))
+def test_ranks_share_each_global_draw_and_see_every_video_once(captions, per_rank, world_size,
+                                                              seed):
+    sampler = EpochSampler(np.array(captions), per_rank * world_size)
+    global_draws = list(sampler.epoch(np.random.default_rng(seed)))
+    shards = [list(ShardedSampler(sampler, rank, world_size).epoch(np.random.default_rng(seed)))
+              for rank in range(world_size)]
+    assert all(len(rank_draws) == len(ShardedSampler(sampler, 0, world_size))
+               for rank_draws in shards)
+    for step, parts in enumerate(zip(*shards)):  # rank order rebuilds the global draw
+        np.testing.assert_array_equal(np.concatenate([p.videos for p in parts]),
+                                      global_draws[step].videos)
+        np.testing.assert_array_equal(np.concatenate([p.captions for p in parts]),
+                                      global_draws[step].captions)
+        assert all(len(p.videos) >= 1 for p in parts)
+    # only a trailing batch smaller than the process count is left out
+    assert len(global_draws) - len(shards[0]) == (
+        1 if global_draws and len(global_draws[-1].videos) < world_size else 0)

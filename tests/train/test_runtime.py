@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
 from crosskd.config import ConfigError
 from crosskd.optim.fast_radam import SinglePassRAdam
+from crosskd.train.distributed import Distributed
 from crosskd.train.precision import Precision
 from crosskd.config.runtime import RuntimeSettings
 from crosskd.train.runtime import MIN_PARAMETERS_FOR_THREADS, cpu_threads_for, resolve_runtime
@@ -78,3 +81,27 @@ def test_threads_fit_the_model(monkeypatch):
     assert cpu_threads_for(big, CPU) >= 1 and cpu_threads_for(big, CUDA) is None
     monkeypatch.setenv("OMP_NUM_THREADS", "3")
     assert cpu_threads_for(TINY, CPU) is None
+
+
+def test_torchrun_refuses_the_options_that_step_or_capture_around_the_all_reduce():
+    job = Distributed(rank=0, world_size=2, local_rank=0)
+    settings = RuntimeSettings.from_config({"trainer": {
+        "optimizer_in_backward": True, "cuda_graphs": True, "compile": True}})
+    with pytest.raises(ConfigError, match="optimizer_in_backward is true.*torchrun.*"
+                       "cuda_graphs is true.*compile is true"):
+        resolve_runtime(settings, CPU, _radam(), TINY, True, lambda tokens: 0, distributed=job)
+    runtime = resolve_runtime(RuntimeSettings(), CUDA, _radam(), TINY, False, lambda tokens: 0,
+                              distributed=job)
+    assert not runtime.optimizer_in_backward and not runtime.cuda_graphs
+    assert runtime.writes_files and not dataclasses.replace(
+        runtime, distributed=Distributed(1, 2, 1)).writes_files
+
+
+def test_torchrun_variables_make_a_job_and_the_global_batch_must_split():
+    assert Distributed.from_environment({}) is None
+    assert Distributed.from_environment({"RANK": "0", "WORLD_SIZE": "1", "LOCAL_RANK": "0"}) is None
+    job = Distributed.from_environment({"RANK": "3", "WORLD_SIZE": "4", "LOCAL_RANK": "1"})
+    assert job == Distributed(3, 4, 1) and job.device(CUDA) == torch.device("cuda", 1)
+    job.check_batch_size(64)
+    with pytest.raises(ConfigError, match="batch_size: 66 .*4 processes"):
+        job.check_batch_size(66)

@@ -13,6 +13,7 @@ from crosskd.commands.options import (add_common_options, check_out_writable, co
 from crosskd.config import parse_custom_args, parse_set_args
 from crosskd.errors import UserError
 from crosskd.train.device import resolve_device
+from crosskd.train.distributed import join_torchrun_job
 from crosskd.train.report import format_result
 from crosskd.train.runs import resume_run, results_object, train_seeds
 
@@ -30,25 +31,30 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Train one run per seed (or resume one), test each, report and write `--out`."""
+    """Train one run per seed (or resume one), test each, report and write `--out`.
+
+    Under torchrun every rank trains; rank 0 alone reports and writes `--out`."""
     seeds = parse_seeds(args.seeds)
     if args.resume and seeds:
         raise UserError("--resume continues one run; drop --seeds")
     check_out_writable(args.out)
     if args.resume:
+        job, device = join_torchrun_job(resolve_device(args.device))
         seed, metrics = resume_run(args.resume,
                                    lambda stored: config_from_args(args, fallback=stored).raw,
-                                   resolve_device(args.device), args.cache_dir,
-                                   command=_command(args))
-        results = {seed: metrics}
+                                   device, args.cache_dir, command=_command(args))
+        results = {seed: metrics} if metrics is not None else {}
         name = Path(args.resume).name
     else:
         config = config_from_args(args)
         if config is None:
             raise UserError("train needs --config <config.json> (or --resume <run folder>)")
         name = Path(args.config).stem
-        results = train_seeds(config, name, seeds or [config.seed], resolve_device(args.device),
+        job, device = join_torchrun_job(resolve_device(args.device))
+        results = train_seeds(config, name, seeds or [config.seed], device,
                               args.cache_dir, command=_command(args))
+    if job is not None and not job.writes_files:
+        return 0
     summary = results_object(results)
     print(format_result(name, summary))
     write_json(args.out, summary)

@@ -104,6 +104,37 @@ class EpochSampler:
             yield self.draw(videos, rng)
 
 
+class ShardedSampler:
+    """One rank's share of an `EpochSampler`'s epochs (distributed training).
+
+    Every rank makes the same global draws from the same generator, then takes its
+    contiguous slice of each batch, so each video is trained on once per epoch across the
+    ranks and a run is reproducible. A trailing batch with fewer videos than ranks is
+    skipped (after its draws, so the generator advances as on one process).
+    """
+
+    def __init__(self, sampler: EpochSampler, rank: int, world_size: int) -> None:
+        self.sampler = sampler
+        self.rank = rank
+        self.world_size = world_size
+
+    def __len__(self) -> int:
+        """Global batches per epoch that every rank takes part in."""
+        count = len(self.sampler)
+        last = self.sampler.num_videos - (count - 1) * self.sampler.batch_size
+        return count - (count > 0 and last < self.world_size)
+
+    def epoch(self, rng: np.random.Generator, shuffle: bool = True) -> Iterator[Draw]:
+        """This rank's slice of each global draw of one epoch from `rng`."""
+        for draw in self.sampler.epoch(rng, shuffle):
+            if len(draw.videos) < self.world_size:
+                log.info("skipping a final training batch of %d video(s): fewer than the %d "
+                         "processes", len(draw.videos), self.world_size)
+                return
+            rows = np.array_split(np.arange(len(draw.videos)), self.world_size)[self.rank]
+            yield Draw(draw.videos[rows], draw.captions[rows])
+
+
 def epoch_batches(split: TrainBatches, batch_size: int, rng: np.random.Generator,
                   shuffle: bool = True) -> Iterator[Batch]:
     """One epoch of `split`'s batches, drawn by its sampler."""

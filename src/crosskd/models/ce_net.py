@@ -129,7 +129,12 @@ class CENet(nn.Module):
         if self.training and text.shape[1] != 1:
             raise ValueError(f"training batches hold one caption per video, got {text.shape[1]}")
         text_embedding = self.embed_text(text)
-        video_embedding = self.embed_videos(experts, ind)
+        return self.outputs(text_embedding, self.embed_videos(experts, ind))
+
+    def outputs(self, text_embedding: TextEmbedding, video_embedding: VideoEmbedding
+                ) -> dict[str, Any]:
+        """The output dict of embedded captions and videos (distributed training joins every
+        rank's embeddings first, crosskd.train.distributed)."""
         conf, text_matrix, video_matrix = similarity_matrices(text_embedding, video_embedding)
         return {
             "modalities": list(self.modalities),

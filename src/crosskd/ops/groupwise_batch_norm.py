@@ -66,11 +66,23 @@ def groupwise_batch_norm(x: torch.Tensor, bn: nn.BatchNorm1d,
     """Apply `bn` to `[B, G, D]` as G separate calls on `[B, D]` (group-wise batch statistics).
 
     In training the running buffers are updated as those calls would update them, at once
-    or, given `pending`, when the caller applies it (after further calls).
+    or, given `pending`, when the caller applies it (after further calls). A module with an
+    `across_ranks(function, x)` method (crosskd.train.distributed) takes its statistics over
+    every rank's rows.
     """
-    batch, groups, dim = x.shape
     if not bn.training:
+        batch, groups, dim = x.shape
         return bn(x.reshape(batch * groups, dim)).reshape(batch, groups, dim)
+    across_ranks = getattr(bn, "across_ranks", None)  # distributed: the global batch's rows
+    if across_ranks is not None:
+        return across_ranks(lambda rows: _train_groupwise(rows, bn, pending), x)
+    return _train_groupwise(x, bn, pending)
+
+
+def _train_groupwise(x: torch.Tensor, bn: nn.BatchNorm1d,
+                     pending: PendingRunningStats | None) -> torch.Tensor:
+    """groupwise_batch_norm in training mode, over the rows given."""
+    batch, groups, dim = x.shape
     flat = x.reshape(batch, groups * dim)
     weight = bn.weight.repeat(groups) if bn.weight is not None else None
     bias = bn.bias.repeat(groups) if bn.bias is not None else None

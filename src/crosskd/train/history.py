@@ -22,11 +22,15 @@ class EpochLog:
     """Collects one row per epoch; rewrites metrics.json/csv so a crash loses nothing logged."""
 
     def __init__(self, run_dir: Path, rows: list[dict[str, Any]] | None = None,
-                 tensorboard: bool = True, config: Mapping[str, Any] | None = None) -> None:
-        """`config` goes into TensorBoard as text when the run starts (not on a resume)."""
+                 tensorboard: bool = True, config: Mapping[str, Any] | None = None,
+                 writes: bool = True) -> None:
+        """`config` goes into TensorBoard as text when the run starts (not on a resume);
+        `writes=False` (ranks other than 0 of a distributed run) keeps the rows only."""
         self.run_dir = run_dir
         self.rows: list[dict[str, Any]] = list(rows or [])
-        self.writer = SummaryWriter(str(run_dir / TENSORBOARD_DIR)) if tensorboard else None
+        self.writes = writes
+        self.writer = (SummaryWriter(str(run_dir / TENSORBOARD_DIR)) if tensorboard and writes
+                       else None)
         self.timings = _timings_in(run_dir / CSV_NAME, {row["epoch"] for row in self.rows})
         if self.writer is not None and config is not None and not self.rows:
             self.writer.add_text("config", _as_code(config))
@@ -47,6 +51,8 @@ class EpochLog:
 
     def _write_files(self) -> None:
         """Replace both files atomically: a full disk leaves the previous epoch's files."""
+        if not self.writes:
+            return
         fix = ("the logs of the previous epochs there are intact - free disk space and resume "
                f"with --resume {self.run_dir}")
         write_text_atomically(self.run_dir / JSON_NAME, json.dumps(self.rows, indent=1) + "\n",

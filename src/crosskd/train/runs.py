@@ -19,6 +19,8 @@ from crosskd.data.retrieval import RetrievalData
 from crosskd.diskwrites import reported_write, write_error, write_text_atomically
 from crosskd.errors import UserError
 from crosskd.train.evaluate import evaluate_checkpoint
+from crosskd.train.distributed import Distributed
+from crosskd.train.elastic import claim_run_folder, forget_run_folder
 from crosskd.train.history import log_test_metrics
 from crosskd.train.report import describe_protocol, format_result, summarize_seeds
 from crosskd.train.run_record import LOG_NAME, RECORD_NAME, RunRecord, recorded_run
@@ -43,9 +45,7 @@ def run_folder(config: Config, experiment: str, seed: int, timestamp: str) -> Pa
     folder that exists: the name is claimed by an atomic mkdir (a suffix `-2`, `-3`, ... is
     added on a clash), so runs started in the same second, in parallel, get folders of their own.
     """
-    require(config, "trainer", (dict, type(None)), default=None)
-    save_dir = Path(require(config, "trainer.save_dir", str, default="data/saved"))
-    base = save_dir / experiment / f"{timestamp}_seed{seed}"
+    base = experiment_folder(config, experiment) / f"{timestamp}_seed{seed}"
     fix = "set trainer.save_dir to a folder you can write"
     with reported_write(base, fix, action="create the run folder"):
         base.parent.mkdir(parents=True, exist_ok=True)
@@ -60,6 +60,12 @@ def run_folder(config: Config, experiment: str, seed: int, timestamp: str) -> Pa
         return path
     raise UserError(f"cannot create a run folder beside {base}: {_MAX_CLAIMS} folders of that "
                     "name exist already; remove old runs or set trainer.save_dir")
+
+
+def experiment_folder(config: Config, experiment: str) -> Path:
+    """`<trainer.save_dir>/<experiment>`, where an experiment's run folders are made."""
+    require(config, "trainer", (dict, type(None)), default=None)
+    return Path(require(config, "trainer.save_dir", str, default="data/saved")) / experiment
 
 
 @contextlib.contextmanager
@@ -116,10 +122,16 @@ def final_test(config: ExperimentConfig | Config, run_dir: Path, device: torch.d
 
 def train_and_test(config: ExperimentConfig | Config, run_dir: Path, device: torch.device,
                    resume: Path | None = None, cache_dir: Path | None = None,
-                   command: Mapping[str, Any] | None = None) -> dict[str, Any]:
+                   command: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
     """Train one run (or finish a resumed one), then run the final test on its best model;
-    `command` (argv, overrides) goes into the run folder's run.json, the log into train.log."""
+    `command` (argv, overrides) goes into the run folder's run.json, the log into train.log.
+    Under torchrun, ranks other than 0 train only, write nothing and return None."""
     experiment = as_experiment(config)
+    job = Distributed.from_environment()
+    if job is not None and not job.writes_files:
+        data = RetrievalData.load(experiment.data, cache_dir=cache_dir)
+        _train(experiment, run_dir, device, data, resume, None)
+        return None
     with recorded_run(run_dir, device, command or {}) as record:
         data = RetrievalData.load(experiment.data, cache_dir=cache_dir)
         _train(experiment, run_dir, device, data, resume, record)
@@ -127,12 +139,13 @@ def train_and_test(config: ExperimentConfig | Config, run_dir: Path, device: tor
 
 
 def _train(experiment: ExperimentConfig, run_dir: Path, device: torch.device,
-           data: RetrievalData, resume: Path | None, record: RunRecord) -> None:
+           data: RetrievalData, resume: Path | None, record: RunRecord | None) -> None:
     """Train one run; the model and optimizer are freed on return, before the final test."""
     trainer = Trainer(experiment, run_dir, device, seed=experiment.seed, data=data)
     if resume is not None:
         trainer.resume(resume)
-    record.begin()
+    if record is not None:
+        record.begin()
     result = trainer.train()
     log.info("run %s: best epoch %d (%s = %.4f)", run_dir, result.best_epoch,
              trainer.monitor.key or "epoch", result.monitor_best)
@@ -145,24 +158,42 @@ def train_seeds(config: ExperimentConfig | Config, experiment: str, seeds: Seque
     seeds, their summary goes to summary.json and summary.md in the experiment folder.
 
     The features are packed once for all seeds (into `cache_dir`, else a temporary folder).
+    Under torchrun rank 0 claims the folders (a restarted job continues its run,
+    crosskd.train.elastic) and alone returns metrics; the other ranks return {}.
     """
     for seed in seeds:
         check_seed(seed, "config key seed")
     timestamp = time.strftime("%Y-%m-%d_%H-%M-%S")
     base = as_experiment(config)
     results = {}
+    job = Distributed.from_environment()
     with tempfile.TemporaryDirectory(prefix="crosskd-cache-") as scratch:
         for seed in seeds:
             seeded = base.with_seed(seed)
-            run_dir = run_folder(seeded.raw, experiment, seed, timestamp)
+            run_dir, resume = claim_run_folder(
+                lambda: run_folder(seeded.raw, experiment, seed, timestamp),
+                experiment_folder(seeded.raw, experiment), seed, job)
             log.info("training seed %d in %s", seed, run_dir)
-            with _removed_if_unused(run_dir), exclusive_run_folder(run_dir):
-                results[int(seed)] = train_and_test(seeded, run_dir, device,
-                                                    cache_dir=cache_dir or Path(scratch),
-                                                    command=command)
+            with _writer_guards(run_dir, job):
+                metrics = train_and_test(seeded, run_dir, device, resume=resume,
+                                         cache_dir=cache_dir or Path(scratch), command=command)
+            forget_run_folder(experiment_folder(seeded.raw, experiment), seed, job)
+            if metrics is not None:
+                results[int(seed)] = metrics
     if len(results) > 1:
         write_seed_summary(run_dir.parent, experiment, results)
     return results
+
+
+@contextlib.contextmanager
+def _writer_guards(run_dir: Path, job: Distributed | None) -> Iterator[None]:
+    """The run folder locked and, if the run fails before training, removed again: by the
+    process that writes it (rank 0 under torchrun)."""
+    if job is not None and not job.writes_files:
+        yield
+        return
+    with _removed_if_unused(run_dir), exclusive_run_folder(run_dir):
+        yield
 
 
 def write_seed_summary(folder: Path, experiment: str, results: dict[int, dict[str, Any]]
@@ -188,7 +219,10 @@ def resume_run(resume: str | Path, overrides: Callable[[Config], Config], device
     checkpoint = resolve_resume_path(resume)
     stored = load_run_state(checkpoint)["config"]
     experiment = as_experiment({**overrides(stored), "seed": stored.get("seed", 0)})
-    with exclusive_run_folder(checkpoint.parent):
+    job = Distributed.from_environment()
+    lock = (exclusive_run_folder(checkpoint.parent) if job is None or job.writes_files
+            else contextlib.nullcontext())
+    with lock:
         return experiment.seed, train_and_test(experiment, checkpoint.parent, device,
                                                resume=checkpoint, cache_dir=cache_dir,
                                                command=command)

@@ -23,6 +23,7 @@ import torch
 from crosskd.config.runtime import RuntimeSettings
 from crosskd.errors import ConfigError
 from crosskd.optim.ranger import Ranger
+from crosskd.train.distributed import Distributed
 from crosskd.train.precision import Precision
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,13 @@ class Runtime:
     resident_data: bool = False
     background_checkpoints: bool = False
     cpu_threads: int | None = None
+    #: the torchrun job this process is a rank of (None: one process)
+    distributed: Distributed | None = None
+
+    @property
+    def writes_files(self) -> bool:
+        """Whether this process writes the run folder (rank 0 of a job, or the only one)."""
+        return self.distributed is None or self.distributed.writes_files
 
     def compiled(self, model: torch.nn.Module) -> Callable[..., Any]:
         """`model`, compiled when `compile` is on (the weights stay shared with `model`)."""
@@ -87,6 +95,16 @@ def _graph_conflicts(settings: RuntimeSettings, device: torch.device,
         ("trainer.optimizer_in_backward off", not in_backward)) if not ok]
 
 
+def _distributed_conflicts(settings: RuntimeSettings) -> list[str]:
+    """The options a torchrun job cannot use: stepping inside backward (before the gradients
+    are averaged), CUDA graphs (not captured with the collectives) and torch.compile (not
+    tested with the gathers)."""
+    return [f"trainer.{key} is true, which does not work under torchrun; set it to false"
+            for key, value in (("optimizer_in_backward", settings.optimizer_in_backward),
+                               ("cuda_graphs", settings.cuda_graphs),
+                               ("compile", settings.compile)) if value is True]
+
+
 def _resident_fits(device: torch.device, needed_bytes: Callable[[], int]) -> bool:
     """resident_data "auto": on a GPU, when the split takes under half its free memory."""
     if device.type != "cuda":
@@ -97,19 +115,23 @@ def _resident_fits(device: torch.device, needed_bytes: Callable[[], int]) -> boo
 
 def resolve_runtime(settings: RuntimeSettings, device: torch.device,
                     optimizer: torch.optim.Optimizer, model: torch.nn.Module,
-                    resident_supported: bool, resident_bytes: Callable[[torch.dtype], int]
-                    ) -> Runtime:
+                    resident_supported: bool, resident_bytes: Callable[[torch.dtype], int],
+                    distributed: Distributed | None = None) -> Runtime:
     """Decide every option for this device, optimizer, model and training split.
 
     `resident_supported` says whether the split can be held on the device (one sampled
     caption per video, no teachers); `resident_bytes(token dtype)` what it would take.
+    `distributed` is the torchrun job (crosskd.train.distributed), None for one process.
     """
     precision = Precision.from_amp(settings.amp)
-    in_backward = (device.type == "cpu" if settings.optimizer_in_backward is None
+    in_backward = (device.type == "cpu" and distributed is None
+                   if settings.optimizer_in_backward is None
                    else settings.optimizer_in_backward)
-    conflicts = []
+    conflicts = _distributed_conflicts(settings) if distributed is not None else []
     graph_needs = _graph_conflicts(settings, device, optimizer, in_backward)
-    if settings.cuda_graphs is True and graph_needs:
+    if distributed is not None:
+        graph_needs.append("one process")
+    elif settings.cuda_graphs is True and graph_needs:
         conflicts.append("trainer.cuda_graphs is true, but CUDA graphs need "
                          + " and ".join(graph_needs))
     if settings.resident_data is True and not resident_supported:
@@ -126,4 +148,4 @@ def resolve_runtime(settings: RuntimeSettings, device: torch.device,
                    cuda_graphs=settings.cuda_graphs is not False and not graph_needs,
                    optimizer_in_backward=in_backward, resident_data=resident,
                    background_checkpoints=background,
-                   cpu_threads=cpu_threads_for(model, device))
+                   cpu_threads=cpu_threads_for(model, device), distributed=distributed)

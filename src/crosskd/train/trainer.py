@@ -30,7 +30,8 @@ from crosskd.data.retrieval import RetrievalData
 from crosskd.errors import UserError
 from crosskd.losses import build_objective
 from crosskd.models import build_model
-from crosskd.data.sampling import EpochSampler, EvalBatches, TrainBatches
+from crosskd.data.sampling import EpochSampler, EvalBatches, ShardedSampler, TrainBatches
+from crosskd.train.distributed import any_rank, data_parallel, join_torchrun_job
 from crosskd.train.evaluate import evaluate
 from crosskd.train.graphed_step import portable_state
 from crosskd.train.history import EpochLog
@@ -78,6 +79,9 @@ class Trainer:
         experiment = as_experiment(config)
         self.config = experiment.raw
         self.run_dir = Path(run_dir)
+        self.job, device = join_torchrun_job(device)
+        if self.job is not None:
+            self.job.check_batch_size(experiment.trainer.batch_size)
         self.device = device
         settings = experiment.trainer
         self.epochs = settings.epochs
@@ -93,18 +97,27 @@ class Trainer:
         self.runtime = resolve_runtime(
             experiment.runtime, device, self.optimizer, self.model,
             resident_supported=resident_supported(self.data.train),
-            resident_bytes=lambda tokens: resident_bytes(self.data.train, tokens))
+            resident_bytes=lambda tokens: resident_bytes(self.data.train, tokens),
+            distributed=self.job)
         self.runtime.apply_threads()
+        self.writes = self.runtime.writes_files
         self.train_batches: TrainBatches = self.data.train
         self.eval_batches: EvalBatches = self.data.eval
         if self.runtime.resident_data:
             tokens = self.runtime.precision.token_dtype
             self.train_batches = ResidentTrainSplit(self.data.train, device, tokens)
             self.eval_batches = ResidentEvalSplit(self.data.eval, device, tokens)
-        self.sampler = EpochSampler.for_split(self.train_batches, self.batch_size)
+        self.sampler: EpochSampler | ShardedSampler = EpochSampler.for_split(
+            self.train_batches, self.batch_size)
         self.writer = BackgroundWriter() if self.runtime.background_checkpoints else None
-        self.task = RetrievalTask(self.model, build_objective(experiment.objective).to(device),
-                                  forward=self.runtime.compiled(self.model))
+        objective = build_objective(experiment.objective).to(device)
+        if self.job is None:
+            self.task = RetrievalTask(self.model, objective,
+                                      forward=self.runtime.compiled(self.model))
+        else:
+            self.sampler = ShardedSampler(self.sampler, self.job.rank, self.job.world_size)
+            forward, global_batch = data_parallel(self.model, self.job, device)
+            self.task = RetrievalTask(self.model, objective, forward, global_batch)
         self.runner = build_runner(self.runtime, self.task, self.optimizer,
                                    before_capture=self.writer.wait if self.writer else _nothing)
         self.scheduler = build_scheduler(settings.lr_scheduler, self.optimizer)
@@ -161,7 +174,7 @@ class Trainer:
             if (done := self.runner(batch_index, self.train_batches.batch(draw))) is not None:
                 self._tally(sums, epoch, *done, progress)
             release_mapped_pages(self.train_batches)  # the pages this batch read, if mapped
-            if stop.requested:
+            if self._stop_agreed(stop):
                 self._flush(sums, epoch, progress)
                 position.batches_done = batch_index
                 raise self._interrupted(stop, epoch - 1, position)
@@ -169,6 +182,13 @@ class Trainer:
         self.runner.end_epoch()
         num_batches = max(1, sums.pop("batches", 0))
         return {key: value / num_batches for key, value in sums.items()}, videos
+
+    def _stop_agreed(self, stop: StopRequests) -> bool:
+        """Whether to stop here: a stop was requested (on any rank of a distributed run,
+        so that every rank stops after the same batch)."""
+        if self.job is not None:
+            stop.signum = any_rank(stop.signum)
+        return stop.requested
 
     def _flush(self, sums: dict[str, float], epoch: int, progress: tqdm) -> None:
         """Tally the step still in flight, if any."""
@@ -216,6 +236,8 @@ class Trainer:
 
     def _create_run_dir(self) -> None:
         """Create the run folder and write its config, refusing an unwritable place up front."""
+        if not self.writes:
+            return
         try:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             save_config(self.config, self.run_dir / CONFIG_NAME)
@@ -230,7 +252,10 @@ class Trainer:
               model_state: dict[str, torch.Tensor] | None = None,
               position: EpochPosition | None = None) -> Path:
         """Write a checkpoint (in the background with `trainer.background_checkpoints`);
-        `resumable=False` keeps the weights only (a third of the size)."""
+        `resumable=False` keeps the weights only (a third of the size). Only rank 0 of a
+        distributed run writes."""
+        if not self.writes:
+            return self.run_dir / name
         state = {
             "model_state": model_state or self.model.state_dict(), "epoch": epoch,
             "config": self.config, "monitor_best": self.best, "best_epoch": self.best_epoch,
@@ -299,7 +324,7 @@ class Trainer:
         log.info("epoch %d: %s", epoch, _summary(row, self.monitor.key))
         if improved:
             self._keep_best(epoch)
-        if stop.requested:
+        if self._stop_agreed(stop):
             raise self._interrupted(stop, epoch)
         if epoch % self.save_period == 0 or epoch == self.epochs:
             self._write_best()
@@ -312,7 +337,7 @@ class Trainer:
         (crosskd.train.interrupts)."""
         self._create_run_dir()
         epoch_log = EpochLog(self.run_dir, self.history, tensorboard=self.tensorboard,
-                             config=self.config)
+                             config=self.config, writes=self.writes)
         try:
             with stop_requests() as stop:
                 for epoch in range(self.start_epoch, self.epochs + 1):

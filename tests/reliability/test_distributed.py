@@ -1,0 +1,84 @@
+"""torchrun training on the CPU (gloo, two processes) equals one process on the global batch.
+
+Two processes each embed half of every batch of 8 (the trailing 7 split 4 + 3) and gather
+the embeddings, the batch-norm inputs and the teachers; one process trains on the whole
+batches. The all-reduce adds the ranks' gradient shares in another order than one
+process's backward does, so the two differ by float32 rounding: after four steps most
+weights agree to 6e-8 (one ulp), but a weight whose true gradient is zero (the bias of a
+linear layer in front of batch norm) moves by rounding noise, which RAdam's division by
+the root mean square amplifies (measured 1.5e-6 after six steps). Hence 1e-4.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from crosskd.checkpoint.run_state import LAST_NAME, load_run_state
+from crosskd.cli import main
+from torchrun_support import (OBJECTIVES, objective_config, run_torchrun, torchrun_command,
+                              write_config)
+
+EPOCHS = 2
+#: float32 rounding of gradients summed in another order (see the module docstring).
+TOLERANCE = 1e-4
+WORKER = Path(__file__).with_name("torchrun_worker.py")
+
+
+@pytest.fixture(scope="module")
+def two_process_runs(pristine_dataset, tmp_path_factory) -> dict[str, Path]:
+    """Every objective trained by `torchrun --nproc_per_node=2` (one launch for all)."""
+    folder = tmp_path_factory.mktemp("ddp-runs")
+    configs = [write_config(folder, name,
+                            objective_config(pristine_dataset, folder / "saved", name, EPOCHS))
+               for name in OBJECTIVES]
+    run_torchrun(torchrun_command(2, WORKER, [str(c) for c in configs]), folder / "torchrun.log")
+    return {name: next((folder / "saved" / name).iterdir()) for name in OBJECTIVES}
+
+
+def one_process_run(data_dir: Path, folder: Path, objective: str, epochs: int) -> Path:
+    """The objective trained by one process (`crosskd train`); its run folder."""
+    folder.mkdir(exist_ok=True)
+    config = write_config(folder, objective,
+                          objective_config(data_dir, folder / "saved", objective, epochs))
+    assert main(["train", "--config", str(config), "--device", "cpu"]) == 0
+    return next((folder / "saved" / objective).iterdir())
+
+
+def assert_close_weights(expected: Path, actual: Path) -> None:
+    """Float weights within TOLERANCE, batch counts equal, the same losses logged."""
+    left, right = load_run_state(expected), load_run_state(actual)
+    assert left["epoch"] == right["epoch"]
+    for key, value in left["state_dict"].items():
+        other = right["state_dict"][key]
+        if value.is_floating_point():
+            assert torch.allclose(value, other, rtol=0, atol=TOLERANCE), (
+                f"{key}: {(value - other).abs().max().item():.3g} apart")
+        else:
+            assert torch.equal(value, other), key
+    losses = [[row["loss"] for row in state["history"]] for state in (left, right)]
+    assert losses[0] == pytest.approx(losses[1], rel=1e-5)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("objective", sorted(OBJECTIVES))
+def test_two_processes_train_the_weights_of_one(objective, two_process_runs, pristine_dataset,
+                                                tmp_path):
+    single = one_process_run(pristine_dataset, tmp_path, objective, EPOCHS)
+    assert_close_weights(single / LAST_NAME, two_process_runs[objective] / LAST_NAME)
+    written = {path.name for path in two_process_runs[objective].iterdir()}
+    assert written == {path.name for path in single.iterdir()}  # rank 0 wrote the whole folder
+
+
+@pytest.mark.slow
+def test_a_checkpoint_of_two_processes_resumes_on_one(two_process_runs, pristine_dataset,
+                                                      tmp_path):
+    resumed = tmp_path / "resumed"
+    shutil.copytree(two_process_runs["cecap"], resumed)
+    assert main(["train", "--resume", str(resumed), "--device", "cpu",
+                 "--set", f"trainer.epochs={EPOCHS + 1}"]) == 0
+    single = one_process_run(pristine_dataset, tmp_path / "single", "cecap", EPOCHS + 1)
+    assert_close_weights(single / LAST_NAME, resumed / LAST_NAME)
