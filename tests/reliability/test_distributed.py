@@ -1,4 +1,5 @@
-"""torchrun training on the CPU (gloo, two processes) equals one process on the global batch.
+"""torchrun training on the CPU (gloo, two processes) equals one process on the global batch,
+and a job torchrun restarts after a worker's death ends with the uninterrupted weights.
 
 Two processes each embed half of every batch of 8 (the trailing 7 split 4 + 3) and gather
 the embeddings, the batch-norm inputs and the teachers; one process trains on the whole
@@ -11,18 +12,26 @@ the root mean square amplifies (measured 1.5e-6 after six steps). Hence 1e-4.
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
+import signal
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
 import torch
 
-from crosskd.checkpoint.run_state import LAST_NAME, load_run_state
+from crosskd.checkpoint.run_state import BEST_NAME, LAST_NAME, load_run_state
 from crosskd.cli import main
-from torchrun_support import (OBJECTIVES, objective_config, run_torchrun, torchrun_command,
-                              write_config)
+from nested_equality import same_nested
+from torchrun_support import (OBJECTIVES, objective_config, quiet_environment, run_torchrun,
+                              torchrun_command, write_config)
 
 EPOCHS = 2
+#: the run a worker is killed in: long enough that the kill lands before its end.
+LONG_EPOCHS = 8
 #: float32 rounding of gradients summed in another order (see the module docstring).
 TOLERANCE = 1e-4
 WORKER = Path(__file__).with_name("torchrun_worker.py")
@@ -35,8 +44,10 @@ def two_process_runs(pristine_dataset, tmp_path_factory) -> dict[str, Path]:
     configs = [write_config(folder, name,
                             objective_config(pristine_dataset, folder / "saved", name, EPOCHS))
                for name in OBJECTIVES]
+    configs.append(write_config(folder, "long", objective_config(
+        pristine_dataset, folder / "saved", "cecap", LONG_EPOCHS)))
     run_torchrun(torchrun_command(2, WORKER, [str(c) for c in configs]), folder / "torchrun.log")
-    return {name: next((folder / "saved" / name).iterdir()) for name in OBJECTIVES}
+    return {name: next((folder / "saved" / name).iterdir()) for name in [*OBJECTIVES, "long"]}
 
 
 def one_process_run(data_dir: Path, folder: Path, objective: str, epochs: int) -> Path:
@@ -82,3 +93,60 @@ def test_a_checkpoint_of_two_processes_resumes_on_one(two_process_runs, pristine
                  "--set", f"trainer.epochs={EPOCHS + 1}"]) == 0
     single = one_process_run(pristine_dataset, tmp_path / "single", "cecap", EPOCHS + 1)
     assert_close_weights(single / LAST_NAME, resumed / LAST_NAME)
+
+
+def _workers(launcher: int) -> dict[int, int]:
+    """Rank -> pid of the workers a torchrun process started (read from /proc)."""
+    ranks = {}
+    for entry in Path("/proc").iterdir():
+        try:
+            if not entry.name.isdigit() or (entry / "stat").read_text().split()[3] != str(
+                    launcher):
+                continue
+            environ = dict(item.split("=", 1) for item in
+                           (entry / "environ").read_bytes().decode().split("\0") if "=" in item)
+        except OSError:
+            continue
+        if "RANK" in environ:
+            ranks[int(environ["RANK"])] = int(entry.name)
+    return ranks
+
+
+def _wait_for(condition, process: subprocess.Popen, what: str):
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if found := condition():
+            return found
+        assert process.poll() is None, f"torchrun ended before {what}"
+        time.sleep(0.01)
+    raise AssertionError(f"no {what} after 120 s")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="finds workers in /proc")
+def test_a_killed_worker_restarts_the_job_which_ends_with_the_uninterrupted_weights(
+        two_process_runs, pristine_dataset, tmp_path):
+    config = write_config(tmp_path, "long", objective_config(
+        pristine_dataset, tmp_path / "saved", "cecap", LONG_EPOCHS))
+    command = torchrun_command(2, WORKER, [str(config)], restarts=1)
+    with open(tmp_path / "torchrun.log", "wb") as log:
+        launcher = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
+                                    env=quiet_environment())
+        try:
+            _wait_for(lambda: list(tmp_path.glob(f"saved/long/*/{LAST_NAME}")), launcher,
+                      "a checkpoint")
+            workers = _wait_for(lambda: _workers(launcher.pid), launcher, "the workers")
+            os.kill(workers[max(workers)], signal.SIGKILL)
+            assert launcher.wait(timeout=180) == 0, (tmp_path / "torchrun.log").read_text()
+        finally:
+            if launcher.poll() is None:
+                launcher.kill()
+    (run,) = [path for path in (tmp_path / "saved" / "long").iterdir() if path.is_dir()]
+    starts = json.loads((run / "run.json").read_text())["invocations"]
+    assert len(starts) == 2, "the restarted job did not continue the run folder"
+    assert not list((tmp_path / "saved" / "long").glob(".torchrun-*"))
+    reference = two_process_runs["long"]
+    for name in (LAST_NAME, BEST_NAME):
+        expected, resumed = load_run_state(reference / name), load_run_state(run / name)
+        for key in ("epoch", "state_dict", "optimizer", "history"):
+            assert same_nested(expected[key], resumed[key]), f"{name}: {key} differs"

@@ -20,6 +20,7 @@ from typing import Any, Callable, Mapping
 
 import torch
 import torch.distributed as dist
+from torch.distributed.constants import default_pg_timeout
 from torch import nn
 
 from crosskd.data.batch import Batch
@@ -64,7 +65,8 @@ class Distributed:
         backend = "nccl" if device.type == "cuda" else "gloo"
         if device.type == "cuda":
             torch.cuda.set_device(device)
-        dist.init_process_group(backend, rank=self.rank, world_size=self.world_size)
+        dist.init_process_group(backend, rank=self.rank, world_size=self.world_size,
+                                store=attempt_store())
         log.info("rank %d of %d joined the %s process group", self.rank, self.world_size,
                  backend)
 
@@ -74,6 +76,21 @@ class Distributed:
             raise ConfigError(f"config key data_loader.args.batch_size: {batch_size} (the "
                               f"global batch) does not divide by the {self.world_size} "
                               "processes; use a multiple of the process count")
+
+
+def attempt_store(environ: Mapping[str, str] = os.environ) -> dist.Store | None:
+    """The agent's store under a prefix of this start of the job (None: torch's default).
+
+    torchrun keeps one store for every restart of a job, and the process group's keys of
+    the failed start are still in it: restarted gloo workers read them and try to connect
+    to the dead workers (torch 2.13). A prefix per restart keeps the starts apart.
+    """
+    if environ.get("TORCHELASTIC_USE_AGENT_STORE") != "True":
+        return None
+    client = dist.TCPStore(environ["MASTER_ADDR"], int(environ["MASTER_PORT"]),
+                           is_master=False, timeout=default_pg_timeout)
+    return dist.PrefixStore(f"crosskd/start-{environ.get('TORCHELASTIC_RESTART_COUNT', '0')}",
+                            client)
 
 
 def join_torchrun_job(device: torch.device) -> tuple[Distributed | None, torch.device]:
