@@ -1,5 +1,6 @@
 """torchrun training on the CPU (gloo, two processes) equals one process on the global batch,
-and a job torchrun restarts after a worker's death ends with the uninterrupted weights.
+evaluation sharded over the ranks gives one process's metrics, and a job torchrun restarts
+after a worker's death ends with the uninterrupted weights.
 
 Two processes each embed half of every batch of 8 (the trailing 7 split 4 + 3) and gather
 the embeddings, the batch-norm inputs and the teachers; one process trains on the whole
@@ -25,6 +26,8 @@ import torch
 
 from crosskd.checkpoint.run_state import BEST_NAME, LAST_NAME, load_run_state
 from crosskd.cli import main
+from crosskd.config import as_experiment, load_config
+from crosskd.train.evaluate import evaluate_checkpoint
 from nested_equality import same_nested
 from torchrun_support import (OBJECTIVES, objective_config, quiet_environment, run_torchrun,
                               torchrun_command, write_config)
@@ -48,6 +51,18 @@ def two_process_runs(pristine_dataset, tmp_path_factory) -> dict[str, Path]:
         pristine_dataset, folder / "saved", "cecap", LONG_EPOCHS)))
     run_torchrun(torchrun_command(2, WORKER, [str(c) for c in configs]), folder / "torchrun.log")
     return {name: next((folder / "saved" / name).iterdir()) for name in [*OBJECTIVES, "long"]}
+
+
+@pytest.mark.slow
+def test_evaluation_sharded_over_two_ranks_gives_the_metrics_of_one(two_process_runs):
+    """The worker evaluated each trained model on the 8-video test split, 4 videos a rank."""
+    run = two_process_runs["ttcap"]
+    config = run.parents[1].with_name("ttcap.json")
+    sharded = json.loads(config.with_suffix(".sharded.json").read_text())
+    experiment = as_experiment(load_config(config)).evaluation()
+    single = evaluate_checkpoint(experiment, run / BEST_NAME)
+    assert sharded == json.loads(json.dumps(single))
+    assert sharded["protocol"]["num_videos"] == 8
 
 
 def one_process_run(data_dir: Path, folder: Path, objective: str, epochs: int) -> Path:
@@ -131,7 +146,7 @@ def test_a_killed_worker_restarts_the_job_which_ends_with_the_uninterrupted_weig
     command = torchrun_command(2, WORKER, [str(config)], restarts=1)
     with open(tmp_path / "torchrun.log", "wb") as log:
         launcher = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
-                                    env=quiet_environment())
+                                    env=quiet_environment(), start_new_session=True)
         try:
             _wait_for(lambda: list(tmp_path.glob(f"saved/long/*/{LAST_NAME}")), launcher,
                       "a checkpoint")
@@ -139,8 +154,9 @@ def test_a_killed_worker_restarts_the_job_which_ends_with_the_uninterrupted_weig
             os.kill(workers[max(workers)], signal.SIGKILL)
             assert launcher.wait(timeout=180) == 0, (tmp_path / "torchrun.log").read_text()
         finally:
-            if launcher.poll() is None:
-                launcher.kill()
+            if launcher.poll() is None:  # torchrun and its workers: none may outlive the test
+                os.killpg(launcher.pid, signal.SIGKILL)
+                launcher.wait()
     (run,) = [path for path in (tmp_path / "saved" / "long").iterdir() if path.is_dir()]
     starts = json.loads((run / "run.json").read_text())["invocations"]
     assert len(starts) == 2, "the restarted job did not continue the run folder"

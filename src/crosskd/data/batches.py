@@ -156,10 +156,11 @@ class EvalSplit:
         """Number of valid caption queries (sum of query_masks)."""
         return int(self.query_masks.sum())
 
-    def batches(self, batch_size: int) -> Iterator[Batch]:
-        """All videos in order, `batch_size` at a time."""
-        for begin in range(0, self.num_videos, batch_size):
-            yield self.batch(np.arange(begin, min(begin + batch_size, self.num_videos)))
+    def batches(self, batch_size: int, videos: range | None = None) -> Iterator[Batch]:
+        """All videos (or those of `videos`) in order, `batch_size` at a time."""
+        videos = videos if videos is not None else range(self.num_videos)
+        for begin in range(videos.start, videos.stop, batch_size):
+            yield self.batch(np.arange(begin, min(begin + batch_size, videos.stop)))
 
     def batch(self, idx: np.ndarray) -> Batch:
         """The evaluation batch of the videos at positions `idx`."""

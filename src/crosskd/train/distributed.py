@@ -18,6 +18,7 @@ import os
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from torch.distributed.constants import default_pg_timeout
@@ -25,6 +26,7 @@ from torch import nn
 
 from crosskd.data.batch import Batch
 from crosskd.errors import ConfigError
+from crosskd.models.embeddings import VideoEmbedding
 from crosskd.tree import map_leaves
 
 log = logging.getLogger(__name__)
@@ -223,6 +225,36 @@ class GatheredForward(nn.Module):
             video_embedding, embeddings=gather(video_embedding.embeddings),
             availability=gather(video_embedding.availability))
         return self.model.outputs(text_embedding, video_embedding)
+
+
+class EvalShards:
+    """An evaluation split cut into contiguous ranges of videos, one per rank, and the
+    gathering of what each rank computes on its range (no gradients)."""
+
+    def __init__(self, job: Distributed) -> None:
+        self.job = job
+        self.sizes: tuple[int, ...] = ()
+
+    def videos(self, total: int) -> range | None:
+        """This rank's videos of a split of `total`; None (every rank evaluates the whole
+        split) when there are fewer videos than ranks."""
+        if total < self.job.world_size:
+            return None
+        self.sizes = tuple(len(part) for part in np.array_split(np.arange(total),
+                                                                 self.job.world_size))
+        begin = sum(self.sizes[:self.job.rank])
+        return range(begin, begin + self.sizes[self.job.rank])
+
+    def gather(self, rows: torch.Tensor, per_video: int = 1) -> torch.Tensor:
+        """Every rank's `rows` (`per_video` rows for each of its videos), in rank order."""
+        with torch.no_grad():
+            return _GatherRows.apply(rows, tuple(size * per_video for size in self.sizes),
+                                     self.job.rank)
+
+    def gather_videos(self, video: VideoEmbedding) -> VideoEmbedding:
+        """The embeddings of every rank's videos."""
+        return dataclasses.replace(video, embeddings=self.gather(video.embeddings),
+                                   availability=self.gather(video.availability))
 
 
 def global_batch(shards: Shards) -> Callable[[Batch], Batch]:

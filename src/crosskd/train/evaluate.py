@@ -32,6 +32,7 @@ from crosskd.models.spec import ModelSpec
 from crosskd.models.embeddings import TextEmbedding, VideoEmbedding
 from crosskd.models.similarity import cross_view_similarity
 from crosskd.checkpoint.reader import read_checkpoint
+from crosskd.train.distributed import EvalShards
 from crosskd.train.mapped import release_mapped_pages
 from crosskd.train.precision import Precision
 from crosskd.train.runtime import cpu_threads_for, set_cpu_threads
@@ -57,11 +58,14 @@ def videos_per_chunk(eval_split: EvalBatches, caption_chunk: int) -> int:
     return max(1, caption_chunk // max(1, slots))
 
 
-def _chunks(eval_split: EvalBatches, videos: int, desc: str) -> Iterator[tuple[int, Batch]]:
-    """(first video index, batch) over the split in order."""
+def _chunks(eval_split: EvalBatches, videos: int, desc: str, shard: range | None = None
+            ) -> Iterator[tuple[int, Batch]]:
+    """(first video index within `shard`, batch) over the split's videos of `shard` (all by
+    default) in order."""
     start = 0
-    for batch in tqdm(eval_split.batches(videos), desc=desc, leave=False, disable=None,
-                      total=-(-eval_split.num_videos // videos)):
+    total = len(shard) if shard is not None else eval_split.num_videos
+    for batch in tqdm(eval_split.batches(videos, shard), desc=desc, leave=False, disable=None,
+                      total=-(-total // videos)):
         yield start, batch
         start += len(batch.video_ids)
 
@@ -74,15 +78,15 @@ def _float(embedding: TextEmbedding | VideoEmbedding) -> Any:
 
 
 def embed_videos(model: torch.nn.Module, eval_split: EvalBatches, device: torch.device,
-                 caption_chunk: int | None = None,
-                 precision: Precision = Precision()) -> VideoEmbedding:
-    """Every video of a split embedded once (float32, on `device`)."""
+                 caption_chunk: int | None = None, precision: Precision = Precision(),
+                 shard: range | None = None) -> VideoEmbedding:
+    """Every video of a split (or of its `shard`) embedded once (float32, on `device`)."""
     model.eval()
     caption_chunk = caption_chunk or default_caption_chunk(device)
     parts = []
     with precision.inference(), precision.autocast(device):
         for _, batch in _chunks(eval_split, videos_per_chunk(eval_split, caption_chunk),
-                                "videos"):
+                                "videos", shard):
             experts = {name: value.to(device) for name, value in batch.experts.items()}
             ind = {name: value.to(device) for name, value in batch.ind.items()}
             parts.append(_float(model.embed_videos(experts, ind)))
@@ -91,28 +95,36 @@ def embed_videos(model: torch.nn.Module, eval_split: EvalBatches, device: torch.
 
 
 def score_split(model: torch.nn.Module, eval_split: EvalBatches, device: torch.device,
-                caption_chunk: int | None = None,
-                precision: Precision = Precision()) -> np.ndarray:
+                caption_chunk: int | None = None, precision: Precision = Precision(),
+                shards: EvalShards | None = None) -> np.ndarray:
     """The `[videos * slots, videos]` float32 similarity matrix of a split (video-major rows).
 
     Captions are embedded `caption_chunk` at a time and scored at once against all videos;
     no embedding of all captions is ever held. With `amp`, one autocast region spans the
     loop, so the weights are cast once, and the scores are float32 products of the embeddings.
+    With `shards` (torchrun) each rank embeds and scores its own videos and captions, and
+    the videos' embeddings and the score rows are gathered: every rank gets the whole matrix.
     """
     model.eval()
     caption_chunk = caption_chunk or default_caption_chunk(device)
     slots = int(np.asarray(eval_split.query_masks).shape[1])
     videos = videos_per_chunk(eval_split, caption_chunk)
+    shard = shards.videos(eval_split.num_videos) if shards is not None else None
     with precision.inference(), precision.autocast(device):
-        video = embed_videos(model, eval_split, device, caption_chunk, precision)
-        sims = np.empty((eval_split.num_videos * slots, len(video)), dtype=np.float32)
-        for start, batch in _chunks(eval_split, videos, "captions"):
+        video = embed_videos(model, eval_split, device, caption_chunk, precision, shard)
+        if shard is not None:
+            video = shards.gather_videos(video)
+        rows = len(shard) if shard is not None else eval_split.num_videos
+        sims = torch.empty((rows * slots, len(video)), dtype=torch.float32)
+        for start, batch in _chunks(eval_split, videos, "captions", shard):
             text = _float(model.embed_text(batch.text.to(device)))
             with torch.autocast(device.type, enabled=False):
                 scores = cross_view_similarity(text, video)
-            sims[start * slots:start * slots + len(scores)] = scores.cpu().numpy()
+            sims[start * slots:start * slots + len(scores)] = scores.cpu()
             release_mapped_pages(eval_split)
-    return sims
+    if shard is not None:
+        sims = shards.gather(sims.to(device), slots).cpu()
+    return sims.numpy()
 
 
 def protocol_of(eval_split: EvalBatches) -> dict[str, Any]:
@@ -129,10 +141,11 @@ def protocol_of(eval_split: EvalBatches) -> dict[str, Any]:
 
 
 def evaluate(model: torch.nn.Module, eval_split: EvalBatches, device: torch.device,
-             caption_chunk: int | None = None,
-             precision: Precision = Precision()) -> dict[str, Any]:
-    """t2v and v2t metrics of `model` on an evaluation split, with the protocol used."""
-    sims = score_split(model, eval_split, device, caption_chunk, precision)
+             caption_chunk: int | None = None, precision: Precision = Precision(),
+             shards: EvalShards | None = None) -> dict[str, Any]:
+    """t2v and v2t metrics of `model` on an evaluation split, with the protocol used (the
+    same on every rank with `shards`)."""
+    sims = score_split(model, eval_split, device, caption_chunk, precision, shards)
     masks = np.asarray(eval_split.query_masks)
     return {"t2v": t2v_metrics(sims, masks), "v2t": v2t_metrics(sims, masks),
             "protocol": protocol_of(eval_split)}

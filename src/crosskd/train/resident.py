@@ -143,10 +143,12 @@ class ResidentEvalSplit:
         """Number of evaluation videos."""
         return len(self.video_ids)
 
-    def batches(self, batch_size: int) -> Iterator[Batch]:
-        """All videos in order, `batch_size` at a time (views of the device tensors)."""
-        for begin in range(0, self.num_videos, batch_size):
-            rows = slice(begin, begin + batch_size)
+    def batches(self, batch_size: int, videos: range | None = None) -> Iterator[Batch]:
+        """All videos (or those of `videos`) in order, `batch_size` at a time (views of the
+        device tensors)."""
+        videos = videos if videos is not None else range(self.num_videos)
+        for begin in range(videos.start, videos.stop, batch_size):
+            rows = slice(begin, min(begin + batch_size, videos.stop))
             yield Batch(experts={name: value[rows] for name, value in self.experts.items()},
                         ind={name: value[rows] for name, value in self.ind.items()},
                         text=self.text[rows], text_token_mask=self.text_token_mask[rows],

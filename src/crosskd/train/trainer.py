@@ -31,7 +31,7 @@ from crosskd.errors import UserError
 from crosskd.losses import build_objective
 from crosskd.models import build_model
 from crosskd.data.sampling import EpochSampler, EvalBatches, ShardedSampler, TrainBatches
-from crosskd.train.distributed import any_rank, data_parallel, join_torchrun_job
+from crosskd.train.distributed import EvalShards, any_rank, data_parallel, join_torchrun_job
 from crosskd.train.evaluate import evaluate
 from crosskd.train.graphed_step import portable_state
 from crosskd.train.history import EpochLog
@@ -309,7 +309,8 @@ class Trainer:
         validate = epoch % self.val_freq == 0 or epoch == self.epochs
         if validate:
             metrics = evaluate(self.model, self.eval_batches, self.device,
-                               precision=self.runtime.precision)
+                               precision=self.runtime.precision,
+                               shards=EvalShards(self.job) if self.job is not None else None)
             row.update(_flatten_metrics("val", metrics))
         if self.scheduler is not None:
             with warnings.catch_warnings():
