@@ -1,8 +1,8 @@
 """Layering that shows: each package imports only the layers below it.
 
 From the bottom: errors, tree, experts, datasets, ops -> models, data -> losses -> optim,
-checkpoint -> config (parses into the parts' types) -> download -> train -> commands -> cli;
-extract (own videos into datasets) sits above data and datasets, below the commands.
+checkpoint -> config (parses into the parts' types) -> download -> train -> search -> commands
+-> cli; extract (own videos into datasets) sits above data and datasets, below the commands.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "crosskd"
-APPLICATION = ("crosskd.train", "crosskd.commands", "crosskd.cli")
+APPLICATION = ("crosskd.train", "crosskd.search", "crosskd.commands", "crosskd.cli")
 
 
 def _imports(package: str) -> set[str]:
@@ -44,7 +44,8 @@ LIBRARY = ("crosskd.config", "crosskd.checkpoint", "crosskd.download", *APPLICAT
     ("checkpoint", ("crosskd.config", "crosskd.download", *APPLICATION)),
     ("config", ("crosskd.checkpoint", "crosskd.download", *APPLICATION)),
     ("download", APPLICATION),
-    ("train", ("crosskd.commands", "crosskd.cli")),
+    ("train", ("crosskd.search", "crosskd.commands", "crosskd.cli")),
+    ("search", ("crosskd.commands", "crosskd.cli")),
     ("extract", ("crosskd.checkpoint", "crosskd.download", *APPLICATION)),
 ])
 def test_layering(package, forbidden):

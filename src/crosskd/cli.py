@@ -34,6 +34,8 @@ COMMANDS: tuple[str, ...] = (
     "synth",
     "cache",
     "extract",
+    "index",
+    "search",
 )
 EPILOG = """examples:
   crosskd demo                                   train + test two models on synthetic data
@@ -41,6 +43,7 @@ EPILOG = """examples:
   crosskd extract VIDEOS --captions FILE --out DIR   your own videos into a dataset
   python3 train.py --config configs/msrvtt-train-gpt2-xl-finetuned-mte-adam-cecap.json
   crosskd zoo eval msrvtt-cecap                  evaluate a published checkpoint
+  crosskd index --checkpoint RUN --out INDEX     index a collection, then crosskd serve INDEX
 docs: README.md and docs/USAGE.md"""
 #: exit status of a process whose reader went away (128 + SIGPIPE), as `yes | head` shows.
 BROKEN_PIPE_STATUS = 141

@@ -1,0 +1,66 @@
+"""`crosskd index`: embed a collection's videos once with a trained model, for `crosskd search`
+and `crosskd serve`.
+
+The collection is the evaluation split of the config (its `split_name`, or --split). Videos
+are grouped by which experts they have; each group is searched with an inner-product index
+whose answers equal scoring every video with the model (docs/SEARCH.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+from crosskd.commands.options import default_cache_dir
+from crosskd.config import apply_overrides, load_config
+from crosskd.checkpoint.reader import stored_config
+from crosskd.search.backends import BACKENDS, check_backend
+from crosskd.search.build import build_index, with_split
+from crosskd.search.storage import DTYPES, check_dtype
+from crosskd.shipped import resolve_config
+
+log = logging.getLogger(__name__)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the `index` subcommand."""
+    parser = subparsers.add_parser("index", help="build a search index of a video collection "
+                                   "with a trained model", description=__doc__)
+    parser.add_argument("--checkpoint", required=True,
+                        help="our checkpoint or run folder, or an original trained_model.pth")
+    parser.add_argument("--config", type=resolve_config,
+                        help="experiment config (default: the one stored in the checkpoint)")
+    parser.add_argument("--data", type=Path, metavar="DATA_DIR",
+                        help="dataset folder (sets data_loader.args.data_dir; default: the config's)")
+    parser.add_argument("--split", help="split to index (default: the config's split_name)")
+    parser.add_argument("--out", type=Path, required=True, help="index folder to write (new)")
+    parser.add_argument("--dtype", default="float32", choices=DTYPES,
+                        help="how the video embeddings are stored")
+    parser.add_argument("--backend", default="exact", choices=BACKENDS,
+                        help="exact, or approximate (faiss IVF / HNSW) then exactly re-ranked")
+    parser.add_argument("--cache_dir", "--cache-dir", type=Path, default=default_cache_dir(),
+                        help="packed-feature cache")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Build and write the index, then say what it holds."""
+    check_dtype(args.dtype)
+    check_backend(args.backend)
+    config = load_config(args.config) if args.config else stored_config(args.checkpoint)
+    if args.data is not None:
+        config = apply_overrides(config, [("data_loader.args.data_dir",
+                                           json.dumps(str(args.data)))])
+    config = with_split(config, args.split)
+    index = build_index(config, args.checkpoint, args.dtype, args.backend, args.cache_dir)
+    index.save(args.out)
+    print(f"indexed {len(index)} videos and {len(index.captions)} captions of "
+          f"{index.info['dataset']} {index.info['split']} into {args.out} "
+          f"({args.dtype}, {args.backend}); availability patterns:")
+    for line in index.describe_patterns():
+        print(f"  {line}")
+    print(f"search: crosskd search {args.out} --caption "
+          f"{index.video_ids[0]}:0   or   crosskd serve {args.out}")
+    return 0

@@ -1,0 +1,76 @@
+"""`crosskd search`: the videos a trained model ranks highest for a query, from an index
+built by `crosskd index`.
+
+The query is free text (datasets with a recorded text encoder), a caption of the indexed
+split (--caption VIDEO_ID:INDEX) or a file of caption features (--features FILE.npy,
+[tokens, text_dim]); --video VIDEO_ID ranks the split's captions for a video instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from crosskd.errors import UserError
+from crosskd.search.answers import answer, caption_answer, query_of
+from crosskd.search.index import Index
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the `search` subcommand."""
+    parser = subparsers.add_parser("search", help="search an index with a text query",
+                                   description=__doc__)
+    parser.add_argument("index", type=Path, help="index folder (crosskd index --out)")
+    parser.add_argument("text", nargs="?", help="free-text query (default: none)")
+    parser.add_argument("-k", type=int, default=10, help="results to return")
+    parser.add_argument("--caption", metavar="VIDEO_ID:INDEX", help="query with a stored caption (default: none)")
+    parser.add_argument("--features", type=Path, metavar="FILE.npy",
+                        help="query with caption features [tokens, text_dim] (default: none)")
+    parser.add_argument("--video", metavar="VIDEO_ID",
+                        help="video -> text: rank the indexed captions for this video (default: none)")
+    parser.add_argument("--exact", action="store_true",
+                        help="search exactly even if the index was built approximate")
+    parser.add_argument("--json", action="store_true", help="print the answer as JSON")
+    parser.set_defaults(func=run)
+
+
+def read_features(path: Path) -> np.ndarray:
+    """Caption features from a .npy file (no pickles)."""
+    try:
+        return np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as err:
+        raise UserError(f"{path}: not a readable .npy array of caption features ({err})") \
+            from None
+
+
+def _print_videos(result: dict) -> None:
+    weights = ", ".join(f"{m} {w:.2f}" for m, w in result["query"]["weights"].items())
+    print(f"query {result['query']['label']!r}; expert weights: {weights}")
+    for rank, hit in enumerate(result["results"], 1):
+        top = sorted(hit["contributions"].items(), key=lambda kv: -abs(kv[1]))[:3]
+        shares = ", ".join(f"{m} {c:+.3f}" for m, c in top)
+        caption = hit["captions"][0] if hit["captions"] else ""
+        print(f"{rank:3d}  {hit['score']:+.4f}  {hit['video_id']}  [{shares}]  {caption}")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Answer one query and print it (as a table, or JSON with --json)."""
+    index = Index.load(args.index, exact=args.exact)
+    if args.video is not None:
+        if args.text or args.caption or args.features:
+            raise UserError("--video ranks captions for a video; give no other query with it")
+        result = caption_answer(index, args.video, args.k)
+        if not args.json:
+            for rank, hit in enumerate(result["results"], 1):
+                print(f"{rank:3d}  {hit['score']:+.4f}  {hit['caption']}  {hit['text']}")
+    else:
+        features = read_features(args.features) if args.features else None
+        result = answer(index, query_of(index, args.text, args.caption, features), args.k)
+        if not args.json:
+            _print_videos(result)
+    if args.json:
+        print(json.dumps(result))
+    return 0

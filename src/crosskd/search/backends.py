@@ -1,0 +1,198 @@
+"""Inner-product search over one pattern's vectors: exact, or approximate then re-ranked.
+
+Every backend answers the same question, the `k` largest inner products <q, x> of a
+pattern and their rows, and every answer's value is computed exactly from the stored
+vectors: the approximate indexes (faiss IVF and HNSW over 8-bit scalar-quantised, optionally
+projected vectors) only propose candidates, which are re-ranked with the stored vectors.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import torch
+
+from crosskd.errors import UserError
+from crosskd.search.storage import StoredVectors
+
+log = logging.getLogger(__name__)
+
+BACKENDS = ("exact", "ivf", "hnsw")
+#: patterns smaller than this are searched exactly whatever the backend (a scan is cheap)
+MIN_APPROXIMATE_ROWS = 4096
+#: rows decoded and multiplied at once by the exact scan without faiss (bounds its memory)
+SCAN_CHUNK = 65536
+
+
+def faiss_module():
+    """faiss when installed (the `search` extra), else None."""
+    if importlib.util.find_spec("faiss") is None:
+        return None
+    logging.getLogger("faiss.loader").setLevel(logging.WARNING)  # which CPU build it tried
+    import faiss
+    return faiss
+
+
+def check_backend(kind: str) -> str:
+    """`kind` when it is a backend name, else a UserError naming the choices."""
+    if kind not in BACKENDS:
+        raise UserError(f"search backend {kind!r} is not one of {', '.join(BACKENDS)}")
+    if kind != "exact" and faiss_module() is None:
+        raise UserError(f"the {kind} backend needs faiss: pip install 'crosskd[search]'")
+    return kind
+
+
+class Backend(Protocol):
+    """`search(queries [Q, width], k)` -> (inner products `[Q, k']`, rows `[Q, k']`), best first."""
+
+    kind: str
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]: ...
+
+    def save(self, stem: Path) -> None: ...
+
+
+def _top(scores: torch.Tensor, rows: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    best, where = torch.topk(scores, min(k, scores.shape[1]), dim=1)
+    return best, torch.gather(rows, 1, where)
+
+
+def exact_inner_products(vectors: StoredVectors, queries: np.ndarray, rows: np.ndarray | None,
+                         ) -> np.ndarray:
+    """`[Q, n]` inner products of the queries with the stored rows (all rows when None)."""
+    decoded = vectors.decode(slice(None) if rows is None else rows)
+    return queries.astype(np.float32) @ decoded.T
+
+
+class ExactBackend:
+    """Every row scored: faiss's flat inner-product kernel (IndexFlatIP's, run over the
+    stored float32 rows without copying them) when faiss is there, else torch in chunks."""
+
+    kind = "exact"
+
+    def __init__(self, vectors: StoredVectors, use_faiss: bool = True) -> None:
+        self.vectors = vectors
+        self.faiss = faiss_module() if use_faiss and vectors.dtype == "float32" else None
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        k = min(k, len(self.vectors))
+        queries = np.ascontiguousarray(queries, np.float32)
+        if self.faiss is not None:
+            scores, rows = self.faiss.knn(queries, np.ascontiguousarray(self.vectors.codes), k,
+                                          metric=self.faiss.METRIC_INNER_PRODUCT)
+            return scores, rows
+        best = torch.empty(len(queries), 0)
+        best_rows = torch.empty(len(queries), 0, dtype=torch.int64)
+        q = torch.from_numpy(queries)
+        for start in range(0, len(self.vectors), SCAN_CHUNK):
+            block = torch.from_numpy(self.vectors.decode(slice(start, start + SCAN_CHUNK)))
+            scores = q @ block.T
+            rows = torch.arange(start, start + len(block)).expand(len(q), -1)
+            best, best_rows = _top(torch.cat([best, scores], 1), torch.cat([best_rows, rows], 1),
+                                   k)
+        return best.numpy(), best_rows.numpy()
+
+    def save(self, stem: Path) -> None:
+        """Nothing beyond the stored vectors."""
+
+
+class Projection:
+    """An uncentred principal-axes projection `[r, width]`: inner products are kept for
+    vectors in the span of the leading axes (centring would change them)."""
+
+    def __init__(self, matrix: np.ndarray) -> None:
+        self.matrix = np.ascontiguousarray(matrix, np.float32)
+
+    @classmethod
+    def fit(cls, sample: np.ndarray, dim: int) -> "Projection":
+        _, _, axes = np.linalg.svd(sample.astype(np.float32), full_matrices=False)
+        return cls(axes[:dim])
+
+    def __call__(self, vectors: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(vectors @ self.matrix.T, np.float32)
+
+
+class ApproximateBackend:
+    """faiss IVF or HNSW over 8-bit codes of (projected) vectors, proposing `candidates`
+    rows per query that are re-ranked exactly with the stored vectors."""
+
+    def __init__(self, kind: str, index, vectors: StoredVectors, projection: Projection | None,
+                 candidates: int) -> None:
+        self.kind, self.index, self.vectors = kind, index, vectors
+        self.projection, self.candidates = projection, candidates
+
+    @classmethod
+    def build(cls, kind: str, vectors: StoredVectors, candidates: int = 200,
+              project_to: int | None = None, seed: int = 0) -> "ApproximateBackend":
+        """Train and fill the faiss index of `kind` from the stored vectors, in chunks."""
+        faiss = faiss_module()
+        rng = np.random.default_rng(seed)
+        n = len(vectors)
+        sample = vectors.decode(np.sort(rng.choice(n, min(n, 50_000), replace=False)))
+        projection = None
+        if project_to is not None and project_to < sample.shape[1]:
+            projection = Projection.fit(sample[:20_000], project_to)
+            sample = projection(sample)
+        dim = sample.shape[1]
+        quantiser = faiss.ScalarQuantizer.QT_8bit
+        if kind == "ivf":
+            lists = int(max(1, min(4 * np.sqrt(n), n // 39)))
+            index = faiss.IndexIVFScalarQuantizer(faiss.IndexFlatIP(dim), dim, lists, quantiser,
+                                                  faiss.METRIC_INNER_PRODUCT)
+            index.nprobe = min(lists, 32)
+        else:
+            index = faiss.IndexHNSWSQ(dim, quantiser, 32, faiss.METRIC_INNER_PRODUCT)
+            index.hnsw.efSearch = 128
+        index.train(sample)
+        for start in range(0, n, SCAN_CHUNK):
+            block = vectors.decode(slice(start, start + SCAN_CHUNK))
+            index.add(projection(block) if projection else block)
+        return cls(kind, index, vectors, projection, candidates)
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        queries = np.ascontiguousarray(queries, np.float32)
+        coarse = self.projection(queries) if self.projection else queries
+        _, proposed = self.index.search(coarse, max(k, self.candidates))
+        best, best_rows = [], []
+        for query, rows in zip(queries, proposed):
+            rows = np.unique(rows[rows >= 0])
+            scores = exact_inner_products(self.vectors, query[None], rows)[0]
+            order = np.argsort(-scores, kind="stable")[:k]
+            best.append(scores[order])
+            best_rows.append(rows[order])
+        width = min(len(r) for r in best_rows)
+        return np.stack([b[:width] for b in best]), np.stack([r[:width] for r in best_rows])
+
+    def save(self, stem: Path) -> None:
+        """Write the faiss index (and the projection) beside the stored vectors."""
+        faiss_module().write_index(self.index, str(stem.with_suffix(f".{self.kind}.faiss")))
+        if self.projection is not None:
+            np.save(stem.with_suffix(f".{self.kind}.projection.npy"), self.projection.matrix)
+
+    @classmethod
+    def load(cls, kind: str, stem: Path, vectors: StoredVectors, candidates: int
+             ) -> "ApproximateBackend":
+        index = faiss_module().read_index(str(stem.with_suffix(f".{kind}.faiss")))
+        projection_path = stem.with_suffix(f".{kind}.projection.npy")
+        projection = Projection(np.load(projection_path)) if projection_path.is_file() else None
+        return cls(kind, index, vectors, projection, candidates)
+
+
+def build_backend(kind: str, vectors: StoredVectors,
+                  approximate_from: int = MIN_APPROXIMATE_ROWS, **options) -> Backend:
+    """The backend of `kind` over one pattern's vectors (exact below `approximate_from` rows)."""
+    if kind == "exact" or len(vectors) < approximate_from:
+        return ExactBackend(vectors)
+    return ApproximateBackend.build(kind, vectors, **options)
+
+
+def load_backend(kind: str, stem: Path, vectors: StoredVectors, candidates: int = 200
+                 ) -> Backend:
+    """The backend `build_backend` made and saved for this pattern."""
+    if kind == "exact" or not stem.with_suffix(f".{kind}.faiss").is_file():
+        return ExactBackend(vectors)
+    return ApproximateBackend.load(kind, stem, vectors, candidates)

@@ -1,0 +1,124 @@
+"""`build_index`: embed a split's videos and captions with a trained model into an Index.
+
+Videos and captions are embedded exactly as evaluation embeds them (crosskd.train.evaluate),
+so a caption query reproduces the test split's similarity matrix row for row.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from crosskd.config import ExperimentConfig, apply_overrides, as_experiment
+from crosskd.data import layouts
+from crosskd.data.batches import EvalSplit
+from crosskd.data.pickles import load_small_pickle
+from crosskd.data.retrieval import RetrievalData
+from crosskd.errors import UserError
+from crosskd.search.captions import CaptionStore
+from crosskd.search.index import Index
+from crosskd.search.text_side import TextSide
+from crosskd.train.evaluate import embed_videos, load_model, videos_per_chunk
+
+log = logging.getLogger(__name__)
+
+#: the own-video dataset's record of how it was made (crosskd extract), with its text encoder
+EXTRACTION_RECORD = "extraction.json"
+CAPTION_CHUNK = 240
+
+
+def with_split(config: dict[str, Any], split: str | None) -> dict[str, Any]:
+    """`config` with `data_loader.args.split_name` set to `split` (when given)."""
+    if not split:
+        return config
+    return apply_overrides(config, [("data_loader.args.split_name", json.dumps(split))])
+
+
+def _caption_store(model: torch.nn.Module, split: EvalSplit) -> CaptionStore:
+    """Every caption slot of the split in use, embedded by the model (video-major)."""
+    embeddings, weights, owner, slot = [], [], [], []
+    start = 0
+    with torch.inference_mode():
+        for batch in split.batches(videos_per_chunk(split, CAPTION_CHUNK)):
+            text = model.embed_text(batch.text)
+            masks = batch.query_masks.numpy().reshape(-1) > 0
+            embeddings.append(text.embeddings.float().numpy()[masks])
+            weights.append(text.weights.float().numpy()[masks])
+            rows = np.arange(len(batch.video_ids) * split.slots)[masks]
+            owner.append(start + rows // split.slots)
+            slot.append(rows % split.slots)
+            start += len(batch.video_ids)
+    return CaptionStore(np.concatenate(embeddings), np.concatenate(weights),
+                        np.concatenate(owner), np.concatenate(slot))
+
+
+def _caption_texts(root: Path, layout_name: str, split: EvalSplit) -> dict[str, list[str]]:
+    """Each video's caption text per slot, from the dataset's raw captions (when present)."""
+    path = root / layouts.get_layout(layout_name).raw_captions
+    if not path.is_file():
+        log.info("no %s: results show video ids without captions", path.name)
+        return {}
+    raw = load_small_pickle(path)
+
+    def words(caption: Any) -> str:
+        return caption if isinstance(caption, str) else " ".join(str(w) for w in caption)
+
+    texts = {}
+    for v, vid in enumerate(split.video_ids):
+        captions = [words(c) for c in raw.get(vid, [])]
+        if split.fuse_captions:
+            captions = [" / ".join(captions)]
+        elif split.caption_choice is not None and captions:
+            captions = [captions[int(split.caption_choice[v])]]
+        texts[vid] = captions
+    return texts
+
+
+def text_encoder_record(data_dir: Path) -> dict[str, Any] | None:
+    """The text encoder an own-video dataset records (None for published features)."""
+    path = data_dir / EXTRACTION_RECORD
+    if not path.is_file():
+        return None
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise UserError(f"{path} cannot be read ({err})") from None
+    return record.get("text_encoder")
+
+
+def build_index(config: ExperimentConfig | dict[str, Any], checkpoint: str | Path,
+                dtype: str = "float32", backend: str = "exact",
+                cache_dir: str | Path | None = None, **backend_options: Any) -> Index:
+    """Embed the evaluation split of `config` with the checkpoint's model into an Index."""
+    experiment = as_experiment(config)
+    model = load_model(experiment.model, checkpoint)
+    data = RetrievalData.load(experiment.data, cache_dir=cache_dir)
+    index = index_from_model(model, experiment, data, dtype, backend, **backend_options)
+    index.info["checkpoint"] = str(checkpoint)
+    return index
+
+
+def index_from_model(model: torch.nn.Module, experiment: ExperimentConfig, data: RetrievalData,
+                     dtype: str = "float32", backend: str = "exact", **backend_options: Any
+                     ) -> Index:
+    """The Index of `data`'s evaluation split embedded by `model` (of `experiment`)."""
+    model.eval()
+    split = data.eval
+    video = embed_videos(model, split, torch.device("cpu"))
+    index = Index.from_embeddings(split.video_ids, video.modalities, video.dims,
+                                  video.embeddings, video.availability, dtype, backend,
+                                  **backend_options)
+    index.captions = _caption_store(model, split)
+    index.captions.texts = _caption_texts(data.root, experiment.data.dataset_name, split)
+    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    index.text_side = TextSide(experiment.raw, state, experiment.data.max_tokens["text"],
+                               text_encoder_record(experiment.data.data_dir))
+    index.info = {"dataset": experiment.data.dataset_name,
+                  "split": experiment.data.split_name,
+                  "data_dir": str(experiment.data.data_dir)}
+    return index

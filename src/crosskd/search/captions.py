@@ -1,0 +1,88 @@
+"""The indexed split's captions: their embeddings (queries by reference, video -> text) and
+their text (what a result shows)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from crosskd.errors import UserError
+from crosskd.search.query import Hit, Query
+
+FOLDER = "captions"
+
+
+class UnknownCaption(UserError):
+    """A caption reference the index does not hold."""
+
+
+@dataclass
+class CaptionStore:
+    """Caption n: `embeddings[n]` `[E, D]`, `weights[n]` `[E]`, of video `owner[n]` (position),
+    caption number `slot[n]`; `texts` the captions of each video id, for display."""
+
+    embeddings: np.ndarray
+    weights: np.ndarray
+    owner: np.ndarray
+    slot: np.ndarray
+    texts: dict[str, list[str]] = field(default_factory=dict)
+
+    @classmethod
+    def empty(cls) -> "CaptionStore":
+        return cls(np.zeros((0, 0, 0), np.float32), np.zeros((0, 0), np.float32),
+                   np.zeros(0, np.int64), np.zeros(0, np.int64))
+
+    def __len__(self) -> int:
+        return len(self.owner)
+
+    def query(self, position: int, video_id: str, slot: int) -> Query:
+        """The stored caption `slot` of the video at `position`."""
+        found = np.flatnonzero((self.owner == position) & (self.slot == slot))
+        if not len(found):
+            slots = sorted(int(s) for s in self.slot[self.owner == position])
+            raise UnknownCaption(f"video {video_id!r} has no caption {slot} in this index "
+                                 f"(its captions: {slots or 'none'})")
+        n = int(found[0])
+        return Query(np.asarray(self.embeddings[n]), np.asarray(self.weights[n]),
+                     f"{video_id}:{slot}")
+
+    def text_of(self, video_ids: Sequence[str], n: int) -> str:
+        """The text of caption n (empty when the dataset has no raw captions)."""
+        texts = self.texts.get(video_ids[int(self.owner[n])], [])
+        slot = int(self.slot[n])
+        return texts[slot] if slot < len(texts) else ""
+
+    def rank_for_video(self, masked_video: np.ndarray, availability: np.ndarray, k: int,
+                       video_ids: Sequence[str]) -> list[Hit]:
+        """The `k` captions the model scores highest for one video (`[1, E, D]` embeddings
+        already multiplied by `availability` `[E]`), as the model's v2t scores them."""
+        weighted = (self.embeddings * self.weights[..., None]).reshape(len(self), -1)
+        numerators = weighted @ masked_video.reshape(-1)
+        scores = numerators / (self.weights @ availability)
+        order = np.lexsort((np.arange(len(scores)), -scores))[:k]
+        hits = []
+        for n in order:
+            caption = f"{video_ids[int(self.owner[n])]}:{int(self.slot[n])}"
+            hits.append(Hit(caption, float(scores[n]), {}, (self.text_of(video_ids, n),)))
+        return hits
+
+    def save(self, root: Path) -> None:
+        folder = root / FOLDER
+        folder.mkdir()
+        for name in ("embeddings", "weights", "owner", "slot"):
+            np.save(folder / f"{name}.npy", getattr(self, name))
+        (folder / "texts.json").write_text(json.dumps(self.texts) + "\n", encoding="utf-8")
+
+    @classmethod
+    def load(cls, root: Path) -> "CaptionStore":
+        folder = root / FOLDER
+        if not folder.is_dir():
+            return cls.empty()
+        arrays = {name: np.load(folder / f"{name}.npy", mmap_mode="r")
+                  for name in ("embeddings", "weights", "owner", "slot")}
+        texts = json.loads((folder / "texts.json").read_text(encoding="utf-8"))
+        return cls(**arrays, texts=texts)

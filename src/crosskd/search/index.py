@@ -1,0 +1,252 @@
+"""`Index`: a collection's video embeddings grouped by availability pattern, searched exactly.
+
+`Index.load(path).search(query, k)` answers with the same top-k and scores as scoring the
+whole collection with the model (crosskd.search.patterns says why), and each hit's
+per-expert contributions. The files of an index folder are described in docs/SEARCH.md.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from crosskd.errors import UserError
+from crosskd.search.backends import Backend, build_backend, check_backend, load_backend
+from crosskd.search.captions import CaptionStore
+from crosskd.search.patterns import ExpertSlices, Pattern, find_patterns
+from crosskd.search.query import Hit, Query
+from crosskd.search.storage import StoredVectors, check_dtype
+from crosskd.search.text_side import TextSide
+
+log = logging.getLogger(__name__)
+
+FORMAT = "crosskd-search-index"
+VERSION = 1
+MANIFEST = "manifest.json"
+
+
+@dataclass
+class Group:
+    """One pattern: its videos' stored vectors and the backend searching them."""
+
+    pattern: Pattern
+    slices: ExpertSlices
+    vectors: StoredVectors
+    backend: Backend
+
+
+@dataclass
+class Index:
+    """A searchable collection (see the module docstring); build with `from_embeddings` or
+    crosskd.search.build, reopen with `load`."""
+
+    video_ids: list[str]
+    modalities: tuple[str, ...]
+    dims: tuple[int, ...]
+    availability: np.ndarray
+    groups: list[Group]
+    dtype: str = "float32"
+    backend: str = "exact"
+    captions: CaptionStore = field(default_factory=CaptionStore.empty)
+    text_side: TextSide | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+    root: Path | None = None
+
+    def __post_init__(self) -> None:
+        self.positions = {vid: i for i, vid in enumerate(self.video_ids)}
+        #: each video's group and row in that group's vectors
+        self.group_of = np.zeros(len(self.video_ids), np.int64)
+        self.row_of = np.zeros(len(self.video_ids), np.int64)
+        for g, group in enumerate(self.groups):
+            self.group_of[group.pattern.members] = g
+            self.row_of[group.pattern.members] = np.arange(len(group.pattern.members))
+
+    def __len__(self) -> int:
+        return len(self.video_ids)
+
+    @classmethod
+    def from_embeddings(cls, video_ids: Sequence[str], modalities: Sequence[str],
+                        dims: Sequence[int], embeddings: np.ndarray | torch.Tensor,
+                        availability: np.ndarray | torch.Tensor, dtype: str = "float32",
+                        backend: str = "exact", **backend_options: Any) -> "Index":
+        """An index of videos embedded by the model: `embeddings` `[V, E, D]` (the model's
+        padded per-expert embeddings), `availability` `[V, E]`."""
+        check_dtype(dtype)
+        check_backend(backend)
+        embeddings = np.asarray(torch.as_tensor(embeddings, dtype=torch.float32).cpu())
+        availability = np.asarray(torch.as_tensor(availability, dtype=torch.float32).cpu())
+        if len(set(video_ids)) != len(video_ids):
+            raise UserError("an index needs distinct video ids")
+        empty = np.flatnonzero(~(availability != 0).any(axis=1))
+        if len(empty):
+            raise UserError(f"video {video_ids[empty[0]]!r} has no available expert, so the "
+                            "model gives it no score; leave it out of the collection")
+        dims = tuple(int(d) for d in dims)
+        groups = []
+        for pattern in find_patterns(availability):
+            slices = ExpertSlices.of(pattern.experts, dims)
+            rows = slices.concat(embeddings[pattern.members], availability[pattern.members])
+            vectors = StoredVectors.encode(rows, slices, dtype)
+            groups.append(Group(pattern, slices, vectors,
+                                build_backend(backend, vectors, **backend_options)))
+        return cls(list(video_ids), tuple(modalities), dims, availability, groups, dtype, backend)
+
+    def describe_patterns(self) -> list[str]:
+        """One line per pattern: how many videos, which experts they lack."""
+        lines = []
+        for group in self.groups:
+            missing = [m for m, a in zip(self.modalities, group.pattern.availability) if a == 0]
+            lines.append(f"{len(group.pattern.members)} videos "
+                         f"{'missing ' + ', '.join(missing) if missing else 'with every expert'}")
+        return lines
+
+    # --- queries -------------------------------------------------------------------------
+    def query(self, query: str | np.ndarray | torch.Tensor | Query) -> Query:
+        """Turn free text, caption features `[tokens, text_dim]` or a Query into a Query."""
+        if isinstance(query, Query):
+            return query
+        if self.text_side is None:
+            raise UserError("this index holds no text model; query with an embedded Query")
+        if isinstance(query, str):
+            return self.text_side.embed_text(query)
+        return self.text_side.embed_features(query)
+
+    def caption(self, video_id: str, slot: int) -> Query:
+        """The stored embedding of caption `slot` of `video_id` (as the model embedded it)."""
+        return self.captions.query(self._position(video_id), video_id, slot)
+
+    def _position(self, video_id: str) -> int:
+        if video_id not in self.positions:
+            raise UnknownVideo(f"no video {video_id!r} in this index")
+        return self.positions[video_id]
+
+    def search(self, query: str | np.ndarray | torch.Tensor | Query, k: int = 10) -> list[Hit]:
+        """The `k` best videos for a query, best first, with scores and contributions."""
+        query = self.query(query)
+        k = check_k(k, len(self))
+        found_scores, found_positions = [], []
+        for group in self.groups:
+            denominator = group.pattern.denominators(query.weights[None])[0]
+            vector = group.slices.concat(query.embeddings[None], query.weights[None])
+            numerators, rows = group.backend.search(vector, k)
+            found_scores.append(numerators[0] / denominator)
+            found_positions.append(group.pattern.members[rows[0]])
+        scores = np.concatenate(found_scores)
+        positions = np.concatenate(found_positions)
+        order = np.lexsort((positions, -scores))[:k]
+        return [self._hit(query, int(positions[i]), float(scores[i])) for i in order]
+
+    def _hit(self, query: Query, position: int, score: float) -> Hit:
+        contributions = self.contributions(query, position)
+        video_id = self.video_ids[position]
+        return Hit(video_id, score, contributions, tuple(self.captions.texts.get(video_id, ())))
+
+    def contributions(self, query: Query, position: int) -> dict[str, float]:
+        """Each expert's share w_e a_e <t_e, v_e> / sum_f w_f a_f of one video's score."""
+        group, vector = self._stored(position)
+        blocks = group.slices.split(vector)
+        denominator = float(query.weights @ self.availability[position])
+        shares = {m: 0.0 for m in self.modalities}
+        for e, width, block in zip(group.slices.experts, group.slices.widths, blocks):
+            similarity = float(query.embeddings[e, :width] @ block[0])
+            shares[self.modalities[e]] = float(query.weights[e]) * similarity / denominator
+        return shares
+
+    def _stored(self, position: int) -> tuple[Group, np.ndarray]:
+        """A video's group and its stored vector `[1, width]` (decoded)."""
+        group = self.groups[self.group_of[position]]
+        return group, group.vectors.decode(np.array([self.row_of[position]]))
+
+    def search_captions(self, video_id: str, k: int = 10) -> list[Hit]:
+        """Video -> text: the `k` stored captions the model ranks highest for a video."""
+        position = self._position(video_id)
+        group, vector = self._stored(position)
+        embedded = np.zeros((1, len(self.modalities), max(self.dims)), np.float32)
+        for e, block in zip(group.slices.experts, group.slices.split(vector)):
+            embedded[0, e, :block.shape[1]] = block[0]
+        return self.captions.rank_for_video(embedded, self.availability[position],
+                                            check_k(k, len(self.captions)), self.video_ids)
+
+    # --- files ---------------------------------------------------------------------------
+    def save(self, root: Path) -> None:
+        """Write the index folder (`root` must not exist yet; written next to it, then moved)."""
+        root = Path(root)
+        if root.exists():
+            raise UserError(f"{root} exists; choose a new --out folder or remove it")
+        partial = root.with_name(root.name + ".partial")
+        if partial.exists():
+            raise UserError(f"{partial} exists (an interrupted build); remove it")
+        (partial / "groups").mkdir(parents=True)
+        np.save(partial / "availability.npy", self.availability)
+        for i, group in enumerate(self.groups):
+            stem = partial / "groups" / f"g{i}"
+            np.save(stem.with_suffix(".members.npy"), group.pattern.members)
+            group.vectors.save(stem)
+            group.backend.save(stem)
+        self.captions.save(partial)
+        if self.text_side is not None:
+            self.text_side.save(partial)
+        manifest = {"format": FORMAT, "version": VERSION, "modalities": list(self.modalities),
+                    "dims": list(self.dims), "dtype": self.dtype, "backend": self.backend,
+                    "video_ids": self.video_ids,
+                    "patterns": [{"availability": list(g.pattern.availability),
+                                  "videos": len(g.pattern.members)} for g in self.groups],
+                    "info": self.info}
+        (partial / MANIFEST).write_text(json.dumps(manifest) + "\n", encoding="utf-8")
+        partial.rename(root)
+        self.root = root
+
+    @classmethod
+    def load(cls, root: str | Path, exact: bool = False, candidates: int = 200) -> "Index":
+        """Open an index folder; `exact` searches every pattern exactly whatever it was built
+        with. The vectors are memory-mapped: only the rows a search reads are paged in."""
+        root = Path(root)
+        manifest = read_manifest(root)
+        modalities = tuple(manifest["modalities"])
+        dims = tuple(manifest["dims"])
+        backend = "exact" if exact else manifest["backend"]
+        groups = []
+        for i, entry in enumerate(manifest["patterns"]):
+            stem = root / "groups" / f"g{i}"
+            pattern = Pattern(tuple(entry["availability"]),
+                              np.load(stem.with_suffix(".members.npy")))
+            slices = ExpertSlices.of(pattern.experts, dims)
+            vectors = StoredVectors.load(stem, slices)
+            groups.append(Group(pattern, slices, vectors,
+                                load_backend(backend, stem, vectors, candidates)))
+        return cls(manifest["video_ids"], modalities, dims,
+                   np.load(root / "availability.npy"), groups, manifest["dtype"], backend,
+                   CaptionStore.load(root), TextSide.load(root), manifest.get("info", {}), root)
+
+
+class UnknownVideo(UserError):
+    """A video id the index does not hold."""
+
+
+def check_k(k: int, available: int) -> int:
+    """`k` when it is a positive count, capped at what there is to return."""
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise UserError(f"k must be a positive whole number, not {k!r}")
+    return int(min(k, available))
+
+
+def read_manifest(root: Path) -> dict[str, Any]:
+    """The manifest of an index folder, or a UserError saying what the folder is not."""
+    path = root / MANIFEST
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserError(f"{root} is not a search index (no {MANIFEST}); build one with "
+                        "crosskd index") from None
+    except (OSError, ValueError) as err:
+        raise UserError(f"{path} cannot be read ({err}); rebuild the index") from None
+    if manifest.get("format") != FORMAT or manifest.get("version") != VERSION:
+        raise UserError(f"{path} is not a crosskd search index of version {VERSION}; rebuild "
+                        "it with crosskd index")
+    return manifest

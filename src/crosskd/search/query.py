@@ -1,0 +1,36 @@
+"""A query as the index sees it: one caption embedded once per expert, with its weights."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Query:
+    """`embeddings` `[E, D]` (the model's text embedding per expert, zero-padded as the model
+    pads), `weights` `[E]` (its mixture weights); `label` says where it came from."""
+
+    embeddings: np.ndarray
+    weights: np.ndarray
+    label: str = ""
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One retrieved item: its id, the model's score and each expert's share of it.
+
+    `contributions[e]` = w_e a_e <t_e, v_e> / sum_f w_f a_f, the expert's renormalised weight
+    times its similarity, so the contributions add up to `score`.
+    """
+
+    item_id: str
+    score: float
+    contributions: dict[str, float]
+    captions: tuple[str, ...] = ()
+
+    def as_json(self, key: str = "video_id") -> dict:
+        """The JSON object of `crosskd search --json` and of `/search`."""
+        return {key: self.item_id, "score": self.score, "contributions": self.contributions,
+                "captions": list(self.captions)}

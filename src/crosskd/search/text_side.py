@@ -1,0 +1,99 @@
+"""The model's text side, kept in the index: caption features (or free text, through the
+dataset's recorded text encoder) -> a Query, embedded exactly as evaluation embeds captions."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import warnings
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+
+from crosskd.config import model_spec
+from crosskd.errors import UserError
+from crosskd.models import build_model
+from crosskd.search.query import Query
+
+#: state_dict prefixes of the modules `CENet.embed_text` uses
+TEXT_MODULES = ("text_pooling.", "ce.text_GU.", "ce.moe_fc.")
+WEIGHTS = "text_model.pt"
+SETTINGS = "text.json"
+#: longest free-text query accepted (characters)
+MAX_QUERY_CHARS = 1000
+NO_ENCODER = ("free-text queries need the dataset's text encoder, and this index's dataset "
+              "records none that is available here (published features); query with "
+              "--caption VIDEO_ID:INDEX or --features FILE.npy (caption features "
+              "[tokens, {dim}])")
+
+
+class TextSide:
+    """Pooling, per-expert text units and mixture weights of a trained model."""
+
+    def __init__(self, config: Mapping[str, Any], state: Mapping[str, torch.Tensor],
+                 max_tokens: int, encoder_record: Mapping[str, Any] | None = None) -> None:
+        self.config = dict(config)
+        self.state = {k: v for k, v in state.items() if k.startswith(TEXT_MODULES)}
+        self.max_tokens = int(max_tokens)
+        self.encoder_record = dict(encoder_record) if encoder_record else None
+        with torch.device("meta"):
+            self.model = build_model(model_spec(self.config))
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*to a meta parameter.*")
+            self.model.load_state_dict(self.state, strict=False, assign=True)
+        self.model.eval()
+        self.text_dim = int(self.model.dims.text_dim)
+        self._encoder = None
+
+    @property
+    def free_text(self) -> bool:
+        """Whether a text encoder is recorded and its code is installed here."""
+        return (self.encoder_record is not None
+                and importlib.util.find_spec("crosskd.extract") is not None)
+
+    def embed_features(self, features: np.ndarray | torch.Tensor, label: str = "features"
+                       ) -> Query:
+        """A Query from one caption's token features `[tokens, text_dim]`."""
+        tokens = torch.as_tensor(np.asarray(features), dtype=torch.float32)
+        if tokens.dim() != 2 or tokens.shape[1] != self.text_dim or not len(tokens):
+            raise UserError(f"caption features must be [tokens, {self.text_dim}] (one caption), "
+                            f"not {list(tokens.shape)}")
+        if not torch.isfinite(tokens).all():
+            raise UserError("caption features hold NaN or infinite values")
+        padded = torch.zeros(1, self.max_tokens, self.text_dim)
+        kept = tokens[:self.max_tokens]
+        padded[0, :len(kept)] = kept
+        with torch.inference_mode():
+            embedded = self.model.embed_text(padded)
+        return Query(embedded.embeddings[0].numpy(), embedded.weights[0].numpy(), label)
+
+    def embed_text(self, text: str) -> Query:
+        """A Query from free text, through the dataset's text encoder."""
+        text = text.strip()
+        if not text:
+            raise UserError("the query is empty")
+        if len(text) > MAX_QUERY_CHARS:
+            raise UserError(f"the query is {len(text)} characters; at most {MAX_QUERY_CHARS}")
+        if not self.free_text:
+            raise UserError(NO_ENCODER.format(dim=self.text_dim))
+        if self._encoder is None:
+            from crosskd.extract.text_encoders import text_encoder_from_record
+            self._encoder = text_encoder_from_record(self.encoder_record)
+        (features,) = self._encoder.encode([text])
+        return self.embed_features(features, text)
+
+    def save(self, root: Path) -> None:
+        torch.save(self.state, root / WEIGHTS)
+        settings = {"config": self.config, "max_tokens": self.max_tokens,
+                    "text_encoder": self.encoder_record}
+        (root / SETTINGS).write_text(json.dumps(settings) + "\n", encoding="utf-8")
+
+    @classmethod
+    def load(cls, root: Path) -> "TextSide | None":
+        if not (root / WEIGHTS).is_file():
+            return None
+        settings = json.loads((root / SETTINGS).read_text(encoding="utf-8"))
+        state = torch.load(root / WEIGHTS, map_location="cpu", weights_only=True)
+        return cls(settings["config"], state, settings["max_tokens"], settings["text_encoder"])

@@ -1,0 +1,51 @@
+"""A tiny synthetic MSRVTT, a randomly initialised model's checkpoint and its search index."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from crosskd.config import as_experiment
+from crosskd.data.retrieval import RetrievalData
+from crosskd.data.synth import SynthSpec, example_config, write_synthetic
+from crosskd.models import build_model
+from crosskd.search.build import index_from_model
+
+TRAINER = {"optimizer": {"type": "RAdam", "args": {"lr": 0.01}},
+           "loss": {"type": "MaxMarginRankingLoss", "args": {"margin": 0.1, "fix_norm": True}},
+           "trainer": {"save_dir": "runs", "tensorboard": False,
+                       "monitor": "max val_t2v_metrics_R5"}}
+
+
+def tiny_config(root: Path) -> dict:
+    """A config for `write_synthetic(tiny_spec(), root)` whose eval split is full-test."""
+    config = {**example_config(tiny_spec(), root, split_name="full-test", max_text_tokens=7),
+              **TRAINER}
+    config["data_loader"]["args"]["batch_size"] = 8
+    return config
+
+
+def tiny_spec() -> SynthSpec:
+    """60 videos (18 in full-test) with 3 captions, some fewer, some experts missing."""
+    return SynthSpec(videos=60, captions_per_video=3, fewer_captions_fraction=0.2,
+                     caption_tokens=(2, 9), max_expert_tokens=6,
+                     visual_dims={n: 10 for n in SynthSpec().visual_dims})
+
+
+@pytest.fixture(scope="session")
+def tiny_collection(tmp_path_factory):
+    """`(folder, config, checkpoint path, index path)` of a random model on tiny data."""
+    folder = tmp_path_factory.mktemp("search")
+    write_synthetic(tiny_spec(), folder / "MSRVTT")
+    config = tiny_config(folder / "MSRVTT")
+    (folder / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    torch.manual_seed(0)
+    experiment = as_experiment(config)
+    model = build_model(experiment.model)
+    torch.save(model.state_dict(), folder / "model.pth")
+    index = index_from_model(model, experiment, RetrievalData.load(experiment.data))
+    index.save(folder / "index")
+    return folder, config, folder / "model.pth", folder / "index"

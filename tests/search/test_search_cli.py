@@ -1,0 +1,71 @@
+"""`crosskd index` and `crosskd search` end to end, and their one-line errors."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from crosskd.cli import main
+
+
+def search_json(capsys, *args) -> dict:
+    assert main(["search", *map(str, args), "--json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_index_then_search_by_caption_features_and_video(tmp_path, tiny_collection, capsys):
+    folder, _, checkpoint, _ = tiny_collection
+    out = tmp_path / "index"
+    assert main(["index", "--checkpoint", str(checkpoint), "--config",
+                 str(folder / "config.json"), "--out", str(out), "--dtype", "float16"]) == 0
+    printed = capsys.readouterr().out
+    assert "indexed 18 videos" in printed and "missing" in printed
+    answer = search_json(capsys, out, "--caption", "video34:0", "-k", "4")
+    assert [set(hit) >= {"video_id", "score", "contributions", "captions"}
+            for hit in answer["results"]] == [True] * 4
+    scores = [hit["score"] for hit in answer["results"]]
+    assert scores == sorted(scores, reverse=True)
+    features = np.random.default_rng(0).standard_normal((5, 300)).astype(np.float32)
+    np.save(tmp_path / "q.npy", features)
+    assert len(search_json(capsys, out, "--features", tmp_path / "q.npy", "-k", "3")["results"]) == 3
+    captions = search_json(capsys, out, "--video", "video34", "-k", "2")["results"]
+    assert len(captions) == 2 and ":" in captions[0]["caption"]
+    assert main(["search", str(out), "--caption", "video34:0", "-k", "2"]) == 0
+    assert "video" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("args, message", [
+    (["a person cooking"], "--caption VIDEO_ID:INDEX"),
+    (["--caption", "nope:0"], "no video 'nope'"),
+    (["--caption", "video34"], "VIDEO_ID:INDEX"),
+    (["--caption", "video34:0", "-k", "0"], "k must be"),
+    (["text", "--caption", "video34:0"], "give one query"),
+    ([], "give one query"),
+])
+def test_bad_queries_end_in_one_line(tiny_collection, capsys, args, message):
+    _, _, _, index = tiny_collection
+    assert main(["search", str(index), *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+
+
+def test_a_folder_that_is_not_an_index(tmp_path, capsys):
+    assert main(["search", str(tmp_path), "--caption", "v:0"]) == 2
+    assert "not a search index" in capsys.readouterr().err
+
+
+def test_index_from_the_checkpoints_config_and_a_data_folder(tmp_path, tiny_collection, capsys):
+    folder, config, _, _ = tiny_collection
+    import torch
+    from crosskd.checkpoint.run_state import FORMAT
+    state = torch.load(folder / "model.pth", weights_only=True)
+    ours = tmp_path / "checkpoint.pth"
+    torch.save({"format": FORMAT, "state_dict": state, "config_json": json.dumps(config)}, ours)
+    out = tmp_path / "index"
+    assert main(["index", "--checkpoint", str(ours), "--data", str(folder / "MSRVTT"),
+                 "--split", "full-val", "--out", str(out)]) == 0
+    assert "of MSRVTT full-val" in capsys.readouterr().out
+    assert main(["index", "--checkpoint", str(ours), "--out", str(out)]) == 2
+    assert "exists" in capsys.readouterr().err
