@@ -36,6 +36,7 @@ COMMANDS: tuple[str, ...] = (
     "extract",
     "index",
     "search",
+    "serve",
 )
 EPILOG = """examples:
   crosskd demo                                   train + test two models on synthetic data

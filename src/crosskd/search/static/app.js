@@ -1,0 +1,114 @@
+// crosskd search page: every caption and id is inserted with textContent, never as HTML.
+"use strict";
+
+const byId = (id) => document.getElementById(id);
+
+function element(tag, className, text) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+function mediaUrl(videoId, kind) {
+  return `/videos/${encodeURIComponent(videoId)}/${kind}`;
+}
+
+function contributionBars(contributions, scale) {
+  const bars = element("div", "bars");
+  for (const [expert, value] of Object.entries(contributions)) {
+    const row = element("div", "bar-row");
+    row.title = `${expert}: ${value.toFixed(4)}`;
+    row.append(element("span", "name", expert));
+    const bar = element("div", value < 0 ? "bar negative" : "bar");
+    bar.style.width = `${(100 * Math.abs(value)) / scale}%`;
+    row.append(bar);
+    bars.append(row);
+  }
+  return bars;
+}
+
+function still(hit) {
+  if (hit.media.includes("thumbnail")) {
+    const image = element("img");
+    image.src = mediaUrl(hit.video_id, "thumbnail");
+    image.alt = hit.video_id;
+    return image;
+  }
+  return element("div", "still", hit.video_id);
+}
+
+function card(hit, rank, scale) {
+  const node = element("article", "card");
+  node.dataset.videoId = hit.video_id;
+  let picture = still(hit);
+  node.append(picture);
+  const title = element("h2");
+  title.append(element("span", "video-id", `${rank}. ${hit.video_id}`));
+  title.append(element("span", "score", hit.score.toFixed(4)));
+  node.append(title);
+  const captions = element("ul", "captions");
+  for (const caption of hit.captions.slice(0, 3)) captions.append(element("li", "", caption));
+  node.append(captions);
+  node.append(contributionBars(hit.contributions, scale));
+  if (hit.media.includes("video")) {
+    node.addEventListener("click", () => {
+      if (picture.tagName === "VIDEO") return;
+      const player = element("video");
+      player.src = mediaUrl(hit.video_id, "video");
+      player.controls = true;
+      player.autoplay = true;
+      picture.replaceWith(player);
+      picture = player;
+    });
+  }
+  return node;
+}
+
+function render(body) {
+  const grid = byId("results");
+  grid.replaceChildren();
+  const values = body.results.flatMap((hit) => Object.values(hit.contributions).map(Math.abs));
+  const scale = Math.max(1e-9, ...values);
+  body.results.forEach((hit, i) => grid.append(card(hit, i + 1, scale)));
+  const weights = Object.entries(body.query.weights)
+    .map(([expert, w]) => `${expert} ${w.toFixed(2)}`).join(", ");
+  byId("weights").textContent = `expert weights of this query: ${weights}`;
+  byId("message").textContent = body.results.length ? "" : "no results";
+}
+
+async function search(event) {
+  event.preventDefault();
+  const text = byId("query").value.trim();
+  if (!text) return;
+  const parameters = new URLSearchParams({ k: byId("k").value || "12" });
+  parameters.set(byId("mode").value === "caption" ? "caption" : "q", text);
+  byId("message").textContent = "searching…";
+  try {
+    const response = await fetch(`/search?${parameters}`);
+    const body = await response.json();
+    if (!response.ok) {
+      byId("results").replaceChildren();
+      byId("message").textContent = body.error || `error ${response.status}`;
+      return;
+    }
+    render(body);
+  } catch (error) {
+    byId("message").textContent = `the server did not answer (${error})`;
+  }
+}
+
+async function start() {
+  byId("search-form").addEventListener("submit", search);
+  const info = await (await fetch("/healthz")).json();
+  const where = [info.dataset, info.split].filter(Boolean).join(" ");
+  byId("summary").textContent =
+    `${info.videos} videos${where ? ` of ${where}` : ""}, ${info.backend} search`;
+  if (!info.free_text) {
+    byId("text-option").disabled = true;
+    byId("mode").value = "caption";
+    byId("query").placeholder = "VIDEO_ID:INDEX, e.g. a video id and its caption number";
+  }
+}
+
+start();

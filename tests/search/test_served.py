@@ -1,0 +1,93 @@
+"""A real server on 127.0.0.1: concurrent clients, and the page in Chromium."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+pytest.importorskip("fastapi", reason="crosskd serve needs fastapi (pip install 'crosskd[search]')")
+pytest.importorskip("uvicorn", reason="crosskd serve needs uvicorn (pip install 'crosskd[search]')")
+pytest.importorskip("httpx", reason="the client side uses httpx (pip install 'crosskd[test]')")
+
+import httpx  # noqa: E402
+
+from serving import running_server  # noqa: E402
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+HOSTILE = '<script>window.__xss = 1</script><img src=x onerror="window.__xss = 2">'
+CLIENTS, REQUESTS = 8, 25
+
+
+@pytest.fixture(scope="module")
+def server(tiny_collection, tmp_path_factory):
+    """The tiny index served, one video's first caption replaced by markup."""
+    index = tmp_path_factory.mktemp("served") / "index"
+    shutil.copytree(tiny_collection[3], index)
+    texts_path = index / "captions" / "texts.json"
+    texts = json.loads(texts_path.read_text())
+    texts["video34"][0] = HOSTILE
+    texts_path.write_text(json.dumps(texts))
+    with running_server(index) as url:
+        yield url
+
+
+def test_concurrent_clients_all_get_the_same_answers(server):
+    queries = [f"video{v}:0" for v in (34, 46, 4, 43)]
+    expected = {q: httpx.get(f"{server}/search", params={"caption": q, "k": 10}).json()
+                for q in queries}
+
+    def client(n: int) -> list[str]:
+        problems = []
+        with httpx.Client(base_url=server, timeout=30) as http:
+            for i in range(REQUESTS):
+                query = queries[(n + i) % len(queries)]
+                response = http.get("/search", params={"caption": query, "k": 10})
+                if response.status_code != 200 or response.json() != expected[query]:
+                    problems.append(f"{query}: {response.status_code}")
+        return problems
+
+    with ThreadPoolExecutor(CLIENTS) as pool:
+        problems = [p for found in pool.map(client, range(CLIENTS)) for p in found]
+    assert problems == []
+    assert httpx.get(f"{server}/healthz").json()["status"] == "ok"
+
+
+def test_the_page_shows_result_cards_and_captions_as_text(server):
+    sync_api = pytest.importorskip("playwright.sync_api",
+                                   reason="the page test drives Chromium with playwright "
+                                   "(pip install 'crosskd[test]')")
+    if not os.access(CHROMIUM, os.X_OK):
+        pytest.skip(f"the page test needs Debian's Chromium at {CHROMIUM} "
+                    "(apt-get install chromium)")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            errors = []
+            page.on("pageerror", lambda error: errors.append(str(error)))
+            page.goto(server + "/")
+            expect = sync_api.expect  # waits without evaluating strings (the page's CSP)
+            expect(page.locator("#summary")).to_contain_text("18 videos")
+            assert page.input_value("#mode") == "caption"  # no free text for this dataset
+            page.fill("#query", "video34:0")
+            page.press("#query", "Enter")
+            page.wait_for_selector(".card")
+            cards = page.locator(".card")
+            assert cards.count() == 12
+            own = page.locator('.card[data-video-id="video34"]')
+            assert HOSTILE in own.locator(".captions li").first.text_content()
+            assert page.evaluate("window.__xss") is None
+            assert page.locator("#results script, #results img").count() == 0
+            assert own.locator(".bar-row").count() == 7  # one bar per expert
+            page.fill("#query", "nope:0")
+            page.press("#query", "Enter")
+            expect(page.locator("#message")).to_contain_text("no video 'nope'")
+            assert errors == []
+        finally:
+            browser.close()

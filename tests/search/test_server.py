@@ -1,0 +1,96 @@
+"""The HTTP API: the same answers as the CLI, and a 4xx with a message for every bad request."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+pytest.importorskip("fastapi", reason="crosskd serve needs fastapi (pip install 'crosskd[search]')")
+pytest.importorskip("httpx", reason="the API tests use httpx (pip install 'crosskd[test]')")
+
+from fastapi.testclient import TestClient  # noqa: E402
+
+from crosskd.cli import main  # noqa: E402
+from crosskd.search import Index  # noqa: E402
+from crosskd.search.media import attach_media  # noqa: E402
+from crosskd.search.server import create_app  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def client(tiny_collection):
+    return TestClient(create_app(Index.load(tiny_collection[3])))
+
+
+def test_search_answers_as_the_cli_does(client, tiny_collection, capsys):
+    response = client.get("/search", params={"caption": "video34:0", "k": 5})
+    assert response.status_code == 200
+    assert main(["search", str(tiny_collection[3]), "--caption", "video34:0", "-k", "5",
+                 "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    body = response.json()
+    assert [h["video_id"] for h in body["results"]] == [h["video_id"] for h in printed["results"]]
+    assert [h["score"] for h in body["results"]] == [h["score"] for h in printed["results"]]
+    assert response.headers["x-content-type-options"] == "nosniff"
+
+
+def test_health_page_metadata_and_video_to_text(client):
+    health = client.get("/healthz").json()
+    assert health["status"] == "ok" and health["videos"] == 18 and health["free_text"] is False
+    page = client.get("/")
+    assert page.status_code == 200 and "/static/app.js" in page.text
+    assert "textContent" in client.get("/static/app.js").text
+    video = client.get("/videos/video34").json()
+    assert video["video_id"] == "video34" and video["captions"] and video["media"] == []
+    ranked = client.get("/captions", params={"video": "video34", "k": 3}).json()
+    assert len(ranked["results"]) == 3
+
+
+@pytest.mark.parametrize("url, status, message", [
+    ("/search?q=", 400, "q is empty"),
+    ("/search?q=%20%20", 400, "q is empty"),
+    ("/search?q=" + "a" * 1200, 400, "at most 1000"),
+    ("/search?q=" + "a" * 5000, 413, "at most 1000"),
+    ("/search?q=%FF%FE", 400, "not valid UTF-8"),
+    ("/search?caption=video34:0&k=0", 400, "k must be"),
+    ("/search?caption=video34:0&k=101", 400, "k must be"),
+    ("/search?caption=video34:0&k=ten", 400, "k must be"),
+    ("/search?k=3", 400, "give one of"),
+    ("/search?q=dog&caption=video34:0", 400, "give one of"),
+    ("/search?q=a%20dog", 400, "--caption VIDEO_ID:INDEX"),
+    ("/search?caption=nope:0", 404, "no video 'nope'"),
+    ("/search?caption=video34:7", 404, "has no caption 7"),
+    ("/search?caption=video34", 400, "VIDEO_ID:INDEX"),
+    ("/videos/nope", 404, "no video"),
+    ("/videos/..%2F..%2Fetc%2Fpasswd", 400, "no slashes"),
+    ("/videos/%2E%2E", 400, "no slashes"),
+    ("/videos/video34/video", 404, "no 'video' file"),
+    ("/videos/video34/..%2Fmanifest.json", 400, "no slashes"),
+    ("/static/..%2Fserver.py", 404, "Not Found"),
+    ("/videos/video34/..%2F..%2Fmanifest.json", 400, "no slashes"),
+    ("/static/index.py", 404, "no such page file"),
+    ("/captions?video=nope", 404, "no video"),
+])
+def test_bad_requests_get_a_4xx_with_a_message(client, url, status, message):
+    response = client.get(url)
+    assert response.status_code == status, response.text
+    if message:
+        assert message in response.json()["error"]
+
+
+def test_media_come_from_the_index_folder_with_range_requests(tmp_path, tiny_collection):
+    index = Index.load(tiny_collection[3])
+    root = tmp_path / "index"
+    index.save(root)
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(bytes(range(256)) * 40)
+    thumb = tmp_path / "thumb.jpg"
+    thumb.write_bytes(b"\xff\xd8jpeg")
+    attach_media(root, {"video34": {"video": clip, "thumbnail": thumb}})
+    client = TestClient(create_app(Index.load(root)))
+    assert client.get("/videos/video34").json()["media"] == ["video", "thumbnail"]
+    part = client.get("/videos/video34/video", headers={"Range": "bytes=10-19"})
+    assert part.status_code == 206 and part.content == bytes(range(10, 20))
+    assert client.get("/videos/video34/thumbnail").content == b"\xff\xd8jpeg"
+    hit = client.get("/search", params={"caption": "video34:0", "k": 18}).json()["results"]
+    assert {h["video_id"]: h["media"] for h in hit}["video34"] == ["video", "thumbnail"]
