@@ -11,7 +11,7 @@ import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -77,9 +77,21 @@ class Index:
                         backend: str = "exact", **backend_options: Any) -> "Index":
         """An index of videos embedded by the model: `embeddings` `[V, E, D]` (the model's
         padded per-expert embeddings), `availability` `[V, E]`."""
+        embeddings = np.asarray(torch.as_tensor(embeddings, dtype=torch.float32).cpu())
+        return cls.from_chunks(video_ids, modalities, dims, availability,
+                               lambda start, stop: embeddings[start:stop], len(video_ids),
+                               dtype, backend, **backend_options)
+
+    @classmethod
+    def from_chunks(cls, video_ids: Sequence[str], modalities: Sequence[str],
+                    dims: Sequence[int], availability: np.ndarray | torch.Tensor,
+                    embed: Callable[[int, int], np.ndarray], chunk: int = 16384,
+                    dtype: str = "float32", backend: str = "exact", **backend_options: Any
+                    ) -> "Index":
+        """The same, for collections larger than memory as float32: `embed(start, stop)`
+        gives the `[stop - start, E, D]` embeddings of those videos, one chunk at a time."""
         check_dtype(dtype)
         check_backend(backend)
-        embeddings = np.asarray(torch.as_tensor(embeddings, dtype=torch.float32).cpu())
         availability = np.asarray(torch.as_tensor(availability, dtype=torch.float32).cpu())
         if len(set(video_ids)) != len(video_ids):
             raise UserError("an index needs distinct video ids")
@@ -88,13 +100,24 @@ class Index:
             raise UserError(f"video {video_ids[empty[0]]!r} has no available expert, so the "
                             "model gives it no score; leave it out of the collection")
         dims = tuple(int(d) for d in dims)
-        groups = []
-        for pattern in find_patterns(availability):
-            slices = ExpertSlices.of(pattern.experts, dims)
-            rows = slices.concat(embeddings[pattern.members], availability[pattern.members])
-            vectors = StoredVectors.encode(rows, slices, dtype)
-            groups.append(Group(pattern, slices, vectors,
-                                build_backend(backend, vectors, **backend_options)))
+        patterns = find_patterns(availability)
+        slices = [ExpertSlices.of(p.experts, dims) for p in patterns]
+        stores = [StoredVectors.empty(len(p.members), s, dtype) for p, s in zip(patterns, slices)]
+        group_of = np.zeros(len(availability), np.int64)
+        row_of = np.zeros(len(availability), np.int64)
+        for g, pattern in enumerate(patterns):
+            group_of[pattern.members] = g
+            row_of[pattern.members] = np.arange(len(pattern.members))
+        for start in range(0, len(availability), chunk):
+            stop = min(start + chunk, len(availability))
+            block, present = embed(start, stop), availability[start:stop]
+            for g, store in enumerate(stores):
+                chosen = group_of[start:stop] == g
+                if chosen.any():
+                    store.write(row_of[start:stop][chosen],
+                                slices[g].concat(block[chosen], present[chosen]))
+        groups = [Group(p, s, store, build_backend(backend, store, **backend_options))
+                  for p, s, store in zip(patterns, slices, stores)]
         return cls(list(video_ids), tuple(modalities), dims, availability, groups, dtype, backend)
 
     def describe_patterns(self) -> list[str]:

@@ -35,18 +35,29 @@ class StoredVectors:
     slices: ExpertSlices
 
     @classmethod
+    def empty(cls, rows: int, slices: ExpertSlices, dtype: str) -> "StoredVectors":
+        """Room for `rows` vectors of `dtype`, filled by `write`."""
+        scales = np.ones((rows, len(slices.experts)), np.float32) if dtype == "int8" else None
+        return cls(np.zeros((rows, slices.width), dtype), scales, slices)
+
+    @classmethod
     def encode(cls, vectors: np.ndarray, slices: ExpertSlices, dtype: str) -> "StoredVectors":
-        """Store float32 `vectors` as `dtype`."""
-        if dtype == "float32":
-            return cls(np.ascontiguousarray(vectors, np.float32), None, slices)
-        if dtype == "float16":
-            return cls(vectors.astype(np.float16), None, slices)
-        blocks = slices.split(vectors)
+        """Store float32 `vectors` `[N, width]` as `dtype`."""
+        stored = cls.empty(len(vectors), slices, dtype)
+        stored.write(np.arange(len(vectors)), vectors)
+        return stored
+
+    def write(self, rows: np.ndarray, vectors: np.ndarray) -> None:
+        """Store float32 `vectors` at `rows`."""
+        if self.scales is None:
+            self.codes[rows] = vectors
+            return
+        blocks = self.slices.split(vectors)
         scales = np.stack([np.abs(b).max(axis=1) / 127.0 for b in blocks], axis=1)
         scales = np.where(scales > 0, scales, 1.0).astype(np.float32)
-        codes = np.concatenate([np.rint(b / scales[:, i, None]) for i, b in enumerate(blocks)],
-                               axis=1).astype(np.int8)
-        return cls(codes, scales, slices)
+        self.scales[rows] = scales
+        self.codes[rows] = np.concatenate(
+            [np.rint(b / scales[:, i, None]) for i, b in enumerate(blocks)], axis=1)
 
     def __len__(self) -> int:
         return self.codes.shape[0]
