@@ -32,9 +32,19 @@ def test_demo_trains_both_variants_and_writes_table_and_plot(tmp_path, capsys, m
     assert "| CE+ + caption KD |" in printed and "protocol: MSRVTT full-test split" in printed
     assert str(out / "demo.png") in printed
     assert len(list((out / "runs").iterdir())) == 2
+    assert f"crosskd serve {out / 'index'}" in printed  # the demo ends in search
+    assert main(["search", str(out / "index"), "--caption", f"{_first_video(out)}:0",
+                 "-k", "3"]) == 0
     if features == "videos":
         assert (out / "data" / "extraction.json").is_file()
         assert len(list((out / "videos").glob("*.mp4"))) == 40
+        assert main(["search", str(out / "index"), "a red circle", "-k", "3", "--json"]) == 0
+        assert len(json.loads(capsys.readouterr().out.splitlines()[-1])["results"]) == 3
+        assert (out / "index" / "media.json").is_file()  # the page plays the test videos
+
+
+def _first_video(out):
+    return json.loads((out / "index" / "manifest.json").read_text())["video_ids"][0]
 
 
 def test_the_plot_marks_the_epoch_the_monitor_kept_later_on_ties(tmp_path):

@@ -15,6 +15,7 @@ import argparse
 import importlib.util
 import json
 import logging
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -65,6 +66,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         f"train/val/test; with --features synthetic {DEMO_VIDEOS}: "
                         "65%%/5%%/30%%)")
     parser.add_argument("--device", help=DEVICE_HELP)
+    parser.add_argument("--serve", action="store_true",
+                        help="then serve the search page of the trained model and open it")
+    parser.add_argument("--port", type=int, default=8000, help="port of --serve's page")
     parser.set_defaults(func=run)
 
 
@@ -148,8 +152,26 @@ def run(args: argparse.Namespace) -> int:
     plot = plot_runs(curves, out / PLOT_NAME,
                      title=f"crosskd demo: synthetic data, seed {args.seed} ({source}, "
                      f"{videos} videos)\ntest: {protocol}")
+    index = _index_demo(config, run_dir, out)
     print(report)
     print(f"data:    {data}\nruns:    {out / 'runs'}\n"
           f"table:   {out / 'results.md'} (and results.json)\nplot:    {plot}\n"
-          f"time:    {time.monotonic() - started:.0f} s")
+          f"index:   {index} ({label}, test split)\n"
+          f"time:    {time.monotonic() - started:.0f} s\n"
+          f"search:  crosskd serve {index}   (or crosskd search {index} --help)")
+    if args.serve:
+        from crosskd.commands.serve import serve
+        serve(index, "127.0.0.1", args.port, open_page=True)
     return 0
+
+
+def _index_demo(config: dict[str, Any], run_dir: Path, out: Path) -> Path:
+    """The search index of the last variant's best checkpoint on its test split."""
+    from crosskd.search.build import build_index, with_split
+    from crosskd.search.index import MANIFEST
+
+    path = out / "index"
+    if (path / MANIFEST).is_file():  # the index of an earlier demo in this folder
+        shutil.rmtree(path)
+    build_index(with_split(config, None), run_dir, cache_dir=out / "cache").save(path)
+    return path

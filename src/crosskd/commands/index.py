@@ -1,9 +1,10 @@
 """`crosskd index`: embed a collection's videos once with a trained model, for `crosskd search`
 and `crosskd serve`.
 
-The collection is the evaluation split of the config (its `split_name`, or --split). Videos
-are grouped by which experts they have; each group is searched with an inner-product index
-whose answers equal scoring every video with the model (docs/SEARCH.md).
+The collection is the split the config's final test uses (`eval_settings` merged over the
+config, as test.py does), or --split. Videos are grouped by which experts they have; each
+group is searched with an inner-product index whose answers equal scoring every video with
+the model (docs/SEARCH.md).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="experiment config (default: the one stored in the checkpoint)")
     parser.add_argument("--data", type=Path, metavar="DATA_DIR",
                         help="dataset folder (sets data_loader.args.data_dir; default: the config's)")
-    parser.add_argument("--split", help="split to index (default: the config's split_name)")
+    parser.add_argument("--split", help="split to index (default: the final test's split)")
     parser.add_argument("--out", type=Path, required=True, help="index folder to write (new)")
     parser.add_argument("--dtype", default="float32", choices=DTYPES,
                         help="how the video embeddings are stored")

@@ -14,7 +14,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from crosskd.config import ExperimentConfig, apply_overrides, as_experiment
+from crosskd.config import (ExperimentConfig, apply_overrides, as_experiment,
+                            with_eval_settings)
 from crosskd.data import layouts
 from crosskd.data.batches import EvalSplit
 from crosskd.data.pickles import load_small_pickle
@@ -33,7 +34,9 @@ CAPTION_CHUNK = 240
 
 
 def with_split(config: dict[str, Any], split: str | None) -> dict[str, Any]:
-    """`config` with `data_loader.args.split_name` set to `split` (when given)."""
+    """The config of the collection to index: the final test's (`eval_settings` merged, as
+    `test.py` evaluates), its split replaced by `split` when given."""
+    config = with_eval_settings(config)
     if not split:
         return config
     return apply_overrides(config, [("data_loader.args.split_name", json.dumps(split))])
@@ -79,16 +82,32 @@ def _caption_texts(root: Path, layout_name: str, split: EvalSplit) -> dict[str, 
     return texts
 
 
-def text_encoder_record(data_dir: Path) -> dict[str, Any] | None:
-    """The text encoder an own-video dataset records (None for published features)."""
+def extraction_record(data_dir: Path) -> dict[str, Any]:
+    """What `crosskd extract` recorded about an own-video dataset ({} for published features)."""
     path = data_dir / EXTRACTION_RECORD
     if not path.is_file():
-        return None
+        return {}
     try:
-        record = json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as err:
         raise UserError(f"{path} cannot be read ({err})") from None
-    return record.get("text_encoder")
+
+
+def media_sources(record: dict[str, Any], data_dir: Path, video_ids: list[str]
+                  ) -> dict[str, dict[str, Path]]:
+    """Each indexed video's source file and keyframe, as the extraction record names them."""
+    sources = {}
+    videos = record.get("videos") or {}
+    for video_id in video_ids:
+        entry = videos.get(video_id) or {}
+        files = {}
+        if entry.get("source"):
+            files["video"] = data_dir / entry["source"]  # an absolute source stays as it is
+        if (entry.get("keyframe") or {}).get("file"):
+            files["thumbnail"] = data_dir / entry["keyframe"]["file"]
+        if files:
+            sources[video_id] = files
+    return sources
 
 
 def build_index(config: ExperimentConfig | dict[str, Any], checkpoint: str | Path,
@@ -116,8 +135,10 @@ def index_from_model(model: torch.nn.Module, experiment: ExperimentConfig, data:
     index.captions = _caption_store(model, split)
     index.captions.texts = _caption_texts(data.root, experiment.data.dataset_name, split)
     state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    record = extraction_record(experiment.data.data_dir)
     index.text_side = TextSide(experiment.raw, state, experiment.data.max_tokens["text"],
-                               text_encoder_record(experiment.data.data_dir))
+                               record.get("text_encoder"))
+    index.media_sources = media_sources(record, experiment.data.data_dir, split.video_ids)
     index.info = {"dataset": experiment.data.dataset_name,
                   "split": experiment.data.split_name,
                   "data_dir": str(experiment.data.data_dir)}

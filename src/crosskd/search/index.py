@@ -19,6 +19,7 @@ import torch
 from crosskd.errors import UserError
 from crosskd.search.backends import Backend, build_backend, check_backend, load_backend
 from crosskd.search.captions import CaptionStore
+from crosskd.search.media import attach_media
 from crosskd.search.patterns import ExpertSlices, Pattern, find_patterns
 from crosskd.search.query import Hit, Query
 from crosskd.search.storage import StoredVectors, check_dtype
@@ -57,6 +58,8 @@ class Index:
     text_side: TextSide | None = None
     info: dict[str, Any] = field(default_factory=dict)
     root: Path | None = None
+    #: files to copy into the folder on `save`: {video_id: {"video": path, "thumbnail": path}}
+    media_sources: dict[str, dict[str, Path]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.positions = {vid: i for i, vid in enumerate(self.video_ids)}
@@ -215,6 +218,8 @@ class Index:
         self.captions.save(partial)
         if self.text_side is not None:
             self.text_side.save(partial)
+        if self.media_sources:
+            attach_media(partial, self.media_sources)
         manifest = {"format": FORMAT, "version": VERSION, "modalities": list(self.modalities),
                     "dims": list(self.dims), "dtype": self.dtype, "backend": self.backend,
                     "video_ids": self.video_ids,
