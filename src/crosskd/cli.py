@@ -37,6 +37,7 @@ COMMANDS: tuple[str, ...] = (
     "index",
     "search",
     "serve",
+    "report",
 )
 EPILOG = """examples:
   crosskd demo                                   train + test two models on synthetic data

@@ -1,0 +1,131 @@
+"""A self-contained HTML page about a model's test split: where each query's video ranks.
+
+For every caption of an index: the rank of its own video under the model's score, its top
+retrieved videos with their captions; the worst queries; the recall-at-K curve; the mean
+mixture weight of each expert. Every text is escaped; the page's style is the search page's
+own stylesheet, inlined, so the file opens anywhere without a server.
+"""
+
+from __future__ import annotations
+
+import html
+from importlib import resources
+from typing import Any
+
+import numpy as np
+
+from crosskd.search.index import Index
+
+TOP = 5
+WORST = 20
+
+
+def full_scores(index: Index) -> np.ndarray:
+    """`[captions, videos]` model scores of every stored caption against every video."""
+    videos = np.zeros((len(index), len(index.modalities), max(index.dims)), np.float32)
+    for group in index.groups:
+        decoded = group.vectors.decode()
+        for e, block in zip(group.slices.experts, group.slices.split(decoded)):
+            videos[group.pattern.members, e, :block.shape[1]] = block  # already x availability
+    captions = index.captions
+    weighted = (np.asarray(captions.embeddings) * np.asarray(captions.weights)[..., None])
+    numerators = weighted.reshape(len(captions), -1) @ videos.reshape(len(index), -1).T
+    return numerators / (np.asarray(captions.weights) @ index.availability.T)
+
+
+def query_ranks(scores: np.ndarray, owners: np.ndarray) -> np.ndarray:
+    """1 + the number of videos scored above each caption's own video."""
+    own = scores[np.arange(len(scores)), owners]
+    return 1 + (scores > own[:, None]).sum(axis=1)
+
+
+def summary(index: Index) -> dict[str, Any]:
+    """Ranks, top videos, recall curve and mean weights (what the page shows)."""
+    scores = full_scores(index)
+    owners = np.asarray(index.captions.owner)
+    ranks = query_ranks(scores, owners)
+    top = np.argsort(-scores, axis=1, kind="stable")[:, :TOP]
+    ks = np.arange(1, min(len(index), 100) + 1)
+    return {"ranks": ranks, "top": top, "scores": scores,
+            "recall": [(int(k), float((ranks <= k).mean() * 100)) for k in ks],
+            "weights": dict(zip(index.modalities,
+                                np.asarray(index.captions.weights).mean(axis=0).tolist()))}
+
+
+def _e(text: Any) -> str:
+    return html.escape(str(text), quote=True)
+
+
+def _caption_text(index: Index, n: int) -> str:
+    return index.captions.text_of(index.video_ids, n) or \
+        f"{index.video_ids[int(index.captions.owner[n])]}:{int(index.captions.slot[n])}"
+
+
+def _recall_svg(points: list[tuple[int, float]]) -> str:
+    width, height, pad = 480, 220, 30
+    last = max(k for k, _ in points)
+    xy = [(pad + (width - 2 * pad) * (k - 1) / max(1, last - 1),
+           height - pad - (height - 2 * pad) * r / 100) for k, r in points]
+    path = " ".join(f"{x:.1f},{y:.1f}" for x, y in xy)
+    return (f'<svg viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
+            f'role="img" aria-label="recall at K"><polyline fill="none" stroke="#3a7bd5" '
+            f'stroke-width="2" points="{path}"/>'
+            f'<line x1="{pad}" y1="{height - pad}" x2="{width - pad}" y2="{height - pad}" '
+            f'stroke="#888"/><line x1="{pad}" y1="{pad}" x2="{pad}" y2="{height - pad}" '
+            f'stroke="#888"/><text x="{pad}" y="{height - 8}" font-size="11">K = 1</text>'
+            f'<text x="{width - pad - 40}" y="{height - 8}" font-size="11">K = {last}</text>'
+            f'<text x="2" y="{pad}" font-size="11">100%</text></svg>')
+
+
+def _bars(values: dict[str, float]) -> str:
+    scale = max([abs(v) for v in values.values()] + [1e-9])
+    rows = "".join(
+        f'<div class="bar-row" title="{_e(name)}: {value:.4f}"><span class="name">{_e(name)}'
+        f'</span><div class="bar{" negative" if value < 0 else ""}" '
+        f'style="width:{100 * abs(value) / scale:.1f}%"></div></div>'
+        for name, value in values.items())
+    return f'<div class="bars">{rows}</div>'
+
+
+def _query_card(index: Index, facts: dict[str, Any], n: int) -> str:
+    owner = int(index.captions.owner[n])
+    rank = int(facts["ranks"][n])
+    items = "".join(
+        f'<li{" class=own" if int(v) == owner else ""}>{_e(index.video_ids[int(v)])} '
+        f'({facts["scores"][n, int(v)]:.3f}): '
+        f'{_e((index.captions.texts.get(index.video_ids[int(v)]) or [""])[0])}</li>'
+        for v in facts["top"][n])
+    return (f'<article class="card"><h2><span>{_e(_caption_text(index, n))}</span>'
+            f'<span class="score">rank {rank}</span></h2><p>video '
+            f'{_e(index.video_ids[owner])}</p><ol class="captions">{items}</ol></article>')
+
+
+def render(index: Index, title: str) -> str:
+    """The report page of an index's captions (all of them, worst first after the summary)."""
+    facts = summary(index)
+    ranks = facts["ranks"]
+    order = np.argsort(-ranks, kind="stable")
+    style = (resources.files("crosskd.search") / "static" / "app.css").read_text("utf-8")
+    recall = {k: r for k, r in facts["recall"]}
+    figures = ", ".join(f"R@{k} {recall[k]:.1f}" for k in (1, 5, 10, 50) if k in recall)
+    rows = "".join(
+        f"<tr><td>{_e(_caption_text(index, n))}</td><td>{_e(index.video_ids[int(index.captions.owner[n])])}"
+        f"</td><td>{int(ranks[n])}</td></tr>" for n in range(len(ranks)))
+    worst = "".join(_query_card(index, facts, int(n)) for n in order[:WORST])
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{_e(title)}</title>
+<style>{style}
+.own {{ font-weight: bold; }} table {{ border-collapse: collapse; font-size: .85rem; }}
+td, th {{ border-bottom: 1px solid #ddd; padding: .2rem .5rem; text-align: left; }}
+section {{ margin: 1.5rem 0; }}</style></head>
+<body><header><h1>{_e(title)}</h1>
+<p id="summary">{len(ranks)} queries over {len(index)} videos; text to video {_e(figures)};
+median rank {float(np.median(ranks)):.0f}, mean rank {float(ranks.mean()):.1f}</p></header>
+<section><h2>Recall at K</h2>{_recall_svg(facts["recall"])}</section>
+<section><h2>Mean mixture weight per expert</h2>{_bars(facts["weights"])}</section>
+<section><h2>Worst {min(WORST, len(ranks))} queries, their top {TOP} videos</h2>
+<div id="results">{worst}</div></section>
+<section><h2>Every query's rank of its own video</h2>
+<table><tr><th>caption</th><th>video</th><th>rank</th></tr>{rows}</table></section>
+</body></html>
+"""
