@@ -24,8 +24,13 @@ log = logging.getLogger(__name__)
 BACKENDS = ("exact", "ivf", "hnsw")
 #: patterns smaller than this are searched exactly whatever the backend (a scan is cheap)
 MIN_APPROXIMATE_ROWS = 4096
-#: rows decoded and multiplied at once by the exact scan without faiss (bounds its memory)
-SCAN_CHUNK = 65536
+#: bytes of float32 rows decoded at once by a scan (bounds its memory)
+SCAN_BYTES = 1 << 28
+
+
+def scan_chunk(width: int) -> int:
+    """Rows of `width` floats decoded at once."""
+    return max(256, SCAN_BYTES // (4 * width))
 
 
 def faiss_module():
@@ -88,8 +93,9 @@ class ExactBackend:
         best = torch.empty(len(queries), 0)
         best_rows = torch.empty(len(queries), 0, dtype=torch.int64)
         q = torch.from_numpy(queries)
-        for start in range(0, len(self.vectors), SCAN_CHUNK):
-            block = torch.from_numpy(self.vectors.decode(slice(start, start + SCAN_CHUNK)))
+        chunk = scan_chunk(self.vectors.slices.width)
+        for start in range(0, len(self.vectors), chunk):
+            block = torch.from_numpy(self.vectors.decode(slice(start, start + chunk)))
             scores = q @ block.T
             rows = torch.arange(start, start + len(block)).expand(len(q), -1)
             best, best_rows = _top(torch.cat([best, scores], 1), torch.cat([best_rows, rows], 1),
@@ -135,7 +141,7 @@ class ApproximateBackend:
         sample = vectors.decode(np.sort(rng.choice(n, min(n, 50_000), replace=False)))
         projection = None
         if project_to is not None and project_to < sample.shape[1]:
-            projection = Projection.fit(sample[:20_000], project_to)
+            projection = Projection.fit(sample[:8192], project_to)
             sample = projection(sample)
         dim = sample.shape[1]
         quantiser = faiss.ScalarQuantizer.QT_8bit
@@ -148,8 +154,9 @@ class ApproximateBackend:
             index = faiss.IndexHNSWSQ(dim, quantiser, 32, faiss.METRIC_INNER_PRODUCT)
             index.hnsw.efSearch = 128
         index.train(sample)
-        for start in range(0, n, SCAN_CHUNK):
-            block = vectors.decode(slice(start, start + SCAN_CHUNK))
+        chunk = scan_chunk(vectors.slices.width)
+        for start in range(0, n, chunk):
+            block = vectors.decode(slice(start, start + chunk))
             index.add(projection(block) if projection else block)
         return cls(kind, index, vectors, projection, candidates)
 

@@ -154,19 +154,26 @@ class Index:
 
     def search(self, query: str | np.ndarray | torch.Tensor | Query, k: int = 10) -> list[Hit]:
         """The `k` best videos for a query, best first, with scores and contributions."""
-        query = self.query(query)
+        return self.search_many([self.query(query)], k)[0]
+
+    def search_many(self, queries: Sequence[Query], k: int = 10) -> list[list[Hit]]:
+        """`search` for several embedded queries at once (one scan of each pattern)."""
         k = check_k(k, len(self))
+        texts = np.stack([q.embeddings for q in queries])
+        weights = np.stack([q.weights for q in queries])
         found_scores, found_positions = [], []
         for group in self.groups:
-            denominator = group.pattern.denominators(query.weights[None])[0]
-            vector = group.slices.concat(query.embeddings[None], query.weights[None])
-            numerators, rows = group.backend.search(vector, k)
-            found_scores.append(numerators[0] / denominator)
-            found_positions.append(group.pattern.members[rows[0]])
-        scores = np.concatenate(found_scores)
-        positions = np.concatenate(found_positions)
-        order = np.lexsort((positions, -scores))[:k]
-        return [self._hit(query, int(positions[i]), float(scores[i])) for i in order]
+            numerators, rows = group.backend.search(group.slices.concat(texts, weights), k)
+            found_scores.append(numerators / group.pattern.denominators(weights)[:, None])
+            found_positions.append(group.pattern.members[rows])
+        scores = np.concatenate(found_scores, axis=1)
+        positions = np.concatenate(found_positions, axis=1)
+        answers = []
+        for query, row_scores, row_positions in zip(queries, scores, positions):
+            order = np.lexsort((row_positions, -row_scores))[:k]
+            answers.append([self._hit(query, int(row_positions[i]), float(row_scores[i]))
+                            for i in order])
+        return answers
 
     def _hit(self, query: Query, position: int, score: float) -> Hit:
         contributions = self.contributions(query, position)
