@@ -156,6 +156,8 @@ def main() -> None:
     parser.add_argument("--project-to", type=int, default=None,
                         help="project the approximate indexes' vectors to this many dims")
     parser.add_argument("--candidates", type=int, default=200)
+    parser.add_argument("--nprobe", type=int, default=32)
+    parser.add_argument("--ef-search", type=int, default=128)
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--brute-force", action="store_true",
@@ -171,6 +173,8 @@ def main() -> None:
                                collection.availability, collection.embeddings, chunk=8192,
                                dtype=args.dtype)
     report = {"videos": args.videos, "dtype": args.dtype, "patterns": len(stored.groups),
+              "options": {"candidates": args.candidates, "project_to": args.project_to,
+                          "nprobe": args.nprobe, "ef_search": args.ef_search},
               "store_build_s": time.perf_counter() - start, "store_bytes": index_bytes(stored),
               "backends": {}}
     print(json.dumps({k: v for k, v in report.items() if k != "backends"}), flush=True)
@@ -182,7 +186,8 @@ def main() -> None:
             index, built = stored, 0.0
         else:
             index, built = with_backend(stored, kind, candidates=args.candidates,
-                                        project_to=args.project_to)
+                                        project_to=args.project_to, nprobe=args.nprobe,
+                                        ef_search=args.ef_search)
         row = {"build_s": built, "bytes": index_bytes(index)}
         row.update(measure(index, queries, truth, args.clients))
         row["peak_rss_gib"] = peak_rss_gib()

@@ -133,8 +133,10 @@ class ApproximateBackend:
 
     @classmethod
     def build(cls, kind: str, vectors: StoredVectors, candidates: int = 200,
-              project_to: int | None = None, seed: int = 0) -> "ApproximateBackend":
-        """Train and fill the faiss index of `kind` from the stored vectors, in chunks."""
+              project_to: int | None = None, nprobe: int = 32, ef_search: int = 128,
+              seed: int = 0) -> "ApproximateBackend":
+        """Train and fill the faiss index of `kind` from the stored vectors, in chunks
+        (`nprobe` lists of IVF, `ef_search` of HNSW are searched; both are saved with it)."""
         faiss = faiss_module()
         rng = np.random.default_rng(seed)
         n = len(vectors)
@@ -149,10 +151,10 @@ class ApproximateBackend:
             lists = int(max(1, min(4 * np.sqrt(n), n // 39)))
             index = faiss.IndexIVFScalarQuantizer(faiss.IndexFlatIP(dim), dim, lists, quantiser,
                                                   faiss.METRIC_INNER_PRODUCT)
-            index.nprobe = min(lists, 32)
+            index.nprobe = min(lists, nprobe)
         else:
             index = faiss.IndexHNSWSQ(dim, quantiser, 32, faiss.METRIC_INNER_PRODUCT)
-            index.hnsw.efSearch = 128
+            index.hnsw.efSearch = ef_search
         index.train(sample)
         chunk = scan_chunk(vectors.slices.width)
         for start in range(0, n, chunk):
