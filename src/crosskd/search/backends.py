@@ -69,8 +69,8 @@ def _top(scores: torch.Tensor, rows: torch.Tensor, k: int) -> tuple[torch.Tensor
 def exact_inner_products(vectors: StoredVectors, queries: np.ndarray, rows: np.ndarray | None,
                          ) -> np.ndarray:
     """`[Q, n]` inner products of the queries with the stored rows (all rows when None)."""
-    decoded = vectors.decode(slice(None) if rows is None else rows)
-    return queries.astype(np.float32) @ decoded.T
+    decoded = torch.from_numpy(vectors.decode(slice(None) if rows is None else rows))
+    return (torch.from_numpy(np.ascontiguousarray(queries, np.float32)) @ decoded.T).numpy()
 
 
 class ExactBackend:
@@ -114,12 +114,22 @@ class Projection:
         self.matrix = np.ascontiguousarray(matrix, np.float32)
 
     @classmethod
-    def fit(cls, sample: np.ndarray, dim: int) -> "Projection":
-        _, _, axes = np.linalg.svd(sample.astype(np.float32), full_matrices=False)
+    def fit(cls, sample: np.ndarray, dim: int, seed: int = 0) -> "Projection":
+        """The leading `dim` right singular vectors of `sample`, by a randomised range finder
+        with two power iterations (a full SVD of 8,192 x 5,376 takes minutes on 2 cores)."""
+        rng = np.random.default_rng(seed)
+        sample = np.asarray(sample, np.float32)
+        basis = sample @ rng.standard_normal((sample.shape[1], dim + 16), dtype=np.float32)
+        for _ in range(2):
+            basis, _ = np.linalg.qr(sample @ (sample.T @ basis))
+        _, _, axes = np.linalg.svd(basis.T @ sample, full_matrices=False)
         return cls(axes[:dim])
 
     def __call__(self, vectors: np.ndarray) -> np.ndarray:
-        return np.ascontiguousarray(vectors @ self.matrix.T, np.float32)
+        # torch: numpy's float32 product with a transposed matrix is ~40x slower here
+        projected = torch.from_numpy(np.ascontiguousarray(vectors, np.float32)) @ \
+            torch.from_numpy(self.matrix).T
+        return np.ascontiguousarray(projected.numpy())
 
 
 class ApproximateBackend:
