@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from _machine import load_average, matmul_gflops
+from crosskd.train.runtime import NATIVE_BF16_FLAGS, cpu_flags
 from _msrvtt_bench import (REPO, BenchData, ProcessResult, make_dataset, run_process,
                            write_config)
 
@@ -190,6 +191,10 @@ class Side:
     env: dict[str, str]
     figures: dict[str, list[float]] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
+    #: whose functions _stamps.py wraps ("original" or "crosskd")
+    kind: str = "crosskd"
+    #: crosskd's command-line flags for train.py and test.py
+    flags: list[str] = field(default_factory=list)
 
     def add(self, values: dict[str, float]) -> None:
         for key, value in values.items():
@@ -207,14 +212,14 @@ def _failure(result: ProcessResult) -> str:
     return f"failed with exit code {result.returncode}"
 
 
-def run_train(side: Side, config: Path, work: Path, extra: list[str]) -> None:
+def run_train(side: Side, config: Path, work: Path) -> None:
     """train.py of `side` in its own process, with timing stamps. The stamps taken before a
     failure (the original can run out of memory in its final test) are kept."""
     stamps = work / f"stamps-{side.name}-train.jsonl"
     stamps.unlink(missing_ok=True)
     load = load_average()
-    result = run_process([str(side.python), str(HERE / "_stamps.py"), str(stamps), side.name,
-                          str(side.cwd / "train.py"), "--config", str(config), *extra],
+    result = run_process([str(side.python), str(HERE / "_stamps.py"), str(stamps), side.kind,
+                          str(side.cwd / "train.py"), "--config", str(config), *side.flags],
                          env=side.env, cwd=side.cwd, check=False)
     phases = read_stamps(stamps)
     side.add(phases)
@@ -230,13 +235,15 @@ def run_train(side: Side, config: Path, work: Path, extra: list[str]) -> None:
 
 
 def run_test(side: Side, config: Path, checkpoint: Path | None, extra: list[str]) -> None:
-    """test.py of `side` on `checkpoint` (the full-test protocol of the config)."""
+    """test.py of `side` on `checkpoint` (the full-test protocol of the config), with
+    `extra` flags after the side's own."""
     if checkpoint is None:
         side.failures.append("test.py not run: train.py wrote no checkpoint")
         return
     load = load_average()
     result = run_process([str(side.python), str(side.cwd / "test.py"), "--config", str(config),
-                          "--resume", str(checkpoint), "--eval_from_training_config", *extra],
+                          "--resume", str(checkpoint), "--eval_from_training_config",
+                          *side.flags, *extra],
                          env=side.env, cwd=side.cwd, check=False)
     if result.returncode:
         side.failures.append(f"test.py {_failure(result)}")
@@ -293,6 +300,28 @@ def table(ours: Side, original: Side | None, labels: dict) -> str:
     return "\n".join(lines)
 
 
+def bf16_report(ours: Side, bf16: Side, work: Path, labels: dict) -> str:
+    """crosskd in bf16 against fp32 (same run): times and the test metrics' deviation."""
+    flags = sorted(NATIVE_BF16_FLAGS & cpu_flags())
+    lines = [f"\ncrosskd with trainer.amp \"bf16\" (CPU bf16 matmul instructions: "
+             f"{', '.join(flags) or 'none, so bf16 is emulated'})\n",
+             "| what | crosskd fp32 | crosskd bf16 | fp32 / bf16 |", "|---|---|---|---|"]
+    for key, label, unit in ROWS:
+        exact, mixed = ours.median(key), bf16.median(key)
+        if exact is not None and mixed is not None:
+            lines.append(f"| {label.format(**labels)} | {exact:.2f} {unit} | {mixed:.2f} {unit} | "
+                         f"{exact / mixed:.2f}x |")
+    paths = [work / f"metrics-{side.name}.json" for side in (ours, bf16)]
+    if all(path.is_file() for path in paths):
+        exact, mixed = (json.loads(path.read_text(encoding="utf-8")) for path in paths)
+        for direction in ("t2v", "v2t"):
+            deltas = ", ".join(f"{key} {mixed[direction][key] - value:+.2f}"
+                               for key, value in exact[direction].items()
+                               if not key.startswith("geometric"))
+            lines.append(f"\ntest metrics, bf16 - fp32, {direction}: {deltas}")
+    return "\n".join(lines)
+
+
 def _parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -310,6 +339,9 @@ def _parse_args() -> argparse.Namespace:
                         help="where the original's venv is kept between runs")
     parser.add_argument("--repeat", type=int, default=1,
                         help="measure each side this many times, alternating (medians)")
+    parser.add_argument("--bf16", action="store_true",
+                        help="also run crosskd with trainer.amp \"bf16\" (third column, "
+                             "test metrics' deviation from fp32)")
     parser.add_argument("--train", type=int, default=1000)
     parser.add_argument("--val", type=int, default=250)
     parser.add_argument("--test", type=int, default=250)
@@ -338,7 +370,7 @@ def main() -> None:
                              args.ce_configs.resolve() if args.ce_configs else None,
                              work / "original")
         original = Side("original", original_venv(args.cache.expanduser()), copy,
-                        {"CUDA_VISIBLE_DEVICES": "", "PYTHONPATH": ""})
+                        {"CUDA_VISIBLE_DEVICES": "", "PYTHONPATH": ""}, kind="original")
         config = benchmark_config(copy / ORIGINAL_CONFIG, data_dir, work / "runs", copy)
         source = f"the original's {ORIGINAL_CONFIG} resolved through the CE configs"
     else:
@@ -346,18 +378,31 @@ def main() -> None:
         config = benchmark_config(shipped, data_dir, work / "runs", REPO)
         source = f"crosskd's {shipped.relative_to(REPO)}"
     config_path = write_config(config, work / "configs_bench" / "msrvtt-cecap.json")
-    ours_flags = ["--device", "cpu", "--cache_dir", str(cache)]
+    ours.flags = ["--device", "cpu", "--cache_dir", str(cache)]
+    bf16 = None
+    if args.bf16:
+        bf16 = Side("crosskd-bf16", ours.python, REPO, env,
+                    flags=[*ours.flags, "--set", 'trainer.amp="bf16"'])
+        bf16_config = write_config({**config, "trainer": {**config["trainer"],
+                                                           "save_dir": str(work / "runs-bf16")}},
+                                   work / "configs_bench" / "msrvtt-cecap-bf16.json")
     gflops = [matmul_gflops()]
     for _ in range(args.repeat):
         if original:
-            run_train(original, config_path, work, [])
+            run_train(original, config_path, work)
         shutil.rmtree(cache, ignore_errors=True)  # crosskd's train.py packs from cold
-        run_train(ours, config_path, work, ours_flags)
+        run_train(ours, config_path, work)
+        if bf16:
+            run_train(bf16, bf16_config, work)
         loads.append(load_average())
         if original:
             run_test(original, config_path, newest("**/trained_model.pth", work / "runs"), [])
-        run_test(ours, config_path, newest(f"{config_path.stem}/*/model_best.pth",
-                                           work / "runs"), ours_flags)
+        best = "*/*/model_best.pth"
+        run_test(ours, config_path, newest(best, work / "runs"),
+                 ["--out", str(work / "metrics-crosskd.json")])
+        if bf16:
+            run_test(bf16, bf16_config, newest(best, work / "runs-bf16"),
+                     ["--out", str(work / "metrics-crosskd-bf16.json")])
         loads.append(load_average())
     gflops.append(matmul_gflops())
     labels = {"steady": STEADY_AFTER, "batches": int(ours.median("batches") or 0),
@@ -370,7 +415,9 @@ def main() -> None:
           f"each train.py pair and test.py pair); {os.cpu_count()} CPUs, {memory:.1f} GiB "
           f"memory available at the start\n")
     print(table(ours, original, labels))
-    for side in (original, ours):
+    if bf16:
+        print(bf16_report(ours, bf16, work, labels))
+    for side in (original, ours, bf16):
         for failure in side.failures if side else ():
             print(f"\n{side.name}: {failure}")
 

@@ -12,6 +12,7 @@ from crosskd.optim.fast_radam import SinglePassRAdam
 from crosskd.train.distributed import Distributed
 from crosskd.train.precision import Precision
 from crosskd.config.runtime import RuntimeSettings
+from crosskd.train import runtime
 from crosskd.train.runtime import MIN_PARAMETERS_FOR_THREADS, cpu_threads_for, resolve_runtime
 
 CPU, CUDA = torch.device("cpu"), torch.device("cuda")
@@ -105,3 +106,27 @@ def test_torchrun_variables_make_a_job_and_the_global_batch_must_split():
     job.check_batch_size(64)
     with pytest.raises(ConfigError, match="batch_size: 66 .*4 processes"):
         job.check_batch_size(66)
+
+
+def test_cpu_flags_are_read_from_cpuinfo(tmp_path):
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nflags\t\t: fpu avx512f avx512_bf16\n")
+    assert runtime.cpu_flags(str(info)) == {"fpu", "avx512f", "avx512_bf16"}
+    info.write_text("processor\t: 0\nFeatures\t: fp asimd bf16\n")  # Arm
+    assert "bf16" in runtime.cpu_flags(str(info))
+    assert runtime.cpu_flags(str(tmp_path / "missing")) == frozenset()
+
+
+@pytest.mark.parametrize("flags, warned", [({"avx512f"}, True), ({"avx512_bf16"}, False),
+                                           ({"amx_bf16"}, False)])
+def test_bf16_on_a_cpu_without_bf16_matmuls_is_warned_about(flags, warned, monkeypatch,
+                                                             caplog):
+    monkeypatch.setattr(runtime, "cpu_flags", lambda: frozenset(flags))
+    with caplog.at_level("WARNING", logger="crosskd.train.runtime"):
+        assert _resolve(CPU, amp="bf16").precision.dtype is torch.bfloat16
+    assert ("no bfloat16 matmul instructions" in caplog.text) is warned
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="crosskd.train.runtime"):
+        assert runtime.resolve_precision(None, CPU) == Precision()
+        runtime.resolve_precision("bf16", CUDA)
+    assert caplog.text == ""

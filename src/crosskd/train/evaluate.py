@@ -35,7 +35,7 @@ from crosskd.checkpoint.reader import read_checkpoint
 from crosskd.train.distributed import EvalShards
 from crosskd.train.mapped import release_mapped_pages
 from crosskd.train.precision import Precision
-from crosskd.train.runtime import cpu_threads_for, set_cpu_threads
+from crosskd.train.runtime import cpu_threads_for, resolve_precision, set_cpu_threads
 
 log = logging.getLogger(__name__)
 
@@ -182,5 +182,5 @@ def evaluate_checkpoint(config: ExperimentConfig | Config, checkpoint_path: str 
     model = load_model(experiment.model, checkpoint_path).to(device)
     set_cpu_threads(cpu_threads_for(model, device))
     data = RetrievalData.load(experiment.data, cache_dir=cache_dir)
-    precision = Precision.from_amp(experiment.runtime.amp)
+    precision = resolve_precision(experiment.runtime.amp, device)
     return evaluate(model, data.eval, device, precision=precision)

@@ -36,6 +36,9 @@ AUTO_MEMORY_SHARE = 0.5
 CORE_THREADS = torch.get_num_threads()
 #: below this many parameters a model is too small for threads to pay off.
 MIN_PARAMETERS_FOR_THREADS = 4_000_000
+#: /proc/cpuinfo flags of CPUs with bfloat16 matmul instructions (x86 AVX-512 BF16 or AMX,
+#: Arm's BF16 extension); without one, bf16 autocast on the CPU is emulated.
+NATIVE_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16", "bf16"})
 
 @dataclass(frozen=True)
 class Runtime:
@@ -67,6 +70,35 @@ class Runtime:
     def apply_threads(self) -> None:
         """Set torch's intra-op thread count, where this runtime decided one."""
         set_cpu_threads(self.cpu_threads)
+
+
+def cpu_flags(cpuinfo: str = "/proc/cpuinfo") -> frozenset[str]:
+    """The CPU's feature flags (`flags` on x86, `Features` on Arm); empty where unknown."""
+    try:
+        with open(cpuinfo, encoding="ascii", errors="replace") as handle:
+            for line in handle:
+                key, _, value = line.partition(":")
+                if key.strip() in ("flags", "Features"):
+                    return frozenset(value.split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+def resolve_precision(amp: str | None, device: torch.device) -> Precision:
+    """The precision of `trainer.amp` on `device` (training and evaluation both ask here).
+
+    bf16 on a CPU without bfloat16 matmul instructions still runs, emulated and slower than
+    float32, so it is warned about rather than refused.
+    """
+    precision = Precision.from_amp(amp)
+    if (precision.dtype is torch.bfloat16 and device.type == "cpu"
+            and not NATIVE_BF16_FLAGS & cpu_flags()):
+        log.warning("trainer.amp is \"bf16\", but this CPU has no bfloat16 matmul "
+                    "instructions (none of %s in /proc/cpuinfo): bf16 is emulated here and "
+                    "slower than float32; set trainer.amp to null for exact float32",
+                    ", ".join(sorted(NATIVE_BF16_FLAGS)))
+    return precision
 
 
 def set_cpu_threads(count: int | None) -> None:
@@ -123,7 +155,7 @@ def resolve_runtime(settings: RuntimeSettings, device: torch.device,
     caption per video, no teachers); `resident_bytes(token dtype)` what it would take.
     `distributed` is the torchrun job (crosskd.train.distributed), None for one process.
     """
-    precision = Precision.from_amp(settings.amp)
+    precision = resolve_precision(settings.amp, device)
     in_backward = (device.type == "cpu" and distributed is None
                    if settings.optimizer_in_backward is None
                    else settings.optimizer_in_backward)
