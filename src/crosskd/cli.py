@@ -1,8 +1,9 @@
 """crosskd: train and evaluate video-text retrieval models (CE+, TeachText-CE+) with and
 without the within-to-between caption distillation loss (ACCV 2022), on the published
-features or on synthetic data.
+features, on synthetic data or on your own videos (`crosskd extract`), and search what they
+index by text from the command line, an HTTP API or a web page (`crosskd serve`).
 
-Start with `crosskd demo` (no download, about a minute on a laptop CPU). `crosskd COMMAND
+Start with `crosskd demo` (no download, under a minute on a laptop CPU). `crosskd COMMAND
 --help` describes each command and all its options with their defaults.
 """
 
@@ -40,7 +41,7 @@ COMMANDS: tuple[str, ...] = (
     "report",
 )
 EPILOG = """examples:
-  crosskd demo                                   train + test two models on synthetic data
+  crosskd demo                                   synthetic videos: extract, train two models, test, index
   crosskd download features MSRVTT               fetch and check a dataset's features
   crosskd extract VIDEOS --captions FILE --out DIR   your own videos into a dataset
   python3 train.py --config configs/msrvtt-train-gpt2-xl-finetuned-mte-adam-cecap.json

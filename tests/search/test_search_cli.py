@@ -69,3 +69,13 @@ def test_index_from_the_checkpoints_config_and_a_data_folder(tmp_path, tiny_coll
     assert "of MSRVTT full-val" in capsys.readouterr().out
     assert main(["index", "--checkpoint", str(ours), "--out", str(out)]) == 2
     assert "exists" in capsys.readouterr().err
+
+
+def test_a_missing_checkpoint_is_named_by_its_flag(tmp_path, capsys):
+    missing = tmp_path / "nope.pth"
+    with pytest.raises(SystemExit) as exit_:
+        main(["index", "--checkpoint", str(missing), "--out", str(tmp_path / "index")])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert f"argument --checkpoint: {missing}: no such checkpoint" in err
+    assert "--resume" not in err

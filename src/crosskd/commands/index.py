@@ -14,7 +14,7 @@ import json
 import logging
 from pathlib import Path
 
-from crosskd.commands.options import default_cache_dir
+from crosskd.commands.options import default_cache_dir, existing_checkpoint
 from crosskd.config import apply_overrides, load_config
 from crosskd.checkpoint.reader import stored_config
 from crosskd.search.backends import BACKENDS, check_backend
@@ -29,7 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `index` subcommand."""
     parser = subparsers.add_parser("index", help="build a search index of a video collection "
                                    "with a trained model", description=__doc__)
-    parser.add_argument("--checkpoint", required=True,
+    parser.add_argument("--checkpoint", required=True, type=existing_checkpoint,
                         help="our checkpoint or run folder, or an original trained_model.pth")
     parser.add_argument("--config", type=resolve_config,
                         help="experiment config (default: the one stored in the checkpoint)")

@@ -42,6 +42,14 @@ def add_common_options(parser: argparse.ArgumentParser) -> None:
                         const=None, help="pack into a temporary folder removed after the run")
 
 
+def existing_checkpoint(text: str) -> Path:
+    """argparse type: a checkpoint file or a run folder that exists, so the error names the flag."""
+    path = Path(text)
+    if not path.exists():
+        raise argparse.ArgumentTypeError(f"{path}: no such checkpoint file or run folder")
+    return path
+
+
 def default_cache_dir() -> Path:
     """Where packed features persist between runs: $CROSSKD_CACHE_DIR, else the user cache.
 
