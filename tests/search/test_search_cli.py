@@ -79,3 +79,44 @@ def test_a_missing_checkpoint_is_named_by_its_flag(tmp_path, capsys):
     err = capsys.readouterr().err
     assert f"argument --checkpoint: {missing}: no such checkpoint" in err
     assert "--resume" not in err
+
+
+def test_approximate_options_reach_the_backend(tmp_path, tiny_collection, capsys, monkeypatch):
+    pytest.importorskip("faiss", reason="the approximate backends are faiss indexes")
+    import crosskd.search.index as index_module
+    from crosskd.search import backends
+    built = []
+
+    def approximate_even_when_small(kind, vectors, **options):
+        built.append(options)
+        return backends.build_backend(kind, vectors, approximate_from=0, **options)
+
+    monkeypatch.setattr(index_module, "build_backend", approximate_even_when_small)
+    folder, _, checkpoint, exact_index = tiny_collection
+    out = tmp_path / "index"
+    assert main(["index", "--checkpoint", str(checkpoint), "--config", str(folder / "config.json"),
+                 "--out", str(out), "--backend", "hnsw", "--project-to", "8",
+                 "--ef-search", "64"]) == 0
+    capsys.readouterr()
+    assert built and all(options == {"project_to": 8, "ef_search": 64} for options in built)
+    approximate = search_json(capsys, out, "--caption", "video34:0", "-k", "3",
+                              "--candidates", "18")
+    exact = search_json(capsys, exact_index, "--caption", "video34:0", "-k", "3")
+    assert [hit["video_id"] for hit in approximate["results"]] == \
+        [hit["video_id"] for hit in exact["results"]]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--nprobe", "4"], "--nprobe only apply to --backend ivf or hnsw"),
+    (["--backend", "ivf", "--nprobe", "0"], "argument --nprobe: '0' is not a whole number"),
+])
+def test_approximate_options_are_checked(tmp_path, tiny_collection, capsys, args, message):
+    folder, _, checkpoint, _ = tiny_collection
+    command = ["index", "--checkpoint", str(checkpoint), "--config", str(folder / "config.json"),
+               "--out", str(tmp_path / "index"), *args]
+    try:
+        status = main(command)
+    except SystemExit as exit_:
+        status = exit_.code
+    assert status == 2
+    assert message in capsys.readouterr().err

@@ -14,8 +14,9 @@ import json
 import logging
 from pathlib import Path
 
-from crosskd.commands.options import default_cache_dir, existing_checkpoint
+from crosskd.commands.options import default_cache_dir, existing_checkpoint, positive_int
 from crosskd.config import apply_overrides, load_config
+from crosskd.errors import UserError
 from crosskd.checkpoint.reader import stored_config
 from crosskd.search.backends import BACKENDS, check_backend
 from crosskd.search.build import build_index, with_split
@@ -41,21 +42,41 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="how the video embeddings are stored")
     parser.add_argument("--backend", default="exact", choices=BACKENDS,
                         help="exact, or approximate (faiss IVF / HNSW) then exactly re-ranked")
+    approximate = parser.add_argument_group(
+        "approximate backends", "how ivf / hnsw propose candidates (refused with --backend exact)")
+    approximate.add_argument("--project-to", "--project_to", type=positive_int, metavar="DIM",
+                             help="reduce each pattern's vectors to DIM dimensions for the "
+                             "candidate search (default: full width)")
+    approximate.add_argument("--nprobe", type=positive_int, help="IVF lists searched (default: 32)")
+    approximate.add_argument("--ef-search", "--ef_search", type=positive_int,
+                             help="HNSW candidate-list size (default: 128)")
     parser.add_argument("--cache_dir", "--cache-dir", type=Path, default=default_cache_dir(),
                         help="packed-feature cache")
     parser.set_defaults(func=run)
+
+
+def approximate_options(args: argparse.Namespace) -> dict[str, int]:
+    """The approximate backends' options given on the command line (none with exact)."""
+    given = {name: getattr(args, name) for name in ("project_to", "nprobe", "ef_search")
+             if getattr(args, name) is not None}
+    if given and args.backend == "exact":
+        flags = ", ".join("--" + name.replace("_", "-") for name in given)
+        raise UserError(f"{flags} only apply to --backend ivf or hnsw")
+    return given
 
 
 def run(args: argparse.Namespace) -> int:
     """Build and write the index, then say what it holds."""
     check_dtype(args.dtype)
     check_backend(args.backend)
+    options = approximate_options(args)
     config = load_config(args.config) if args.config else stored_config(args.checkpoint)
     if args.data is not None:
         config = apply_overrides(config, [("data_loader.args.data_dir",
                                            json.dumps(str(args.data)))])
     config = with_split(config, args.split)
-    index = build_index(config, args.checkpoint, args.dtype, args.backend, args.cache_dir)
+    index = build_index(config, args.checkpoint, args.dtype, args.backend, args.cache_dir,
+                        **options)
     index.save(args.out)
     print(f"indexed {len(index)} videos and {len(index.captions)} captions of "
           f"{index.info['dataset']} {index.info['split']} into {args.out} "

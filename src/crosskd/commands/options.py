@@ -50,6 +50,17 @@ def existing_checkpoint(text: str) -> Path:
     return path
 
 
+def positive_int(text: str) -> int:
+    """argparse type: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
+    return value
+
+
 def default_cache_dir() -> Path:
     """Where packed features persist between runs: $CROSSKD_CACHE_DIR, else the user cache.
 

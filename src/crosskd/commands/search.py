@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from crosskd.commands.options import positive_int
 from crosskd.errors import UserError
 from crosskd.search.answers import answer, caption_answer, query_of
 from crosskd.search.index import Index
@@ -31,6 +32,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="query with caption features [tokens, text_dim] (default: none)")
     parser.add_argument("--video", metavar="VIDEO_ID",
                         help="video -> text: rank the indexed captions for this video (default: none)")
+    parser.add_argument("--candidates", type=positive_int, default=200,
+                        help="candidates an approximate index proposes for the exact re-rank")
     parser.add_argument("--exact", action="store_true",
                         help="search exactly even if the index was built approximate")
     parser.add_argument("--json", action="store_true", help="print the answer as JSON")
@@ -58,7 +61,7 @@ def _print_videos(result: dict) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Answer one query and print it (as a table, or JSON with --json)."""
-    index = Index.load(args.index, exact=args.exact)
+    index = Index.load(args.index, exact=args.exact, candidates=args.candidates)
     if args.video is not None:
         if args.text or args.caption or args.features:
             raise UserError("--video ranks captions for a video; give no other query with it")
