@@ -21,6 +21,7 @@ import logging
 from pathlib import Path
 
 from crosskd.commands.device_flag import DEVICE_HELP
+from crosskd.commands.options import positive_int
 from crosskd.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -57,10 +58,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "the I-th (default: all, or torchrun's RANK/WORLD_SIZE)")
     parser.add_argument("--merge", action="store_true",
                         help="write the dataset from the cached results of every shard")
-    parser.add_argument("--max-frames", "--max_frames", type=int, default=64,
+    parser.add_argument("--max-frames", "--max_frames", type=positive_int, default=64,
                         help="most frames per video and rate (longer videos are sampled "
                         "evenly; bounds memory) (default: %(default)s)")
-    parser.add_argument("--workers", type=int, default=2,
+    parser.add_argument("--workers", type=positive_int, default=2,
                         help="decoding threads (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0,
                         help="seed of the train/val/test draw (default: %(default)s)")
@@ -85,8 +86,6 @@ def run(args: argparse.Namespace) -> int:
     from crosskd.extract.job import ExtractOptions, extract, parse_shard
     from crosskd.train.device import resolve_device
 
-    if args.max_frames < 1 or args.workers < 1:
-        raise UserError("--max-frames and --workers must be at least 1")
     options = ExtractOptions(
         videos=args.videos, captions=args.captions, out=args.out, experts=args.experts,
         expert_options=expert_options(args.expert_option), text_encoder=args.text_encoder,

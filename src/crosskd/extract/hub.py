@@ -7,6 +7,7 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
+from crosskd.data.fingerprint import content_digest
 from crosskd.errors import UserError
 
 #: files of a `save_pretrained` folder whose bytes are the weights.
@@ -53,5 +54,5 @@ def weights_tag(model: str, weights: str | None, loaded: Any) -> str:
     for path in sorted(Path(weights).iterdir()):
         if path.suffix in _WEIGHT_SUFFIXES:
             digest.update(path.name.encode())
-            digest.update(path.read_bytes())
+            digest.update(content_digest(path).encode())  # streamed: weights run to GBs
     return f"sha256:{digest.hexdigest()}"
