@@ -10,21 +10,35 @@ import time
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from crosskd.ops import cpu_matmul
+
 # glibc mallopt parameters (malloc.h)
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_MAX = -4
 
 
-def matmul_gflops(size: int = 2048, seconds: float = 2.0) -> float:
-    """fp32 GFLOP/s of a size x size matmul loop with torch's current thread count."""
+def matmul_gflops(size: int = 2048, seconds: float = 2.0, library: str = "torch") -> float:
+    """fp32 GFLOP/s of a size x size matmul loop with torch's current thread count, through
+    torch's matmul (MKL on x86) or oneDNN's (`library` "onednn", crosskd.ops.cpu_matmul)."""
     a, b = torch.randn(size, size), torch.randn(size, size)
+    if library == "onednn":
+        def product() -> torch.Tensor:
+            return torch.ops.mkldnn._linear_pointwise(a, b, None, "none", [], "")
+    else:
+        def product() -> torch.Tensor:
+            return a @ b
     for _ in range(2):
-        a @ b
+        product()
     count, start = 0, time.perf_counter()
     while time.perf_counter() - start < seconds:
-        a @ b
+        product()
         count += 1
     return 2 * size ** 3 * count / (time.perf_counter() - start) / 1e9
+
+
+def matmul_libraries() -> tuple[str, ...]:
+    """The CPU matmul libraries this torch offers crosskd (crosskd.ops.cpu_matmul)."""
+    return ("torch", "onednn") if cpu_matmul.onednn_available() else ("torch",)
 
 
 def load_average() -> float:
@@ -53,6 +67,15 @@ def _addmm_flops(bias_shape, left_shape, right_shape, out_shape=None, **kwargs) 
     return 2 * left_shape[0] * left_shape[1] * right_shape[1]
 
 
+def _onednn_linear_flops(input_shape, weight_shape, *args, out_shape=None, **kwargs) -> int:
+    """FLOPs of oneDNN's linear (crosskd.ops.cpu_matmul): input [M, K] x weight [N, K]."""
+    return 2 * input_shape[0] * input_shape[1] * weight_shape[0]
+
+
 def flop_counter() -> FlopCounterMode:
-    """FlopCounterMode that also counts the in-place addmm_ of the text projections' backward."""
-    return FlopCounterMode(display=False, custom_mapping={torch.ops.aten.addmm_: _addmm_flops})
+    """FlopCounterMode that also counts the in-place addmm_ of the text projections' backward
+    and oneDNN's linear products."""
+    mapping = {torch.ops.aten.addmm_: _addmm_flops}
+    if cpu_matmul.onednn_available():
+        mapping[torch.ops.mkldnn._linear_pointwise] = _onednn_linear_flops
+    return FlopCounterMode(display=False, custom_mapping=mapping)

@@ -11,7 +11,9 @@ caption KL), backward and an optimizer step, timed with the config's optimizer (
 RAdam, which build_optimizer maps to crosskd.optim.fast_radam.SinglePassRAdam) and with
 torch.optim.RAdam. Reports medians of --steps steps after --warmup
 steps (RAdam rectifies from step 6 on, so warm-up covers that), the FLOPs of forward +
-backward (FlopCounterMode), the fp32 matmul GFLOP/s measured in the same run, and the
+backward (FlopCounterMode, oneDNN's products included), the fp32 2048^2 matmul GFLOP/s of
+torch's matmul and of oneDNN's measured in the same run (the step's share is of the library
+its linear layers use, `--cpu-matmul`, trainer.cpu_matmul), and the
 optimizer step alone for each RAdam implementation, with their largest difference, and the
 process's peak RSS (ru_maxrss) after each optimizer's training steps; SinglePassRAdam runs
 first, so its figure is the peak of training with it.
@@ -29,11 +31,13 @@ from typing import Callable
 import torch
 from torch.profiler import profile
 
-from _machine import flop_counter, load_average, matmul_gflops, retain_freed_memory
+from _machine import (flop_counter, load_average, matmul_gflops, matmul_libraries,
+                      retain_freed_memory)
 from crosskd.config import load_config, model_spec, objective_spec, optimizer_spec
 from crosskd.losses import build_objective
 from crosskd.models import CENet, build_model
 from crosskd.optim.fast_radam import SinglePassRAdam
+from crosskd.ops import cpu_matmul
 from crosskd.optim import build_optimizer
 
 #: tokens per expert sequence in the MSRVTT batches, and which fraction of videos lacks it.
@@ -154,6 +158,10 @@ def _parse_args() -> argparse.Namespace:
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--cpu-matmul", choices=cpu_matmul.BACKENDS,
+                        default=cpu_matmul.default_backend(),
+                        help="library of the model's float32 linear layers (trainer.cpu_matmul; "
+                             "default: this machine's choice)")
     parser.add_argument("--profile", type=int, default=0, metavar="ROWS",
                         help="also print a torch.profiler table of one step with ROWS operators")
     parser.add_argument("--default-allocator", action="store_true",
@@ -164,6 +172,7 @@ def _parse_args() -> argparse.Namespace:
 def main() -> None:
     args = _parse_args()
     torch.set_num_threads(args.threads)
+    cpu_matmul.set_backend(args.cpu_matmul)
     torch.manual_seed(args.seed)
     retained = False if args.default_allocator else retain_freed_memory()
     config = load_config(args.config)
@@ -175,7 +184,8 @@ def main() -> None:
     makers = {"SinglePassRAdam": lambda: build_optimizer(optimizer_spec(config), model.parameters()),
               "torch RAdam": lambda: torch.optim.RAdam(model.parameters(), **optimizer_args)}
 
-    gflops_before = matmul_gflops()
+    libraries = matmul_libraries()
+    gflops_before = [matmul_gflops(library=library) for library in libraries]
     load_before = load_average()
     flops = step_flops(model, objective, inputs)
     times = {}
@@ -192,7 +202,9 @@ def main() -> None:
                        for name, make in variants.items()}
     difference = largest_difference(variants, [p for p in params if p.numel() < 2**20])
     load_after = load_average()
-    gflops = (gflops_before + matmul_gflops()) / 2
+    gflops = {library: (before + matmul_gflops(library=library)) / 2
+              for library, before in zip(libraries, gflops_before)}
+    used = cpu_matmul.backend()
 
     print(f"model {num_params / 1e6:.1f} M parameters, batch {args.batch}, {args.threads} "
           f"threads, retained freed memory: {retained}, load average {load_before:.2f} -> "
@@ -206,11 +218,13 @@ def main() -> None:
             for name, value in optimizer_times.items()]
     rows += [("optimizers' largest |param difference|", f"{difference:.1e}"),
              ("forward+backward GFLOP per step", f"{flops / 1e9:.1f}"),
-             ("matmul 2048^2 fp32 GFLOP/s", f"{gflops:.1f}"),
+             *((f"matmul 2048^2 fp32 GFLOP/s, {library}", f"{rate:.1f}")
+               for library, rate in gflops.items()),
+             ("the model's linear layers run on", used),
              ("forward+backward GFLOP/s", f"{achieved:.1f}"),
-             ("  % of matmul throughput", f"{100 * achieved / gflops:.0f}"),
-             ("whole step (SinglePassRAdam), % of matmul",
-              f"{100 * flops / 1e9 / fast['step'] / gflops:.0f}")]
+             (f"  % of {used} matmul throughput", f"{100 * achieved / gflops[used]:.0f}"),
+             (f"whole step (SinglePassRAdam), % of {used} matmul",
+              f"{100 * flops / 1e9 / fast['step'] / gflops[used]:.0f}")]
     for name, value in rows:
         print(f"{name:<48}{value:>10}")
 

@@ -43,7 +43,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from _machine import load_average, matmul_gflops
+from _machine import load_average, matmul_gflops, matmul_libraries
 from crosskd.train.runtime import NATIVE_BF16_FLAGS, cpu_flags
 from _msrvtt_bench import (REPO, BenchData, ProcessResult, make_dataset, run_process,
                            write_config)
@@ -386,7 +386,7 @@ def main() -> None:
         bf16_config = write_config({**config, "trainer": {**config["trainer"],
                                                            "save_dir": str(work / "runs-bf16")}},
                                    work / "configs_bench" / "msrvtt-cecap-bf16.json")
-    gflops = [matmul_gflops()]
+    gflops = [{library: matmul_gflops(library=library) for library in matmul_libraries()}]
     for _ in range(args.repeat):
         if original:
             run_train(original, config_path, work)
@@ -404,14 +404,17 @@ def main() -> None:
             run_test(bf16, bf16_config, newest(best, work / "runs-bf16"),
                      ["--out", str(work / "metrics-crosskd-bf16.json")])
         loads.append(load_average())
-    gflops.append(matmul_gflops())
+    gflops.append({library: matmul_gflops(library=library) for library in matmul_libraries()})
+    rates = "; ".join(f"{library} {min(g[library] for g in gflops):.1f}-"
+                      f"{max(g[library] for g in gflops):.1f}" for library in gflops[0])
     labels = {"steady": STEADY_AFTER, "batches": int(ours.median("batches") or 0),
               "val": args.val, "test": args.test, "captions": args.captions}
     print(f"\nsynthetic MSRVTT {args.train}/{args.val}/{args.test} videos x {args.captions} "
           f"captions in the original's layout; config: {source} (CE+ cecap, 262.7 M "
           f"parameters, batch 64, 1 epoch, num_workers 0); medians of {args.repeat} run(s) "
-          f"per side, alternating; fp32 2048^2 matmul {min(gflops):.1f}-{max(gflops):.1f} "
-          f"GFLOP/s; load average {', '.join(f'{x:.2f}' for x in loads)} (start, after "
+          f"per side, alternating; fp32 2048^2 matmul GFLOP/s (torch's, which the "
+          f"original uses, and oneDNN's, which crosskd's linear layers use where "
+          f"available): {rates}; load average {', '.join(f'{x:.2f}' for x in loads)} (start, after "
           f"each train.py pair and test.py pair); {os.cpu_count()} CPUs, {memory:.1f} GiB "
           f"memory available at the start\n")
     print(table(ours, original, labels))

@@ -12,6 +12,8 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from crosskd.ops import shared_input_linear
 
 MATMULS = (torch.ops.aten.mm.default, torch.ops.aten.mm.out)
+if hasattr(torch.ops.mkldnn, "_linear_pointwise"):  # the oneDNN backend (crosskd.ops.cpu_matmul)
+    MATMULS += (torch.ops.mkldnn._linear_pointwise.default,)
 
 
 def test_shared_input_linear_hands_each_weight_gradient_over_before_the_next():

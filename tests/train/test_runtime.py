@@ -130,3 +130,22 @@ def test_bf16_on_a_cpu_without_bf16_matmuls_is_warned_about(flags, warned, monke
         assert runtime.resolve_precision(None, CPU) == Precision()
         runtime.resolve_precision("bf16", CUDA)
     assert caplog.text == ""
+
+
+def test_cpu_matmul_is_decided_once_and_applied(monkeypatch):
+    """"auto" is the machine's default library; a named one is used as asked; oneDNN where
+    torch lacks it, or an unknown name, is refused naming the key."""
+    from crosskd.ops import cpu_matmul
+
+    assert _resolve().cpu_matmul == cpu_matmul.default_backend()
+    chosen = _resolve(cpu_matmul="torch")
+    assert chosen.cpu_matmul == "torch"
+    chosen.apply_process_settings()
+    assert cpu_matmul.backend() == "torch"
+    with pytest.raises(ConfigError, match='trainer.cpu_matmul: expected "auto" or "onednn" '
+                                          'or "torch", got \'mkl\''):
+        _resolve(cpu_matmul="mkl")
+    monkeypatch.setattr(cpu_matmul, "onednn_available", lambda: False)
+    with pytest.raises(ConfigError, match='trainer.cpu_matmul is "onednn", but this torch'):
+        _resolve(cpu_matmul="onednn")
+    assert _resolve().cpu_matmul == "torch"

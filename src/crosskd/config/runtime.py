@@ -13,6 +13,8 @@ from crosskd.errors import ConfigError
 #: `trainer.amp` values (crosskd.train.precision maps them to autocast dtypes).
 AMP_NAMES = ("bf16", "fp32", "off", None)
 _AUTO_OR_BOOL = ("auto", True, False)
+#: `trainer.cpu_matmul` values (crosskd.ops.cpu_matmul): "auto" picks per machine.
+CPU_MATMUL_NAMES = ("auto", "onednn", "torch")
 
 
 @dataclass(frozen=True)
@@ -25,6 +27,7 @@ class RuntimeSettings:
     optimizer_in_backward: bool | None = None
     resident_data: str | bool = "auto"
     background_checkpoints: bool | None = None
+    cpu_matmul: str = "auto"
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> RuntimeSettings:
@@ -47,6 +50,9 @@ class RuntimeSettings:
             "resident_data": (self.resident_data in _AUTO_OR_BOOL, "\"auto\", true or false"),
             "background_checkpoints": (self.background_checkpoints in (None, True, False),
                                        "true, false or null"),
+            "cpu_matmul": (isinstance(self.cpu_matmul, str)
+                           and self.cpu_matmul in CPU_MATMUL_NAMES,
+                           " or ".join(f'"{name}"' for name in CPU_MATMUL_NAMES)),
         }
         for key, (valid, wanted) in expected.items():
             if not valid or (key != "amp" and _is_number(getattr(self, key))):

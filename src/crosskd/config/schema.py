@@ -89,6 +89,7 @@ USED: dict[str, tuple[type, ...]] = {
     "trainer.optimizer_in_backward": (bool, NULL),
     "trainer.resident_data": (str, bool),
     "trainer.background_checkpoints": (bool, NULL),
+    "trainer.cpu_matmul": (str,),
     "eval_settings": (dict, NULL),
 }
 

@@ -22,7 +22,7 @@ from crosskd.models.netvlad import NetVLAD
 from crosskd.models.pooling import pooling_layer
 from crosskd.models.similarity import similarity_matrices
 from crosskd.models.spec import ModelSpec
-from crosskd.ops import RecycledBuffers, shared_input_linear
+from crosskd.ops import Linear, RecycledBuffers, shared_input_linear
 
 
 class CollaborativeExperts(nn.Module):
@@ -33,12 +33,12 @@ class CollaborativeExperts(nn.Module):
         super().__init__()
         self.modalities = dims.modalities
         self.collaborative = collaborative
-        self.moe_fc = nn.Linear(dims.text_dim, len(dims.modalities))
+        self.moe_fc = Linear(dims.text_dim, len(dims.modalities))
         in_dims = [dims.expert_dims[m][0] for m in dims.modalities]
         if collaborative:
             self.out_dims = tuple(shared_dim for _ in in_dims)
             self.video_dim_reduce = nn.ModuleList(ReduceDim(d, shared_dim) for d in in_dims)
-            self.g_reason_1 = nn.Linear(2 * shared_dim, shared_dim)
+            self.g_reason_1 = Linear(2 * shared_dim, shared_dim)
             self.g_reason_shared = nn.Sequential(*gate_mlp_layers(shared_dim, num_g_layers))
             self.video_GU = nn.ModuleList(
                 GatedEmbeddingUnitReasoning(shared_dim) for _ in in_dims)

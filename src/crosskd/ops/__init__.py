@@ -11,18 +11,21 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 import torch
+import torch.nn.functional as F
 
+from crosskd.ops import cpu_matmul as _cpu_matmul
 from crosskd.ops import groupwise_batch_norm as _groupwise
 from crosskd.ops import l2norm as _l2norm
 from crosskd.ops import shared_input as _shared_input
 from crosskd.ops import vlad_normalisation as _vlad
+from crosskd.ops.cpu_matmul import Linear, linear
 from crosskd.ops.groupwise_batch_norm import PendingRunningStats, groupwise_batch_norm
 from crosskd.ops.l2norm import EPS, l2_normalize
 from crosskd.ops.shared_input import RecycledBuffers, shared_input_linear
 from crosskd.ops.vlad_normalisation import vlad_normalise
 
-__all__ = ["EPS", "OPS", "Op", "PendingRunningStats", "RecycledBuffers", "groupwise_batch_norm",
-           "l2_normalize", "shared_input_linear", "vlad_normalise"]
+__all__ = ["EPS", "Linear", "OPS", "Op", "PendingRunningStats", "RecycledBuffers", "groupwise_batch_norm",
+           "l2_normalize", "linear", "shared_input_linear", "vlad_normalise"]
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,7 @@ class Op:
 
 
 OPS: tuple[Op, ...] = (
+    Op("linear", linear, F.linear, _cpu_matmul.example, exact=False),
     Op("l2_normalize", l2_normalize, _l2norm.reference_l2_normalize, _l2norm.example,
        exact=True),
     Op("vlad_normalise", vlad_normalise, _vlad.reference_vlad_normalise, _vlad.example,

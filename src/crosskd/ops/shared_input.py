@@ -1,8 +1,10 @@
 """Several linear layers on one input (the per-expert text projections), with a faster backward.
 
 Autograd would compute the input gradient as a sum of per-layer products `g_i @ W_i`, each
-written to a new buffer. Here they accumulate in place into one buffer, in the transposed
-form `W_i^T g_i^T`, which MKL runs about 1.5x faster for the text projections' shapes. Each
+written to a new buffer. Here they are summed into one buffer: by oneDNN where it is the
+float32 CPU backend (crosskd.ops.cpu_matmul), otherwise accumulated in place in the
+transposed form `W_i^T g_i^T`, which MKL runs about 1.5x faster for the text projections'
+shapes. Each
 layer's weight gradient stays its own autograd node, so a runner can consume a gradient
 before the next one is computed (crosskd.train.backward_step) and hand its buffer back to
 be written again: pass that runner's buffers as `buffers`.
@@ -15,9 +17,11 @@ from __future__ import annotations
 from typing import Any, Protocol, Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.autograd.function import once_differentiable
+
+from crosskd.ops.cpu_matmul import (Linear, onednn_applies, input_gradient, linear,
+                                    weight_gradient)
 
 
 class RecycledBuffers(Protocol):
@@ -48,7 +52,11 @@ class _InputGradient(torch.autograd.Function):
         x, *weights = ctx.saved_tensors
         used = [(w, g) for w, g in zip(weights, grads) if g is not None]
         grad_x = None
-        if used:
+        if used and onednn_applies(x, *(t for pair in used for t in pair)):
+            grad_x = input_gradient(used[0][1], used[0][0])
+            for w, g in used[1:]:
+                grad_x += input_gradient(g, w)
+        elif used:
             # Under autocast the grads are bf16/fp16 while x and the weights stay fp32:
             # compute in the grads' dtype, as autocast's own linear backward does.
             compute = used[0][1].dtype
@@ -60,7 +68,7 @@ class _InputGradient(torch.autograd.Function):
 
 
 class _LinearRecycledWeightGradient(torch.autograd.Function):
-    """`F.linear(x, W, b)` for an `x` that needs no gradient; the weight gradient is written
+    """`linear(x, W, b)` for an `x` that needs no gradient; the weight gradient is written
     into a buffer taken from `buffers`, if given, when it has the weight's dtype."""
 
     @staticmethod
@@ -70,7 +78,7 @@ class _LinearRecycledWeightGradient(torch.autograd.Function):
         ctx.save_for_backward(x)
         ctx.weight_meta = (weight.shape, weight.dtype, weight.device)
         ctx.buffers = buffers
-        return F.linear(x, weight, bias)
+        return linear(x, weight, bias)
 
     @staticmethod
     @once_differentiable
@@ -82,8 +90,10 @@ class _LinearRecycledWeightGradient(torch.autograd.Function):
         shape, dtype, device = ctx.weight_meta
         grad_weight = grad_bias = None
         if ctx.needs_input_grad[1]:
-            if grad.dtype == dtype:
-                out = ctx.buffers.take(shape, dtype, device) if ctx.buffers is not None else None
+            if grad.dtype == dtype and ctx.buffers is None:
+                grad_weight = weight_gradient(grad, x)
+            elif grad.dtype == dtype:  # oneDNN writes fresh memory only: MKL into the buffer
+                out = ctx.buffers.take(shape, dtype, device)
                 grad_weight = torch.mm(grad.t(), x, out=out)
             else:  # autocast: products in the output's precision, as autocast's linear
                 grad_weight = (grad.t() @ x.to(grad.dtype)).to(dtype)
@@ -113,7 +123,7 @@ def example(dtype: torch.dtype) -> tuple[torch.Tensor, nn.ModuleList]:
     """Three projections of eight rows (under autocast the input and weights stay float32)."""
     generator = torch.Generator().manual_seed(0)
     dtype = torch.float32 if dtype == torch.bfloat16 else dtype
-    layers = nn.ModuleList(nn.Linear(40, 5, dtype=dtype) for _ in range(3))
+    layers = nn.ModuleList(Linear(40, 5, dtype=dtype) for _ in range(3))
     with torch.no_grad():
         for param in layers.parameters():
             param.copy_(torch.randn(param.shape, generator=generator))

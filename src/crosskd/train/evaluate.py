@@ -35,7 +35,9 @@ from crosskd.checkpoint.reader import read_checkpoint
 from crosskd.train.distributed import EvalShards
 from crosskd.train.mapped import release_mapped_pages
 from crosskd.train.precision import Precision
-from crosskd.train.runtime import cpu_threads_for, resolve_precision, set_cpu_threads
+from crosskd.ops import cpu_matmul
+from crosskd.train.runtime import (cpu_threads_for, resolve_cpu_matmul, resolve_precision,
+                                   set_cpu_threads)
 
 log = logging.getLogger(__name__)
 
@@ -181,6 +183,7 @@ def evaluate_checkpoint(config: ExperimentConfig | Config, checkpoint_path: str 
     device = torch.device(device)
     model = load_model(experiment.model, checkpoint_path).to(device)
     set_cpu_threads(cpu_threads_for(model, device))
+    cpu_matmul.set_backend(resolve_cpu_matmul(experiment.runtime.cpu_matmul))
     data = RetrievalData.load(experiment.data, cache_dir=cache_dir)
     precision = resolve_precision(experiment.runtime.amp, device)
     return evaluate(model, data.eval, device, precision=precision)

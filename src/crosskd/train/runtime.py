@@ -2,7 +2,7 @@
 
     "trainer": {"amp": "bf16", "compile": false, "cuda_graphs": "auto",
                 "optimizer_in_backward": null, "resident_data": "auto",
-                "background_checkpoints": null}
+                "background_checkpoints": null, "cpu_matmul": "auto"}
 
 The settings are read and type-checked in `crosskd.config.runtime.RuntimeSettings` (the
 config's runtime part); `resolve_runtime` turns them,
@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import torch
 
 from crosskd.config.runtime import RuntimeSettings
 from crosskd.errors import ConfigError
+from crosskd.ops import cpu_matmul
 from crosskd.optim.ranger import Ranger
 from crosskd.train.distributed import Distributed
 from crosskd.train.precision import Precision
@@ -52,6 +53,8 @@ class Runtime:
     resident_data: bool = False
     background_checkpoints: bool = False
     cpu_threads: int | None = None
+    #: the library of float32 CPU linear layers (crosskd.ops.cpu_matmul.BACKENDS)
+    cpu_matmul: str = field(default_factory=cpu_matmul.default_backend)
     #: the torchrun job this process is a rank of (None: one process)
     distributed: Distributed | None = None
 
@@ -67,9 +70,11 @@ class Runtime:
         log.info("compiling the training step with torch.compile (first batches are slower)")
         return torch.compile(model)
 
-    def apply_threads(self) -> None:
-        """Set torch's intra-op thread count, where this runtime decided one."""
+    def apply_process_settings(self) -> None:
+        """Set torch's intra-op thread count, where this runtime decided one, and the
+        library of float32 CPU linear layers."""
         set_cpu_threads(self.cpu_threads)
+        cpu_matmul.set_backend(self.cpu_matmul)
 
 
 def cpu_flags(cpuinfo: str = "/proc/cpuinfo") -> frozenset[str]:
@@ -99,6 +104,17 @@ def resolve_precision(amp: str | None, device: torch.device) -> Precision:
                     "slower than float32; set trainer.amp to null for exact float32",
                     ", ".join(sorted(NATIVE_BF16_FLAGS)))
     return precision
+
+
+def resolve_cpu_matmul(setting: str) -> str:
+    """The CPU linear-layer library of `trainer.cpu_matmul` (training and evaluation both ask
+    here): "auto" is oneDNN on x86 CPUs where torch has it (crosskd.ops.cpu_matmul)."""
+    if setting == "auto":
+        return cpu_matmul.default_backend()
+    if setting == "onednn" and not cpu_matmul.onednn_available():
+        raise ConfigError('trainer.cpu_matmul is "onednn", but this torch build has no oneDNN '
+                          'linear kernel; set it to "auto" or "torch"')
+    return setting
 
 
 def set_cpu_threads(count: int | None) -> None:
@@ -156,6 +172,7 @@ def resolve_runtime(settings: RuntimeSettings, device: torch.device,
     `distributed` is the torchrun job (crosskd.train.distributed), None for one process.
     """
     precision = resolve_precision(settings.amp, device)
+    matmul = resolve_cpu_matmul(settings.cpu_matmul)
     in_backward = (device.type == "cpu" and distributed is None
                    if settings.optimizer_in_backward is None
                    else settings.optimizer_in_backward)
@@ -180,4 +197,5 @@ def resolve_runtime(settings: RuntimeSettings, device: torch.device,
                    cuda_graphs=settings.cuda_graphs is not False and not graph_needs,
                    optimizer_in_backward=in_backward, resident_data=resident,
                    background_checkpoints=background,
-                   cpu_threads=cpu_threads_for(model, device), distributed=distributed)
+                   cpu_threads=cpu_threads_for(model, device), cpu_matmul=matmul,
+                   distributed=distributed)

@@ -99,7 +99,7 @@ class Trainer:
             resident_supported=resident_supported(self.data.train),
             resident_bytes=lambda tokens: resident_bytes(self.data.train, tokens),
             distributed=self.job)
-        self.runtime.apply_threads()
+        self.runtime.apply_process_settings()
         self.writes = self.runtime.writes_files
         self.train_batches: TrainBatches = self.data.train
         self.eval_batches: EvalBatches = self.data.eval
