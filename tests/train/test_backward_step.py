@@ -117,3 +117,21 @@ def test_the_trainer_hands_its_buffers_to_the_model_only_when_stepping_in_backwa
     assert stepping.runner.buffers is not None
     assert stepping.model.ce.text_gradient_buffers is stepping.runner.buffers
     assert _trainer(data, tmp_path, "RAdam", False).model.ce.text_gradient_buffers is None
+
+
+def test_text_projections_are_updated_a_block_of_rows_at_a_time(data, tmp_path, monkeypatch):
+    """With RAdam stepping in backward and blocks of one row, no text projection gradient is
+    ever assembled (nothing is taken from the buffers), and training ends where stepping
+    after backward ends, to rounding (one-row blocks put elements in other vector lanes)."""
+    from crosskd.ops import shared_input
+
+    monkeypatch.setattr(shared_input, "ROW_BLOCK_BYTES", 1)  # one row per block
+    taken = []
+    monkeypatch.setattr(GradientBuffers, "take", lambda self, *a: taken.append(a))
+    runs = [_trainer(data, tmp_path, "RAdam", flag) for flag in (False, True)]
+    for run in runs:
+        run.train()
+    assert not taken
+    for (name, ours), theirs in zip(runs[1].model.state_dict().items(),
+                                    runs[0].model.state_dict().values()):
+        torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-6, msg=name)

@@ -291,3 +291,76 @@ def test_any_json_block_builds_or_is_refused_with_a_user_error(optimizer, schedu
                 schedule.step()
     except UserError as err:
         assert str(err).strip()
+
+
+def _step_by_rows(shapes: list[tuple[int, int]], rows: list[int], chunk: int):
+    """Twelve steps (five unrectified, in chunks of `chunk` elements; seven through fused Adam)
+    of step() with whole gradients and of row_updates with blocks of `rows` rows (cycled), a
+    scheduler changing lr on the way: both optimizers and their parameters."""
+    original = fast_radam._CHUNK
+    fast_radam._CHUNK = chunk
+    try:
+        generator = torch.Generator().manual_seed(0)
+        whole = [torch.nn.Parameter(torch.randn(shape, generator=generator)) for shape in shapes]
+        by_rows = [torch.nn.Parameter(p.detach().clone()) for p in whole]
+        stepped, updated = (SinglePassRAdam(p, **ARGS) for p in (whole, by_rows))
+        schedulers = [_step_lr(stepped), _step_lr(updated)]
+        for step in range(12):
+            grads = [torch.randn(p.shape, generator=generator) for p in whole]
+            for param, grad in zip(whole, grads):
+                param.grad = grad.clone()
+            stepped.step()
+            for param, grad in zip(by_rows, grads):
+                update = updated.row_updates(param)
+                bounds = [0]
+                while bounds[-1] < len(param):
+                    bounds.append(min(len(param), bounds[-1] + rows[len(bounds) % len(rows)]))
+                for begin, end in zip(bounds, bounds[1:]):
+                    update(begin, grad[begin:end])
+            for scheduler in schedulers:
+                scheduler.step()
+    finally:
+        fast_radam._CHUNK = original
+    return (stepped, whole), (updated, by_rows)
+
+
+@pytest.mark.filterwarnings("ignore:Detected call of")  # row updates never call step()
+@settings(max_examples=10, deadline=None)
+@given(rows=st.lists(st.integers(1, 9), min_size=1, max_size=4),
+       chunk=st.sampled_from([192, 2**20]))
+def test_row_updates_of_whole_vectors_are_step_bit_for_bit(rows, chunk):
+    """Where every block and chunk starts a multiple of 64 elements in (the text projections'
+    rows are 44,800 wide), torch's vectorised kernels meet every element in the same lane, and
+    row updates give step()'s parameters, moments and step counts bit for bit."""
+    (stepped, whole), (updated, by_rows) = _step_by_rows([(33, 64), (17, 128), (5, 192)],
+                                                          rows, chunk)
+    for a, b in zip(whole, by_rows):
+        assert torch.equal(a, b) and b.grad is None
+        for key in ("step", "exp_avg", "exp_avg_sq"):
+            assert torch.equal(stepped.state[a][key], updated.state[b][key]), key
+
+
+@pytest.mark.filterwarnings("ignore:Detected call of")
+@settings(max_examples=10, deadline=None)
+@given(rows=st.lists(st.integers(1, 33), min_size=1, max_size=4), chunk=st.sampled_from([7, 2**20]))
+def test_row_updates_of_any_blocks_are_step_to_rounding(rows, chunk):
+    """Any block sizes: the same up to the rounding of a scalar tail (no FMA) against a lane."""
+    (stepped, whole), (updated, by_rows) = _step_by_rows([(33, 17), (40, 3), (1, 5)], rows, chunk)
+    _assert_close(by_rows, whole)
+    for a, b in zip(whole, by_rows):
+        assert float(stepped.state[a]["step"]) == float(updated.state[b]["step"]) == 12
+        _assert_close([updated.state[b]["exp_avg_sq"]], [stepped.state[a]["exp_avg_sq"]])
+
+
+def test_row_updates_are_offered_only_where_step_would_fuse():
+    """None for a parameter that already has a gradient, that the optimizer does not hold,
+    or whose group has options the fused path lacks."""
+    params = _params()
+    optimizer = SinglePassRAdam(params, **ARGS)
+    assert optimizer.row_updates(torch.nn.Parameter(torch.ones(3))) is None
+    params[0].grad = torch.ones_like(params[0])
+    assert optimizer.row_updates(params[0]) is None
+    assert optimizer.row_updates(params[1]) is not None
+    assert SinglePassRAdam(_params(), **ARGS, maximize=True).row_updates(params[2]) is None
+    odd = _params()
+    assert SinglePassRAdam(odd, **ARGS, decoupled_weight_decay=True).row_updates(odd[0]) is None

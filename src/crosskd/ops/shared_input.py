@@ -14,7 +14,7 @@ Without gradients, the layers are called as modules, so their forward hooks run
 
 from __future__ import annotations
 
-from typing import Any, Protocol, Sequence
+from typing import Any, Callable, Protocol, Sequence
 
 import torch
 from torch import nn
@@ -25,10 +25,16 @@ from crosskd.ops.cpu_matmul import (Linear, onednn_applies, input_gradient, line
 
 
 class RecycledBuffers(Protocol):
-    """Where weight gradients are written: a recycled tensor of that shape, or a fresh one."""
+    """Where weight gradients go: a recycled tensor of that shape, or straight into the
+    optimizer's update a block of rows at a time."""
 
     def take(self, shape: torch.Size, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
         """An uninitialised `shape` tensor that nothing else uses."""
+        ...
+
+    def row_updates(self, param: torch.Tensor) -> Callable[[int, torch.Tensor], None] | None:
+        """A function applying this step's update to rows `start:start + len(grad)` of
+        `param` from their gradient, or None (then the gradient is assembled as usual)."""
         ...
 
 
@@ -67,9 +73,30 @@ class _InputGradient(torch.autograd.Function):
         return (grad_x, *(None for _ in weights), *grads)
 
 
+#: the size of the blocks of rows of a weight gradient that go to the optimizer one by one:
+#: under glibc's largest mmap threshold (32 MB), so each block reuses freed heap memory, which
+#: stays in cache, instead of pages mapped and zeroed afresh.
+ROW_BLOCK_BYTES = 24 * 2**20
+
+
+def _update_by_rows(buffers: RecycledBuffers | None, weight: torch.Tensor, grad: torch.Tensor,
+                    x: torch.Tensor) -> bool:
+    """Compute the weight gradient `grad.T @ x` a block of rows at a time, handing each block
+    to the optimizer's update while it is in cache; False, with nothing done, where `buffers`
+    offers no row updates for `weight`."""
+    update = buffers.row_updates(weight) if buffers is not None else None
+    if update is None:
+        return False
+    rows = max(1, ROW_BLOCK_BYTES // (x.shape[1] * x.element_size()))
+    for start in range(0, weight.shape[0], rows):
+        update(start, weight_gradient(grad[:, start:start + rows], x))
+    return True
+
+
 class _LinearRecycledWeightGradient(torch.autograd.Function):
-    """`linear(x, W, b)` for an `x` that needs no gradient; the weight gradient is written
-    into a buffer taken from `buffers`, if given, when it has the weight's dtype."""
+    """`linear(x, W, b)` for an `x` that needs no gradient; the weight gradient goes straight
+    into the optimizer's update where `buffers` offers row updates, else is written into a
+    buffer taken from `buffers`, if given, when it has the weight's dtype."""
 
     @staticmethod
     def forward(ctx: Any, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
@@ -77,6 +104,7 @@ class _LinearRecycledWeightGradient(torch.autograd.Function):
         ctx.set_materialize_grads(False)  # an unused output leaves the layer without gradient
         ctx.save_for_backward(x)
         ctx.weight_meta = (weight.shape, weight.dtype, weight.device)
+        ctx.weight = weight  # for the optimizer's row updates, which change it in place
         ctx.buffers = buffers
         return linear(x, weight, bias)
 
@@ -90,7 +118,9 @@ class _LinearRecycledWeightGradient(torch.autograd.Function):
         shape, dtype, device = ctx.weight_meta
         grad_weight = grad_bias = None
         if ctx.needs_input_grad[1]:
-            if grad.dtype == dtype and ctx.buffers is None:
+            if grad.dtype == dtype and _update_by_rows(ctx.buffers, ctx.weight, grad, x):
+                pass  # applied: the weight is left without gradient
+            elif grad.dtype == dtype and ctx.buffers is None:
                 grad_weight = weight_gradient(grad, x)
             elif grad.dtype == dtype:  # oneDNN writes fresh memory only: MKL into the buffer
                 out = ctx.buffers.take(shape, dtype, device)

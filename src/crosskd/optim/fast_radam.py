@@ -117,6 +117,52 @@ class SinglePassRAdam(torch.optim.RAdam):
                 self._update(group, step, params)
         return None
 
+    def row_updates(self, param: torch.Tensor) -> Callable[[int, torch.Tensor], None] | None:
+        """This step's update of `param`, a contiguous block of leading-dimension rows at a
+        time: the function returned updates rows `start:start + len(grad)` from their
+        gradient `grad`, with the same kernels `step()` uses (elementwise, so blocks give the
+        whole tensor's result bit for bit). For a caller that computes a large gradient block
+        by block while each block is in cache (crosskd.ops.shared_input_linear); the step
+        count advances now, so every row must be updated once before the next step. None
+        where `step()` would not take the fused path or `param` already has a gradient."""
+        group = next((g for g in self.param_groups if any(p is param for p in g["params"])),
+                     None)
+        if (group is None or param.grad is not None or not param.is_contiguous()
+                or param.device.type != "cpu" or param.dtype not in _FUSED_DTYPES
+                or not self._fused_path_applies()):
+            return None
+        state = self.state[param]
+        if not state:  # the same lazy initialisation as torch's RAdam
+            state.update(step=torch.tensor(0.0), exp_avg=torch.zeros_like(param),
+                         exp_avg_sq=torch.zeros_like(param))
+        before = state["step"].clone()
+        state["step"] += 1
+        update = self._row_update(group, float(before) + 1)
+
+        @torch.no_grad()
+        def update_rows(start: int, grad: torch.Tensor) -> None:
+            rows = slice(start, start + grad.shape[0])
+            update(param[rows], grad, state["exp_avg"][rows], state["exp_avg_sq"][rows],
+                   before.clone())
+        return update_rows
+
+    def _row_update(self, group: dict, step: float) -> Callable[..., None]:
+        """The update `_update` makes of a tensor at step number `step`, as a function of
+        (param, grad, exp_avg, exp_avg_sq, step count before the step) for blocks of rows."""
+        fused = _fused_adam_arguments(group, step)
+        if fused is None:
+            def unrectified(param, grad, exp_avg, exp_avg_sq, count) -> None:
+                # in chunks, as _chunks: torch's RAdam makes full-size temporaries
+                parts = [t.reshape(-1).split(_CHUNK) for t in (param, grad, exp_avg, exp_avg_sq)]
+                radam(*(list(p) for p in parts), [count.clone() for _ in parts[0]],
+                      foreach=False, **_radam_arguments(group))
+            return unrectified
+
+        def rectified(param, grad, exp_avg, exp_avg_sq, count) -> None:
+            adam([param], [grad], [exp_avg], [exp_avg_sq], [], [count], fused=True,
+                 amsgrad=False, maximize=False, **fused)
+        return rectified
+
     def _one_kernel_path_applies(self) -> bool:
         """True when every group is capturable (steps captured in a CUDA graph) with plain
         RAdam options, and every gradient is dense floating point on a device of
@@ -193,21 +239,14 @@ class SinglePassRAdam(torch.optim.RAdam):
 
     def _update(self, group: dict, step: float, params: list[torch.Tensor]) -> None:
         """Update `params`, whose next step number is `step`, with one call of torch's kernels."""
-        beta1, beta2 = group["betas"]
-        common = {"beta1": beta1, "beta2": beta2, "weight_decay": group["weight_decay"]}
-        rho_inf = 2 / (1 - beta2) - 1
-        correction2 = 1 - beta2 ** step
-        rho = rho_inf - 2 * step * beta2 ** step / correction2
-        if rho <= _RHO_THRESHOLD:
-            radam(*self._chunks(params), foreach=False, lr=group["lr"], eps=group["eps"],
-                  **common)
+        fused = _fused_adam_arguments(group, step)
+        if fused is None:
+            radam(*self._chunks(params), foreach=False, **_radam_arguments(group))
             return
         states = [self.state[p] for p in params]
-        tensors = ([p.grad for p in params], [s["exp_avg"] for s in states],
-                   [s["exp_avg_sq"] for s in states], [s["step"] for s in states])
-        rect = math.sqrt((rho - 4) * (rho - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho))
-        adam(params, *tensors[:3], [], tensors[3], fused=True, amsgrad=False, maximize=False,
-             lr=group["lr"] * rect, eps=group["eps"] / math.sqrt(correction2), **common)
+        adam(params, [p.grad for p in params], [s["exp_avg"] for s in states],
+             [s["exp_avg_sq"] for s in states], [], [s["step"] for s in states], fused=True,
+             amsgrad=False, maximize=False, **fused)
 
     def _chunks(self, params: list[torch.Tensor]) -> list[list[torch.Tensor]]:
         """Flat views of at most _CHUNK elements of params, grads and moments, with one copy of
@@ -223,6 +262,27 @@ class SinglePassRAdam(torch.optim.RAdam):
             columns[4].extend(state["step"].clone() for _ in parts[0])
             state["step"] += 1
         return columns
+
+
+def _radam_arguments(group: dict) -> dict:
+    """torch's functional radam's hyperparameters of a parameter group."""
+    beta1, beta2 = group["betas"]
+    return {"beta1": beta1, "beta2": beta2, "weight_decay": group["weight_decay"],
+            "lr": group["lr"], "eps": group["eps"]}
+
+
+def _fused_adam_arguments(group: dict, step: float) -> dict | None:
+    """The hyperparameters with which torch's fused Adam makes RAdam's update at step number
+    `step` (see the module docstring); None before rectification."""
+    beta1, beta2 = group["betas"]
+    rho_inf = 2 / (1 - beta2) - 1
+    correction2 = 1 - beta2 ** step
+    rho = rho_inf - 2 * step * beta2 ** step / correction2
+    if rho <= _RHO_THRESHOLD:
+        return None
+    rect = math.sqrt((rho - 4) * (rho - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho))
+    return {"beta1": beta1, "beta2": beta2, "weight_decay": group["weight_decay"],
+            "lr": group["lr"] * rect, "eps": group["eps"] / math.sqrt(correction2)}
 
 
 def _per_tensor(values: torch.Tensor, dtypes: list[torch.dtype]) -> list[torch.Tensor]:

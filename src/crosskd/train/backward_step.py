@@ -5,7 +5,9 @@ for MSRVTT CE+ on the CPU). Here a hook on each parameter steps the optimizer th
 that parameter's gradient is complete and then frees the gradient, so at most one large
 gradient exists at a time; handed back to a `GradientBuffers`, it is the buffer the next
 text projection's gradient is written into (crosskd.ops.shared_input_linear), which spares
-mapping, zeroing and unmapping a fresh one every time.
+mapping, zeroing and unmapping a fresh one every time. Where the optimizer can update a
+weight a block of rows at a time (`SinglePassRAdam.row_updates`), a text projection's
+gradient is not even assembled: each block is computed and applied while it is in cache.
 
 The update of every optimizer we build is elementwise per parameter, so stepping parameters
 one by one gives the weights and optimizer state of one step after backward, bit for bit;
@@ -15,6 +17,7 @@ the optimizer, its scheduler and its checkpoints are the usual ones.
 from __future__ import annotations
 
 import weakref
+from typing import Callable
 
 import torch
 
@@ -32,9 +35,18 @@ class GradientBuffers:
     #: and keeping one of every parameter's shape held ~40 MB more at MSRVTT size.
     MIN_KEPT_BYTES = 16 * 2**20
 
-    def __init__(self, min_kept_bytes: int = MIN_KEPT_BYTES) -> None:
+    def __init__(self, min_kept_bytes: int = MIN_KEPT_BYTES,
+                 optimizer: torch.optim.Optimizer | None = None) -> None:
         self.min_kept_bytes = min_kept_bytes
         self._free: dict[_Key, torch.Tensor] = {}
+        #: the optimizer stepped during backward, held weakly (see step_during_backward)
+        self._optimizer = weakref.ref(optimizer) if optimizer is not None else lambda: None
+
+    def row_updates(self, param: torch.Tensor) -> Callable[[int, torch.Tensor], None] | None:
+        """The optimizer's update of `param` a block of rows at a time, where it offers one
+        (crosskd.optim.fast_radam.SinglePassRAdam.row_updates) for this step; else None."""
+        offer = getattr(self._optimizer(), "row_updates", None)
+        return offer(param) if offer is not None else None
 
     @staticmethod
     def _key(shape: torch.Size | tuple[int, ...], dtype: torch.dtype,
@@ -76,7 +88,8 @@ def step_during_backward(optimizer: torch.optim.Optimizer,
 
     def step(param: torch.Tensor) -> None:
         live = owner()
-        if live is not None:
+        # no gradient: its update was applied during backward (GradientBuffers.row_updates)
+        if live is not None and param.grad is not None:
             live.step()
             if buffers is not None:
                 buffers.give_back(param.grad)

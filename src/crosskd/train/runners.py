@@ -90,7 +90,7 @@ def build_runner(runtime: Runtime, task: RetrievalTask, optimizer: torch.optim.O
     (the model's largest weight gradients then written into the runner's recycled buffers)."""
     buffers = None
     if runtime.optimizer_in_backward:
-        buffers = GradientBuffers()
+        buffers = GradientBuffers(optimizer=optimizer)
         step_during_backward(optimizer, buffers)
         task.model.recycle_gradients(buffers)
     device = runtime.device
