@@ -74,9 +74,9 @@ class _InputGradient(torch.autograd.Function):
 
 
 #: the size of the blocks of rows of a weight gradient that go to the optimizer one by one:
-#: under glibc's largest mmap threshold (32 MB), so each block reuses freed heap memory, which
-#: stays in cache, instead of pages mapped and zeroed afresh.
-ROW_BLOCK_BYTES = 24 * 2**20
+#: under the mmap threshold training sets (crosskd.train.allocator), so each block reuses
+#: freed heap memory instead of pages mapped and zeroed afresh.
+ROW_BLOCK_BYTES = 48 * 2**20
 
 
 def _update_by_rows(buffers: RecycledBuffers | None, weight: torch.Tensor, grad: torch.Tensor,

@@ -35,9 +35,8 @@ from crosskd.checkpoint.reader import read_checkpoint
 from crosskd.train.distributed import EvalShards
 from crosskd.train.mapped import release_mapped_pages
 from crosskd.train.precision import Precision
-from crosskd.ops import cpu_matmul
-from crosskd.train.runtime import (cpu_threads_for, resolve_cpu_matmul, resolve_precision,
-                                   set_cpu_threads)
+from crosskd.train.runtime import (apply_cpu_settings, cpu_threads_for, resolve_cpu_matmul,
+                                   resolve_precision)
 
 log = logging.getLogger(__name__)
 
@@ -182,8 +181,8 @@ def evaluate_checkpoint(config: ExperimentConfig | Config, checkpoint_path: str 
     experiment = as_experiment(config)
     device = torch.device(device)
     model = load_model(experiment.model, checkpoint_path).to(device)
-    set_cpu_threads(cpu_threads_for(model, device))
-    cpu_matmul.set_backend(resolve_cpu_matmul(experiment.runtime.cpu_matmul))
+    apply_cpu_settings(device, cpu_threads_for(model, device),
+                       resolve_cpu_matmul(experiment.runtime.cpu_matmul))
     data = RetrievalData.load(experiment.data, cache_dir=cache_dir)
     precision = resolve_precision(experiment.runtime.amp, device)
     return evaluate(model, data.eval, device, precision=precision)

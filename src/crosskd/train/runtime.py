@@ -24,6 +24,7 @@ from crosskd.config.runtime import RuntimeSettings
 from crosskd.errors import ConfigError
 from crosskd.ops import cpu_matmul
 from crosskd.optim.ranger import Ranger
+from crosskd.train.allocator import reuse_freed_memory
 from crosskd.train.distributed import Distributed
 from crosskd.train.precision import Precision
 
@@ -71,10 +72,9 @@ class Runtime:
         return torch.compile(model)
 
     def apply_process_settings(self) -> None:
-        """Set torch's intra-op thread count, where this runtime decided one, and the
-        library of float32 CPU linear layers."""
-        set_cpu_threads(self.cpu_threads)
-        cpu_matmul.set_backend(self.cpu_matmul)
+        """Set torch's intra-op thread count, where this runtime decided one, the library of
+        float32 CPU linear layers, and, on the CPU, malloc's reuse of freed memory."""
+        apply_cpu_settings(self.device, self.cpu_threads, self.cpu_matmul)
 
 
 def cpu_flags(cpuinfo: str = "/proc/cpuinfo") -> frozenset[str]:
@@ -115,6 +115,16 @@ def resolve_cpu_matmul(setting: str) -> str:
         raise ConfigError('trainer.cpu_matmul is "onednn", but this torch build has no oneDNN '
                           'linear kernel; set it to "auto" or "torch"')
     return setting
+
+
+def apply_cpu_settings(device: torch.device, threads: int | None, matmul: str) -> None:
+    """The process-wide settings of a run on `device` (training and evaluation both apply
+    them): torch's thread count, the CPU linear-layer library (crosskd.ops.cpu_matmul) and,
+    on the CPU, glibc's reuse of freed memory (crosskd.train.allocator)."""
+    set_cpu_threads(threads)
+    cpu_matmul.set_backend(matmul)
+    if device.type == "cpu":
+        reuse_freed_memory()
 
 
 def set_cpu_threads(count: int | None) -> None:
