@@ -83,7 +83,11 @@ def _update_by_rows(buffers: RecycledBuffers | None, weight: torch.Tensor, grad:
                     x: torch.Tensor) -> bool:
     """Compute the weight gradient `grad.T @ x` a block of rows at a time, handing each block
     to the optimizer's update while it is in cache; False, with nothing done, where `buffers`
-    offers no row updates for `weight`."""
+    offers no row updates for `weight`, or where oneDNN does not compute the products (MKL's
+    products of a few hundred rows run at half its rate: writing the whole gradient into a
+    recycled buffer is faster there)."""
+    if not onednn_applies(grad, x):
+        return False
     update = buffers.row_updates(weight) if buffers is not None else None
     if update is None:
         return False
