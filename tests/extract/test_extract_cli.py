@@ -144,3 +144,19 @@ def test_torchrun_ranks_take_their_shard_and_gpu(monkeypatch):
     assert parse_shard("2/5") == (2, 5)
     with pytest.raises(UserError, match="I/N"):
         parse_shard("2")
+
+
+@pytest.mark.parametrize("make, message", [(lambda p: p / "missing.csv", "no such file"),
+                                           (lambda p: p, "is a folder, not a file")])
+def test_a_bad_captions_path_is_refused_before_anything_runs(tmp_path, capsys, caplog, make,
+                                                             message):
+    """argparse names --captions and exits 2; no device line or other log comes first."""
+    caplog.set_level(logging.INFO)
+    with pytest.raises(SystemExit) as stop:
+        main(["extract", str(tmp_path), "--captions", str(make(tmp_path)), "--out",
+              str(tmp_path / "out")])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert f"argument --captions: {make(tmp_path)}" in err and message in err
+    assert not caplog.records
+    assert not (tmp_path / "out").exists()

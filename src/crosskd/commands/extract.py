@@ -21,7 +21,7 @@ import logging
 from pathlib import Path
 
 from crosskd.commands.device_flag import DEVICE_HELP
-from crosskd.commands.options import positive_int
+from crosskd.commands.options import existing_file, positive_int
 from crosskd.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -36,7 +36,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("videos", type=Path, metavar="VIDEOS",
                         help="a folder of videos (searched recursively) or a text file with "
                         "one video path per line; a video's id is its file name without suffix")
-    parser.add_argument("--captions", type=Path, required=True,
+    parser.add_argument("--captions", type=existing_file, required=True,
                         help="CSV with video and caption columns (WebVid's videoid,name too), "
                         "JSON lines, or the MSR-VTT annotation JSON; an optional split column "
                         "(train/val/test) fixes a video's split")

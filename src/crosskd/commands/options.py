@@ -50,6 +50,15 @@ def existing_checkpoint(text: str) -> Path:
     return path
 
 
+def existing_file(text: str) -> Path:
+    """argparse type: a file that exists, checked before anything runs or logs."""
+    path = Path(text)
+    if not path.is_file():
+        raise argparse.ArgumentTypeError(f"{path}: no such file" if not path.exists()
+                                         else f"{path} is a folder, not a file")
+    return path
+
+
 def positive_int(text: str) -> int:
     """argparse type: a whole number of at least 1."""
     try:
