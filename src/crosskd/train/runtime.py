@@ -125,6 +125,8 @@ def apply_cpu_settings(device: torch.device, threads: int | None, matmul: str) -
     cpu_matmul.set_backend(matmul)
     if device.type == "cpu":
         reuse_freed_memory()
+        log.info("float32 linear layers run on %s (trainer.cpu_matmul)",
+                 "oneDNN" if matmul == "onednn" else "torch's matmul")
 
 
 def set_cpu_threads(count: int | None) -> None:
