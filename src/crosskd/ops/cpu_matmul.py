@@ -58,10 +58,17 @@ def backend() -> str:
     return _chosen or default_backend()
 
 
+def _cpu_autocast_enabled() -> bool:
+    try:
+        return torch.is_autocast_enabled("cpu")
+    except TypeError:  # torch < 2.4 takes no device type
+        return torch.is_autocast_cpu_enabled()
+
+
 def onednn_applies(*tensors: torch.Tensor | None) -> bool:
     """True when products of these tensors run on oneDNN: it is the backend, they are float32
     on the CPU, and neither autocast nor torch.compile is at work."""
-    return (backend() == "onednn" and not torch.is_autocast_enabled("cpu")
+    return (backend() == "onednn" and not _cpu_autocast_enabled()
             and not torch.compiler.is_compiling()
             and all(t.device.type == "cpu" and t.dtype == torch.float32 and t.layout == torch.strided
                     for t in tensors if t is not None))
