@@ -55,7 +55,9 @@ def collaborative_embeddings(experts: torch.Tensor, availability: torch.Tensor, 
     body, last = _split_final_linear(shared)
     # split and unbound once, so that backward assembles each gradient once (a slice per use
     # builds a zero-filled full-size gradient for every use, then adds them up)
-    own_weight, partner_weight = first.weight.split(dim, dim=1)
+    # contiguous once: the partner weight is used M + 1 times, and a column slice is copied
+    # on every use by a product that needs whole rows (crosskd.ops.cpu_matmul)
+    own_weight, partner_weight = (w.contiguous() for w in first.weight.split(dim, dim=1))
     own = linear(experts, own_weight, first.bias).unbind(dim=1)  # M x [B, D]
     partners = list(linear(experts, partner_weight).unbind(dim=1))
     pair_available = availability[:, :, None] * availability[:, None, :]  # [B, M, M]
