@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import os
 import time
 
@@ -11,10 +9,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from crosskd.ops import cpu_matmul
-
-# glibc mallopt parameters (malloc.h)
-_M_TRIM_THRESHOLD = -1
-_M_MMAP_MAX = -4
+from crosskd.train.allocator import M_MMAP_MAX, M_TRIM_THRESHOLD, set_malloc_options
 
 
 def matmul_gflops(size: int = 2048, seconds: float = 2.0, library: str = "torch") -> float:
@@ -53,13 +48,7 @@ def retain_freed_memory() -> bool:
     mmap-ed afresh on every step and every page is faulted in and zeroed again, which costs
     about 0.4 s per GB. Returns False where glibc's mallopt is not available.
     """
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return False
-    libc = ctypes.CDLL(name)
-    if not hasattr(libc, "mallopt"):
-        return False
-    return bool(libc.mallopt(_M_MMAP_MAX, 0)) and bool(libc.mallopt(_M_TRIM_THRESHOLD, 2**31 - 1))
+    return set_malloc_options({M_MMAP_MAX: 0, M_TRIM_THRESHOLD: 2**31 - 1})
 
 
 def _addmm_flops(bias_shape, left_shape, right_shape, out_shape=None, **kwargs) -> int:

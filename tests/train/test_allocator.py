@@ -36,7 +36,7 @@ def _faults(mode: str) -> int:
     return int(run.stdout.split()[-1])
 
 
-@pytest.mark.skipif(allocator._mallopt() is None, reason="no glibc mallopt here")
+@pytest.mark.skipif(not allocator.malloc_options_available(), reason="no glibc mallopt here")
 def test_freed_memory_below_the_threshold_is_reused_without_page_faults():
     """With the setting, repeated allocations fault in at most one allocation's pages (where
     the heap grows); without it, every one is mapped afresh."""

@@ -119,21 +119,23 @@ class _LinearRecycledWeightGradient(torch.autograd.Function):
         if grad is None:
             return None, None, None, None
         (x,) = ctx.saved_tensors
-        shape, dtype, device = ctx.weight_meta
-        grad_weight = grad_bias = None
-        if ctx.needs_input_grad[1]:
-            if grad.dtype == dtype and _update_by_rows(ctx.buffers, ctx.weight, grad, x):
-                pass  # applied: the weight is left without gradient
-            elif grad.dtype == dtype and ctx.buffers is None:
-                grad_weight = weight_gradient(grad, x)
-            elif grad.dtype == dtype:  # oneDNN writes fresh memory only: MKL into the buffer
-                out = ctx.buffers.take(shape, dtype, device)
-                grad_weight = torch.mm(grad.t(), x, out=out)
-            else:  # autocast: products in the output's precision, as autocast's linear
-                grad_weight = (grad.t() @ x.to(grad.dtype)).to(dtype)
-        if ctx.needs_input_grad[2]:
-            grad_bias = grad.sum(0).to(dtype)
+        grad_weight = _weight_gradient(ctx, grad, x) if ctx.needs_input_grad[1] else None
+        grad_bias = grad.sum(0).to(ctx.weight_meta[1]) if ctx.needs_input_grad[2] else None
         return None, grad_weight, grad_bias, None
+
+
+def _weight_gradient(ctx: Any, grad: torch.Tensor, x: torch.Tensor) -> torch.Tensor | None:
+    """A layer's weight gradient, or None where the optimizer took it a block of rows at a
+    time (the weight is then left without gradient)."""
+    shape, dtype, device = ctx.weight_meta
+    if grad.dtype != dtype:  # autocast: products in the output's precision, as autocast's linear
+        return (grad.t() @ x.to(grad.dtype)).to(dtype)
+    if _update_by_rows(ctx.buffers, ctx.weight, grad, x):
+        return None
+    if ctx.buffers is None:
+        return weight_gradient(grad, x)
+    # oneDNN writes fresh memory only: MKL into the recycled buffer
+    return torch.mm(grad.t(), x, out=ctx.buffers.take(shape, dtype, device))
 
 
 def shared_input_linear(x: torch.Tensor, layers: Sequence[nn.Linear],

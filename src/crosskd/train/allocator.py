@@ -21,8 +21,9 @@ MMAP_THRESHOLD = 64 * 2**20
 #: free memory at the top of the heap beyond this is returned to the system
 TRIM_THRESHOLD = 256 * 2**20
 # glibc mallopt parameters (malloc.h)
-_M_TRIM_THRESHOLD = -1
-_M_MMAP_THRESHOLD = -3
+M_TRIM_THRESHOLD = -1
+M_MMAP_THRESHOLD = -3
+M_MMAP_MAX = -4
 
 
 @functools.cache
@@ -32,11 +33,20 @@ def _mallopt() -> ctypes._CFuncPtr | None:
     return getattr(libc, "mallopt", None)
 
 
+def malloc_options_available() -> bool:
+    """True where glibc's mallopt exists."""
+    return _mallopt() is not None
+
+
+def set_malloc_options(options: dict[int, int]) -> bool:
+    """Set glibc mallopt parameters (M_* above) for this process; False where there is no
+    mallopt or glibc refused one."""
+    mallopt = _mallopt()
+    return mallopt is not None and all(bool(mallopt(key, value)) for key, value in options.items())
+
+
 def reuse_freed_memory(mmap_threshold: int = MMAP_THRESHOLD,
                        trim_threshold: int = TRIM_THRESHOLD) -> bool:
     """Set glibc's mmap and trim thresholds for this process; False where there is no mallopt."""
-    mallopt = _mallopt()
-    if mallopt is None:
-        return False
-    return bool(mallopt(_M_MMAP_THRESHOLD, mmap_threshold)) and bool(
-        mallopt(_M_TRIM_THRESHOLD, trim_threshold))
+    return set_malloc_options({M_MMAP_THRESHOLD: mmap_threshold,
+                               M_TRIM_THRESHOLD: trim_threshold})
