@@ -10,6 +10,7 @@ import numpy as np
 from crosskd.errors import UserError
 from crosskd.search.index import Index
 from crosskd.search.query import Query
+from crosskd.untrusted import terminal_safe
 
 #: the most results one answer holds
 MAX_K = 1000
@@ -18,8 +19,9 @@ MAX_K = 1000
 def parse_caption_ref(text: str) -> tuple[str, int]:
     """`VIDEO_ID:INDEX` -> (video id, caption number)."""
     video_id, sep, slot = text.rpartition(":")
-    if not sep or not video_id or not slot.isdigit():
-        raise UserError(f"a caption is named VIDEO_ID:INDEX (e.g. video7:0), not {text!r}")
+    if not sep or not video_id or not (slot.isascii() and slot.isdigit()):
+        raise UserError("a caption is named VIDEO_ID:INDEX with INDEX in ASCII digits "
+                        f"(e.g. video7:0), not {terminal_safe(text)!r}")
     return video_id, int(slot)
 
 
