@@ -142,10 +142,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as err:  # a write without a message of its own met a full/read-only disk
         if err.errno not in DISK_FULL_OR_READ_ONLY:
             raise
-        error = write_error(err.filename or "a file", err, "free disk space (or use a writable "
-                            "folder) and run the command again")
-        print(f"{command}: error: {error}", file=sys.stderr)
+        print(f"{command}: error: {_unnamed_write_error(err)}", file=sys.stderr)
         return 2
+
+
+def _unnamed_write_error(err: OSError) -> str:
+    """A write failure that reached the top without a message of its own: the file when the OS
+    named it (with its own disk's free space), else only the cause, never a guessed disk."""
+    fix = "free disk space (or use a writable folder) and run the command again"
+    if err.filename:
+        return str(write_error(err.filename, err, fix))
+    return f"a write failed ({err.strerror or err}); {fix}"
 
 
 if __name__ == "__main__":

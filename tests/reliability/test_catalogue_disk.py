@@ -8,6 +8,7 @@ file and the fix, with no partial file left.
 
 from __future__ import annotations
 
+import errno
 import io
 import logging
 import os
@@ -163,3 +164,31 @@ def test_r8f_train_log_on_a_full_disk_prints_no_logging_traceback(small_disk, ca
             logging.getLogger("crosskd.test").info("line %d %s", i, "x" * 200)
     err = capsys.readouterr().err
     assert "Logging error" not in err and "Traceback" not in err, err[-2000:]
+
+
+def test_r8g_a_write_error_that_names_no_file_guesses_no_disk(cli, monkeypatch):
+    """An OSError(ENOSPC) without a file name reaching the command line: the message says so,
+    and quotes no free space (it used to measure the current folder's disk as "a file")."""
+    import crosskd.commands.synth as synth_command
+
+    def full_disk(args):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(synth_command, "run", full_disk)
+    result = cli("synth", "--dataset", "MSRVTT", "--out", "anywhere")
+    assert_one_line_error(result, "a write failed (No space left on device)")
+    assert "free" not in result.stderr.split(";")[0] and "a file" not in result.stderr
+
+
+def test_r8h_a_write_error_naming_its_file_quotes_that_files_disk(cli, monkeypatch, small_disk):
+    import crosskd.commands.synth as synth_command
+
+    disk = small_disk(64)
+    target = disk / "MSRVTT" / "x.pkl"
+
+    def full_disk(args):
+        raise OSError(errno.ENOSPC, "No space left on device", str(target))
+
+    monkeypatch.setattr(synth_command, "run", full_disk)
+    result = cli("synth", "--dataset", "MSRVTT", "--out", disk / "MSRVTT")
+    assert_one_line_error(result, f"cannot write {target} (No space left on device; ", "MiB free")
