@@ -23,6 +23,7 @@ import numpy as np
 from crosskd.data import fingerprint
 from crosskd.data.picklewriter import write_dict_pickle
 from crosskd.data.store import load_packed
+from _machine import cpu_description
 
 TOKENS, WIDTH = 16, 1600
 
@@ -45,6 +46,7 @@ def main() -> None:
     parser.add_argument("--work", type=Path, required=True)
     parser.add_argument("--megabytes", type=int, default=1024)
     args = parser.parse_args()
+    print(f"CPU: {cpu_description()}", flush=True)
     source, cache = args.work / "features.pickle", args.work / "cache"
     shutil.rmtree(args.work, ignore_errors=True)
     args.work.mkdir(parents=True)

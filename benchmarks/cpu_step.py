@@ -27,7 +27,7 @@ import time
 import torch
 from torch.profiler import profile
 
-from _machine import flop_counter, load_average, matmul_gflops, matmul_libraries
+from _machine import cpu_description, flop_counter, load_average, matmul_gflops, matmul_libraries
 from train_step import random_batch
 from crosskd.config import load_config, model_spec, objective_spec, optimizer_spec
 from crosskd.losses import build_objective
@@ -88,6 +88,7 @@ def _parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = _parse_args()
+    print(f"CPU: {cpu_description()}", flush=True)
     config = load_config(args.config)
     rates_before = {lib: matmul_gflops(library=lib) for lib in matmul_libraries()}
     load_before = load_average()

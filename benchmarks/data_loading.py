@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _machine import cpu_description
 
 REAL_DIMS = {"scene.densenet161.0": 2208, "r2p1d.r2p1d-ig65m-kinetics.0": 512,
              "imagenet.senet154.0": 2048, "r2p1d.r2p1d-ig65m.0": 512,
@@ -87,6 +88,7 @@ def _sizes(root: Path) -> tuple[float, float]:
 
 
 def main() -> None:
+    print(f"CPU: {cpu_description()}", flush=True)
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--videos", type=int, default=10_000)

@@ -19,7 +19,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from _machine import load_average
+from _machine import cpu_description, load_average
 from _msrvtt_bench import BenchData, bench_config, make_dataset, run_process, write_config
 
 REPO = Path(__file__).resolve().parents[1]
@@ -42,6 +42,7 @@ def _write_checkpoint(config: dict, path: Path) -> None:
 
 
 def main() -> None:
+    print(f"CPU: {cpu_description()}", flush=True)
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work", type=Path, default=Path("/tmp/crosskd-fulltest"))

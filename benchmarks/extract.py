@@ -26,6 +26,7 @@ from pathlib import Path
 from crosskd.extract.decode import decode
 from crosskd.extract.run import Extraction, decode_spec
 from crosskd.extract.synthetic_videos import frames, scenes, soundtrack, write_video
+from _machine import cpu_description
 
 FPS, SIZE = 25, (320, 240)
 
@@ -140,6 +141,7 @@ def _seconds(videos: dict[str, Path]) -> float:
 
 
 def main() -> None:
+    print(f"CPU: {cpu_description()}", flush=True)
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work", type=Path, required=True)

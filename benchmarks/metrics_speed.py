@@ -15,6 +15,7 @@ from typing import Callable
 import numpy as np
 
 from crosskd.metrics import DEFAULT_CHUNK_ELEMENTS, ranks_to_metrics, t2v_ranks, v2t_ranks
+from _machine import cpu_description
 
 
 def loop_t2v_ranks(sims: np.ndarray, masks: np.ndarray) -> np.ndarray:
@@ -91,6 +92,7 @@ def make_case(videos: int, captions: int, missing: int, seed: int):
 
 
 def main() -> None:
+    print(f"CPU: {cpu_description()}", flush=True)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--videos", type=int, default=2990)
     parser.add_argument("--captions", type=int, default=20)

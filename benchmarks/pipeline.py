@@ -28,7 +28,7 @@ import sys
 import time
 from pathlib import Path
 
-from _machine import flop_counter, load_average, matmul_gflops
+from _machine import cpu_description, flop_counter, load_average, matmul_gflops
 from crosskd.ops import cpu_matmul
 from _msrvtt_bench import (BenchData, bench_config, make_dataset, run_process, uptime_load,
                            write_config)
@@ -115,6 +115,7 @@ def _row(name: str, value: float, unit: str) -> str:
 
 
 def main() -> None:
+    print(f"CPU: {cpu_description()}", flush=True)
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work", type=Path, default=Path("/tmp/crosskd-bench"),

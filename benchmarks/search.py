@@ -30,6 +30,7 @@ import torch
 from crosskd.models.similarity import mixture_inner_products
 from crosskd.search import Index, Query
 from crosskd.search.backends import build_backend
+from _machine import cpu_description
 
 EXPERTS, WIDTH, LATENT, TOPICS = 7, 768, 64, 2000
 MISSING = {5: 0.10, 6: 0.40}  # expert position -> share of videos without it (audio, speech)
@@ -148,6 +149,7 @@ def brute_force(collection: Collection, queries: list[Query], clients: int
 
 
 def main() -> None:
+    print(f"CPU: {cpu_description()}", flush=True)
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--videos", type=int, default=10_000)

@@ -31,7 +31,7 @@ from typing import Callable
 import torch
 from torch.profiler import profile
 
-from _machine import (flop_counter, load_average, matmul_gflops, matmul_libraries,
+from _machine import (cpu_description, flop_counter, load_average, matmul_gflops, matmul_libraries,
                       retain_freed_memory)
 from crosskd.config import load_config, model_spec, objective_spec, optimizer_spec
 from crosskd.losses import build_objective
@@ -171,6 +171,7 @@ def _parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = _parse_args()
+    print(f"CPU: {cpu_description()}", flush=True)
     torch.set_num_threads(args.threads)
     cpu_matmul.set_backend(args.cpu_matmul)
     torch.manual_seed(args.seed)

@@ -43,7 +43,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from _machine import load_average, matmul_gflops, matmul_libraries
+from _machine import cpu_description, load_average, matmul_gflops, matmul_libraries
 from crosskd.train.runtime import NATIVE_BF16_FLAGS, cpu_flags
 from _msrvtt_bench import (REPO, BenchData, ProcessResult, make_dataset, run_process,
                            write_config)
@@ -352,6 +352,7 @@ def _parse_args() -> argparse.Namespace:
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     args = _parse_args()
+    print(f"CPU: {cpu_description()}", flush=True)
     work = args.work.resolve()
     work.mkdir(parents=True, exist_ok=True)
     loads = [load_average()]
