@@ -19,12 +19,17 @@ from __future__ import annotations
 import argparse
 import logging
 from pathlib import Path
+from typing import Callable
 
 from crosskd.commands.device_flag import DEVICE_HELP
-from crosskd.commands.options import existing_file, positive_int
+from crosskd.commands.options import existing_file
 from crosskd.errors import UserError
+from crosskd.train.seed_range import MAX_SEED
+from crosskd.untrusted import ascii_int
 
 log = logging.getLogger(__name__)
+MAX_FRAMES = 10_000  # per video and rate: memory grows with it
+MAX_WORKERS = 256  # decoding threads; each holds up to two decoded videos
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -54,18 +59,44 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "weight-free), transformers[:model=gpt2,weights=DIR], "
                         "word2vec:path=FILE (default: %(default)s, i.e. GPT-2)")
     parser.add_argument("--device", help=DEVICE_HELP)
-    parser.add_argument("--shard", metavar="I/N", help="extract only every N-th video, from "
-                        "the I-th (default: all, or torchrun's RANK/WORLD_SIZE)")
+    parser.add_argument("--shard", metavar="I/N", type=_shard,
+                        help="extract only every N-th video, from the I-th (default: all, or "
+                        "torchrun's RANK/WORLD_SIZE)")
     parser.add_argument("--merge", action="store_true",
                         help="write the dataset from the cached results of every shard")
-    parser.add_argument("--max-frames", "--max_frames", type=positive_int, default=64,
+    parser.add_argument("--max-frames", "--max_frames", default=64,
+                        type=whole_number("frames per video and rate", 1, MAX_FRAMES),
                         help="most frames per video and rate (longer videos are sampled "
                         "evenly; bounds memory) (default: %(default)s)")
-    parser.add_argument("--workers", type=positive_int, default=2,
+    parser.add_argument("--workers", type=whole_number("decoding threads", 1, MAX_WORKERS),
+                        default=2,
                         help="decoding threads (default: %(default)s)")
-    parser.add_argument("--seed", type=int, default=0,
+    parser.add_argument("--seed", type=whole_number("seed", 0, MAX_SEED), default=0,
                         help="seed of the train/val/test draw (default: %(default)s)")
     parser.set_defaults(func=run)
+
+
+def whole_number(what: str, low: int, high: int) -> Callable[[str], int]:
+    """argparse type: ASCII digits within [low, high] (`int()` also reads '١' or '１',
+    and refuses '²' with a traceback); a mistake is argparse's one-line error."""
+
+    def parse(text: str) -> int:
+        try:
+            return ascii_int(text, what, low, high)
+        except ValueError as err:
+            raise argparse.ArgumentTypeError(str(err)) from None
+
+    return parse
+
+
+def _shard(text: str) -> tuple[int, int]:
+    """argparse type of --shard: `I/N` in ASCII digits, 0 <= I < N."""
+    from crosskd.extract.job import shard_numbers
+
+    try:
+        return shard_numbers(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def expert_options(items: list[str]) -> dict[str, dict[str, str]]:
@@ -83,13 +114,13 @@ def expert_options(items: list[str]) -> dict[str, dict[str, str]]:
 
 def run(args: argparse.Namespace) -> int:
     """Extract (this shard of) the videos and write the dataset when all are done."""
-    from crosskd.extract.job import ExtractOptions, extract, parse_shard
+    from crosskd.extract.job import ExtractOptions, extract
     from crosskd.train.device import resolve_device
 
     options = ExtractOptions(
         videos=args.videos, captions=args.captions, out=args.out, experts=args.experts,
         expert_options=expert_options(args.expert_option), text_encoder=args.text_encoder,
-        device=str(resolve_device(args.device)), shard=parse_shard(args.shard) if args.shard else None,
+        device=str(resolve_device(args.device)), shard=args.shard,
         merge=args.merge, max_frames=args.max_frames, workers=args.workers, seed=args.seed)
     record = extract(options)
     if record is None:

@@ -13,9 +13,10 @@ from typing import Any
 
 import numpy as np
 
-from crosskd.diskwrites import atomic_path
+from crosskd.diskwrites import atomic_path, reported_write
 
 _META = "meta"
+_FIX = "free disk space or choose another --out"
 
 
 @dataclass
@@ -47,7 +48,8 @@ class ResultCache:
     def __init__(self, folder: Path, settings: dict[str, Any]) -> None:
         text = json.dumps(settings, sort_keys=True, default=str)
         self.folder = folder / hashlib.sha256(text.encode()).hexdigest()[:16]
-        self.folder.mkdir(parents=True, exist_ok=True)
+        with reported_write(self.folder, _FIX, action="create"):
+            self.folder.mkdir(parents=True, exist_ok=True)
 
     def path(self, video_id: str) -> Path:
         return self.folder / f"{video_id}.npz"
@@ -81,18 +83,34 @@ class ResultCache:
     def store(self, video_id: str, result: VideoResult) -> None:
         """Write atomically: a run killed mid-write leaves no entry."""
         arrays = {f"f:{name}": value for name, value in result.features.items()}
-        with atomic_path(self.path(video_id)) as tmp, open(tmp, "wb") as handle:
+        path = self.path(video_id)
+        with reported_write(path, _FIX), atomic_path(path) as tmp, open(tmp, "wb") as handle:
             np.savez(handle, **arrays, **{_META: np.array(json.dumps(result.meta()))})
 
-    def mark_done(self, shard: tuple[int, int]) -> None:
-        (self.folder / f"done-{shard[0]}-of-{shard[1]}").touch()
+    def _marker(self, name: str, digest: str) -> Path:
+        return self.folder / f"{name}.{digest}"
 
-    def claim_merge(self, count: int) -> bool:
-        """True for exactly one caller once all `count` shards are done (it then merges)."""
-        if not all((self.folder / f"done-{i}-of-{count}").exists() for i in range(count)):
+    def mark_done(self, shard: tuple[int, int], digest: str) -> None:
+        """Shard I of N has stored every result of the collection `digest` names."""
+        path = self._marker(f"done-{shard[0]}-of-{shard[1]}", digest)
+        with reported_write(path, _FIX):
+            path.touch()
+
+    def claim_merge(self, count: int, digest: str) -> bool:
+        """True for exactly one caller once all `count` shards are done with the collection
+        `digest` names (it then merges). A changed collection (a video added, replaced or
+        removed, a caption changed) has another digest, so its shards merge again."""
+        if not all(self._marker(f"done-{i}-of-{count}", digest).exists()
+                   for i in range(count)):
             return False
-        try:
-            os.close(os.open(self.folder / f"merging-{count}", os.O_CREAT | os.O_EXCL))
-        except FileExistsError:
-            return False
+        path = self._marker(f"merging-{count}", digest)
+        with reported_write(path, _FIX):
+            try:
+                os.close(os.open(path, os.O_CREAT | os.O_EXCL))
+            except FileExistsError:
+                return False
         return True
+
+    def release_merge(self, count: int, digest: str) -> None:
+        """Give a claim back when the merge failed, so a rerun of a shard merges again."""
+        self._marker(f"merging-{count}", digest).unlink(missing_ok=True)

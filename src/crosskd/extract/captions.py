@@ -1,22 +1,44 @@
 """Caption files in: a CSV with video and caption columns (WebVid's `videoid,name` too),
 JSON lines (`{"video": .., "caption": ..}` or `"captions": [..]`), or the MSR-VTT annotation
-JSON (`sentences` and `videos`). Several captions per video; an optional split per video."""
+JSON (`sentences` and `videos`). Several captions per video; an optional split per video.
+
+Every format is checked before use: the CSV is parsed as RFC 4180 over the whole file (a
+quoted field may hold line breaks and doubled quotes), each JSON value has its type checked,
+and a mistake is one line naming the file and the place (line, or `sentences[12].caption`).
+"""
 
 from __future__ import annotations
 
+import codecs
+import contextlib
 import csv
+import io
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from crosskd.errors import UserError
+from crosskd.extract.video_ids import checked_id
 
 VIDEO_KEYS = ("video", "video_id", "videoid", "id", "path", "file")
 CAPTION_KEYS = ("caption", "name", "text", "sentence", "description")
 #: split names the files may use, to ours (train / val / test).
 SPLIT_NAMES = {"train": "train", "val": "val", "validate": "val", "validation": "val",
                "test": "test"}
+#: the largest CSV field read (csv's own limit, 128 KiB, is below some long descriptions).
+MAX_FIELD_BYTES = 4 << 20
+#: byte-order marks of the encodings read besides UTF-8 (spreadsheets save UTF-16).
+_BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
+         (codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"),
+         (codecs.BOM_UTF16_BE, "utf-16"))
+_FORMATS = "a UTF-8 CSV, JSON lines or MSR-VTT annotation JSON file"
+_ID_FIX = ("video ids are file names without the suffix: no control characters, no leading "
+           "or trailing spaces, not only dots")
+_MSRVTT_SHAPE = (" - the MSR-VTT annotation JSON is an object with 'sentences' "
+                 "[{video_id, caption}] and 'videos' [{video_id, split}]")
+_MAX_SHOWN = 3  # problems quoted in one message
+_MISSING = object()
 
 
 @dataclass
@@ -26,86 +48,272 @@ class Captions:
     by_video: dict[str, list[str]] = field(default_factory=dict)
     splits: dict[str, str] = field(default_factory=dict)
 
-    def add(self, video: Any, caption: Any, split: Any, where: str) -> None:
-        if video in (None, "") or not isinstance(caption, str):
+    def add(self, video: str, caption: str, split: str | None, where: str) -> None:
+        """One caption of `video` (a file name or path: its stem is the id), checked."""
+        if not video:
             raise UserError(f"{where}: needs a video id and a caption string")
-        video_id = Path(str(video)).stem
+        video_id = checked_id(Path(video).stem, where, _ID_FIX)
         self.by_video.setdefault(video_id, []).append(caption.strip())
-        if split not in (None, ""):
-            if str(split).lower() not in SPLIT_NAMES:
-                raise UserError(f"{where}: split {split!r} is not one of "
-                                f"{', '.join(SPLIT_NAMES)}")
-            self.splits[video_id] = SPLIT_NAMES[str(split).lower()]
+        if split:
+            self.splits[video_id] = split_name(split, where)
+
+
+def split_name(split: str, where: str) -> str:
+    """Our name of a file's split (train / val / test)."""
+    if split.lower() not in SPLIT_NAMES:
+        raise UserError(f"{where}: split {split!r} is not one of {', '.join(SPLIT_NAMES)}")
+    return SPLIT_NAMES[split.lower()]
+
+
+def _kind(value: Any) -> str:
+    """A JSON value's type as the file's author knows it."""
+    if value is _MISSING:
+        return "missing"
+    names = {type(None): "null", bool: "true/false", int: "a number", float: "a number",
+             str: "a string", list: "a list", dict: "an object"}
+    return names.get(type(value), type(value).__name__)
+
+
+def _refuse(path: Path, problems: list[str]) -> None:
+    """One line naming the file and its first problems (with how many more there are)."""
+    if problems:
+        more = len(problems) - _MAX_SHOWN
+        raise UserError(f"captions file {path}: {'; '.join(problems[:_MAX_SHOWN])}"
+                        + (f" (and {more} more problem(s))" if more > 0 else ""))
+
+
+def _want(problems: list[str], where: str, value: Any, types: tuple[type, ...],
+          what: str) -> bool:
+    """Record a problem unless `value` is one of `types` (never a bool for a number)."""
+    if isinstance(value, types) and not isinstance(value, bool):
+        return True
+    problems.append(f"{where} must be {what} (got {_kind(value)})")
+    return False
 
 
 def _key(row: dict[str, Any], keys: tuple[str, ...]) -> str | None:
     return next((key for key in keys if key in row), None)
 
 
+@contextlib.contextmanager
+def _field_limit(limit: int) -> Iterator[None]:
+    """csv's field size limit raised for one read (it is process-wide), then restored."""
+    previous = csv.field_size_limit(limit)
+    try:
+        yield
+    finally:
+        csv.field_size_limit(previous)
+
+
+def _csv_rows(path: Path, text: str) -> Iterator[tuple[int, list[str]]]:
+    """(first line, fields) of every record, RFC 4180 over the whole text."""
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    while True:
+        start = reader.line_num + 1
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as err:
+            raise UserError(_csv_error(path, start, err)) from None
+        yield start, row
+
+
+def _csv_error(path: Path, line: int, err: csv.Error) -> str:
+    where = f"captions file {path} line {line}"
+    if "field larger than field limit" in str(err):
+        return (f"{where}: a field is longer than {MAX_FIELD_BYTES >> 20} MiB (often a quote "
+                "that is never closed); close the quote, or shorten the caption")
+    return (f"{where}: not valid CSV ({err}); quote a field holding commas, quotes or line "
+            'breaks, and double a quote inside it ("")')
+
+
 def _read_csv(path: Path, text: str, captions: Captions) -> None:
-    reader = csv.DictReader(text.splitlines())
-    header = {name.strip().lower(): name for name in reader.fieldnames or ()}
+    with _field_limit(MAX_FIELD_BYTES):
+        _read_csv_rows(path, _csv_rows(path, text), captions)
+
+
+def _read_csv_rows(path: Path, rows: Iterator[tuple[int, list[str]]],
+                   captions: Captions) -> None:
+    first = next(rows, None)
+    names = [name.strip().lower() for name in (first[1] if first else [])]
+    header = {name: column for column, name in reversed(list(enumerate(names)))}
     video, caption = _key(header, VIDEO_KEYS), _key(header, CAPTION_KEYS)
     if video is None or caption is None:
         raise UserError(f"captions file {path}: the CSV header needs a video column "
                         f"({'/'.join(VIDEO_KEYS)}) and a caption column ({'/'.join(CAPTION_KEYS)})")
-    split = header.get("split")
-    for number, row in enumerate(reader, 2):
-        captions.add(row[header[video]], row[header[caption]], row.get(split) if split else None,
-                     f"{path} line {number}")
+    columns = (header[video], header[caption], header.get("split"))
+    for number, row in rows:
+        if not any(value.strip() for value in row):
+            continue
+        video_id, text, split = (row[c] if c is not None and c < len(row) else ""
+                                 for c in columns)
+        captions.add(video_id, text, split.strip(), f"captions file {path} line {number}")
+
+
+def _jsonl_video(problems: list[str], row: dict[str, Any]) -> str | None:
+    """The video of a JSON lines object (a string, or a whole number such as WebVid's ids)."""
+    key = _key(row, VIDEO_KEYS) or "video"
+    value = row.get(key, _MISSING)
+    if _want(problems, key, value, (str, int), "a string (or a whole number)"):
+        return str(value)
+    return None
+
+
+def _jsonl_texts(problems: list[str], row: dict[str, Any]) -> list[str]:
+    """The captions of a JSON lines object: a `captions` list or one caption string."""
+    if "captions" in row:
+        texts = row["captions"]
+        if not _want(problems, "captions", texts, (list,), "a list of strings"):
+            return []
+        return [text for number, text in enumerate(texts)
+                if _want(problems, f"captions[{number}]", text, (str,), "a string")]
+    key = _key(row, CAPTION_KEYS) or "caption"
+    value = row.get(key, _MISSING)
+    return [value] if _want(problems, key, value, (str,), "a string") else []
+
+
+def _optional_split(problems: list[str], where: str, value: Any) -> str | None:
+    if value is None or value is _MISSING:
+        return None
+    return value if _want(problems, where, value, (str,), "a string") else None
 
 
 def _read_jsonl(path: Path, text: str, captions: Captions) -> None:
-    for number, line in enumerate(text.splitlines(), 1):
+    # "\n" only: a JSON string may hold U+2028 and others that str.splitlines() splits at
+    for number, line in enumerate(text.split("\n"), 1):
         if not line.strip():
             continue
-        where = f"{path} line {number}"
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            raise UserError(f"{where}: not JSON; each line is one object such as "
-                            '{"video": "v1", "caption": "a dog runs"}') from None
+        where = f"captions file {path} line {number}"
+        row = _parse_json(line, where, 'each line is one object such as '
+                          '{"video": "v1", "caption": "a dog runs"}')
         if not isinstance(row, dict):
-            raise UserError(f"{where}: each line must be a JSON object")
-        texts = row.get("captions", [row.get(_key(row, CAPTION_KEYS) or "caption")])
-        for caption in texts if isinstance(texts, list) else [texts]:
-            captions.add(row.get(_key(row, VIDEO_KEYS) or "video"), caption, row.get("split"),
-                         where)
+            raise UserError(f"{where}: each line must be a JSON object (got {_kind(row)})")
+        problems: list[str] = []
+        video = _jsonl_video(problems, row)
+        texts = _jsonl_texts(problems, row)
+        split = _optional_split(problems, "split", row.get("split", _MISSING))
+        _refuse(path, [f"line {number}: {problem}" for problem in problems])
+        for caption in texts:
+            captions.add(video or "", caption, split, where)
+
+
+def _parse_json(text: str, where: str, hint: str) -> Any:
+    """`text` parsed, or a UserError naming `where` (too deep or huge values included)."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise UserError(f"{where}: not JSON ({err.msg} at line {err.lineno} column "
+                        f"{err.colno}); {hint}") from None
+    except (ValueError, RecursionError) as err:  # a number of >4300 digits, deep nesting
+        reason = "nested too deeply" if isinstance(err, RecursionError) else str(err)[:80]
+        raise UserError(f"{where}: not usable JSON ({reason}); {hint}") from None
+
+
+def _sentence_problems(sentences: list[Any]) -> list[str]:
+    problems: list[str] = []
+    for number, sentence in enumerate(sentences):
+        where = f"sentences[{number}]"
+        if not _want(problems, where, sentence, (dict,), "an object"):
+            continue
+        for key in ("video_id", "caption"):
+            _want(problems, f"{where}.{key}", sentence.get(key, _MISSING), (str,), "a string")
+    return problems
+
+
+def _video_problems(videos: list[Any]) -> list[str]:
+    problems: list[str] = []
+    for number, video in enumerate(videos):
+        where = f"videos[{number}]"
+        if not _want(problems, where, video, (dict,), "an object"):
+            continue
+        _want(problems, f"{where}.video_id", video.get("video_id", _MISSING), (str,),
+              "a string")
+        _optional_split(problems, f"{where}.split", video.get("split", _MISSING))
+    return problems
+
+
+def _msrvtt_problems(data: dict[str, Any]) -> list[str]:
+    """Every value of the annotation JSON this reader uses, checked for its type."""
+    problems: list[str] = []
+    sentences = data.get("sentences", _MISSING)
+    if _want(problems, "sentences", sentences, (list,), "a list of objects"):
+        problems += _sentence_problems(sentences)
+    videos = data.get("videos", [])
+    if _want(problems, "videos", videos, (list,), "a list of objects"):
+        problems += _video_problems(videos)
+    return problems
 
 
 def _read_msrvtt(path: Path, data: dict[str, Any], captions: Captions) -> None:
+    problems = _msrvtt_problems(data)
+    if problems:
+        problems[-1] += _MSRVTT_SHAPE if len(problems) <= _MAX_SHOWN else ""
+    _refuse(path, problems)
     for number, sentence in enumerate(data["sentences"]):
-        if not isinstance(sentence, dict):
-            raise UserError(f"{path}: sentences[{number}] must be an object")
-        captions.add(sentence.get("video_id"), sentence.get("caption"), None,
-                     f"{path} sentences[{number}]")
-    for video in data.get("videos", []):
-        if isinstance(video, dict) and video.get("video_id") in captions.by_video:
-            split = str(video.get("split", "")).lower()
-            if split in SPLIT_NAMES:
-                captions.splits[video["video_id"]] = SPLIT_NAMES[split]
+        captions.add(sentence["video_id"], sentence["caption"], None,
+                     f"captions file {path} sentences[{number}].video_id")
+    for number, video in enumerate(data.get("videos", [])):
+        video_id, split = Path(video["video_id"]).stem, video.get("split")
+        if video_id in captions.by_video and split:
+            captions.splits[video_id] = split_name(
+                split, f"captions file {path} videos[{number}].split")
+
+
+def _decoded(path: Path, data: bytes) -> str:
+    """The file's text: UTF-8 (a BOM allowed), or UTF-16/32 with their BOM."""
+    encoding = next((name for bom, name in _BOMS if data.startswith(bom)), "utf-8")
+    try:
+        text = data.decode(encoding)
+    except UnicodeDecodeError as err:
+        line, name = data[:err.start].count(b"\n") + 1, encoding.removesuffix("-sig").upper()
+        raise UserError(f"captions file {path} line {line}: not {name} text (byte "
+                        f"0x{data[err.start]:02x}); save it as UTF-8 ({_FORMATS})") from None
+    if "\x00" in text:
+        line = text[:text.index("\x00")].count("\n") + 1
+        raise UserError(f"captions file {path} line {line}: holds a NUL character (UTF-16 "
+                        f"without a byte-order mark?); save it as UTF-8 ({_FORMATS})")
+    return text
+
+
+def _read_text(path: Path) -> str:
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise UserError(f"captions file {path} not found (--captions)") from None
+    except OSError as err:
+        raise UserError(f"captions file {path} cannot be read ({err.strerror or err}); give "
+                        f"{_FORMATS}") from None
+    return _decoded(path, data)
+
+
+def _whole_json(path: Path, text: str) -> Any:
+    """The file as one JSON document when it is one (an annotation JSON); else None."""
+    stripped = text.strip()
+    if stripped.startswith("["):
+        value = _parse_json(text, f"captions file {path}", _FORMATS)
+        raise UserError(f"captions file {path}: the file is {_kind(value)} in JSON; give "
+                        "JSON lines (one object per line) or the MSR-VTT annotation JSON (an "
+                        "object with 'sentences' and 'videos')")
+    if not stripped.startswith("{"):
+        return None
+    lines = [line for line in stripped.split("\n") if line.strip()]
+    if len(lines) == 1 and '"sentences"' not in stripped:
+        return None  # JSON lines with one line
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):
+        return None  # JSON lines (or a broken file: its lines are reported one by one)
 
 
 def read_captions(path: Path) -> Captions:
     """The captions of a file in any of the three formats (told apart by their content)."""
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise UserError(f"captions file {path} not found (--captions)") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise UserError(f"captions file {path} cannot be read ({type(err).__name__}); give "
-                        "a UTF-8 CSV, JSON lines or MSR-VTT annotation JSON file") from None
+    text = _read_text(path)
     captions = Captions()
-    stripped = text.lstrip()
-    whole = None
-    if stripped.startswith("{"):
-        try:
-            whole = json.loads(text)
-        except json.JSONDecodeError:
-            whole = None
-    if isinstance(whole, dict) and "sentences" in whole:
+    whole = _whole_json(path, text)
+    if isinstance(whole, dict):
         _read_msrvtt(path, whole, captions)
-    elif stripped.startswith("{"):
+    elif text.lstrip().startswith("{"):
         _read_jsonl(path, text, captions)
     else:
         _read_csv(path, text, captions)

@@ -3,13 +3,16 @@ the cache, and write the dataset when every shard is done (or on `--merge`)."""
 
 from __future__ import annotations
 
+import hashlib
 import inspect
+import json
 import logging
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from crosskd.diskwrites import reported_write
 from crosskd.errors import UserError
 from crosskd.extract.cache import ResultCache
 from crosskd.extract.captions import read_captions
@@ -18,7 +21,11 @@ from crosskd.extract.sources import find_videos
 from crosskd.extract.splits import assign_splits
 from crosskd.extract.text_encoders import TEXT_ENCODERS, build_text_encoder, parse_choice
 from crosskd.extract.video_experts import build_experts
+from crosskd.extract.decode import DecodeSpec
+from crosskd.extract.encoder import TextEncoder
+from crosskd.extract.expert import Expert
 from crosskd.extract.writer import Collection, write_dataset
+from crosskd.untrusted import ascii_int
 
 log = logging.getLogger(__name__)
 CACHE_FOLDER = ".extract-cache"
@@ -42,28 +49,48 @@ class ExtractOptions:
     seed: int = 0
 
 
-def parse_shard(text: str) -> tuple[int, int]:
-    """`I/N` -> (I, N)."""
+MAX_SHARDS = 1 << 20
+
+
+def shard_numbers(text: str) -> tuple[int, int]:
+    """`I/N` -> (I, N) in ASCII digits with 0 <= I < N; else a ValueError of one line."""
     index, sep, count = text.partition("/")
-    if not sep or not index.isdigit() or not count.isdigit() or int(count) < 1:
-        raise UserError(f"--shard {text!r}: write I/N, e.g. 0/4 for the first of four shards")
-    return int(index), int(count)
+    if not sep:
+        raise ValueError(f"{text!r} is not I/N; write e.g. 0/4 for the first of four shards")
+    total = ascii_int(count, "N (the number of shards)", 1, MAX_SHARDS)
+    return ascii_int(index, "I (this shard)", 0, total - 1), total
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """`I/N` -> (I, N); a mistake is a UserError naming --shard."""
+    try:
+        return shard_numbers(text)
+    except ValueError as err:
+        raise UserError(f"--shard {text!r}: {err}") from None
 
 
 def launched_shard() -> tuple[int, int]:
     """The shard of this process: torchrun's RANK / WORLD_SIZE, else the whole collection."""
     rank, world = os.environ.get("RANK"), os.environ.get("WORLD_SIZE")
-    if rank is not None and world is not None and rank.isdigit() and world.isdigit():
-        return int(rank), int(world)
-    return 0, 1
+    if rank is None or world is None:
+        return 0, 1
+    try:
+        total = ascii_int(world, "environment variable WORLD_SIZE", 1, MAX_SHARDS)
+        return ascii_int(rank, "environment variable RANK", 0, total - 1), total
+    except ValueError as err:
+        raise UserError(f"{err} (set by torchrun; unset RANK and WORLD_SIZE, or use "
+                        "--shard I/N)") from None
 
 
 def rank_device(device: str) -> str:
     """Under torchrun each rank takes its own GPU (LOCAL_RANK) when told to use CUDA."""
     local = os.environ.get("LOCAL_RANK")
-    if device.startswith("cuda") and local is not None and local.isdigit():
-        return f"cuda:{local}"
-    return device
+    if not device.startswith("cuda") or local is None:
+        return device
+    try:
+        return f"cuda:{ascii_int(local, 'environment variable LOCAL_RANK', 0)}"
+    except ValueError as err:
+        raise UserError(f"{err} (set by torchrun)") from None
 
 
 def collect(options: ExtractOptions) -> tuple[dict[str, Path], Collection, dict[str, str]]:
@@ -93,22 +120,55 @@ def extract(options: ExtractOptions) -> Path | None:
     experts = build_experts(options.experts, options.expert_options, device=options.device,
                             text_encoder=text_encoder)
     spec = decode_spec(experts, options.max_frames)
-    options.out.mkdir(parents=True, exist_ok=True)
+    with reported_write(options.out, "choose another --out", action="create"):
+        options.out.mkdir(parents=True, exist_ok=True)
     cache = ResultCache(options.out / CACHE_FOLDER,
                         {"decode": asdict(spec), "experts": [e.provenance() for e in experts]})
     shard = options.shard or launched_shard()
-    if not options.merge:
-        mine = shard_of(collection.video_ids, shard)
-        done = Extraction(videos, experts, cache, options.out, spec, options.workers).run(mine)
-        log.info("extract: shard %d/%d: %d videos extracted, %d were cached", *shard, done,
-                 len(mine) - done)
-        cache.mark_done(shard)
-        if shard[1] > 1 and not cache.claim_merge(shard[1]):
-            log.info("extract: shard %d/%d done; the last shard to finish writes the dataset "
-                     "(or run the same command with --merge)", *shard)
-            return None
+    if options.merge:
+        return _write(options, collection, given, experts, text_encoder, cache, spec)
+    mine = shard_of(collection.video_ids, shard)
+    done = Extraction(videos, experts, cache, options.out, spec, options.workers).run(mine)
+    log.info("extract: shard %d/%d: %d videos extracted, %d were cached", *shard, done,
+             len(mine) - done)
+    if shard[1] == 1:
+        return _write(options, collection, given, experts, text_encoder, cache, spec)
+    digest = collection_digest(videos, collection, given, options.seed, text_encoder)
+    cache.mark_done(shard, digest)
+    if not cache.claim_merge(shard[1], digest):
+        log.info("extract: shard %d/%d done; the last shard to finish writes the dataset "
+                 "(or run the same command with --merge)", *shard)
+        return None
+    try:
+        return _write(options, collection, given, experts, text_encoder, cache, spec)
+    except BaseException:
+        cache.release_merge(shard[1], digest)  # a rerun of any shard merges again
+        raise
+
+
+def _write(options: ExtractOptions, collection: Collection, given: dict[str, str],
+           experts: list[Expert], text_encoder: TextEncoder, cache: ResultCache,
+           spec: DecodeSpec) -> Path:
     return write_dataset(options.out, _usable(collection, cache, given, options.seed), experts,
                          text_encoder, cache, spec)
+
+
+def collection_digest(videos: dict[str, Path], collection: Collection, given: dict[str, str],
+                      seed: int, text_encoder: TextEncoder) -> str:
+    """What the dataset is written from, hashed: the videos (id, size, time; not the path,
+    which differs between machines sharing OUT), captions, splits, seed and text encoder.
+    Shards mark themselves done for this digest, so a changed collection merges again."""
+    files = {}
+    for video_id in collection.video_ids:
+        try:
+            stat = videos[video_id].stat()
+            files[video_id] = [stat.st_size, stat.st_mtime_ns]
+        except OSError:
+            files[video_id] = None
+    state = {"videos": files, "captions": collection.captions, "splits": given, "seed": seed,
+             "text_encoder": text_encoder.record()}
+    text = json.dumps(state, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
 
 def _usable(collection: Collection, cache: ResultCache, given: dict[str, str],

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from crosskd.diskwrites import atomic_path, reported_write
 from crosskd.extract.decode import Decoded
 
 THUMBNAIL_SIDE = 160
@@ -14,7 +15,8 @@ FOLDER = "keyframes"
 
 
 def save_keyframe(video: Decoded, video_id: str, out: Path) -> dict[str, Any]:
-    """The frame at the middle of the densest sampled rate as `keyframes/<id>.jpg`."""
+    """The frame at the middle of the densest sampled rate as `keyframes/<id>.jpg` (JPEG
+    named explicitly: an id such as `a.b` must not be taken for a file suffix)."""
     from PIL import Image
 
     rate = max(video.frames)
@@ -22,6 +24,9 @@ def save_keyframe(video: Decoded, video_id: str, out: Path) -> dict[str, Any]:
     image = Image.fromarray(np.ascontiguousarray(video.frames[rate][index]))
     image.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE))
     relative = f"{FOLDER}/{video_id}.jpg"
-    (out / FOLDER).mkdir(parents=True, exist_ok=True)
-    image.save(out / relative, quality=85)
+    path = out / relative
+    with reported_write(path, "free disk space or choose another --out"):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path) as tmp:
+            image.save(tmp, format="JPEG", quality=85)
     return {"file": relative, "time": round(float(video.times[rate][index]), 3)}

@@ -5,19 +5,28 @@ from __future__ import annotations
 from pathlib import Path
 
 from crosskd.errors import UserError
+from crosskd.extract.video_ids import collision_key, file_video_id
 
 VIDEO_SUFFIXES = {".mp4", ".mkv", ".webm", ".avi", ".mov", ".m4v", ".mpg", ".mpeg", ".flv",
                   ".ts", ".wmv", ".3gp", ".gif", ".ogv"}
 
 
 def _listed(path: Path) -> list[Path]:
-    lines = path.read_text(encoding="utf-8").splitlines()
-    return [(path.parent / line.strip()) for line in lines
-            if line.strip() and not line.startswith("#")]
+    """The paths of a list file, one a line ('#' starts a comment), relative to its folder."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as err:
+        reason = getattr(err, "strerror", None) or "not UTF-8 text"
+        raise UserError(f"VIDEOS list file {path} cannot be read ({reason}); give a UTF-8 text "
+                        "file with one video path per line, or a folder of videos") from None
+    # "\n" only: a path may hold other characters str.splitlines() would split at
+    lines = (line.rstrip("\r").strip() for line in text.split("\n"))
+    return [path.parent / line for line in lines if line and not line.startswith("#")]
 
 
 def find_videos(source: Path) -> dict[str, Path]:
-    """Video id (the file name without its suffix) -> path; two files of one id are refused."""
+    """Video id -> path (see crosskd.extract.video_ids for the rule); a file whose name breaks
+    the rule, or two files of one id, are refused before anything is extracted."""
     if source.is_dir():
         paths = sorted(p for p in source.rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES
                        and p.is_file())
@@ -27,11 +36,19 @@ def find_videos(source: Path) -> dict[str, Path]:
         raise UserError(f"VIDEOS {source} does not exist; give a folder of videos or a text "
                         "file listing one video path per line")
     found: dict[str, Path] = {}
+    keys: dict[str, str] = {}
     for path in paths:
-        if path.stem in found:
-            raise UserError(f"two videos have the id {path.stem!r} ({found[path.stem]} and "
-                            f"{path}); video ids are file names without suffix - rename one")
-        found[path.stem] = path
+        video_id = file_video_id(path)
+        other_id = keys.get(collision_key(video_id))
+        if other_id is not None:
+            same = (f"the id {video_id!r}" if other_id == video_id else
+                    f"the ids {other_id!r} and {video_id!r}, one file name on a disk that "
+                    "ignores letter case or Unicode normalisation")
+            raise UserError(f"two videos have {same}: {str(found[other_id])!r} and "
+                            f"{str(path)!r}; video ids are file names without the suffix - "
+                            "rename one")
+        found[video_id] = path
+        keys[collision_key(video_id)] = video_id
     if not found:
         raise UserError(f"no video found in {source} (suffixes "
                         f"{', '.join(sorted(VIDEO_SUFFIXES))})")

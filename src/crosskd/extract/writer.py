@@ -19,7 +19,7 @@ import numpy as np
 from crosskd.config import load_config
 from crosskd.data import layouts
 from crosskd.data.picklewriter import write_dict_pickle, write_pickle
-from crosskd.diskwrites import write_text_atomically
+from crosskd.diskwrites import reported_write, write_text_atomically
 from crosskd.extract.cache import ResultCache
 from crosskd.extract.decode import DecodeSpec
 from crosskd.extract.encoder import TextEncoder, words
@@ -35,6 +35,7 @@ CONFIGS = {"config.json": ("demo/msrvtt-demo-ce.json", "msrvtt-train-gpt2-xl-fin
            "config-cecap.json": ("demo/msrvtt-demo-cecap.json",
                                  "msrvtt-train-gpt2-xl-finetuned-mte-adam-cecap.json")}
 MAX_TEST_CAPTIONS = 20
+_FIX = "free disk space or choose another --out"
 
 
 @dataclass
@@ -126,7 +127,8 @@ def write_dataset(out: Path, collection: Collection, experts: list[Expert],
                   text_encoder: TextEncoder, cache: ResultCache, spec: DecodeSpec) -> Path:
     """Write every file of the dataset under `out` (the data_dir); returns extraction.json."""
     root = out / ROOT_FEAT_FOLDER
-    root.mkdir(parents=True, exist_ok=True)
+    with reported_write(root, _FIX, action="create"):
+        root.mkdir(parents=True, exist_ok=True)
     ids = collection.video_ids
     layout = layouts.get_layout(DATASET)
     max_tokens: dict[str, int] = {}
@@ -155,14 +157,13 @@ def write_dataset(out: Path, collection: Collection, experts: list[Expert],
     write_pickle(root / layout.raw_captions,
                  {vid: [words(c) for c in collection.captions[vid]] for vid in ids})
     for split, name in SPLIT_FILES.items():
-        (root / name).write_text("\n".join(collection.splits[split]) + "\n", encoding="utf-8")
+        write_text_atomically(root / name, "\n".join(collection.splits[split]) + "\n", _FIX)
     test_captions = min(MAX_TEST_CAPTIONS, max(len(collection.captions[v]) for v in ids))
     weight_free = all(e.weights() == "weight-free" for e in experts)
     for name, bases in CONFIGS.items():
         config = generated_config(out, experts, spec, text_encoder.text_feat, max_tokens,
                                   test_captions, bases[0] if weight_free else bases[1])
-        write_text_atomically(out / name, json.dumps(config, indent=1) + "\n",
-                              "free disk space or choose another --out")
+        write_text_atomically(out / name, json.dumps(config, indent=1) + "\n", _FIX)
     return _write_record(out, collection, experts, text_encoder, cache, spec)
 
 
@@ -176,12 +177,19 @@ def _expert_record(expert: Expert, spec: DecodeSpec) -> dict[str, Any]:
             "frames_file": frames_file(file) if expert.keeps_frames else None}
 
 
+def _absolute(path: str | None) -> str | None:
+    """A video's path as readers of the record need it: VIDEOS may have been given relative
+    to the folder extract ran in, which a reader (crosskd index) cannot know."""
+    return None if path is None else str(Path(path).absolute())
+
+
 def _write_record(out: Path, collection: Collection, experts: list[Expert],
                   text_encoder: TextEncoder, cache: ResultCache, spec: DecodeSpec) -> Path:
     videos, missing = {}, {e.modality: 0 for e in experts}
     for video_id in collection.video_ids:
         result = cache.load(video_id)
-        videos[video_id] = {"source": result.source.get("path"), "duration": result.duration,
+        videos[video_id] = {"source": _absolute(result.source.get("path")),
+                            "duration": result.duration,
                             "keyframe": result.keyframe, "missing": result.missing,
                             "texts": result.texts}
         for modality in result.missing:
@@ -201,6 +209,5 @@ def _write_record(out: Path, collection: Collection, experts: list[Expert],
         "videos": videos,
     }
     path = out / "extraction.json"
-    write_text_atomically(path, json.dumps(record, indent=1) + "\n",
-                          "free disk space or choose another --out")
+    write_text_atomically(path, json.dumps(record, indent=1) + "\n", _FIX)
     return path
