@@ -16,10 +16,13 @@ from crosskd.search import Index  # noqa: E402
 from crosskd.search.media import attach_media  # noqa: E402
 from crosskd.search.server import create_app  # noqa: E402
 
+#: the server answers loopback Host names only (TestClient's default is "testserver")
+LOCAL = "http://127.0.0.1:8000"
+
 
 @pytest.fixture(scope="module")
 def client(tiny_collection):
-    return TestClient(create_app(Index.load(tiny_collection[3])))
+    return TestClient(create_app(Index.load(tiny_collection[3])), base_url=LOCAL)
 
 
 def test_search_answers_as_the_cli_does(client, tiny_collection, capsys):
@@ -57,7 +60,7 @@ def test_health_page_metadata_and_video_to_text(client):
     ("/search?caption=video34:0&k=ten", 400, "k must be"),
     ("/search?k=3", 400, "give one of"),
     ("/search?q=dog&caption=video34:0", 400, "give one of"),
-    ("/search?q=a%20dog", 400, "--caption VIDEO_ID:INDEX"),
+    ("/search?q=a%20dog", 400, "caption=VIDEO_ID:INDEX"),
     ("/search?caption=nope:0", 404, "no video 'nope'"),
     ("/search?caption=video34:7", 404, "has no caption 7"),
     ("/search?caption=video34", 400, "VIDEO_ID:INDEX"),
@@ -83,14 +86,14 @@ def test_media_come_from_the_index_folder_with_range_requests(tmp_path, tiny_col
     root = tmp_path / "index"
     index.save(root)
     clip = tmp_path / "clip.mp4"
-    clip.write_bytes(bytes(range(256)) * 40)
+    clip.write_bytes(b"\x00\x00\x00\x18ftypisom" + bytes(range(256)) * 40)  # an MP4 header
     thumb = tmp_path / "thumb.jpg"
-    thumb.write_bytes(b"\xff\xd8jpeg")
+    thumb.write_bytes(b"\xff\xd8\xffjpeg")
     attach_media(root, {"video34": {"video": clip, "thumbnail": thumb}})
-    client = TestClient(create_app(Index.load(root)))
+    client = TestClient(create_app(Index.load(root)), base_url=LOCAL)
     assert client.get("/videos/video34").json()["media"] == ["video", "thumbnail"]
     part = client.get("/videos/video34/video", headers={"Range": "bytes=10-19"})
-    assert part.status_code == 206 and part.content == bytes(range(10, 20))
-    assert client.get("/videos/video34/thumbnail").content == b"\xff\xd8jpeg"
+    assert part.status_code == 206 and part.content == clip.read_bytes()[10:20]
+    assert client.get("/videos/video34/thumbnail").content == b"\xff\xd8\xffjpeg"
     hit = client.get("/search", params={"caption": "video34:0", "k": 18}).json()["results"]
     assert {h["video_id"]: h["media"] for h in hit}["video34"] == ["video", "thumbnail"]

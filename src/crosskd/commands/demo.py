@@ -23,6 +23,7 @@ from typing import Any
 import torch
 
 from crosskd.commands.device_flag import DEVICE_HELP
+from crosskd.commands.serve import port_number
 from crosskd.config import apply_overrides, as_experiment, load_config
 from crosskd.data.synth import SynthSpec, write_synthetic
 from crosskd.errors import UserError
@@ -68,7 +69,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--device", help=DEVICE_HELP)
     parser.add_argument("--serve", action="store_true",
                         help="then serve the search page of the trained model and open it")
-    parser.add_argument("--port", type=int, default=8000, help="port of --serve's page")
+    parser.add_argument("--port", type=port_number, default=8000, help="port of --serve's page")
     parser.set_defaults(func=run)
 
 
@@ -173,5 +174,6 @@ def _index_demo(config: dict[str, Any], run_dir: Path, out: Path) -> Path:
     path = out / "index"
     if (path / MANIFEST).is_file():  # the index of an earlier demo in this folder
         shutil.rmtree(path)
-    build_index(with_split(config, None), run_dir, cache_dir=out / "cache").save(path)
+    build_index(with_split(config, None), run_dir, cache_dir=out / "cache",
+                media_roots=[out / "videos"]).save(path)
     return path

@@ -22,6 +22,7 @@ from crosskd.search.backends import BACKENDS, check_backend
 from crosskd.search.build import build_index, with_split
 from crosskd.search.storage import DTYPES, check_dtype
 from crosskd.shipped import resolve_config
+from crosskd.untrusted import terminal_safe
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--data", type=Path, metavar="DATA_DIR",
                         help="dataset folder (sets data_loader.args.data_dir; default: the config's)")
     parser.add_argument("--split", help="split to index (default: the final test's split)")
+    parser.add_argument("--media-root", "--media_root", dest="media_roots", action="append",
+                        type=Path, default=[], metavar="FOLDER",
+                        help="also copy videos that the dataset's extraction.json names from "
+                        "this folder into the index (repeatable; default: only media inside "
+                        "the dataset folder)")
     parser.add_argument("--out", type=Path, required=True, help="index folder to write (new)")
     parser.add_argument("--dtype", default="float32", choices=DTYPES,
                         help="how the video embeddings are stored")
@@ -76,13 +82,14 @@ def run(args: argparse.Namespace) -> int:
                                            json.dumps(str(args.data)))])
     config = with_split(config, args.split)
     index = build_index(config, args.checkpoint, args.dtype, args.backend, args.cache_dir,
-                        **options)
+                        args.media_roots, **options)
     index.save(args.out)
-    print(f"indexed {len(index)} videos and {len(index.captions)} captions of "
-          f"{index.info['dataset']} {index.info['split']} into {args.out} "
-          f"({args.dtype}, {args.backend}); availability patterns:")
+    # names and ids come from the dataset's files: escaped for the terminal
+    print(terminal_safe(f"indexed {len(index)} videos and {len(index.captions)} captions of "
+                        f"{index.info['dataset']} {index.info['split']} into {args.out} "
+                        f"({args.dtype}, {args.backend}); availability patterns:"))
     for line in index.describe_patterns():
-        print(f"  {line}")
-    print(f"search: crosskd search {args.out} --caption "
-          f"{index.video_ids[0]}:0   or   crosskd serve {args.out}")
+        print(f"  {terminal_safe(line)}")
+    print(terminal_safe(f"search: crosskd search {args.out} --caption "
+                        f"{index.video_ids[0]}:0   or   crosskd serve {args.out}"))
     return 0

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -25,12 +25,15 @@ from crosskd.search.captions import CaptionStore
 from crosskd.search.index import Index
 from crosskd.search.text_side import TextSide
 from crosskd.train.evaluate import embed_videos, load_model, videos_per_chunk
+from crosskd.untrusted import UnsafePathError, contained, terminal_safe
 
 log = logging.getLogger(__name__)
 
 #: the own-video dataset's record of how it was made (crosskd extract), with its text encoder
 EXTRACTION_RECORD = "extraction.json"
 CAPTION_CHUNK = 240
+#: what a refused video source adds: a dataset made here records the user's own video paths
+OWN_VIDEOS = "; if these are your own videos, allow their folder with --media-root FOLDER"
 
 
 def with_split(config: dict[str, Any], split: str | None) -> dict[str, Any]:
@@ -88,46 +91,88 @@ def extraction_record(data_dir: Path) -> dict[str, Any]:
     if not path.is_file():
         return {}
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        record = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as err:
         raise UserError(f"{path} cannot be read ({err})") from None
+    if not isinstance(record, dict):
+        raise UserError(f"{path} is not an extraction record (a JSON object); run crosskd "
+                        "extract again")
+    return record
 
 
-def media_sources(record: dict[str, Any], data_dir: Path, video_ids: list[str]
-                  ) -> dict[str, dict[str, Path]]:
-    """Each indexed video's source file and keyframe, as the extraction record names them."""
-    sources = {}
+def media_sources(record: dict[str, Any], data_dir: Path, video_ids: list[str],
+                  media_roots: Sequence[Path] = ()) -> dict[str, dict[str, Path]]:
+    """Each indexed video's source file and keyframe, as the extraction record names them,
+    resolved. The record may come from someone else, so a file it names is taken only from
+    inside the dataset folder (keyframes) or it and `media_roots` (videos: `crosskd extract`
+    records the user's own video paths, wherever they are); a missing file is left out."""
     videos = record.get("videos") or {}
+    if not isinstance(videos, dict):
+        raise UserError(f"{data_dir / EXTRACTION_RECORD}: 'videos' is not a table of video "
+                        "ids; run crosskd extract again")
+    sources = {}
     for video_id in video_ids:
-        entry = videos.get(video_id) or {}
+        entry = videos.get(video_id)
+        if not isinstance(entry, dict):
+            continue
+        keyframe = entry.get("keyframe")
+        named = {"video": ("source", entry.get("source"), (data_dir, *media_roots), OWN_VIDEOS),
+                 "thumbnail": ("keyframe file", keyframe.get("file")
+                               if isinstance(keyframe, dict) else None, (data_dir,), "")}
         files = {}
-        if entry.get("source"):
-            files["video"] = data_dir / entry["source"]  # an absolute source stays as it is
-        if (entry.get("keyframe") or {}).get("file"):
-            files["thumbnail"] = data_dir / entry["keyframe"]["file"]
+        for kind, (field, text, roots, advice) in named.items():
+            what = f"{data_dir / EXTRACTION_RECORD} entry {video_id!r} {field}"
+            path = _media_file(data_dir, text, roots, what, advice) if text else None
+            if path is not None:
+                files[kind] = path
         if files:
             sources[video_id] = files
     return sources
 
 
+def _media_file(data_dir: Path, text: Any, roots: Sequence[Path], what: str, advice: str
+                ) -> Path | None:
+    """The file a record entry names (relative to the dataset folder, or absolute) resolved
+    inside one of `roots`; None if there is no such file; refused if it lies outside them."""
+    if not isinstance(text, str):
+        raise UserError(f"{what} is {text!r}, not a path; run crosskd extract again")
+    path = (data_dir / text).absolute()
+    if not path.is_file():
+        return None
+    for root in roots:
+        try:
+            return contained(root, path, what)
+        except UnsafePathError:
+            continue
+    inside = " or ".join(str(Path(root).resolve()) for root in roots)
+    raise UnsafePathError(f"{what}: {terminal_safe(text)!r} resolves to {path.resolve()}, "
+                          f"outside {inside}; crosskd index copies no media from elsewhere"
+                          f"{advice}")
+
+
 def build_index(config: ExperimentConfig | dict[str, Any], checkpoint: str | Path,
                 dtype: str = "float32", backend: str = "exact",
-                cache_dir: str | Path | None = None, **backend_options: Any) -> Index:
-    """Embed the evaluation split of `config` with the checkpoint's model into an Index."""
+                cache_dir: str | Path | None = None, media_roots: Sequence[Path] = (),
+                **backend_options: Any) -> Index:
+    """Embed the evaluation split of `config` with the checkpoint's model into an Index
+    (videos outside the dataset folder are shown only from `media_roots`)."""
     experiment = as_experiment(config)
     model = load_model(experiment.model, checkpoint)
     data = RetrievalData.load(experiment.data, cache_dir=cache_dir)
-    index = index_from_model(model, experiment, data, dtype, backend, **backend_options)
+    index = index_from_model(model, experiment, data, dtype, backend, media_roots,
+                             **backend_options)
     index.info["checkpoint"] = str(checkpoint)
     return index
 
 
 def index_from_model(model: torch.nn.Module, experiment: ExperimentConfig, data: RetrievalData,
-                     dtype: str = "float32", backend: str = "exact", **backend_options: Any
-                     ) -> Index:
+                     dtype: str = "float32", backend: str = "exact",
+                     media_roots: Sequence[Path] = (), **backend_options: Any) -> Index:
     """The Index of `data`'s evaluation split embedded by `model` (of `experiment`)."""
     model.eval()
     split = data.eval
+    record = extraction_record(experiment.data.data_dir)
+    media = media_sources(record, experiment.data.data_dir, split.video_ids, media_roots)
     video = embed_videos(model, split, torch.device("cpu"))
     index = Index.from_embeddings(split.video_ids, video.modalities, video.dims,
                                   video.embeddings, video.availability, dtype, backend,
@@ -135,10 +180,9 @@ def index_from_model(model: torch.nn.Module, experiment: ExperimentConfig, data:
     index.captions = _caption_store(model, split)
     index.captions.texts = _caption_texts(data.root, experiment.data.dataset_name, split)
     state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    record = extraction_record(experiment.data.data_dir)
     index.text_side = TextSide(experiment.raw, state, experiment.data.max_tokens["text"],
                                record.get("text_encoder"))
-    index.media_sources = media_sources(record, experiment.data.data_dir, split.video_ids)
+    index.media_sources = media
     index.info = {"dataset": experiment.data.dataset_name,
                   "split": experiment.data.split_name,
                   "data_dir": str(experiment.data.data_dir)}

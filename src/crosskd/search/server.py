@@ -1,31 +1,50 @@
 """The HTTP API and page of `crosskd serve`: FastAPI over one loaded Index.
 
-Every request is checked before it reaches the index: query text must be UTF-8, non-empty
-and at most MAX_QUERY_CHARS long, k between 1 and MAX_K, video ids known to the index. Files
-are served only from the package's own page files and the index's media table, never from a
-path built out of the request. Captions are sent as JSON strings; the page inserts them as
-text, never as HTML.
+Every request is checked before it reaches the index: its Host must be one the server was
+told to answer (loopback names by default, so a web page cannot read the index through DNS
+rebinding), query text must be UTF-8, non-empty and at most MAX_QUERY_CHARS long, numbers
+(k, caption numbers, byte ranges) ASCII digits, k between 1 and MAX_K, video ids known to the
+index. Files are served only from the package's own page files and the index's media table,
+never from a path built out of the request, and media only with the type their content shows
+(crosskd.search.media). Captions are sent as JSON strings; the page inserts them as text,
+never as HTML. A mistake of the client gets a 4xx and a message; a fault of the server a 5xx
+whose body names no file and gives no advice meant for the server's user, who finds the
+detail in the server's log.
 """
 
 from __future__ import annotations
 
+import logging
+import re
 from importlib import resources
-from typing import Any
+from typing import Any, Sequence
 from urllib.parse import parse_qsl
 
 from fastapi import FastAPI, Request
-from starlette.exceptions import HTTPException
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from starlette.exceptions import HTTPException
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from crosskd.errors import UserError
-from crosskd.search.answers import answer, caption_answer, query_of
+from crosskd.search.answers import answer, caption_answer, parse_caption_ref
 from crosskd.search.captions import UnknownCaption
 from crosskd.search.index import Index, UnknownVideo
-from crosskd.search.media import MediaTable
+from crosskd.search.media import KINDS, MediaTable
+from crosskd.search.query import Query
 from crosskd.search.text_side import MAX_QUERY_CHARS
+from crosskd.untrusted import ascii_int
+
+log = logging.getLogger(__name__)
 
 #: the most results one request may ask for
 MAX_K = 100
+#: the Host names answered unless more are allowed (what a browser on this machine sends)
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "[::1]")
+#: a byte range the media files answer: bytes=START-END[, ...] in ASCII digits
+BYTE_RANGES = re.compile(r"bytes=[0-9]*-[0-9]*(?:[ \t]*,[ \t]*[0-9]*-[0-9]*)*", re.ASCII)
+NO_FREE_TEXT = ("this index answers no free-text queries (free_text is false in /healthz); "
+                "ask with caption=VIDEO_ID:INDEX")
+SERVER_FAULT = "the server could not answer this request; its log says why"
 #: the page's files: name -> media type
 PAGE_FILES = {"app.js": "text/javascript; charset=utf-8", "app.css": "text/css; charset=utf-8"}
 SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff",
@@ -53,9 +72,11 @@ def _parameters(request: Request) -> dict[str, str]:
 
 def _k(parameters: dict[str, str]) -> int:
     text = parameters.get("k", "10")
-    if not text.isdigit() or not 1 <= int(text) <= MAX_K:
-        raise BadRequest(400, f"k must be a whole number from 1 to {MAX_K}, not {text[:20]!r}")
-    return int(text)
+    try:
+        return ascii_int(text, "k", 1, MAX_K)
+    except ValueError:
+        raise BadRequest(400, f"k must be a whole number from 1 to {MAX_K} in ASCII digits, "
+                         f"not {text[:20]!r}") from None
 
 
 def _video_id(index: Index, video_id: str) -> str:
@@ -81,15 +102,51 @@ def _query_text(parameters: dict[str, str]) -> tuple[str | None, str | None]:
     return text, caption
 
 
-def create_app(index: Index) -> FastAPI:
-    """The app serving `index` (see the module docstring for what it refuses)."""
+def _query(index: Index, text: str | None, caption: str | None) -> Query:
+    """The query a request names; a free-text one only where the index can embed text."""
+    if caption is not None:
+        try:
+            video_id, slot = parse_caption_ref(caption)
+        except UserError as err:
+            raise BadRequest(400, str(err)) from None
+        return index.caption(video_id, slot)
+    if index.text_side is None or not index.text_side.free_text:
+        raise BadRequest(400, NO_FREE_TEXT)
+    return index.query(text)
+
+
+def _check_range(request: Request) -> None:
+    """Refuse a Range header that is not byte ranges in ASCII digits (Starlette's own
+    parsing would take `1_0` for 10)."""
+    ranges = request.headers.get("range")
+    if ranges is not None and not BYTE_RANGES.fullmatch(ranges.strip()):
+        raise BadRequest(400, "the Range header must be bytes=START-END (ASCII digits)")
+
+
+def create_app(index: Index, allowed_hosts: Sequence[str] = LOOPBACK_HOSTS) -> FastAPI:
+    """The app serving `index` to requests whose Host is one of `allowed_hosts` (names or
+    addresses, IPv6 in brackets; "*" answers any) - see the module docstring for the rest."""
     app = FastAPI(title="crosskd search", docs_url=None, redoc_url=None, openapi_url=None)
     media = MediaTable(index.root)
     page = resources.files("crosskd.search") / "static"
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts),
+                       www_redirect=False)
 
     @app.exception_handler(BadRequest)
     def _bad(_: Request, err: BadRequest) -> JSONResponse:
         return JSONResponse({"error": str(err)}, status_code=err.status)
+
+    @app.exception_handler(UserError)
+    def _refused(request: Request, err: UserError) -> JSONResponse:
+        if isinstance(err, (UnknownVideo, UnknownCaption)):
+            return JSONResponse({"error": str(err)}, status_code=404)
+        log.error("%s %s: %s", request.method, request.url.path, err)
+        return JSONResponse({"error": SERVER_FAULT}, status_code=503)
+
+    @app.exception_handler(Exception)
+    def _fault(_: Request, err: Exception) -> JSONResponse:
+        """A bug: Starlette logs the traceback; the answer says nothing of it."""
+        return JSONResponse({"error": SERVER_FAULT}, status_code=500, headers=SECURITY_HEADERS)
 
     @app.exception_handler(HTTPException)
     def _http(request: Request, err: HTTPException) -> JSONResponse:
@@ -101,10 +158,6 @@ def create_app(index: Index) -> FastAPI:
         response = await call_next(request)
         response.headers.update(SECURITY_HEADERS)
         return response
-
-    def refused(err: UserError) -> BadRequest:
-        status = 404 if isinstance(err, (UnknownVideo, UnknownCaption)) else 400
-        return BadRequest(status, str(err))
 
     @app.get("/", response_class=HTMLResponse)
     def home() -> HTMLResponse:
@@ -129,11 +182,7 @@ def create_app(index: Index) -> FastAPI:
     def search(request: Request) -> dict[str, Any]:
         parameters = _parameters(request)
         k = _k(parameters)
-        text, caption = _query_text(parameters)
-        try:
-            result = answer(index, query_of(index, text, caption), k)
-        except UserError as err:
-            raise refused(err) from None
+        result = answer(index, _query(index, *_query_text(parameters)), k)
         for hit in result["results"]:
             hit["media"] = media.kinds(hit["video_id"])
         return result
@@ -145,16 +194,18 @@ def create_app(index: Index) -> FastAPI:
         return caption_answer(index, video_id, _k(parameters))
 
     @app.get("/videos/{video_path:path}")
-    def video(video_path: str) -> Any:
+    def video(video_path: str, request: Request) -> Any:
         video_id, _, kind = video_path.partition("/")
         if "/" in kind or ".." in video_path:
             raise BadRequest(400, "a video id holds no slashes, '..' or control characters")
         video_id = _video_id(index, video_id)
         if kind:
-            path = media.path(video_id, kind) if kind in ("video", "thumbnail") else None
-            if path is None:
+            found = media.find(video_id, kind) if kind in KINDS else None
+            if found is None:
                 raise BadRequest(404, f"no {kind[:20]!r} file for video {video_id!r}")
-            return FileResponse(path)
+            _check_range(request)
+            path, media_type = found
+            return FileResponse(path, media_type=media_type.mime)
         position = index.positions[video_id]
         return {"video_id": video_id, "captions": index.captions.texts.get(video_id, []),
                 "experts": {m: bool(a) for m, a in
