@@ -142,3 +142,19 @@ def test_e10_csv_caption_with_a_quoted_line_break_is_kept_whole(cli, videos, tmp
     raw = load_small_pickle(tmp_path / "out" / ROOT / "raw-captions.pkl")
     assert set(raw) == {f"video{i:04d}" for i in range(4)}
     assert raw["video0000"] == [["a", "ball", "red", "then", "blue"]]
+
+
+@pytest.mark.parametrize(("option", "shown"), [
+    (("--text-encoder", "demo:dim=²"), "text encoder 'demo' option dim: '²' is not a whole number"),
+    (("--text-encoder", "demo:dim=1000000000"),
+     "text encoder 'demo' option dim: 1000000000 is out of range; use a whole number from 1"),
+    (("--experts", "clip", "--expert-option", "clip:batch=²"),
+     "expert 'clip' option batch: '²' is not a whole number"),
+])
+def test_e11_numeric_encoder_and_expert_options(cli, videos, tmp_path, option, shown):
+    """Option values are parsed to the constructor's types before a model is built."""
+    folder, captions = videos
+    result = cli("extract", folder, "--captions", captions, "--out", tmp_path / "out",
+                 *DEMO, *option)
+    assert_one_line_error(result, shown)
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("*.pkl"))

@@ -9,6 +9,7 @@ from typing import Any, Mapping
 from crosskd.errors import UserError
 from crosskd.extract.encoder import TextEncoder
 from crosskd.extract.hashed_text import HashedWordEncoder
+from crosskd.extract.option_values import typed_options
 from crosskd.extract.transformers_text import TransformersTextEncoder
 from crosskd.extract.word2vec_text import Word2VecEncoder
 
@@ -37,8 +38,10 @@ def build_text_encoder(name: str, options: Mapping[str, Any] | None = None) -> T
     """The registered encoder `name`, built with `options` (an unknown one is one line)."""
     if name not in TEXT_ENCODERS:
         raise UserError(f"unknown text encoder {name!r}; use one of {', '.join(TEXT_ENCODERS)}")
+    cls = TEXT_ENCODERS[name]
+    typed = typed_options(cls, dict(options or {}), f"text encoder {name!r}")
     try:
-        return TEXT_ENCODERS[name](**dict(options or {}))
+        return cls(**typed)
     except TypeError as err:
         raise UserError(f"text encoder {name!r}: bad options {dict(options or {})} ({err})") from None
 

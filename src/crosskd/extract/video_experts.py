@@ -11,6 +11,7 @@ from crosskd.extract.demo_experts import AudioBands, ColourStatistics, MotionEne
 from crosskd.extract.expert import Expert
 from crosskd.extract.image_experts import ClipImage, ResNetImage
 from crosskd.extract.open_clip_expert import OpenClipImage
+from crosskd.extract.option_values import typed_options
 from crosskd.extract.video_model_expert import VideoMAEClips
 
 #: every video expert by its registry name.
@@ -53,7 +54,7 @@ def build_experts(choice: str, options: Mapping[str, Mapping[str, Any]] | None =
     for name in expert_names(choice):
         cls = EXPERTS[name]
         kwargs = {**{k: v for k, v in common.items() if k in getattr(cls, "common_options", ())},
-                  **options.get(name, {})}
+                  **typed_options(cls, options.get(name, {}), f"expert {name!r}")}
         try:
             expert = cls(**kwargs)
         except TypeError as err:
