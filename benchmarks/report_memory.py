@@ -26,6 +26,7 @@ import numpy as np
 
 from crosskd.search import Index
 from crosskd.search.captions import CaptionStore
+from _machine import cpu_description, load_average
 
 VIDEOS, CAPTIONS_PER_VIDEO, EXPERTS, WIDTH = 2990, 20, 7, 768
 MISSING = {5: 0.10, 6: 0.40}  # expert position -> share of videos without it (audio, speech)
@@ -94,6 +95,7 @@ def main() -> None:
     parser.add_argument("--code", help="source folder of the crosskd to measure (default: the "
                         "installed one)")
     args = parser.parse_args()
+    print(f"CPU: {cpu_description()}; load average {load_average():.1f}", flush=True)
     with tempfile.TemporaryDirectory() as scratch:
         work = args.work or Path(scratch)
         work.mkdir(parents=True, exist_ok=True)

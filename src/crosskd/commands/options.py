@@ -16,6 +16,7 @@ from crosskd.diskwrites import atomic_path
 from crosskd.errors import UserError
 from crosskd.shipped import resolve_config
 from crosskd.train.seed_range import check_seed
+from crosskd.untrusted import ascii_int, terminal_safe
 
 
 def add_common_options(parser: argparse.ArgumentParser) -> None:
@@ -60,14 +61,13 @@ def existing_file(text: str) -> Path:
 
 
 def positive_int(text: str) -> int:
-    """argparse type: a whole number of at least 1."""
+    """argparse type: a whole number of at least 1, in ASCII digits (`int()` also takes
+    '١' and '１')."""
     try:
-        value = int(text)
+        return ascii_int(text, "", low=1)
     except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
-    return value
+        raise argparse.ArgumentTypeError(f"{terminal_safe(text)!r} is not a whole number of at "
+                                         "least 1 (ASCII digits 0-9)") from None
 
 
 def default_cache_dir() -> Path:

@@ -15,6 +15,7 @@ from crosskd.commands.options import default_cache_dir
 from crosskd.config import load_config
 from crosskd.diskwrites import write_text_atomically
 from crosskd.checkpoint.reader import stored_config
+from crosskd.checkpoint.run_state import BEST_NAME, LAST_NAME
 from crosskd.errors import UserError
 from crosskd.search.index import MANIFEST, Index
 from crosskd.shipped import resolve_config
@@ -35,12 +36,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
+def _check_source(source: Path) -> None:
+    """Refuse a RUN_OR_INDEX that is none of the three, naming report's own argument (the
+    checkpoint reader's messages name train's --resume)."""
+    if not source.exists():
+        raise UserError(f"RUN_OR_INDEX {source}: no such run folder, checkpoint or index folder")
+    if source.is_dir() and not any((source / name).is_file() for name in (BEST_NAME, LAST_NAME)):
+        raise UserError(f"RUN_OR_INDEX {source}: the folder holds no checkpoint ({BEST_NAME} "
+                        f"or {LAST_NAME}) and is no search index (no {MANIFEST}); give a run "
+                        "folder, a checkpoint file or an index built by crosskd index")
+
+
 def _index(args: argparse.Namespace) -> Index:
     if (args.source / MANIFEST).is_file():
         return Index.load(args.source)
     if args.source.suffix == ".json":
         raise UserError(f"{args.source} holds aggregate metrics; per-query ranks need the run "
                         "folder (or checkpoint) or an index: crosskd report RUN_FOLDER")
+    _check_source(args.source)
     from crosskd.search.build import build_index, with_split
     config = load_config(args.config) if args.config else stored_config(args.source)
     return build_index(with_split(config, args.split), args.source,

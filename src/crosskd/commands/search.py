@@ -18,6 +18,7 @@ from crosskd.commands.options import positive_int
 from crosskd.errors import UserError
 from crosskd.search.answers import answer, caption_answer, query_of
 from crosskd.search.index import Index
+from crosskd.untrusted import ascii_int, terminal_safe
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -26,7 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                    description=__doc__)
     parser.add_argument("index", type=Path, help="index folder (crosskd index --out)")
     parser.add_argument("text", nargs="?", help="free-text query (default: none)")
-    parser.add_argument("-k", type=int, default=10, help="results to return")
+    parser.add_argument("-k", type=whole_number, default=10, help="results to return")
     parser.add_argument("--caption", metavar="VIDEO_ID:INDEX", help="query with a stored caption (default: none)")
     parser.add_argument("--features", type=Path, metavar="FILE.npy",
                         help="query with caption features [tokens, text_dim] (default: none)")
@@ -40,6 +41,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
+def whole_number(text: str) -> int:
+    """argparse type: an integer in ASCII digits (its range is checked where it is used)."""
+    try:
+        return ascii_int(text, "k")
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{terminal_safe(text)!r} is not a whole number "
+                                         "(ASCII digits 0-9)") from None
+
+
 def read_features(path: Path) -> np.ndarray:
     """Caption features from a .npy file (no pickles)."""
     try:
@@ -50,13 +60,34 @@ def read_features(path: Path) -> np.ndarray:
 
 
 def _print_videos(result: dict) -> None:
-    weights = ", ".join(f"{m} {w:.2f}" for m, w in result["query"]["weights"].items())
+    """The answer as a table; every stored text (expert names, video ids, captions) escaped,
+    so an index's captions cannot drive the terminal."""
+    weights = ", ".join(f"{terminal_safe(m)} {w:.2f}"
+                        for m, w in result["query"]["weights"].items())
     print(f"query {result['query']['label']!r}; expert weights: {weights}")
     for rank, hit in enumerate(result["results"], 1):
         top = sorted(hit["contributions"].items(), key=lambda kv: -abs(kv[1]))[:3]
-        shares = ", ".join(f"{m} {c:+.3f}" for m, c in top)
-        caption = hit["captions"][0] if hit["captions"] else ""
-        print(f"{rank:3d}  {hit['score']:+.4f}  {hit['video_id']}  [{shares}]  {caption}")
+        shares = ", ".join(f"{terminal_safe(m)} {c:+.3f}" for m, c in top)
+        caption = terminal_safe(hit["captions"][0]) if hit["captions"] else ""
+        print(f"{rank:3d}  {hit['score']:+.4f}  {terminal_safe(hit['video_id'])}  [{shares}]  "
+              f"{caption}")
+
+
+def _print_captions(result: dict) -> None:
+    """Video -> text as a table, stored text escaped."""
+    for rank, hit in enumerate(result["results"], 1):
+        print(f"{rank:3d}  {hit['score']:+.4f}  {terminal_safe(hit['caption'])}  "
+              f"{terminal_safe(hit['text'])}")
+
+
+def _print_json(result: dict) -> None:
+    """Exact JSON, ASCII only (control and non-ASCII characters as \\u escapes, safe on a
+    terminal); NaN is not JSON, and a stored vector holding it is a damaged index."""
+    try:
+        print(json.dumps(result, ensure_ascii=True, allow_nan=False))
+    except ValueError:
+        raise UserError("the index gave a NaN or infinite score: its stored vectors are "
+                        "damaged; rebuild it with crosskd index") from None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -66,14 +97,10 @@ def run(args: argparse.Namespace) -> int:
         if args.text or args.caption or args.features:
             raise UserError("--video ranks captions for a video; give no other query with it")
         result = caption_answer(index, args.video, args.k)
-        if not args.json:
-            for rank, hit in enumerate(result["results"], 1):
-                print(f"{rank:3d}  {hit['score']:+.4f}  {hit['caption']}  {hit['text']}")
+        show = _print_captions
     else:
         features = read_features(args.features) if args.features else None
         result = answer(index, query_of(index, args.text, args.caption, features), args.k)
-        if not args.json:
-            _print_videos(result)
-    if args.json:
-        print(json.dumps(result))
+        show = _print_videos
+    (_print_json if args.json else show)(result)
     return 0

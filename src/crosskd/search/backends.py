@@ -11,13 +11,16 @@ from __future__ import annotations
 import importlib.util
 import logging
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import torch
 
 from crosskd.errors import UserError
 from crosskd.search.storage import StoredVectors
+
+if TYPE_CHECKING:
+    from crosskd.search.index_files import IndexFolder
 
 log = logging.getLogger(__name__)
 
@@ -193,11 +196,23 @@ class ApproximateBackend:
             np.save(stem.with_suffix(f".{self.kind}.projection.npy"), self.projection.matrix)
 
     @classmethod
-    def load(cls, kind: str, stem: Path, vectors: StoredVectors, candidates: int
-             ) -> "ApproximateBackend":
-        index = faiss_module().read_index(str(stem.with_suffix(f".{kind}.faiss")))
-        projection_path = stem.with_suffix(f".{kind}.projection.npy")
-        projection = Projection(np.load(projection_path)) if projection_path.is_file() else None
+    def load(cls, kind: str, folder: "IndexFolder", stem: str, vectors: StoredVectors,
+             candidates: int) -> "ApproximateBackend":
+        """What `save` wrote, checked against the stored vectors it proposes rows of."""
+        name = f"{stem}.{kind}.faiss"
+        try:
+            index = faiss_module().read_index(str(folder.file(name)))
+        except RuntimeError as err:
+            raise folder.damaged(name, f"is not a readable faiss index ({err})") from None
+        projection = None
+        name_of_projection = f"{stem}.{kind}.projection.npy"
+        if folder.file(name_of_projection, required=False) is not None:
+            matrix = folder.array(name_of_projection, "float32", (None, vectors.slices.width))
+            projection = Projection(folder.finite(name_of_projection, matrix))
+        dim = vectors.slices.width if projection is None else len(projection.matrix)
+        if index.ntotal != len(vectors) or index.d != dim:
+            raise folder.damaged(name, f"holds {index.ntotal} vectors of {index.d} dimensions, "
+                                 f"not the {len(vectors)} of {dim} its pattern has")
         return cls(kind, index, vectors, projection, candidates)
 
 
@@ -209,9 +224,9 @@ def build_backend(kind: str, vectors: StoredVectors,
     return ApproximateBackend.build(kind, vectors, **options)
 
 
-def load_backend(kind: str, stem: Path, vectors: StoredVectors, candidates: int = 200
-                 ) -> Backend:
+def load_backend(kind: str, folder: "IndexFolder", stem: str, vectors: StoredVectors,
+                 candidates: int = 200) -> Backend:
     """The backend `build_backend` made and saved for this pattern."""
-    if kind == "exact" or not stem.with_suffix(f".{kind}.faiss").is_file():
+    if kind == "exact" or folder.file(f"{stem}.{kind}.faiss", required=False) is None:
         return ExactBackend(vectors)
-    return ApproximateBackend.load(kind, stem, vectors, candidates)
+    return ApproximateBackend.load(kind, folder, stem, vectors, candidates)

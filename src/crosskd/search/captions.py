@@ -6,14 +6,19 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
 from crosskd.errors import UserError
 from crosskd.search.query import Hit, Query
 
+if TYPE_CHECKING:
+    from crosskd.search.index_files import IndexFolder
+
 FOLDER = "captions"
+#: highest caption number accepted from a stored index
+MAX_SLOT = 1 << 20
 
 
 class UnknownCaption(UserError):
@@ -78,11 +83,34 @@ class CaptionStore:
         (folder / "texts.json").write_text(json.dumps(self.texts) + "\n", encoding="utf-8")
 
     @classmethod
-    def load(cls, root: Path) -> "CaptionStore":
-        folder = root / FOLDER
-        if not folder.is_dir():
+    def load(cls, folder: "IndexFolder", video_ids: Sequence[str], experts: int, width: int
+             ) -> "CaptionStore":
+        """What `save` wrote (the embeddings memory-mapped), checked against the index's
+        videos, `experts` and padded `width`; no captions folder, no captions."""
+        if not folder.folder(FOLDER):
             return cls.empty()
-        arrays = {name: np.load(folder / f"{name}.npy", mmap_mode="r")
-                  for name in ("embeddings", "weights", "owner", "slot")}
-        texts = json.loads((folder / "texts.json").read_text(encoding="utf-8"))
-        return cls(**arrays, texts=texts)
+        owner = folder.array(f"{FOLDER}/owner.npy", "int64", (None,))
+        count = len(owner)
+        folder.positions(f"{FOLDER}/owner.npy", owner, len(video_ids))
+        slot = folder.array(f"{FOLDER}/slot.npy", "int64", (count,))
+        folder.positions(f"{FOLDER}/slot.npy", slot, MAX_SLOT)
+        if len(np.unique(owner * MAX_SLOT + slot)) != count:
+            raise folder.damaged(f"{FOLDER}/slot.npy", "numbers a caption of a video twice")
+        shape = (count, experts) if count else (0, None)
+        weights = folder.array(f"{FOLDER}/weights.npy", "float32", shape)
+        folder.finite(f"{FOLDER}/weights.npy", weights, 0)
+        embeddings = folder.array(f"{FOLDER}/embeddings.npy", "float32", shape + (
+            width if count else None,), mmap=True)
+        return cls(embeddings, weights, owner, slot,
+                   _checked_texts(folder, f"{FOLDER}/texts.json", set(video_ids)))
+
+
+def _checked_texts(folder: "IndexFolder", relative: str, video_ids: set[str]
+                   ) -> dict[str, list[str]]:
+    """texts.json: each indexed video's caption texts, a list of strings."""
+    texts: Any = folder.json(relative)
+    if not isinstance(texts, dict) or not all(
+            key in video_ids and isinstance(value, list)
+            and all(isinstance(text, str) for text in value) for key, value in texts.items()):
+        raise folder.damaged(relative, "must map indexed video ids to lists of caption texts")
+    return texts

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -17,19 +18,18 @@ import numpy as np
 import torch
 
 from crosskd.errors import UserError
-from crosskd.search.backends import Backend, build_backend, check_backend, load_backend
+from crosskd.search.backends import (Backend, build_backend, check_backend, faiss_module,
+                                     load_backend)
 from crosskd.search.captions import CaptionStore
+from crosskd.search.index_files import (FORMAT, MANIFEST, VERSION, IndexFolder, Manifest,
+                                        read_manifest)
 from crosskd.search.media import attach_media
 from crosskd.search.patterns import ExpertSlices, Pattern, find_patterns
 from crosskd.search.query import Hit, Query
 from crosskd.search.storage import StoredVectors, check_dtype
-from crosskd.search.text_side import TextSide
+from crosskd.search.text_side import SETTINGS, WEIGHTS, TextSide
 
 log = logging.getLogger(__name__)
-
-FORMAT = "crosskd-search-index"
-VERSION = 1
-MANIFEST = "manifest.json"
 
 
 @dataclass
@@ -200,6 +200,8 @@ class Index:
         """Video -> text: the `k` stored captions the model ranks highest for a video."""
         position = self._position(video_id)
         group, vector = self._stored(position)
+        if not len(self.captions):
+            raise UserError("this index holds no captions to rank for a video")
         embedded = np.zeros((1, len(self.modalities), max(self.dims)), np.float32)
         for e, block in zip(group.slices.experts, group.slices.split(vector)):
             embedded[0, e, :block.shape[1]] = block[0]
@@ -240,24 +242,75 @@ class Index:
     @classmethod
     def load(cls, root: str | Path, exact: bool = False, candidates: int = 200) -> "Index":
         """Open an index folder; `exact` searches every pattern exactly whatever it was built
-        with. The vectors are memory-mapped: only the rows a search reads are paged in."""
-        root = Path(root)
-        manifest = read_manifest(root)
-        modalities = tuple(manifest["modalities"])
-        dims = tuple(manifest["dims"])
-        backend = "exact" if exact else manifest["backend"]
+        with. The vectors are memory-mapped: only the rows a search reads are paged in. Every
+        file is checked against the manifest first (crosskd.search.index_files): a damaged
+        folder is a UserError naming the file."""
+        folder = IndexFolder(Path(root))
+        manifest = read_manifest(folder)
+        backend = _usable_backend("exact" if exact else manifest.backend)
+        availability = _availability(folder, manifest)
         groups = []
-        for i, entry in enumerate(manifest["patterns"]):
-            stem = root / "groups" / f"g{i}"
-            pattern = Pattern(tuple(entry["availability"]),
-                              np.load(stem.with_suffix(".members.npy")))
-            slices = ExpertSlices.of(pattern.experts, dims)
-            vectors = StoredVectors.load(stem, slices)
+        for i, (row, count) in enumerate(manifest.patterns):
+            stem = f"groups/g{i}"
+            members = folder.array(f"{stem}.members.npy", "int64", (count,))
+            folder.positions(f"{stem}.members.npy", members, len(manifest.video_ids))
+            if not (availability[members] == np.asarray(row, np.float32)).all():
+                raise folder.damaged(f"{stem}.members.npy", f"lists videos whose availability "
+                                     f"is not pattern {i}'s in the manifest")
+            pattern = Pattern(row, members)
+            slices = ExpertSlices.of(pattern.experts, manifest.dims)
+            vectors = StoredVectors.load(folder, stem, slices, count, manifest.dtype)
             groups.append(Group(pattern, slices, vectors,
-                                load_backend(backend, stem, vectors, candidates)))
-        return cls(manifest["video_ids"], modalities, dims,
-                   np.load(root / "availability.npy"), groups, manifest["dtype"], backend,
-                   CaptionStore.load(root), TextSide.load(root), manifest.get("info", {}), root)
+                                load_backend(backend, folder, stem, vectors, candidates)))
+        if (np.bincount(np.concatenate([g.pattern.members for g in groups]),
+                        minlength=len(manifest.video_ids)) != 1).any():
+            raise folder.damaged("groups", "the patterns' member lists do not hold each video "
+                                 "exactly once")
+        shape = (len(manifest.modalities), max(manifest.dims))
+        captions = CaptionStore.load(folder, manifest.video_ids, *shape)
+        return cls(manifest.video_ids, manifest.modalities, manifest.dims, availability,
+                   groups, manifest.dtype, backend, captions, _text_side(folder, shape),
+                   manifest.info, folder.root)
+
+
+def _usable_backend(kind: str) -> str:
+    """`kind`, or exact (the same answers, slower) when it needs faiss and faiss is absent."""
+    if kind != "exact" and faiss_module() is None:
+        log.warning("the index was built with the %s backend, which needs faiss (pip install "
+                    "'crosskd[search]'); searching exactly instead", kind)
+        return "exact"
+    return kind
+
+
+def _availability(folder: IndexFolder, manifest: Manifest) -> np.ndarray:
+    """availability.npy `[V, E]`, its values in [0, 1]."""
+    availability = folder.array("availability.npy", "float32",
+                                (len(manifest.video_ids), len(manifest.modalities)))
+    return folder.finite("availability.npy", availability, 0, 1)
+
+
+def _text_side(folder: IndexFolder, shape: tuple[int, int]) -> TextSide | None:
+    """The stored text model (None when the index holds none), or a UserError naming its
+    files: they are read by torch's weights-only loader and built into the model, which must
+    embed a caption as `shape` `[experts, width]` as the index's videos are."""
+    if folder.file(WEIGHTS, required=False) is None:
+        return None
+    settings = folder.json(SETTINGS)
+    if not isinstance(settings, dict) or not isinstance(settings.get("config"), dict):
+        raise folder.damaged(SETTINGS, "must be an object whose 'config' is the model's config")
+    try:
+        text_side = TextSide.load(folder.root)
+        probe = text_side.embed_features(np.zeros((1, text_side.text_dim), np.float32))
+    except UserError as err:
+        raise folder.damaged(SETTINGS, f"describes no usable text model ({err})") from None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, RuntimeError, EOFError,
+            pickle.UnpicklingError) as err:
+        raise folder.damaged(WEIGHTS, f"cannot be read with {SETTINGS} as the index's text "
+                             f"model ({type(err).__name__}: {err})") from None
+    if probe.embeddings.shape != shape or probe.weights.shape != shape[:1]:
+        raise folder.damaged(SETTINGS, f"describes a text model embedding captions as "
+                             f"{list(probe.embeddings.shape)}, not the index's {list(shape)}")
+    return text_side
 
 
 class UnknownVideo(UserError):
@@ -269,19 +322,3 @@ def check_k(k: int, available: int) -> int:
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
         raise UserError(f"k must be a positive whole number, not {k!r}")
     return int(min(k, available))
-
-
-def read_manifest(root: Path) -> dict[str, Any]:
-    """The manifest of an index folder, or a UserError saying what the folder is not."""
-    path = root / MANIFEST
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UserError(f"{root} is not a search index (no {MANIFEST}); build one with "
-                        "crosskd index") from None
-    except (OSError, ValueError) as err:
-        raise UserError(f"{path} cannot be read ({err}); rebuild the index") from None
-    if manifest.get("format") != FORMAT or manifest.get("version") != VERSION:
-        raise UserError(f"{path} is not a crosskd search index of version {VERSION}; rebuild "
-                        "it with crosskd index")
-    return manifest

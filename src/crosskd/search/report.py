@@ -15,38 +15,61 @@ from typing import Any
 import numpy as np
 
 from crosskd.search.index import Index
+from crosskd.search.storage import read_rows
 
 TOP = 5
 WORST = 20
+#: caption x video scores computed at once: a chunk of them, its sort and its comparisons
+#: take about 20 bytes each (~80 MB), however large the split
+CHUNK_SCORES = 1 << 22
 
 
-def full_scores(index: Index) -> np.ndarray:
-    """`[captions, videos]` model scores of every stored caption against every video."""
+def video_matrix(index: Index) -> np.ndarray:
+    """`[videos, E * D]` stored video embeddings (already x availability), padded as the model
+    pads them, so that a caption's weighted embedding times a row is its score's numerator."""
     videos = np.zeros((len(index), len(index.modalities), max(index.dims)), np.float32)
     for group in index.groups:
         decoded = group.vectors.decode()
         for e, block in zip(group.slices.experts, group.slices.split(decoded)):
-            videos[group.pattern.members, e, :block.shape[1]] = block  # already x availability
-    captions = index.captions
-    weighted = (np.asarray(captions.embeddings) * np.asarray(captions.weights)[..., None])
-    numerators = weighted.reshape(len(captions), -1) @ videos.reshape(len(index), -1).T
-    return numerators / (np.asarray(captions.weights) @ index.availability.T)
+            videos[group.pattern.members, e, :block.shape[1]] = block
+    return videos.reshape(len(index), -1)
+
+
+def caption_scores(index: Index, videos: np.ndarray, start: int, stop: int) -> np.ndarray:
+    """`[stop - start, videos]` model scores of stored captions start..stop against every
+    video (`videos` from `video_matrix`)."""
+    embeddings = read_rows(index.captions.embeddings, start, stop)
+    weights = np.asarray(index.captions.weights[start:stop])
+    numerators = (embeddings * weights[..., None]).reshape(len(weights), -1) @ videos.T
+    return numerators / (weights @ index.availability.T)
 
 
 def query_ranks(scores: np.ndarray, owners: np.ndarray) -> np.ndarray:
-    """1 + the number of videos scored above each caption's own video."""
+    """1 + the number of videos scored above each caption's own video (a tie counts in the
+    caption's favour; t2v_metrics averages tied positions instead)."""
     own = scores[np.arange(len(scores)), owners]
     return 1 + (scores > own[:, None]).sum(axis=1)
 
 
-def summary(index: Index) -> dict[str, Any]:
-    """Ranks, top videos, recall curve and mean weights (what the page shows)."""
-    scores = full_scores(index)
+def summary(index: Index, chunk: int | None = None) -> dict[str, Any]:
+    """Ranks, top videos (and their scores), recall curve and mean weights (what the page
+    shows), computed `chunk` captions at a time (default: about CHUNK_SCORES scores): the
+    memory of a report is bounded whatever the number of captions."""
+    count = len(index.captions)
+    chunk = chunk or max(1, CHUNK_SCORES // max(1, len(index)))
+    videos = video_matrix(index)
     owners = np.asarray(index.captions.owner)
-    ranks = query_ranks(scores, owners)
-    top = np.argsort(-scores, axis=1, kind="stable")[:, :TOP]
+    ranks = np.zeros(count, np.int64)
+    top = np.zeros((count, min(TOP, len(index))), np.int64)
+    top_scores = np.zeros(top.shape, np.float32)
+    for start in range(0, count, chunk):
+        stop = min(count, start + chunk)
+        scores = caption_scores(index, videos, start, stop)
+        ranks[start:stop] = query_ranks(scores, owners[start:stop])
+        best = np.argsort(-scores, axis=1, kind="stable")[:, :TOP]
+        top[start:stop], top_scores[start:stop] = best, np.take_along_axis(scores, best, 1)
     ks = np.arange(1, min(len(index), 100) + 1)
-    return {"ranks": ranks, "top": top, "scores": scores,
+    return {"ranks": ranks, "top": top, "top_scores": top_scores,
             "recall": [(int(k), float((ranks <= k).mean() * 100)) for k in ks],
             "weights": dict(zip(index.modalities,
                                 np.asarray(index.captions.weights).mean(axis=0).tolist()))}
@@ -92,9 +115,9 @@ def _query_card(index: Index, facts: dict[str, Any], n: int) -> str:
     rank = int(facts["ranks"][n])
     items = "".join(
         f'<li{" class=own" if int(v) == owner else ""}>{_e(index.video_ids[int(v)])} '
-        f'({facts["scores"][n, int(v)]:.3f}): '
+        f'({score:.3f}): '
         f'{_e((index.captions.texts.get(index.video_ids[int(v)]) or [""])[0])}</li>'
-        for v in facts["top"][n])
+        for v, score in zip(facts["top"][n], facts["top_scores"][n]))
     return (f'<article class="card"><h2><span>{_e(_caption_text(index, n))}</span>'
             f'<span class="score">rank {rank}</span></h2><p>video '
             f'{_e(index.video_ids[owner])}</p><ol class="captions">{items}</ol></article>')

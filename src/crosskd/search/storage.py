@@ -8,13 +8,18 @@ model, so its entries lie in [-1, 1] and a per-block scale loses little).
 
 from __future__ import annotations
 
+import mmap
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from crosskd.errors import UserError
 from crosskd.search.patterns import ExpertSlices
+
+if TYPE_CHECKING:
+    from crosskd.search.index_files import IndexFolder
 
 DTYPES = ("float32", "float16", "int8")
 
@@ -81,9 +86,27 @@ class StoredVectors:
             np.save(stem.with_suffix(".scale.npy"), self.scales)
 
     @classmethod
-    def load(cls, stem: Path, slices: ExpertSlices) -> "StoredVectors":
-        """Memory-map what `save` wrote (pages are read when rows are used)."""
-        codes = np.load(stem.with_suffix(".npy"), mmap_mode="r")
-        scale_path = stem.with_suffix(".scale.npy")
-        scales = np.load(scale_path, mmap_mode="r") if scale_path.is_file() else None
-        return cls(codes, scales, slices)
+    def load(cls, folder: "IndexFolder", stem: str, slices: ExpertSlices, rows: int,
+             dtype: str) -> "StoredVectors":
+        """Memory-map what `save` wrote (pages are read when rows are used), checked against
+        the `rows` and `dtype` the manifest gives."""
+        codes = folder.array(f"{stem}.npy", dtype, (rows, slices.width), mmap=True)
+        if dtype != "int8":
+            return cls(codes, None, slices)
+        scales = folder.array(f"{stem}.scale.npy", "float32", (rows, len(slices.experts)),
+                              mmap=True)
+        return cls(codes, folder.finite(f"{stem}.scale.npy", scales, 0), slices)
+
+
+def read_rows(array: np.ndarray, start: int, stop: int) -> np.ndarray:
+    """A copy of `array[start:stop]`, read from the file when `array` maps a whole .npy file:
+    a mapping keeps every page it touched in the process's memory, so a pass over all the
+    rows of a large file through it would hold the whole file at its end."""
+    stop = min(stop, len(array))
+    if not (isinstance(array, np.memmap) and isinstance(array.base, mmap.mmap)
+            and array.filename and array.flags.c_contiguous) or stop <= start:
+        return np.array(array[start:stop])
+    with open(array.filename, "rb") as handle:
+        handle.seek(array.offset + start * array.strides[0])
+        values = np.fromfile(handle, array.dtype, (stop - start) * (array.size // len(array)))
+    return values.reshape((stop - start,) + array.shape[1:])
