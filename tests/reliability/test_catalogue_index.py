@@ -149,3 +149,12 @@ def test_i11_report_on_a_folder_without_a_checkpoint_names_its_own_argument(cli,
     line = assert_one_line_error(cli("report", tmp_path / "nope"), "RUN_OR_INDEX",
                                  "no such run folder, checkpoint or index folder")
     assert "--resume" not in line
+
+
+def test_i12_index_from_a_folder_without_a_checkpoint_names_its_own_flag(cli, tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    line = assert_one_line_error(cli("index", "--checkpoint", run, "--out", tmp_path / "ix"),
+                                 f"argument --checkpoint: {run}: the folder holds neither "
+                                 "model_best.pth nor checkpoint_last.pth")
+    assert "--resume" not in line and not (tmp_path / "ix").exists()

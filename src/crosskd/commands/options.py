@@ -11,6 +11,7 @@ from typing import Any
 
 from crosskd.config import (Config, ExperimentConfig, apply_overrides, check_config, load_config,
                             parse_custom_args, parse_experiment, parse_set_args)
+from crosskd.checkpoint.run_state import BEST_NAME, LAST_NAME
 from crosskd.commands.device_flag import DEVICE_HELP
 from crosskd.diskwrites import atomic_path
 from crosskd.errors import UserError
@@ -44,10 +45,15 @@ def add_common_options(parser: argparse.ArgumentParser) -> None:
 
 
 def existing_checkpoint(text: str) -> Path:
-    """argparse type: a checkpoint file or a run folder that exists, so the error names the flag."""
+    """argparse type: a checkpoint file, or a run folder holding one, so the error names the
+    flag it came from (not the --resume of other commands)."""
     path = Path(text)
     if not path.exists():
         raise argparse.ArgumentTypeError(f"{path}: no such checkpoint file or run folder")
+    if path.is_dir() and not any((path / name).is_file() for name in (BEST_NAME, LAST_NAME)):
+        raise argparse.ArgumentTypeError(f"{path}: the folder holds neither {BEST_NAME} nor "
+                                         f"{LAST_NAME}; give a run folder of crosskd train or "
+                                         "a checkpoint file")
     return path
 
 
