@@ -130,9 +130,9 @@ def test_i9_a_caption_number_in_non_ascii_digits(cli, index, reference):
 @pytest.mark.parametrize("argv", [
     ["search", "{index}", "--caption", "{caption}", "-k", "\u0663"],
     ["search", "{index}", "--caption", "{caption}", "--candidates", "\uff15"],
-    ["index", "--checkpoint", "{index}", "--out", "{index}2", "--backend", "ivf",
+    ["index", "--checkpoint", "{index}/manifest.json", "--out", "{index}2", "--backend", "ivf",
      "--nprobe", "\u0663"],
-    ["index", "--checkpoint", "{index}", "--out", "{index}2", "--backend", "hnsw",
+    ["index", "--checkpoint", "{index}/manifest.json", "--out", "{index}2", "--backend", "hnsw",
      "--ef-search", "\u00b2"],
 ])
 def test_i10_numeric_flags_in_non_ascii_digits(cli, index, argv):

@@ -108,7 +108,8 @@ def test_approximate_options_reach_the_backend(tmp_path, tiny_collection, capsys
 
 @pytest.mark.parametrize("args, message", [
     (["--nprobe", "4"], "--nprobe only apply to --backend ivf or hnsw"),
-    (["--backend", "ivf", "--nprobe", "0"], "argument --nprobe: '0' is not a whole number"),
+    (["--backend", "ivf", "--nprobe", "0"],
+     "argument --nprobe: 0 is out of range; use a whole number of at least 1"),
 ])
 def test_approximate_options_are_checked(tmp_path, tiny_collection, capsys, args, message):
     folder, _, checkpoint, _ = tiny_collection

@@ -16,7 +16,8 @@ pytest.importorskip("httpx", reason="the API tests use httpx (pip install 'cross
 
 from fastapi.testclient import TestClient  # noqa: E402
 
-from crosskd.commands.serve import allowed_hosts, host_name, page_url, port_number  # noqa: E402
+from crosskd.cli import main  # noqa: E402
+from crosskd.commands.serve import allowed_hosts, host_name, page_url  # noqa: E402
 from crosskd.errors import UserError  # noqa: E402
 from crosskd.search import Index  # noqa: E402
 from crosskd.search.build import media_sources  # noqa: E402
@@ -196,9 +197,11 @@ def test_allow_host_takes_only_a_host_name_or_address(text):
 
 
 @pytest.mark.parametrize("text", ["²", "٣", "８０", "80.0", "0", "65536", "1_000"])
-def test_port_takes_ascii_digits_only(text):
-    with pytest.raises(argparse.ArgumentTypeError, match="port"):
-        port_number(text)
+def test_port_takes_ascii_digits_only(text, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["serve", "no-index", "--port", text])
+    assert exit_info.value.code == 2
+    assert "argument --port: port: " in capsys.readouterr().err
 
 
 # --- numbers in requests ------------------------------------------------------------------

@@ -23,7 +23,7 @@ from typing import Any
 import torch
 
 from crosskd.commands.device_flag import DEVICE_HELP
-from crosskd.commands.serve import port_number
+from crosskd.commands.options import positive_int, whole_number
 from crosskd.config import apply_overrides, as_experiment, load_config
 from crosskd.data.synth import SynthSpec, write_synthetic
 from crosskd.errors import UserError
@@ -32,6 +32,7 @@ from crosskd.train.device import resolve_device
 from crosskd.train.plots import RunCurves, plot_runs
 from crosskd.train.report import describe_protocol, format_table
 from crosskd.train.runs import run_folder, train_and_test
+from crosskd.train.seed_range import MAX_SEED
 
 log = logging.getLogger(__name__)
 
@@ -55,21 +56,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                    description=__doc__)
     parser.add_argument("--out", type=Path, default=Path("crosskd-demo"),
                         help="folder for the data, runs, table and plot")
-    parser.add_argument("--seed", type=int, default=0, help="seed of both runs")
-    parser.add_argument("--epochs", type=int,
+    parser.add_argument("--seed", type=whole_number("seed", 0, MAX_SEED), default=0,
+                        help="seed of both runs")
+    parser.add_argument("--epochs", type=positive_int,
                         help="epochs of each run (default: the demo configs' trainer.epochs)")
     parser.add_argument("--features", choices=("videos", "synthetic"), default="videos",
                         help="videos: make videos and extract them (the own-video loop); "
                         "synthetic: synthetic features in the published layout (default: "
                         "%(default)s)")
-    parser.add_argument("--videos", type=int,
+    parser.add_argument("--videos", type=positive_int,
                         help=f"videos to generate (default: {DEMO_OWN_VIDEOS}: 70%%/10%%/20%% "
                         f"train/val/test; with --features synthetic {DEMO_VIDEOS}: "
                         "65%%/5%%/30%%)")
     parser.add_argument("--device", help=DEVICE_HELP)
     parser.add_argument("--serve", action="store_true",
                         help="then serve the search page of the trained model and open it")
-    parser.add_argument("--port", type=port_number, default=8000, help="port of --serve's page")
+    parser.add_argument("--port", type=whole_number("port", 1, 65535), default=8000,
+                        help="port of --serve's page")
     parser.set_defaults(func=run)
 
 

@@ -19,13 +19,11 @@ from __future__ import annotations
 import argparse
 import logging
 from pathlib import Path
-from typing import Callable
 
 from crosskd.commands.device_flag import DEVICE_HELP
-from crosskd.commands.options import existing_file
+from crosskd.commands.options import existing_file, whole_number
 from crosskd.errors import UserError
 from crosskd.train.seed_range import MAX_SEED
-from crosskd.untrusted import ascii_int
 
 log = logging.getLogger(__name__)
 MAX_FRAMES = 10_000  # per video and rate: memory grows with it
@@ -74,19 +72,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=whole_number("seed", 0, MAX_SEED), default=0,
                         help="seed of the train/val/test draw (default: %(default)s)")
     parser.set_defaults(func=run)
-
-
-def whole_number(what: str, low: int, high: int) -> Callable[[str], int]:
-    """argparse type: ASCII digits within [low, high] (`int()` also reads '١' or '１',
-    and refuses '²' with a traceback); a mistake is argparse's one-line error."""
-
-    def parse(text: str) -> int:
-        try:
-            return ascii_int(text, what, low, high)
-        except ValueError as err:
-            raise argparse.ArgumentTypeError(str(err)) from None
-
-    return parse
 
 
 def _shard(text: str) -> tuple[int, int]:

@@ -7,7 +7,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from crosskd.config import (Config, ExperimentConfig, apply_overrides, check_config, load_config,
                             parse_custom_args, parse_experiment, parse_set_args)
@@ -17,7 +17,7 @@ from crosskd.diskwrites import atomic_path
 from crosskd.errors import UserError
 from crosskd.shipped import resolve_config
 from crosskd.train.seed_range import check_seed
-from crosskd.untrusted import ascii_int, terminal_safe
+from crosskd.untrusted import ascii_int
 
 
 def add_common_options(parser: argparse.ArgumentParser) -> None:
@@ -66,14 +66,25 @@ def existing_file(text: str) -> Path:
     return path
 
 
-def positive_int(text: str) -> int:
-    """argparse type: a whole number of at least 1, in ASCII digits (`int()` also takes
-    '١' and '１')."""
-    try:
-        return ascii_int(text, "", low=1)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{terminal_safe(text)!r} is not a whole number of at "
-                                         "least 1 (ASCII digits 0-9)") from None
+def whole_number(what: str = "", low: int | None = None, high: int | None = None
+                 ) -> Callable[[str], int]:
+    """argparse type: ASCII digits within [low, high] (`int()` also reads '١' or '１', and
+    '²' ends in a traceback); a mistake is argparse's one-line error naming the flag, with
+    `what` the number means when given."""
+
+    def parse(text: str) -> int:
+        try:
+            return ascii_int(text, what or "value", low, high)
+        except ValueError as err:
+            message = str(err)
+            raise argparse.ArgumentTypeError(message if what else
+                                             message.removeprefix("value: ")) from None
+
+    return parse
+
+
+#: argparse type: a whole number of at least 1
+positive_int = whole_number(low=1)
 
 
 def default_cache_dir() -> Path:

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
-from crosskd.commands.options import positive_int
+from crosskd.commands.options import positive_int, whole_number
 from crosskd.errors import UserError
 from crosskd.search.answers import answer, caption_answer, query_of
 from crosskd.search.index import Index
-from crosskd.untrusted import ascii_int, terminal_safe
+from crosskd.untrusted import terminal_safe
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -27,7 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                    description=__doc__)
     parser.add_argument("index", type=Path, help="index folder (crosskd index --out)")
     parser.add_argument("text", nargs="?", help="free-text query (default: none)")
-    parser.add_argument("-k", type=whole_number, default=10, help="results to return")
+    parser.add_argument("-k", type=whole_number("k"), default=10, help="results to return")
     parser.add_argument("--caption", metavar="VIDEO_ID:INDEX", help="query with a stored caption (default: none)")
     parser.add_argument("--features", type=Path, metavar="FILE.npy",
                         help="query with caption features [tokens, text_dim] (default: none)")
@@ -39,15 +39,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="search exactly even if the index was built approximate")
     parser.add_argument("--json", action="store_true", help="print the answer as JSON")
     parser.set_defaults(func=run)
-
-
-def whole_number(text: str) -> int:
-    """argparse type: an integer in ASCII digits (its range is checked where it is used)."""
-    try:
-        return ascii_int(text, "k")
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{terminal_safe(text)!r} is not a whole number "
-                                         "(ASCII digits 0-9)") from None
 
 
 def read_features(path: Path) -> np.ndarray:

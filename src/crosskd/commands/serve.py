@@ -19,8 +19,9 @@ import webbrowser
 from pathlib import Path
 from typing import Sequence
 
+from crosskd.commands.options import whole_number
 from crosskd.errors import UserError
-from crosskd.untrusted import ascii_int, terminal_safe
+from crosskd.untrusted import terminal_safe
 
 log = logging.getLogger(__name__)
 
@@ -44,21 +45,14 @@ def add_serve_options(parser: argparse.ArgumentParser) -> None:
     """--host, --port, --allow-host and --open."""
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to listen on (0.0.0.0 exposes the index to the network)")
-    parser.add_argument("--port", type=port_number, default=8000, help="port to listen on")
+    parser.add_argument("--port", type=whole_number("port", 1, 65535), default=8000,
+                        help="port to listen on")
     parser.add_argument("--allow-host", "--allow_host", dest="allow_hosts", action="append",
                         type=host_name, default=[], metavar="NAME",
                         help="also answer requests for this host name or address (repeatable; "
                         "'*' answers any, which lets web pages read the index through DNS "
                         "rebinding); default: localhost, 127.0.0.1, [::1] and --host")
     parser.add_argument("--open", action="store_true", help="open the page in a browser")
-
-
-def port_number(text: str) -> int:
-    """argparse type: a TCP port, 1 to 65535, in ASCII digits."""
-    try:
-        return ascii_int(text, "port", 1, 65535)
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def host_name(text: str) -> str:
