@@ -7,17 +7,23 @@ sequence, the text model (file name and width), the TeachText teachers (their wi
 writer is crosskd.data.synth, so the files have the published pickle layouts. The teachers
 listed in `distil_params` are written even when `distil_loss` is off: the original's loader
 reads them whenever they are listed, so the data is readable by both implementations.
+
+A config may come from anywhere: every file it names stays inside the output folder, and
+every width and count it gives is bounded (crosskd.data.synth.MAX_WIDTH, MAX_FILES), before
+anything is written.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from pathlib import Path, PurePosixPath
 
 from crosskd.config import Config, save_config, with_eval_settings
 from crosskd.data.errors import DataError
-from crosskd.data.synth import SynthSpec, write_synthetic
+from crosskd.data.spec import DataSpec
+from crosskd.data.synth import MAX_FILES, MAX_WIDTH, SynthSpec, write_synthetic
+from crosskd.errors import ConfigError
+from crosskd.untrusted import contained
 
 
 @dataclass(frozen=True)
@@ -39,40 +45,65 @@ class LikeSizes:
     seed: int = 0
 
 
-def listed_teachers(config: Config) -> tuple[str, ...]:
-    """The teacher files `distil_params.teachers` names, whether or not `distil_loss` is on."""
-    names: Any = (config.get("distil_params") or {}).get("teachers") or []
-    if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
-        raise DataError(f"config key distil_params.teachers must list file names, "
-                        f"got {names!r:.60}")
-    return tuple(names)
+def _teacher_folder(base_path: str) -> str:
+    """Where the reader looks for the teachers, below the feature folder: a relative
+    base_path (checked to stay inside by crosskd.config.data), else its fallback."""
+    return "teachers" if PurePosixPath(base_path).is_absolute() else base_path
+
+
+def _checked_widths(config: Config, data: DataSpec) -> dict[str, int]:
+    """The fixed-vector experts' widths, each refused past `MAX_WIDTH` naming its key."""
+    from crosskd.config.model import width_key
+    fixed = {m: data.raw_input_dims[m] for m in data.modalities if m not in data.variable}
+    for name, width in fixed.items():
+        _in_bound(width, width_key(config, name), "expert width")
+    return fixed
+
+
+def _in_bound(value: int, key: str, what: str, low: int = 1, high: int = MAX_WIDTH) -> None:
+    if not low <= value <= high:
+        raise ConfigError(f"config key {key}: {what} {value} is out of range; synth --like "
+                          f"takes {low} to {high}")
 
 
 def spec_like(config: Config, sizes: LikeSizes = LikeSizes()) -> SynthSpec:
-    """The synthetic dataset that has every file `config` (a resolved config) reads."""
+    """The synthetic dataset that has every file `config` (a resolved config) reads; the
+    numbers and file names taken from it are checked first, naming their keys."""
     from crosskd.config import data_spec  # the data part names the model's widths: torch
+    from crosskd.config.data import teacher_names
     data = data_spec(config)
     final = data_spec(with_eval_settings(config))
-    if final.dataset_name != data.dataset_name:
-        raise DataError("eval_settings changes data_loader.args.dataset_name: synth --like "
-                        "writes one dataset; make the final test read the training dataset")
-    fixed = {m: data.raw_input_dims[m] for m in data.modalities if m not in data.variable}
+    for key in ("dataset_name", "root_feat_folder"):
+        if getattr(final, key) != getattr(data, key):
+            raise DataError(f"eval_settings changes data_loader.args.{key}: synth --like "
+                            "writes one dataset; make the final test read the training "
+                            "dataset")
+    fixed = _checked_widths(config, data)
     tokens = tuple(m for m in data.modalities if m in data.variable)
+    _in_bound(len(data.modalities), "experts.modalities", "number of experts",
+              high=MAX_FILES)
+    teachers = data.teachers or teacher_names(config)
+    _in_bound(len(teachers), "distil_params.teachers", "number of teacher files", 0,
+              MAX_FILES)
+    if data.shared_dim is not None:
+        _in_bound(data.shared_dim, "experts.ce_shared_dim", "teacher width")
     low, high = sizes.caption_tokens
+    high = min(high, data.max_tokens["text"])
     return SynthSpec(
         dataset=data.dataset_name, videos=sizes.videos,
         captions_per_video=sizes.captions_per_video, visual_dims=fixed, token_experts=tokens,
         max_expert_tokens=sizes.max_expert_tokens, text_feat=data.text_feat,
-        text_dim=data.text_dim, caption_tokens=(low, min(high, data.max_tokens["text"])),
-        teacher_dim=data.shared_dim or SynthSpec.teacher_dim,
-        teacher_files=data.teachers or listed_teachers(config),
+        text_dim=data.text_dim, caption_tokens=(min(low, high), high),
+        teacher_dim=data.shared_dim or SynthSpec.teacher_dim, teacher_files=teachers,
         aggregation={m: dict(a) for m, a in data.aggregation.items()},
         splits=tuple(dict.fromkeys((data.split_name, final.split_name))),
         expert_store=(SynthSpec.expert_store if sizes.expert_store
                       and SynthSpec.expert_store in fixed else None),
         topics=sizes.topics, latent_dim=sizes.latent_dim,
         missing_fraction=dict(sizes.missing_fraction),
-        fewer_captions_fraction=sizes.fewer_captions_fraction, seed=sizes.seed)
+        fewer_captions_fraction=sizes.fewer_captions_fraction, seed=sizes.seed,
+        root_feat_folder=data.root_feat_folder,
+        teacher_folder=_teacher_folder(data.teacher_base_path))
 
 
 def write_like(config: Config, out: Path, sizes: LikeSizes = LikeSizes()) -> Path:
@@ -83,5 +114,5 @@ def write_like(config: Config, out: Path, sizes: LikeSizes = LikeSizes()) -> Pat
                                         "args": {**config["data_loader"]["args"],
                                                  "data_dir": str(out.resolve())}}}
     path = out / "config.json"
-    save_config(shaped, path)
+    save_config(shaped, contained(out, "config.json", "synth --like's config.json"))
     return path

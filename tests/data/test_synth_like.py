@@ -81,3 +81,120 @@ def test_every_shipped_config_trains_a_batch_on_data_shaped_like_it(name, tmp_pa
     assert any(not torch.equal(after[key], value) for key, value in before.items())
     final = RetrievalData.load(experiment.evaluation().data)
     assert final.eval.num_videos >= 1 and final.eval.num_queries >= 1
+
+
+#: a shipped config that lists teachers and reads the expert store (scene, senet, ...).
+LIKE = "msrvtt-train-gpt2-xl-finetuned-mte-adam-ttcap.json"
+SENET = "imagenet.senet154.0"
+
+
+def _like_config(tmp_path, *changes) -> str:
+    """The shipped config with `(key path, JSON value)` overrides, written to a file."""
+    config = apply_overrides(load_config(shipped.config_dir() / LIKE), changes)
+    path = tmp_path / "downloaded.json"
+    path.write_text(json.dumps(config), encoding="utf-8")
+    return str(path)
+
+
+def _files(folder):
+    return sorted(str(p) for p in folder.rglob("*")) if folder.exists() else []
+
+
+def _refused(capsys, argv, *fragments) -> str:
+    capsys.readouterr()
+    try:
+        status = main(argv)
+    except SystemExit as stop:  # argparse refusing a flag
+        status = stop.code
+    assert status == 2
+    (line,) = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
+    for fragment in fragments:
+        assert fragment in line, line
+    return line
+
+
+AGGREGATION = f'data_loader.args.feat_aggregation."{SENET}"'
+#: case -> (key path, JSON value, the key the message names)
+ESCAPES = {
+    "teacher ..": ("distil_params.teachers", '["../../../../victim.pkl"]',
+                   "distil_params.teachers"),
+    "teacher absolute": ("distil_params.teachers", '["{outside}/victim.pkl"]',
+                         "distil_params.teachers"),
+    "base_path ..": ("distil_params.base_path", '"../../../.."', "distil_params.base_path"),
+    "root_feat_folder ..": ("data_loader.args.root_feat_folder", '"../outside"',
+                            "data_loader.args.root_feat_folder"),
+    "root_feat_folder absolute": ("data_loader.args.root_feat_folder", '"{outside}"',
+                                  "data_loader.args.root_feat_folder"),
+    "fps ..": (f"{AGGREGATION}.fps", '"x/../../../../../.."', AGGREGATION),
+    "offset ..": (f"{AGGREGATION}.offset", '"/../../../.."', AGGREGATION),
+}
+
+
+@pytest.mark.parametrize("case", sorted(ESCAPES))
+def test_a_config_cannot_make_synth_write_outside_out(case, tmp_path, capsys):
+    key, value, named = ESCAPES[case]
+    outside = tmp_path / "outside"
+    config = _like_config(tmp_path, (key, value.format(outside=outside)))
+    _refused(capsys, ["synth", "--like", config, "--out", str(tmp_path / "out")],
+             f"config key {named}", "'..'")
+    assert _files(outside) == [] and not list(tmp_path.parent.rglob("victim.pkl"))
+    assert not list((tmp_path / "out").rglob("*.pickle"))  # refused before writing
+
+
+@pytest.mark.parametrize("link", ["high-quality", "high-quality/structured-symlinks/teachers"])
+def test_a_symlink_inside_out_does_not_lead_synth_outside(link, tmp_path, capsys):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    out = tmp_path / "out"
+    (out / link).parent.mkdir(parents=True, exist_ok=True)
+    (out / link).symlink_to(outside)
+    _refused(capsys, ["synth", "--like", f"configs/{LIKE}", "--out", str(out), "--videos", "12"],
+             "config key", "points outside")
+    assert _files(outside) == [] and not list(out.rglob("*.pickle"))
+
+
+def test_published_teacher_folders_and_feature_folders_still_work(tmp_path):
+    config = apply_overrides(load_config(shipped.config_dir() / LIKE), [
+        ("distil_params.base_path", '"/nowhere/teachers/"'),  # the original authors' paths
+        ("data_loader.args.root_feat_folder", '"features/./here"')])
+    path = write_like(config, tmp_path / "data", TINY)
+    assert (tmp_path / "data" / "features" / "here" / "teachers").is_dir()
+    data = RetrievalData.load(parse_experiment(load_config(path)).data)
+    assert data.train.num_videos >= 2
+
+
+WIDE = {
+    "feat_dims": (f'data_loader.args.feat_aggregation."{SENET}".feat_dims.embed', "1000000000"),
+    "ce_shared_dim": ("experts.ce_shared_dim", "1000000000"),
+    "teachers": ("distil_params.teachers", json.dumps([f"t{i}.pkl" for i in range(1000)])),
+}
+
+
+@pytest.mark.parametrize("case", sorted(WIDE))
+def test_absurd_widths_and_counts_in_a_config_are_refused_by_key(case, tmp_path, capsys):
+    key, value = WIDE[case]
+    _refused(capsys, ["synth", "--like", _like_config(tmp_path, (key, value)),
+                      "--out", str(tmp_path / "out")], f"config key {key}", "out of range")
+    assert not list((tmp_path / "out").rglob("*.pickle"))
+
+
+@pytest.mark.parametrize("argv, fragments", [
+    (["--videos", "٣٠"], ["--videos", "'٣٠'", "ASCII digits"]),
+    (["--videos", "-40"], ["--videos", "out of range"]),
+    (["--captions", "0"], ["--captions", "out of range"]),
+    (["--expert-dim", "1000000000"], ["--expert-dim", "1 to 65536"]),
+    (["--caption-tokens", "2", "１０"], ["--caption-tokens", "ASCII digits"]),
+    (["--seed", "-1"], ["--seed", "out of range"]),
+    (["--videos", "1000000", "--captions", "1000"], ["GiB to write", "limit", "text features"]),
+])
+def test_synth_counts_are_ascii_whole_numbers_in_range(argv, fragments, tmp_path, capsys):
+    _refused(capsys, ["synth", "--out", str(tmp_path / "out"), *argv], *fragments)
+    assert not list((tmp_path / "out").rglob("*.pickle"))
+
+
+def test_caption_tokens_fit_a_config_that_allows_fewer_than_the_default_minimum(tmp_path):
+    config = apply_overrides(load_config(shipped.config_dir() / LIKE),
+                             [("data_loader.args.max_tokens.text", "1")])
+    path = write_like(config, tmp_path / "data", LikeSizes(videos=20, captions_per_video=2,
+                                                           max_expert_tokens=1))
+    assert missing_files(tmp_path / "data", load_config(path)) == []

@@ -1,4 +1,5 @@
-"""Bad-input catalogue, config rows (docs/BAD_INPUTS.md C1-C10): configs and overrides.
+"""Bad-input catalogue, config rows (docs/BAD_INPUTS.md C1-C21): configs and overrides;
+Y rows: configs and flags of `crosskd synth`.
 
 Every row must stop before a run folder is created (nothing to mistake for a result) with
 one line that names the file or key and the fix, and exit status 2.
@@ -7,9 +8,12 @@ one line that names the file or key and the fix, and exit status 2.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
+from crosskd.config import apply_overrides, load_config
+from crosskd.shipped import resolve_config
 from reliability_support import assert_one_line_error
 
 
@@ -164,3 +168,121 @@ def test_c14_counts_that_must_be_positive(cli, workspace, key, value):
     assert_one_line_error(_train(cli, workspace, "--set", f"{key}={value}"), key,
                           "integer > 0", f"got {value}")
     _assert_no_run(workspace)
+
+
+def test_c18_several_misspelled_keys_are_named_in_one_error(cli, workspace):
+    config = workspace.config
+    config["trainer"]["epoch"] = 3
+    config["trainer"]["savedir"] = "x"
+    config["sed"] = 1
+    workspace.write_config(config)
+    assert_one_line_error(_train(cli, workspace), str(workspace.config_path),
+                          "3 unknown config keys", "trainer.epoch (did you mean trainer.epochs?)",
+                          "trainer.savedir (did you mean trainer.save_dir?)",
+                          "sed (did you mean seed?)")
+    _assert_no_run(workspace)
+
+
+def test_c18b_several_unknown_override_paths_are_named_in_one_error(cli, workspace):
+    assert_one_line_error(_train(cli, workspace, "--custom_args",
+                                 "trainer.epoch@3+optimizer.typ@SGD"),
+                          "--custom_args: 2 unknown config keys",
+                          "trainer.epoch (did you mean trainer.epochs?)",
+                          "optimizer.typ (did you mean optimizer.type?)")
+    _assert_no_run(workspace)
+
+
+def test_c19_misspelled_optimizer_argument_names_the_closest(cli, workspace):
+    assert_one_line_error(_train(cli, workspace, "--custom_args", "optimizer.args.lrr@0.01"),
+                          "config key optimizer.args.lrr: RAdam takes no argument 'lrr'; "
+                          "did you mean lr?")
+    _assert_no_run(workspace)
+
+
+@pytest.mark.parametrize("override, key", [("optimizer.args.lr=-0.01", "optimizer.args.lr"),
+                                           ("optimizer.args.betas=[0.9,1.5]",
+                                            "optimizer.args.betas"),
+                                           ("lr_scheduler.args.step_size=0",
+                                            "lr_scheduler.args.step_size")])
+def test_c20_optimizer_value_out_of_range_names_its_key(cli, workspace, override, key):
+    assert_one_line_error(_train(cli, workspace, "--set", override), f"config key {key} = ",
+                          "is not valid for")
+    _assert_no_run(workspace)
+
+
+@pytest.mark.parametrize("override, key", [
+    ('distil_params.teachers=["../../../../outside.pkl"]', "distil_params.teachers"),
+    ('data_loader.args.root_feat_folder="/etc"', "data_loader.args.root_feat_folder")])
+def test_c21_a_file_name_that_climbs_out_of_data_dir(cli, workspace, override, key):
+    assert_one_line_error(_train(cli, workspace, "--set", "distil_loss=true", "--set", override),
+                          f"config key {key} = ", "must name a path inside")
+    _assert_no_run(workspace)
+
+
+# `crosskd synth --like CONFIG`: the config may come from anywhere.
+
+LIKE = "configs/msrvtt-train-gpt2-xl-finetuned-mte-adam-ttcap.json"
+
+
+def _downloaded(tmp_path, **changes) -> Path:
+    """A shipped config with `changes` (key path -> JSON text), as a file someone sent."""
+    config = apply_overrides(load_config(resolve_config(LIKE)), changes.items())
+    path = tmp_path / "downloaded.json"
+    path.write_text(json.dumps(config), encoding="utf-8")
+    return path
+
+
+def _outside_is_untouched(tmp_path):
+    assert not list(tmp_path.rglob("victim*")), "synth wrote outside --out"
+
+
+@pytest.mark.parametrize("key, value", [
+    ("distil_params.teachers", '["../../../../victim.pkl"]'),
+    ("distil_params.teachers", '["{tmp}/victim.pkl"]'),
+    ('data_loader.args.feat_aggregation."imagenet.senet154.0".fps', '"/../../../victim"')])
+def test_y1_synth_like_config_naming_files_outside_out(cli, tmp_path, key, value):
+    config = _downloaded(tmp_path, **{key: value.replace("{tmp}", str(tmp_path))})
+    assert_one_line_error(cli("synth", "--like", config, "--out", tmp_path / "a" / "b" / "out"),
+                          "config key ", "'..'")
+    _outside_is_untouched(tmp_path)
+
+
+def test_y2_synth_like_into_an_out_with_a_symlink_leading_outside(cli, tmp_path):
+    out = tmp_path / "out"
+    (out / "high-quality" / "structured-symlinks").mkdir(parents=True)
+    (tmp_path / "victim").mkdir()
+    (out / "high-quality" / "structured-symlinks" / "teachers").symlink_to(tmp_path / "victim")
+    assert_one_line_error(cli("synth", "--like", LIKE, "--out", out, "--videos", "12"),
+                          "config key distil_params.teachers", "points outside", str(out))
+    assert list((tmp_path / "victim").iterdir()) == []
+    assert not list(out.rglob("*.pickle")), "refused before the first file is written"
+
+
+@pytest.mark.parametrize("key, value, also", [
+    ('data_loader.args.feat_aggregation."imagenet.senet154.0".feat_dims.embed', "1000000000",
+     {}),
+    ("experts.ce_shared_dim", "1000000000", {}),
+    ("experts.ce_shared_dim", "-5", {"arch.args.use_ce": '""'})])  # MoEE: no model check
+def test_y3_synth_like_absurd_width_in_the_config(cli, tmp_path, key, value, also):
+    result = cli("synth", "--like", _downloaded(tmp_path, **{key: value}, **also),
+                 "--out", tmp_path / "out")
+    assert_one_line_error(result, f"config key {key}", "out of range", "1 to 65536")
+    assert not list((tmp_path / "out").rglob("*.pickle"))
+
+
+@pytest.mark.parametrize("flags, fragments", [
+    (["--videos", "٤٠"], ["argument --videos", "'٤٠' is not a whole number", "ASCII digits"]),
+    (["--captions", "-3"], ["argument --captions", "-3 is out of range", "1 to 1000"]),
+    (["--expert-dim", "0"], ["argument --expert-dim", "0 is out of range"]),
+])
+def test_y4_synth_count_flags_not_ascii_or_out_of_range(cli, tmp_path, flags, fragments):
+    assert_one_line_error(cli("synth", "--out", tmp_path / "out", *flags), *fragments)
+    assert not (tmp_path / "out").exists()
+
+
+def test_y5_synth_dataset_too_large_to_write(cli, tmp_path):
+    result = cli("synth", "--out", tmp_path / "out", "--videos", "1000000",
+                 "--captions", "1000", "--caption-tokens", "4", "100")
+    assert_one_line_error(result, "synthetic dataset: about", "GiB to write, over the 64 GiB "
+                          "limit", "the largest part is text features")
+    assert not (tmp_path / "out").exists()

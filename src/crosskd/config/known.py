@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterable, Iterator, Mapping
 
 from crosskd.config.paths import KeyPath, format_path, parse_path
 from crosskd.config.schema import IGNORED, OPEN, USED
 from crosskd.errors import ConfigError
+from crosskd.untrusted import terminal_safe
 
 WILDCARD = "*"
+#: unknown keys one error names; a config of nothing but typos still gets one short line.
+NAMED_AT_MOST = 12
 
 
 @dataclass
@@ -76,11 +79,37 @@ def _closest(path: KeyPath) -> str | None:
     return match[0] if match else None
 
 
+def _suggestion(path: KeyPath) -> str:
+    best = _closest(path)
+    return f"did you mean {terminal_safe(best)}?" if best else ""
+
+
 def unknown_key(path: KeyPath, where: str) -> ConfigError:
     """The error for an unknown key, with the closest known key when there is one."""
-    best = _closest(path)
-    hint = f"; did you mean {best}?" if best else " (see docs/USAGE.md for the known keys)"
-    return ConfigError(f"{where}: unknown config key {format_path(path)}{hint}")
+    return unknown_keys([path], where)
+
+
+def unknown_keys(paths: list[KeyPath], where: str) -> ConfigError:
+    """One error naming every unknown key (the first `NAMED_AT_MOST`), each with its closest
+    known key: the user fixes them all in one go instead of one run per typo."""
+    if len(paths) == 1:
+        hint = _suggestion(paths[0])
+        hint = f"; {hint}" if hint else " (see docs/USAGE.md for the known keys)"
+        return ConfigError(f"{where}: unknown config key {_shown(paths[0])}{hint}")
+    named = ", ".join(_with_suggestion(path) for path in paths[:NAMED_AT_MOST])
+    more = (f" and {len(paths) - NAMED_AT_MOST} more" if len(paths) > NAMED_AT_MOST else "")
+    return ConfigError(f"{where}: {len(paths)} unknown config keys: {named}{more} "
+                       "(see docs/USAGE.md for the known keys)")
+
+
+def _shown(path: KeyPath) -> str:
+    """A key path as text that stays on one line (a key may hold a newline)."""
+    return terminal_safe(format_path(path))
+
+
+def _with_suggestion(path: KeyPath) -> str:
+    hint = _suggestion(path)
+    return f"{_shown(path)} ({hint})" if hint else _shown(path)
 
 
 def _type_error(path: KeyPath, kinds: tuple[type, ...], value: Any) -> ConfigError:
@@ -97,33 +126,57 @@ def has_kind(value: Any, kinds: tuple[type, ...]) -> bool:
 
 
 def check_config(config: Mapping[str, Any], where: str = "config") -> None:
-    """Refuse an unknown key or a value of the wrong JSON type anywhere in `config`."""
-    _check(ROOT, config, (), where)
+    """Refuse unknown keys (all of them, in one error) or a value of the wrong JSON type
+    anywhere in `config`."""
+    unknown: list[KeyPath] = []
+    mistyped: list[ConfigError] = []
+    _check(ROOT, config, (), unknown, mistyped)
+    if unknown:
+        raise unknown_keys(unknown, where)
+    if mistyped:
+        raise mistyped[0]
 
 
-def _check(node: _Node, section: Mapping[str, Any], prefix: KeyPath, where: str) -> None:
+def _check(node: _Node, section: Mapping[str, Any], prefix: KeyPath,
+           unknown: list[KeyPath], mistyped: list[ConfigError]) -> None:
     for key, value in section.items():
         path = (*prefix, str(key))
         child = node.child(str(key))
         if child is None:
-            raise unknown_key(path, where)
-        if child.ignored is not None:
+            unknown.append(path)
+        elif child.ignored is not None:
             continue
-        if not has_kind(value, child.kinds):
-            raise _type_error(path, child.kinds, value)
-        if isinstance(value, dict) and not child.open:
-            _check(child, value, path, where)
+        elif not has_kind(value, child.kinds):
+            mistyped.append(_type_error(path, child.kinds, value))
+        elif isinstance(value, dict) and not child.open:
+            _check(child, value, path, unknown, mistyped)
 
 
 def check_path(text: str, where: str) -> KeyPath:
     """The parsed key path of an override, refused when no known key lies there."""
     path = parse_path(text)
+    if not is_known(path):
+        raise unknown_key(path, where)
+    return path
+
+
+def check_paths(texts: Iterable[str], where: str) -> list[KeyPath]:
+    """The parsed key paths of several overrides; every unknown one is named in one error."""
+    paths = [parse_path(text) for text in texts]
+    unknown = [path for path in paths if not is_known(path)]
+    if unknown:
+        raise unknown_keys(unknown, where)
+    return paths
+
+
+def is_known(path: KeyPath) -> bool:
+    """Whether a known key (or an open or ignored section holding it) lies at `path`."""
     node = ROOT
     for segment in path:
         if node.open or node.ignored is not None:
-            return path
+            return True
         child = node.child(segment)
         if child is None:
-            raise unknown_key(path, where)
+            return False
         node = child
-    return path
+    return True

@@ -69,9 +69,22 @@ def expert_temporal(config: Mapping[str, Any], name: str) -> experts.Temporal:
     return experts.temporal_aggregation(require(config, key, str, default=""), key)
 
 
+def width_key(config: Mapping[str, Any], name: str) -> str:
+    """The key whose value is a fixed-vector expert's width (`feat_dims.<type>`, or a
+    `experts.*_dim`), for messages about that width."""
+    if name in experts.WIDTH_KEYS:
+        return f"experts.{experts.WIDTH_KEYS[name]}"
+    entry = ("data_loader", "args", "feat_aggregation", name)
+    feat_type = require(config, format_path((*entry, "type")), str, default=None)
+    if feat_type is None or require(config, format_path((*entry, "feat_dims")), dict,
+                                    default=None) is None:
+        raise UserError(f"config key {format_path(entry)}: needs `type` and `feat_dims` "
+                        "giving the feature width")
+    return format_path((*entry, "feat_dims", feat_type))
+
+
 def _expert_input(config: Mapping[str, Any], name: str) -> tuple[int, int, tuple[str, int] | None]:
     """(pooled width, raw width, (pooling, size) when the model pools it) of one expert."""
-    entry = ("data_loader", "args", "feat_aggregation", name)
     expert_aggregation(config, name)
     if name in experts.WIDTH_KEYS:
         width = positive_int(config, f"experts.{experts.WIDTH_KEYS[name]}")
@@ -86,15 +99,10 @@ def _expert_input(config: Mapping[str, Any], name: str) -> tuple[int, int, tuple
         token = experts.TOKEN_DIMS[name]
         return (temporal.pooling.pooled_width(token, size), token,
                 (temporal.pooling.name, size))
-    feat_type = require(config, format_path((*entry, "type")), str, default=None)
-    dims = require(config, format_path((*entry, "feat_dims")), dict, default=None)
-    if feat_type is None or dims is None:
-        raise UserError(f"config key {format_path(entry)}: needs `type` and `feat_dims` "
-                        "giving the feature width")
-    width_key = format_path((*entry, "feat_dims", feat_type))
-    width = require(config, width_key, int)
+    key = width_key(config, name)
+    width = require(config, key, int)
     if width < 1:
-        raise ConfigError(f"config key {width_key} must be an integer > 0, got {width}")
+        raise ConfigError(f"config key {key} must be an integer > 0, got {width}")
     # "avg-max" style aggregations concatenate one vector per statistic
     width *= len(temporal.statistics)
     return width, width, None

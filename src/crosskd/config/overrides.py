@@ -11,7 +11,7 @@ import json
 from typing import Any, Iterable
 
 from crosskd.config.files import Config
-from crosskd.config.known import check_path
+from crosskd.config.known import check_paths
 from crosskd.config.paths import KeyPath, format_path, parse_path, split_unquoted
 from crosskd.errors import ConfigError
 
@@ -62,8 +62,11 @@ def parse_set_args(assignments: Iterable[str] | None) -> list[tuple[str, str]]:
 def apply_overrides(config: Config, overrides: Iterable[tuple[str, str]],
                     where: str = "override") -> Config:
     """A copy of `config` with each key path set to its parsed value; an unknown path is a
-    ConfigError naming `where` (the flag) and the closest known key."""
+    ConfigError naming `where` (the flag) and, for every unknown path at once, the closest
+    known key."""
+    overrides = list(overrides)
+    paths = check_paths((key for key, _ in overrides), where)
     updated = copy.deepcopy(config)
-    for key, raw in overrides:
-        set_key(updated, check_path(key, where), parse_value(raw))
+    for path, (_, raw) in zip(paths, overrides):
+        set_key(updated, path, parse_value(raw))
     return updated

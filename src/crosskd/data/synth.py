@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Iterator, Mapping
 
 import numpy as np
@@ -22,6 +22,7 @@ from crosskd.data.errors import DataError
 from crosskd.data.picklewriter import write_dict_pickle, write_expert_store, write_pickle
 from crosskd.datasets import DATASETS
 from crosskd.experts import TOKEN_DIMS
+from crosskd.untrusted import contained
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,14 @@ VISUAL_AGGREGATION: dict[str, dict[str, Any]] = {
                             "inner_stride": 1},
     "imagenet.resnext101_32x48d.0": {"fps": 25, "pixel_dim": 256, "stride": 1, "offset": 0},
 }
+#: bounds of what one synthetic dataset may hold: far above any published dataset's widths
+#: and counts, far below what turns a typo (feat_dims 10**9) into a 477 GiB allocation.
+MAX_WIDTH = 65_536
+MAX_TOKENS = 4_096
+MAX_CAPTIONS = 1_000
+MAX_VIDEOS = 1_000_000
+MAX_FILES = 64  # experts, and teachers
+MAX_BYTES = 64 * 2**30  # a full-size MSRVTT with 1600-wide text features is about 32 GiB
 TEACHER_FILES = ("train-full-ce-refined-text-w2v.pkl", "train-full-ce-refined-text-gpt2-xl.pkl",
                  "train-full-ce-refined-text-gpt2-xl-finetuned.pkl")
 
@@ -75,6 +84,10 @@ class SynthSpec:
     #: empty: every split of the layout.
     splits: tuple[str, ...] = ()
     teacher_files: tuple[str, ...] = TEACHER_FILES
+    #: the feature folder below `out` and the teachers' folder below it (a config's
+    #: root_feat_folder and distil_params.base_path, for `synth --like`).
+    root_feat_folder: str = ROOT_FEAT_FOLDER
+    teacher_folder: str = "teachers"
 
     def __post_init__(self) -> None:
         layouts.get_layout(self.dataset)
@@ -85,11 +98,87 @@ class SynthSpec:
             self.captions_per_video = defaults.captions_per_video
         if self.token_experts is None:
             self.token_experts = defaults.token_experts
+        self.check()
+
+    def check(self) -> None:
+        """Refuse counts and widths out of range, or files too large in all (a DataError
+        naming which): run again by `write_synthetic`, as fields may change after init."""
+        for what, value, low, high in self._ranges():
+            in_range(value, what, low, high)
+        _refuse_too_large(self)
+
+    def _ranges(self) -> Iterator[tuple[str, Any, int, int]]:
+        """(name, value, low, high) of every count and width."""
+        yield "videos", self.videos, 10, MAX_VIDEOS
+        yield "captions per video", self.captions_per_video, 1, MAX_CAPTIONS
+        yield "fewest caption tokens", self.caption_tokens[0], 1, MAX_TOKENS
+        yield "most caption tokens", self.caption_tokens[1], self.caption_tokens[0], MAX_TOKENS
+        yield "most expert tokens", self.max_expert_tokens, 1, MAX_TOKENS
+        yield "text width", self.text_dim, 1, MAX_WIDTH
+        yield "teacher width", self.teacher_dim, 1, MAX_WIDTH
+        yield "topics", self.topics, 1, MAX_VIDEOS
+        yield "latent width", self.latent_dim, 1, MAX_WIDTH
+        yield "seed", self.seed, 0, 2**64 - 1
+        yield "experts", len(self.modalities), 1, MAX_FILES
+        yield "teacher files", len(self.teacher_files), 0, MAX_FILES
+        for name, width in self.visual_dims.items():
+            yield f"width of expert {name!r}", width, 1, MAX_WIDTH
 
     @property
     def modalities(self) -> list[str]:
         """Experts written, in the published configs' order."""
         return [*self.visual_dims, *(self.token_experts or ())]
+
+
+def in_range(value: Any, what: str, low: int, high: int) -> None:
+    """Refuse `value` unless it is a whole number in [low, high], naming `what`."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise DataError(f"synthetic dataset: {what} must be a whole number, not {value!r:.40}")
+    if not low <= value <= high:
+        raise DataError(f"synthetic dataset: {what} = {value} is out of range; use {low} "
+                        f"to {high}")
+
+
+def estimated_bytes(spec: SynthSpec) -> dict[str, int]:
+    """An upper bound of the bytes each kind of file takes (float32 values)."""
+    videos, captions = spec.videos, spec.captions_per_video or 1
+    parts = {f"expert {name!r} (width {width})": videos * width * 4
+             for name, width in spec.visual_dims.items()}
+    parts.update({f"expert {name!r} ({spec.max_expert_tokens} tokens of width "
+                  f"{TOKEN_DIMS.get(name, 0)})":
+                  videos * spec.max_expert_tokens * TOKEN_DIMS.get(name, 0) * 4
+                  for name in spec.token_experts or ()})
+    parts[f"text features ({captions} captions of up to {spec.caption_tokens[1]} tokens "
+          f"of width {spec.text_dim})"] = videos * captions * spec.caption_tokens[1] * \
+        spec.text_dim * 4
+    parts[f"{len(spec.teacher_files)} teacher file(s) (width {spec.teacher_dim})"] = \
+        len(spec.teacher_files) * videos * (1 + captions) * len(spec.teacher_modalities) * \
+        spec.teacher_dim * 4
+    return parts
+
+
+def _refuse_too_large(spec: SynthSpec) -> None:
+    """Refuse a dataset whose files would exceed `MAX_BYTES`, naming its largest part."""
+    parts = estimated_bytes(spec)
+    total = sum(parts.values())
+    if total > MAX_BYTES:
+        largest = max(parts, key=parts.__getitem__)
+        raise DataError(f"synthetic dataset: about {total / 2**30:.1f} GiB to write, over the "
+                        f"{MAX_BYTES // 2**30} GiB limit; the largest part is {largest}, "
+                        f"{parts[largest] / 2**30:.1f} GiB: use fewer videos or captions, "
+                        "or smaller widths")
+
+
+@dataclass(frozen=True)
+class _Target:
+    """Where the files go: every path resolved inside `out`, symlinks included at every
+    level, because config values name them (a downloaded config must not write elsewhere)."""
+
+    out: Path
+    folder: str
+
+    def __call__(self, relative: str | PurePosixPath, what: str) -> Path:
+        return contained(self.out, PurePosixPath(self.folder, relative), what)
 
 
 class _World:
@@ -146,7 +235,8 @@ def _token_items(world: _World, name: str) -> Iterator[tuple[str, Any]]:
     proj, rng = world.projection(name, width), world.rng("expert", name)
     missing = rng.random(len(world.video_ids)) < world.spec.missing_fraction.get(name, 0.0)
     for v, vid in enumerate(world.video_ids):
-        count = int(rng.integers(2, world.spec.max_expert_tokens + 1))
+        count = int(rng.integers(min(2, world.spec.max_expert_tokens),
+                                 world.spec.max_expert_tokens + 1))
         tokens = world.latent[v] @ proj + rng.standard_normal((count, width), dtype=np.float32)
         yield vid, float("nan") if missing[v] else tokens.astype(np.float32)
 
@@ -207,22 +297,52 @@ def _write_expert_store(path: Path, items: Iterator[tuple[str, Any]], width: int
                               "missing": missing})
 
 
-def _write_split_lists(world: _World, root: Path, layout: layouts.DatasetLayout) -> None:
+_LAYOUT_FILE = "a file of the dataset layout"
+_TEXT_FILE = "config key experts.text_feat"
+_TEACHER_FILE = "config key distil_params.teachers (below distil_params.base_path)"
+
+
+def _expert_what(name: str) -> str:
+    return f"file of expert {name!r} (experts.modalities, data_loader.args.feat_aggregation)"
+
+
+def _teacher_path(spec: SynthSpec, teacher: int) -> PurePosixPath:
+    return PurePosixPath(spec.teacher_folder, spec.teacher_files[teacher])
+
+
+def _refuse_escapes(world: _World, target: _Target, layout: layouts.DatasetLayout,
+                    aggregation: dict[str, dict[str, Any]]) -> None:
+    """Resolve every file's target before the first is written, so a path that leads
+    outside `out` (a config value, a symlink already there) leaves nothing half-written."""
+    spec = world.spec
+    planned = [(path, _TEXT_FILE) for path in _text_files(world, layout)]
+    planned += [(_teacher_path(spec, t), _TEACHER_FILE) for t in range(len(spec.teacher_files))]
+    planned += [(path, _expert_what(name)) for name in spec.modalities
+                for paths in _expert_files(spec, layout, name, aggregation) for path in paths]
+    planned += [(name, _LAYOUT_FILE) for name in (
+        layout.raw_captions, *_split_members(world, layout),
+        *layout.caption_index_files.values(), *layout.extra_files)]
+    for path, what in planned:
+        target(path, what)
+
+
+def _write_split_lists(world: _World, target: _Target, layout: layouts.DatasetLayout) -> None:
     suffix = ".mp4" if layout.strip_list_suffix else ""
     for name, chosen in _split_members(world, layout).items():
         lines = [f"{world.video_ids[i]}{suffix}" for i in chosen]
-        (root / name).write_text("\n".join(lines) + "\n", encoding="utf-8")
+        target(name, _LAYOUT_FILE).write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
-def _write_extras(world: _World, root: Path, layout: layouts.DatasetLayout) -> None:
+def _write_extras(world: _World, target: _Target, layout: layouts.DatasetLayout) -> None:
     for split, name in layout.caption_index_files.items():
-        eval_list = layouts.read_split_list(root / layout.splits[split][1], layout, split)
+        eval_list = layouts.read_split_list(target(layout.splits[split][1], _LAYOUT_FILE),
+                                            layout, split)
         rng = world.rng("caption-index")
         index = {vid: int(rng.integers(0, world.num_captions[world.video_ids.index(vid)]))
                  for vid in eval_list}
-        write_pickle(root / name, index)
+        write_pickle(target(name, _LAYOUT_FILE), index)
     if "dict_youtube_mapping.pkl" in layout.extra_files:
-        write_pickle(root / "dict_youtube_mapping.pkl", _youtube_names(world))
+        write_pickle(target("dict_youtube_mapping.pkl", _LAYOUT_FILE), _youtube_names(world))
 
 
 def feat_aggregation(spec: SynthSpec) -> dict[str, dict[str, Any]]:
@@ -274,14 +394,15 @@ def _youtube_names(world: _World) -> dict[str, str]:
     return {vid: f"yt{i:07d}_{i % 97}_{i % 89}" for i, vid in enumerate(world.video_ids)}
 
 
-def _write_text(world: _World, root: Path, layout: layouts.DatasetLayout) -> None:
+def _write_text(world: _World, target: _Target, layout: layouts.DatasetLayout) -> None:
     """The caption features, in one file or in the per-split files of the text model."""
     spec = world.spec
     names = (_youtube_names(world) if spec.text_feat in layout.youtube_keyed_text_feats
              else {vid: vid for vid in world.video_ids})
     for path, videos in _text_files(world, layout).items():
         kept = None if videos is None else {world.video_ids[v] for v in videos}
-        write_dict_pickle(root / path, ((names[vid], value) for vid, value in _text_items(world)
+        write_dict_pickle(target(path, _TEXT_FILE),
+                          ((names[vid], value) for vid, value in _text_items(world)
                                         if kept is None or vid in kept))
 
 
@@ -303,46 +424,53 @@ def _expert_files(spec: SynthSpec, layout: layouts.DatasetLayout, name: str,
     return list(dict.fromkeys(groups))
 
 
-def _write_expert(world: _World, root: Path, name: str, paths: tuple[str, ...]) -> None:
+def _write_expert(world: _World, target: _Target, name: str, paths: tuple[str, ...]) -> None:
     spec = world.spec
+    what = _expert_what(name)
     if name not in spec.visual_dims:
-        write_dict_pickle(root / paths[0], _token_items(world, name))
+        write_dict_pickle(target(paths[0], what), _token_items(world, name))
         return
     width = spec.visual_dims[name] // len(paths)
     for part, relative in enumerate(paths):
         tag = name if part == 0 else f"{name}#{part}"
         items = _fixed_items(world, tag, width)
+        path = target(relative, what)
         if name == spec.expert_store and len(paths) == 1:
-            (root / relative).parent.mkdir(parents=True, exist_ok=True)
-            _write_expert_store(root / relative, items, width)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            _write_expert_store(path, items, width)
         else:
-            write_dict_pickle(root / relative, items)
+            write_dict_pickle(path, items)
 
 
 def write_synthetic(spec: SynthSpec, out: Path) -> Path:
     """Write a dataset of `spec` under `out` (the data_dir); returns the feature folder."""
+    spec.check()
     layout = layouts.get_layout(spec.dataset)
-    root = out / ROOT_FEAT_FOLDER
-    root.mkdir(parents=True, exist_ok=True)
+    target = _Target(Path(out), spec.root_feat_folder)
+    target(".", "config key data_loader.args.root_feat_folder").mkdir(parents=True,
+                                                                     exist_ok=True)
+    root = Path(out) / spec.root_feat_folder
     world = _World(spec)
     aggregation = feat_aggregation(spec)
+    _refuse_escapes(world, target, layout, aggregation)
     jobs = [(name, "expert") for name in spec.modalities] + [("text", "captions")]
     jobs += [(str(t), "teacher") for t in range(len(spec.teacher_files))]
     for name, kind in tqdm(jobs, desc=f"synth {spec.dataset}", unit="file", leave=False):
         if kind == "teacher":
-            path = root / "teachers" / spec.teacher_files[int(name)]
-            write_dict_pickle(path, _teacher_items(world, int(name)))
+            write_dict_pickle(target(_teacher_path(spec, int(name)), _TEACHER_FILE),
+                              _teacher_items(world, int(name)))
         elif kind == "captions":
-            _write_text(world, root, layout)
+            _write_text(world, target, layout)
         else:
             for paths in _expert_files(spec, layout, name, aggregation):
-                _write_expert(world, root, name, paths)
-    write_pickle(root / layout.raw_captions, _raw_captions(world))
-    _write_split_lists(world, root, layout)
-    _write_extras(world, root, layout)
+                _write_expert(world, target, name, paths)
+    write_pickle(target(layout.raw_captions, _LAYOUT_FILE), _raw_captions(world))
+    _write_split_lists(world, target, layout)
+    _write_extras(world, target, layout)
     meta = {**asdict(spec), "num_captions": {v: int(n) for v, n in
                                              zip(world.video_ids, world.num_captions)}}
-    (out / "dataset_meta.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
+    contained(out, "dataset_meta.json", "synth's dataset_meta.json").write_text(
+        json.dumps(meta, indent=1), encoding="utf-8")
     log.info("wrote synthetic %s (%d videos) to %s", spec.dataset, spec.videos, out)
     return root
 
@@ -364,10 +492,11 @@ def example_config(spec: SynthSpec, data_dir: Path | str, split_name: str | None
                                             "ghost_clusters": {"text": 1}}},
         "data_loader": {"args": {
             "dataset_name": spec.dataset, "data_dir": str(data_dir),
-            "root_feat_folder": ROOT_FEAT_FOLDER, "split_name": split,
+            "root_feat_folder": spec.root_feat_folder, "split_name": split,
             "feat_aggregation": feat_aggregation(spec), "max_tokens": max_tokens,
             "fuse_captions": fused,
             "num_test_captions": 1 if fused else spec.captions_per_video}},
         "distil_loss": False,
-        "distil_params": {"base_path": "teachers/", "teachers": list(TEACHER_FILES)},
+        "distil_params": {"base_path": f"{spec.teacher_folder}/",
+                          "teachers": list(spec.teacher_files)},
     }
