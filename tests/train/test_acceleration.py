@@ -24,7 +24,8 @@ from crosskd.models import build_model
 from crosskd.data.sampling import EpochSampler
 from crosskd.train.precision import Precision
 from crosskd.train.runtime import Runtime
-from crosskd.train.evaluate import evaluate, score_split
+from crosskd.train.evaluate import evaluate
+from crosskd.train.scoring import score_split
 
 CPU = torch.device("cpu")
 

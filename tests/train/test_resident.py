@@ -47,7 +47,7 @@ def test_resident_support(data):
 
 def test_resident_eval_split_scores_like_the_host_split(data):
     from crosskd.models import build_model
-    from crosskd.train.evaluate import score_split
+    from crosskd.train.scoring import score_split
     from crosskd.train.resident import ResidentEvalSplit
     config, loaded = data
     torch.manual_seed(0)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from crosskd.config.data import data_spec
+from crosskd.config.evaluation import qbnorm_beta
 from crosskd.config.files import Config, with_eval_settings
 from crosskd.config.known import check_config
 from crosskd.config.model import model_spec
@@ -39,6 +40,7 @@ class ExperimentConfig:
     objective: ObjectiveSpec
     trainer: TrainerSpec
     runtime: RuntimeSettings
+    qbnorm_beta: float | None = None
 
     def evaluation(self) -> ExperimentConfig:
         """The config of the final test: `eval_settings` merged in, parsed again."""
@@ -65,6 +67,7 @@ def parse_experiment(config: Mapping[str, Any], where: str = "config") -> Experi
         objective=objective_spec(raw),
         trainer=trainer_spec(raw),
         runtime=RuntimeSettings.from_config(raw),
+        qbnorm_beta=qbnorm_beta(raw),
     )
 
 

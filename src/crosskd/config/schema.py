@@ -91,6 +91,9 @@ USED: dict[str, tuple[type, ...]] = {
     "trainer.background_checkpoints": (bool, NULL),
     "trainer.cpu_matmul": (str,),
     "eval_settings": (dict, NULL),
+    # QB-Norm in the test (crosskd.config.evaluation): true, {} or {"beta": B}; null/false off
+    "qbnorm": (dict, bool, NULL),
+    "qbnorm.beta": NUMBER,
 }
 
 #: sections whose keys are not listed here: the builder they go to checks them before any

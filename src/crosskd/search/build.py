@@ -24,7 +24,8 @@ from crosskd.errors import UserError
 from crosskd.search.captions import CaptionStore
 from crosskd.search.index import Index
 from crosskd.search.text_side import TextSide
-from crosskd.train.evaluate import embed_videos, load_model, videos_per_chunk
+from crosskd.train.evaluate import load_model
+from crosskd.train.scoring import embed_videos, videos_per_chunk
 from crosskd.untrusted import UnsafePathError, contained, terminal_safe
 
 log = logging.getLogger(__name__)
