@@ -23,6 +23,7 @@ class Resource:
     content_type: str = "application/octet-stream"
     cut_after: int | None = None  # close the connection after this many body bytes, once
     honour_range: bool = True
+    length_header: str | None = None  # sent as Content-Length instead of the true length
 
 
 @dataclass
@@ -66,7 +67,7 @@ def _handler(server_state: FakeServer) -> type[http.server.BaseHTTPRequestHandle
             else:
                 self.send_response(200)
             self.send_header("Content-Type", resource.content_type)
-            self.send_header("Content-Length", str(len(body) - start))
+            self.send_header("Content-Length", resource.length_header or str(len(body) - start))
             self.send_header("Accept-Ranges", "bytes")
             self.end_headers()
             payload = body[start:]

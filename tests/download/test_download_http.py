@@ -91,3 +91,11 @@ def test_network_error_is_one_line_with_url_and_advice(closed_port_url, tmp_path
     message = str(err.value)
     assert url in message and "network error" in message and "\n" not in message
     assert not (tmp_path / "file.bin").exists()
+
+
+def test_a_length_header_that_is_not_ascii_digits_is_taken_as_unknown(server, tmp_path):
+    """A hostile server's Content-Length of '²' passes str.isdigit but not int(): the length
+    is unknown, not a ValueError traceback."""
+    url = server.add("/file.bin", BODY, length_header="\u00b2")
+    download(url, tmp_path / "file.bin", progress=False)
+    assert (tmp_path / "file.bin").read_bytes() == BODY

@@ -61,6 +61,14 @@ def test_l3_seeds_that_are_not_integers(cli, workspace):
     _assert_no_run(workspace)
 
 
+@pytest.mark.parametrize("flag, value", [("--seeds", "0,\u0663"), ("--device", "\u00b2"),
+                                         ("--device", "\u0663")])
+def test_l3b_numbers_in_other_digits(cli, workspace, flag, value):
+    """Only ASCII digits are numbers (int() reads '٣' as 3; '²' passes str.isdigit)."""
+    assert_one_line_error(_train(cli, workspace, flag, value), f"{flag} {value!r}")
+    _assert_no_run(workspace)
+
+
 def test_l4_resume_together_with_seeds(cli, workspace):
     assert_one_line_error(_train(cli, workspace, "--resume", workspace.save_dir,
                                  "--seeds", "0,1"), "--resume", "drop --seeds")

@@ -124,7 +124,7 @@ def parse_seeds(text: str | None) -> list[int] | None:
     if not text:
         return None
     try:
-        seeds = [int(part) for part in text.split(",") if part.strip()]
+        seeds = [ascii_int(part, "seed") for part in text.split(",") if part.strip()]
     except ValueError:
         raise UserError(f"--seeds {text!r}: expected comma-separated integers such as 0,1,2") from None
     if not seeds or len(set(seeds)) != len(seeds):

@@ -76,7 +76,7 @@ def open_url(url: str, opener: urllib.request.OpenerDirector, *, offset: int = 0
 
 def _content_range_total(header: str | None) -> tuple[int | None, int | None]:
     """(first byte, total size) from a `Content-Range: bytes a-b/total` or `bytes */total` header."""
-    match = re.fullmatch(r"bytes\s+(?:(\d+)-\d+|\*)/(\d+|\*)", (header or "").strip())
+    match = re.fullmatch(r"bytes\s+(?:(\d+)-\d+|\*)/(\d+|\*)", (header or "").strip(), re.ASCII)
     if not match:
         return None, None
     start = int(match.group(1)) if match.group(1) is not None else None
@@ -126,7 +126,7 @@ def _start(url: str, part: Path, opener: urllib.request.OpenerDirector,
     if offset:
         log.info("%s: the server does not resume (HTTP %d); starting again", url, response.status)
     length = response.headers.get("Content-Length")
-    return response, 0, int(length) if length and length.isdigit() else None
+    return response, 0, int(length) if length and length.isascii() and length.isdigit() else None
 
 
 def _read(response: http.client.HTTPResponse, received: int) -> bytes:

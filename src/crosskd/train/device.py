@@ -56,7 +56,7 @@ def resolve_device(spec: str | None) -> torch.device:
         return torch.device("cpu")
     index_text = text.removeprefix("cuda").removeprefix(":") if text.startswith("cuda") else text
     index_text = (index_text or "0").split(",")[0]
-    if not index_text.isdigit():
+    if not (index_text.isascii() and index_text.isdigit()):
         raise UserError(f"--device {spec!r}: expected a GPU index (0), 'cpu' or 'cuda:N'")
     if torch.cuda.is_available():
         return _cuda_device(spec, int(index_text))
