@@ -192,6 +192,15 @@ def test_c18b_several_unknown_override_paths_are_named_in_one_error(cli, workspa
     _assert_no_run(workspace)
 
 
+def test_c18c_unknown_paths_of_both_override_flags_are_named_in_one_error(cli, workspace):
+    line = assert_one_line_error(_train(cli, workspace, "--custom_args", "trainer.epoch@3",
+                                        "--set", "optimizer.typ=\"SGD\""),
+                                 "--custom_args: unknown config key trainer.epoch",
+                                 "--set: unknown config key optimizer.typ")
+    assert "did you mean optimizer.type?" in line
+    _assert_no_run(workspace)
+
+
 def test_c19_misspelled_optimizer_argument_names_the_closest(cli, workspace):
     assert_one_line_error(_train(cli, workspace, "--custom_args", "optimizer.args.lrr@0.01"),
                           "config key optimizer.args.lrr: RAdam takes no argument 'lrr'; "

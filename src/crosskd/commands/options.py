@@ -9,8 +9,9 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
-from crosskd.config import (Config, ExperimentConfig, apply_overrides, check_config, load_config,
-                            parse_custom_args, parse_experiment, parse_set_args)
+from crosskd.config import (Config, ExperimentConfig, apply_overrides, check_config,
+                            check_override_flags, load_config, parse_custom_args,
+                            parse_experiment, parse_set_args)
 from crosskd.checkpoint.run_state import BEST_NAME, LAST_NAME
 from crosskd.commands.device_flag import DEVICE_HELP
 from crosskd.diskwrites import atomic_path
@@ -114,8 +115,11 @@ def config_from_args(args: argparse.Namespace, fallback: Config | None = None
     else:
         return None
     check_config(base, source)
-    config = apply_overrides(base, parse_custom_args(args.custom_args), "--custom_args")
-    config = apply_overrides(config, parse_set_args(args.set_args), "--set")
+    custom, sets = parse_custom_args(args.custom_args), parse_set_args(args.set_args)
+    check_override_flags({"--custom_args": [key for key, _ in custom],
+                          "--set": [key for key, _ in sets]})
+    config = apply_overrides(base, custom, "--custom_args")
+    config = apply_overrides(config, sets, "--set")
     return parse_experiment(config, "the config with --custom_args/--set applied")
 
 

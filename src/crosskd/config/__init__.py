@@ -13,7 +13,7 @@ from importlib import import_module
 from typing import Any
 
 from crosskd.config.files import Config, deep_merge, load_config, save_config, with_eval_settings
-from crosskd.config.known import check_config, check_path
+from crosskd.config.known import check_config, check_override_flags, check_path
 from crosskd.config.overrides import (apply_overrides, parse_custom_args, parse_set_args,
                                       parse_value, set_key)
 from crosskd.config.paths import format_path, parse_path
@@ -36,7 +36,8 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
-    "Config", "ConfigError", "apply_overrides", "check_config", "check_path", "deep_merge",
+    "Config", "ConfigError", "apply_overrides", "check_config", "check_override_flags",
+    "check_path", "deep_merge",
     "format_path", "load_config", "parse_custom_args", "parse_path", "parse_set_args",
     "parse_value", "positive_int", "require", "save_config", "set_key", "with_eval_settings",
     *_PARTS,

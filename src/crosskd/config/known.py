@@ -169,6 +169,19 @@ def check_paths(texts: Iterable[str], where: str) -> list[KeyPath]:
     return paths
 
 
+def check_override_flags(flags: dict[str, Iterable[str]]) -> None:
+    """The key paths of every override flag at once (`{"--custom_args": [...], "--set":
+    [...]}`): the unknown ones of all flags in one error, so one run shows every typo."""
+    problems = []
+    for where, texts in flags.items():
+        try:
+            check_paths(texts, where)
+        except ConfigError as err:
+            problems.append(str(err))
+    if problems:
+        raise ConfigError("; ".join(problems))
+
+
 def is_known(path: KeyPath) -> bool:
     """Whether a known key (or an open or ignored section holding it) lies at `path`."""
     node = ROOT
