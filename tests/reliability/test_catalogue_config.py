@@ -170,6 +170,18 @@ def test_c14_counts_that_must_be_positive(cli, workspace, key, value):
     _assert_no_run(workspace)
 
 
+@pytest.mark.parametrize("key", ["experts.ce_shared_dim",
+                                 'data_loader.args.feat_aggregation."imagenet.senet154.0"'
+                                 '.feat_dims.embed',
+                                 "data_loader.args.num_test_captions"])
+def test_c14b_absurd_widths_and_counts(cli, workspace, key):
+    """A config from elsewhere with a width of 10**9 is refused before a model is built (it
+    was a huge allocation when the model was made)."""
+    assert_one_line_error(_train(cli, workspace, "--set", f"{key}=1000000000"),
+                          "must be an integer from 1 to 65536", "got 1000000000")
+    _assert_no_run(workspace)
+
+
 def test_c18_several_misspelled_keys_are_named_in_one_error(cli, workspace):
     config = workspace.config
     config["trainer"]["epoch"] = 3

@@ -6,7 +6,7 @@ from typing import Any, Mapping
 
 from crosskd import experts
 from crosskd.config.paths import format_path
-from crosskd.config.values import positive_int, require
+from crosskd.config.values import positive_int, require, sized
 from crosskd.errors import ConfigError, UserError
 from crosskd.experts import ModelDims
 from crosskd.models.spec import ModelSpec
@@ -100,9 +100,7 @@ def _expert_input(config: Mapping[str, Any], name: str) -> tuple[int, int, tuple
         return (temporal.pooling.pooled_width(token, size), token,
                 (temporal.pooling.name, size))
     key = width_key(config, name)
-    width = require(config, key, int)
-    if width < 1:
-        raise ConfigError(f"config key {key} must be an integer > 0, got {width}")
+    width = sized(require(config, key, int), key)
     # "avg-max" style aggregations concatenate one vector per statistic
     width *= len(temporal.statistics)
     return width, width, None

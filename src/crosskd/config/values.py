@@ -30,9 +30,21 @@ def require(config: Mapping[str, Any], key: str, kind: type | tuple[type, ...] =
     return node
 
 
+#: the largest width or count a config may give (the published configs' largest is 4,096):
+#: a config from elsewhere with 10**9 would otherwise end in a huge allocation
+MAX_SIZE = 65_536
+
+
 def positive_int(config: Mapping[str, Any], key: str) -> int:
-    """A width or count (a JSON integer > 0), naming the key if it is not one."""
-    value = require(config, key, int)
+    """A width or count (a JSON integer from 1 to MAX_SIZE), naming the key if it is not one."""
+    return sized(require(config, key, int), key)
+
+
+def sized(value: int, key: str) -> int:
+    """`value` if it is from 1 to MAX_SIZE, else a ConfigError naming `key`."""
     if value < 1:
         raise ConfigError(f"config key {key} must be an integer > 0, got {value}")
+    if value > MAX_SIZE:
+        raise ConfigError(f"config key {key} must be an integer from 1 to {MAX_SIZE}, "
+                          f"got {value}")
     return value
