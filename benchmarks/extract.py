@@ -3,6 +3,12 @@
 
     python3 benchmarks/extract.py --work /tmp/bench-extract                 # 3 and 6 videos
     python3 benchmarks/extract.py --work /tmp/bench-extract --device cuda --videos 16 32
+    python3 benchmarks/extract.py --work /tmp/bench-readers --readers --seconds 60
+
+With --readers it measures instead the experts that read and listen (ocr, and the speech
+expert's transformers and faster-whisper backends): CPU seconds per minute of video
+(random weights for the speech backends: they never say "end of text", so the speech figures
+are what the most talkative speech costs; the OCR expert runs its real shipped weights).
 
 Writes synthetic 320x240 videos of --seconds at 25 frames/s with a tone, saves each default
 expert's architecture (CLIP ViT-B/32 image tower, ResNet-50, VideoMAE-base 16x224, AST-base,
@@ -22,6 +28,8 @@ import sys
 import time
 from pathlib import Path
 
+
+import numpy as np
 
 from crosskd.extract.decode import decode
 from crosskd.extract.run import Extraction, decode_spec
@@ -140,6 +148,118 @@ def _seconds(videos: dict[str, Path]) -> float:
         return container.duration / 1e6
 
 
+# the experts that read and listen (--readers)
+
+#: 1280x720 at 2 frames/s: the OCR expert reads 1/s at 720 px, so nothing is lost
+TEXT_SIZE, TEXT_FPS, SCREEN_SECONDS = (1280, 720), 2, 5
+LINES = ["Quarterly results beat forecasts", "Interest rates unchanged at four percent",
+         "Heavy rain expected tomorrow", "Lecture seven: graph algorithms",
+         "Breaking news from the coast", "Markets close higher today"]
+SPECIALS = ["<|endoftext|>", "<|startoftranscript|>", "<|en|>", "<|translate|>",
+            "<|transcribe|>", "<|startoflm|>", "<|startofprev|>", "<|nospeech|>",
+            "<|notimestamps|>"]
+WHISPER_TINY_VOCAB = 51865
+
+
+def _screen(lines: list[str]) -> np.ndarray:
+    import matplotlib
+    from PIL import Image, ImageDraw, ImageFont
+
+    font = ImageFont.truetype(str(Path(matplotlib.get_data_path()) /
+                                  "fonts/ttf/DejaVuSans.ttf"), 40)
+    image = Image.new("RGB", TEXT_SIZE, (20, 40, 80))
+    draw = ImageDraw.Draw(image)
+    for row, line in enumerate(lines):
+        draw.text((60, 420 + row * 70), line, font=font, fill=(255, 255, 255))
+    return np.asarray(image)
+
+
+def text_video(path: Path, seconds: float, changing: bool) -> Path:
+    """Two subtitle-sized lines, new ones every SCREEN_SECONDS (or the same throughout),
+    over a tone."""
+    if not path.exists():
+        count = int(seconds // SCREEN_SECONDS)
+        screens = [_screen([LINES[(2 * n) % len(LINES)], LINES[(2 * n + 1) % len(LINES)]]
+                           if changing else LINES[:2]) for n in range(count)]
+        shown = np.stack([screen for screen in screens for _ in range(SCREEN_SECONDS * TEXT_FPS)])
+        write_video(path, shown, TEXT_FPS, soundtrack(scenes(1, seed=1)[0], seconds))
+    return path
+
+
+def save_whisper_tiny(folder: Path) -> tuple[Path, Path]:
+    """Whisper-tiny's architecture and vocabulary size with random weights, as a
+    save_pretrained folder and its CTranslate2 int8 conversion."""
+    import ctranslate2
+    import transformers as t
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+
+    source, converted = folder / "whisper-tiny", folder / "whisper-tiny-ct2"
+    if (converted / "model.bin").exists():
+        return source, converted
+    stamps = [f"<|{i * 0.02:.2f}|>" for i in range(1501)]
+    plain = WHISPER_TINY_VOCAB - len(SPECIALS) - len(stamps)
+    vocab = {w: i for i, w in enumerate(["[UNK]", *(f"w{i}" for i in range(plain - 1)),
+                                          *SPECIALS, *stamps])}
+    tokenizer = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
+    tokenizer.decoder = decoders.WordPiece()
+    tokenizer.add_special_tokens(SPECIALS + stamps)
+    end, start = vocab["<|endoftext|>"], vocab["<|startoftranscript|>"]
+    config = t.WhisperConfig(vocab_size=WHISPER_TINY_VOCAB, d_model=384, encoder_layers=4,
+                             decoder_layers=4, encoder_attention_heads=6,
+                             decoder_attention_heads=6, encoder_ffn_dim=1536,
+                             decoder_ffn_dim=1536, pad_token_id=end, bos_token_id=end,
+                             eos_token_id=end, decoder_start_token_id=start,
+                             suppress_tokens=[], begin_suppress_tokens=[])
+    t.WhisperForConditionalGeneration(config).save_pretrained(source)
+    t.PreTrainedTokenizerFast(tokenizer_object=tokenizer, unk_token="[UNK]").save_pretrained(source)
+    t.WhisperFeatureExtractor().save_pretrained(source)
+    ctranslate2.converters.TransformersConverter(
+        str(source), copy_files=["tokenizer.json", "preprocessor_config.json"]).convert(
+        str(converted), quantization="int8")
+    return source, converted
+
+
+def _cost(name: str, options: dict, video: Path, minutes: float) -> str:
+    """One expert's compute on one decoded video, per minute of video."""
+    from crosskd.extract.text_encoders import build_text_encoder
+    from crosskd.extract.video_experts import build_experts
+
+    (expert,) = build_experts(name, {name: options}, text_encoder=build_text_encoder("demo"))
+    decoded = decode(video, decode_spec([expert]))
+    wall, cpu = time.perf_counter(), time.process_time()
+    result = expert.compute(decoded)
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    said = "" if result.text is None else f"; {len(result.text.split())} words"
+    return (f"{wall / minutes:6.1f} s wall, {cpu / minutes:6.1f} s CPU per minute of video"
+            f"{said}")
+
+
+def readers(work: Path, seconds: float) -> None:
+    """Print each reader's cost per minute of video."""
+    work.mkdir(parents=True, exist_ok=True)
+    minutes = seconds / 60
+    changing = text_video(work / f"text-changing-{seconds:g}s.mp4", seconds, True)
+    static = text_video(work / f"text-static-{seconds:g}s.mp4", seconds, False)
+    source, converted = save_whisper_tiny(work / "models")
+    rows = {
+        "ocr, text changing every 5 s": ("ocr", {}, changing),
+        "ocr, the same text throughout": ("ocr", {}, static),
+        "ocr pixel_dim=480, text changing": ("ocr", {"pixel_dim": "480"}, changing),
+        "whisper transformers (fp32, greedy)": ("whisper", {"weights": str(source)}, changing),
+        "whisper faster-whisper (int8, beam 1)": ("whisper", {
+            "backend": "faster-whisper", "weights": str(converted), "language": "en",
+            "beam": "1", "max_new_tokens": "96"}, changing),
+        "whisper faster-whisper (int8, beam 5)": ("whisper", {
+            "backend": "faster-whisper", "weights": str(converted), "language": "en",
+            "max_new_tokens": "96"}, changing),
+    }
+    print(f"readers: one {seconds:g} s video, {TEXT_SIZE[0]}x{TEXT_SIZE[1]} at {TEXT_FPS} "
+          "frames/s, two subtitle-sized lines (40 px) and a tone")
+    for label, (name, options, video) in rows.items():
+        print(f"{label:40s} {_cost(name, options, video, minutes)}", flush=True)
+
+
 def main() -> None:
     print(f"CPU: {cpu_description()}", flush=True)
     parser = argparse.ArgumentParser(description=__doc__,
@@ -148,8 +268,13 @@ def main() -> None:
     parser.add_argument("--videos", type=int, nargs="+", default=[3, 6])
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--readers", action="store_true",
+                        help="measure ocr and both speech backends per minute of video")
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.readers:
+        readers(args.work, args.seconds)
+        return
     if args.child:
         print(json.dumps(measure(args.work, args.child, args.seconds, args.device)))
         return

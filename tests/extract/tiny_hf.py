@@ -68,3 +68,40 @@ def save_tiny_expert(name: str, model, folder: Path) -> Path:
         t.WhisperFeatureExtractor(feature_size=80).save_pretrained(folder)
         save_tiny_tokenizer(folder)
     return folder
+
+
+#: the special tokens faster-whisper looks up by name, then a few timestamp tokens
+WHISPER_SPECIALS = ["<|endoftext|>", "<|startoftranscript|>", "<|en|>", "<|translate|>",
+                    "<|transcribe|>", "<|startoflm|>", "<|startofprev|>", "<|nospeech|>",
+                    "<|notimestamps|>", *(f"<|{i * 0.02:.2f}|>" for i in range(8))]
+
+
+def save_tiny_whisper_ct2(folder: Path) -> Path:
+    """A tiny random Whisper with Whisper's special tokens, converted offline by
+    CTranslate2's converter into the folder faster-whisper loads (int8)."""
+    import ctranslate2
+    import torch
+    import transformers as t
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+
+    vocab = {word: i for i, word in enumerate(["[UNK]", *WORDS, *WHISPER_SPECIALS])}
+    tokenizer = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
+    tokenizer.decoder = decoders.WordPiece()  # words joined by spaces
+    tokenizer.add_special_tokens(WHISPER_SPECIALS)
+    end, start = vocab["<|endoftext|>"], vocab["<|startoftranscript|>"]
+    torch.manual_seed(0)
+    config = t.WhisperConfig(
+        d_model=32, encoder_layers=1, decoder_layers=2, encoder_attention_heads=2,
+        decoder_attention_heads=2, encoder_ffn_dim=37, decoder_ffn_dim=37,
+        vocab_size=len(vocab), max_target_positions=448, pad_token_id=end, bos_token_id=end,
+        eos_token_id=end, decoder_start_token_id=start, suppress_tokens=[],
+        begin_suppress_tokens=[])
+    source = folder.with_name(folder.name + "-transformers")
+    t.WhisperForConditionalGeneration(config).save_pretrained(source)
+    t.PreTrainedTokenizerFast(tokenizer_object=tokenizer, unk_token="[UNK]").save_pretrained(source)
+    t.WhisperFeatureExtractor(feature_size=80).save_pretrained(source)
+    ctranslate2.converters.TransformersConverter(
+        str(source), copy_files=["tokenizer.json", "preprocessor_config.json"]).convert(
+        str(folder), quantization="int8")
+    return folder

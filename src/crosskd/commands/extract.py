@@ -46,7 +46,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", type=Path, required=True, help="the dataset folder to write")
     parser.add_argument("--experts", default="default",
                         help="comma-separated expert names or sets: demo (weight-free), "
-                        "default (clip, resnet, videomae, ast, whisper) (default: %(default)s)")
+                        "default (clip, resnet, videomae, ast, whisper); ocr reads text on "
+                        "screen (pip install \"crosskd[ocr]\"), e.g. default,ocr "
+                        "(default: %(default)s)")
     parser.add_argument("--expert-option", "--expert_option", action="append", default=[],
                         metavar="NAME:KEY=VALUE",
                         help="an option of one expert, e.g. clip:weights=DIR (a local "
@@ -55,7 +57,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--text-encoder", "--text_encoder", default="transformers",
                         help="caption encoder NAME[:key=value,...]: demo (hashed words, "
                         "weight-free), transformers[:model=gpt2,weights=DIR], "
-                        "word2vec:path=FILE (default: %(default)s, i.e. GPT-2)")
+                        "word2vec:path=FILE (GloVe text, word2vec text or binary) (default: "
+                        "%(default)s, i.e. GPT-2)")
     parser.add_argument("--device", help=DEVICE_HELP)
     parser.add_argument("--shard", metavar="I/N", type=_shard,
                         help="extract only every N-th video, from the I-th (default: all, or "

@@ -8,14 +8,21 @@ from typing import Any
 
 import numpy as np
 
+from crosskd.errors import UserError
 from crosskd.experts import TOKEN_DIMS
 from crosskd.extract.decode import AUDIO_RATE, Decoded
 from crosskd.extract.encoder import TextEncoder
-from crosskd.extract.expert import Result
+from crosskd.extract.expert import Expert, Result
 from crosskd.extract.pretrained import TransformersExpert, fixed_projection
+from crosskd.extract.text_tokens import TextTokens
 
 #: below this RMS a soundtrack counts as silent (no speech to transcribe).
 SILENCE_RMS = 1e-3
+
+
+def audible(audio: np.ndarray | None) -> bool:
+    """Whether a soundtrack may hold speech: present and above SILENCE_RMS."""
+    return audio is not None and len(audio) > 0 and float(np.sqrt(np.mean(audio**2))) >= SILENCE_RMS
 
 
 def _processor(expert: TransformersExpert, name: str, **defaults: Any) -> Any:
@@ -88,15 +95,27 @@ class WhisperSpeech(TransformersExpert):
                  **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         # the prompt's start tokens and the new ones share the decoder's positions
-        self.text_encoder = text_encoder
         self.max_new_tokens = min(int(max_new_tokens),
                                   self.model.config.max_target_positions // 2)
         self.extractor = _processor(self, "WhisperFeatureExtractor",
                                     feature_size=self.model.config.num_mel_bins)
         self.tokenizer = self.load(self.transformers.AutoTokenizer)
         self.dim = TOKEN_DIMS["speech"]
-        self.projection = (None if text_encoder.dim == self.dim
-                           else fixed_projection(text_encoder.dim, self.dim))
+        self.tokens = TextTokens(text_encoder, self.dim)
+
+    @classmethod
+    def variant(cls, options: dict[str, Any]) -> tuple[type[Expert], dict[str, Any]]:
+        """`backend=faster-whisper` runs Whisper through CTranslate2 instead (its own class
+        and options); `transformers`, the default, is this class."""
+        from crosskd.extract.faster_whisper_expert import FasterWhisperSpeech
+
+        rest = {key: value for key, value in options.items() if key != "backend"}
+        backends = {"transformers": cls, "faster-whisper": FasterWhisperSpeech}
+        backend = options.get("backend", "transformers")
+        if backend not in backends:
+            raise UserError(f"expert whisper: backend={backend!r} is not one of "
+                            f"{', '.join(backends)}")
+        return backends[backend], rest
 
     def transcribe(self, audio: np.ndarray) -> str:
         import torch
@@ -112,17 +131,13 @@ class WhisperSpeech(TransformersExpert):
         return " ".join(text for text in texts if text)
 
     def compute(self, video: Decoded) -> Result:
-        audio = video.audio
-        if audio is None or not len(audio) or float(np.sqrt(np.mean(audio**2))) < SILENCE_RMS:
+        if not audible(video.audio):
             return Result(None)
-        text = self.transcribe(audio)
+        text = self.transcribe(video.audio)
         if not text:
             return Result(None, text="")
-        (tokens,) = self.text_encoder.encode([text])
-        if self.projection is not None:
-            tokens = tokens @ self.projection
-        return Result(tokens.astype(np.float32), text=text)
+        return Result(self.tokens(text), text=text)
 
     def options(self) -> dict[str, Any]:
-        return {**super().options(), "text_encoder": self.text_encoder.record()["name"],
+        return {**super().options(), "text_encoder": self.tokens.encoder.name,
                 "max_new_tokens": self.max_new_tokens}

@@ -25,6 +25,8 @@ class VideoResult:
 
     features: dict[str, np.ndarray] = field(default_factory=dict)
     texts: dict[str, str] = field(default_factory=dict)
+    #: per expert modality, its text with times and confidences (`Result.timed_text`).
+    timed_text: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     missing: list[str] = field(default_factory=list)
     error: str | None = None
     duration: float = 0.0
@@ -32,8 +34,9 @@ class VideoResult:
     source: dict[str, Any] = field(default_factory=dict)
 
     def meta(self) -> dict[str, Any]:
-        return {"texts": self.texts, "missing": self.missing, "error": self.error,
-                "duration": self.duration, "keyframe": self.keyframe, "source": self.source}
+        return {"texts": self.texts, "timed_text": self.timed_text, "missing": self.missing,
+                "error": self.error, "duration": self.duration, "keyframe": self.keyframe,
+                "source": self.source}
 
 
 def source_signature(path: Path) -> dict[str, Any]:

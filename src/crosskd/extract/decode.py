@@ -10,7 +10,7 @@ longer videos), so memory is bounded however long the video is.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +33,21 @@ class DecodeSpec:
     max_frames: int = 64
     audio_rate: int | None = AUDIO_RATE
     max_audio_seconds: float = 600.0
+    #: (rate, short side) of rates decoded at their own size instead of pixel_dim: OCR reads
+    #: text at more pixels than the image models need, and they need not pay for it.
+    sizes: tuple[tuple[float, int], ...] = ()
+
+    def pixels(self, rate: float) -> int:
+        """The short side of the frames kept at `rate`."""
+        return dict(self.sizes).get(rate, self.pixel_dim)
+
+    def record(self) -> dict:
+        """The settings as JSON-able values; `sizes` only when used, so that the cache key
+        and extraction.json of a run without such rates stay what they were before it."""
+        settings = asdict(self)
+        if not self.sizes:
+            del settings["sizes"]
+        return settings
 
 
 @dataclass
@@ -79,13 +94,13 @@ def _video_samples(container, stream, spec: DecodeSpec, duration: float) -> tupl
     """Per rate, the latest frame shown at each target time (converted once, when kept)."""
     grids = {rate: _grid(duration, rate, spec.max_frames) for rate in spec.rates}
     kept: dict[float, list[np.ndarray]] = {rate: [] for rate in spec.rates}
-    held, held_rgb = None, None
+    held, held_rgb = None, {}
 
-    def take(frame) -> np.ndarray:
-        nonlocal held_rgb
-        if held_rgb is None:
-            held_rgb = _rgb(frame, spec.pixel_dim)
-        return held_rgb
+    def take(frame, rate: float) -> np.ndarray:
+        size = spec.pixels(rate)
+        if size not in held_rgb:
+            held_rgb[size] = _rgb(frame, size)
+        return held_rgb[size]
 
     for frame in container.decode(stream):
         if frame.time is None:
@@ -93,14 +108,14 @@ def _video_samples(container, stream, spec: DecodeSpec, duration: float) -> tupl
         for rate, grid in grids.items():
             while len(kept[rate]) < len(grid) and grid[len(kept[rate])] < frame.time:
                 # a target before the first frame takes the first frame
-                kept[rate].append(take(held if held is not None else frame))
+                kept[rate].append(take(held if held is not None else frame, rate))
         if all(len(kept[rate]) == len(grid) for rate, grid in grids.items()):
             break
-        held, held_rgb = frame, None
+        held, held_rgb = frame, {}
     if held is None:
         raise DecodeError("no video frame could be decoded")
     for rate, grid in grids.items():
-        kept[rate] += [take(held)] * (len(grid) - len(kept[rate]))
+        kept[rate] += [take(held, rate)] * (len(grid) - len(kept[rate]))
     return {rate: np.stack(images) for rate, images in kept.items()}, grids
 
 

@@ -21,6 +21,11 @@ def words(text: str) -> list[str]:
     return _WORD.findall(text.lower())
 
 
+def is_word(text: str) -> bool:
+    """Whether `text` is a word `words` can return (word-vector files keep only those)."""
+    return _WORD.fullmatch(text) is not None
+
+
 def published_text_feat(preferred: str, dim: int, encoder: str) -> str:
     """The `experts.text_feat` name a dataset stores tokens of width `dim` under.
 

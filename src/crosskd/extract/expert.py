@@ -26,6 +26,8 @@ class Result:
     text: str | None = None
     #: `[frames, dim]` per-frame features of a frame expert that keeps them (CLIP's).
     frames: np.ndarray | None = None
+    #: the text with times and confidences (OCR lines, a transcript's words), JSON-able.
+    timed_text: list[dict[str, Any]] | None = None
 
 
 #: the cache and file suffix of an expert's per-frame features.
@@ -48,11 +50,20 @@ class Expert(ABC):
     modality: ClassVar[str]
     #: whether it also keeps per-frame features (a `<model>-frames.pickle` beside its file).
     keeps_frames: ClassVar[bool] = False
+    #: whether its frames are decoded at its own pixel_dim rather than the largest of all
+    #: experts (OCR: text needs more pixels than image models, which need not pay for them).
+    own_pixel_dim: ClassVar[bool] = False
     dim: int
     #: frames (or clips) per second it reads; clip_len frames per clip.
     rate: float = 2.0
     clip_len: int = 1
     pixel_dim: int = 224
+
+    @classmethod
+    def variant(cls, options: dict[str, Any]) -> tuple[type[Expert], dict[str, Any]]:
+        """The class that takes these `--expert-option`s and the options left for it: an
+        expert with several backends picks one here (whisper's `backend=`)."""
+        return cls, options
 
     @abstractmethod
     def compute(self, video: Decoded) -> Result:

@@ -8,7 +8,7 @@ import inspect
 import json
 import logging
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -123,7 +123,7 @@ def extract(options: ExtractOptions) -> Path | None:
     with reported_write(options.out, "choose another --out", action="create"):
         options.out.mkdir(parents=True, exist_ok=True)
     cache = ResultCache(options.out / CACHE_FOLDER,
-                        {"decode": asdict(spec), "experts": [e.provenance() for e in experts]})
+                        {"decode": spec.record(), "experts": [e.provenance() for e in experts]})
     shard = options.shard or launched_shard()
     if options.merge:
         return _write(options, collection, given, experts, text_encoder, cache, spec)

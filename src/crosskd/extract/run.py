@@ -27,13 +27,23 @@ log = logging.getLogger(__name__)
 
 
 def decode_spec(experts: list[Expert], max_frames: int = 64) -> DecodeSpec:
-    """One decoding pass that serves every expert: their rates, the largest frame size."""
+    """One decoding pass that serves every expert: their rates, the largest frame size (an
+    expert with `own_pixel_dim` gets its own size at its rate, the larger one when it shares
+    that rate with others)."""
     visual = [e for e in experts if e.input_kind in ("frames", "clips")]
+    shared = [e for e in visual if not e.own_pixel_dim]
     rates = tuple(sorted({float(e.rate) for e in visual})) or (1.0,)
-    pixel_dim = max((e.pixel_dim for e in visual), default=128)
+    pixel_dim = max((e.pixel_dim for e in shared), default=128)
+    shared_rates = {float(e.rate) for e in shared}
+    sizes: dict[float, int] = {}
+    for expert in visual:
+        if expert.own_pixel_dim:
+            rate = float(expert.rate)
+            floor = pixel_dim if rate in shared_rates else 0
+            sizes[rate] = max(sizes.get(rate, 0), expert.pixel_dim, floor)
     hears = any(e.input_kind in ("audio", "speech") for e in experts)
     return DecodeSpec(rates=rates, pixel_dim=pixel_dim, max_frames=max_frames,
-                      audio_rate=AUDIO_RATE if hears else None)
+                      audio_rate=AUDIO_RATE if hears else None, sizes=tuple(sorted(sizes.items())))
 
 
 def shard_of(video_ids: list[str], shard: tuple[int, int]) -> list[str]:
@@ -60,6 +70,8 @@ def _run_experts(experts: list[Expert], video: Decoded) -> VideoResult:
             result.features[expert.modality + FRAMES] = output.frames.astype(np.float32)
         if output.text is not None:
             result.texts[expert.modality] = output.text
+        if output.timed_text is not None:
+            result.timed_text[expert.modality] = output.timed_text
     return result
 
 

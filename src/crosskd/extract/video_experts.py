@@ -10,6 +10,7 @@ from crosskd.extract.audio_experts import ASTAudio, WhisperSpeech
 from crosskd.extract.demo_experts import AudioBands, ColourStatistics, MotionEnergy
 from crosskd.extract.expert import Expert
 from crosskd.extract.image_experts import ClipImage, ResNetImage
+from crosskd.extract.ocr_expert import RapidOCRText
 from crosskd.extract.open_clip_expert import OpenClipImage
 from crosskd.extract.option_values import typed_options
 from crosskd.extract.video_model_expert import VideoMAEClips
@@ -17,7 +18,8 @@ from crosskd.extract.video_model_expert import VideoMAEClips
 #: every video expert by its registry name.
 EXPERTS: dict[str, type[Expert]] = {
     cls.name: cls for cls in (ColourStatistics, MotionEnergy, AudioBands, ClipImage, ResNetImage,
-                              VideoMAEClips, ASTAudio, WhisperSpeech, OpenClipImage)}
+                              VideoMAEClips, ASTAudio, WhisperSpeech, OpenClipImage,
+                              RapidOCRText)}
 
 #: names that select several experts.
 EXPERT_SETS: dict[str, tuple[str, ...]] = {
@@ -52,9 +54,9 @@ def build_experts(choice: str, options: Mapping[str, Mapping[str, Any]] | None =
                      for name in expert_names(choice)])
     experts = []
     for name in expert_names(choice):
-        cls = EXPERTS[name]
+        cls, given = EXPERTS[name].variant(dict(options.get(name, {})))
         kwargs = {**{k: v for k, v in common.items() if k in getattr(cls, "common_options", ())},
-                  **typed_options(cls, options.get(name, {}), f"expert {name!r}")}
+                  **typed_options(cls, given, f"expert {name!r}")}
         try:
             expert = cls(**kwargs)
         except TypeError as err:

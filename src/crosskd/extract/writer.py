@@ -183,6 +183,15 @@ def _absolute(path: str | None) -> str | None:
     return None if path is None else str(Path(path).absolute())
 
 
+def _decode_record(spec: DecodeSpec) -> dict[str, Any]:
+    """What decoding took; `sizes` only when an expert had frames of its own size (OCR)."""
+    record = {"rates": list(spec.rates), "pixel_dim": spec.pixel_dim,
+              "max_frames": spec.max_frames, "audio_rate": spec.audio_rate}
+    if spec.sizes:
+        record["sizes"] = {str(rate): size for rate, size in spec.sizes}
+    return record
+
+
 def _write_record(out: Path, collection: Collection, experts: list[Expert],
                   text_encoder: TextEncoder, cache: ResultCache, spec: DecodeSpec) -> Path:
     videos, missing = {}, {e.modality: 0 for e in experts}
@@ -192,6 +201,8 @@ def _write_record(out: Path, collection: Collection, experts: list[Expert],
                             "duration": result.duration,
                             "keyframe": result.keyframe, "missing": result.missing,
                             "texts": result.texts}
+        if result.timed_text:
+            videos[video_id]["timed_text"] = result.timed_text
         for modality in result.missing:
             missing[modality] += 1
     failed = [{"video": vid, "reason": reason} for vid, reason in collection.failed.items()]
@@ -199,8 +210,7 @@ def _write_record(out: Path, collection: Collection, experts: list[Expert],
         "format": 1, "dataset_name": DATASET, "root_feat_folder": ROOT_FEAT_FOLDER,
         "text_encoder": text_encoder.record(),
         "experts": [_expert_record(e, spec) for e in experts],
-        "decode": {"rates": list(spec.rates), "pixel_dim": spec.pixel_dim,
-                   "max_frames": spec.max_frames, "audio_rate": spec.audio_rate},
+        "decode": _decode_record(spec),
         "versions": _versions(),
         "splits": {split: len(ids) for split, ids in collection.splits.items()},
         "report": {"videos": len(collection.video_ids), "failed": failed,
