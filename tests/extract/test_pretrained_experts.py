@@ -138,3 +138,13 @@ def test_decode_spec_serves_every_expert(saved):
     assert spec.rates == (4.0, 8.0) and spec.pixel_dim == 64 and spec.audio_rate == 16000
     assert decode_spec(experts[:1]).audio_rate is None
     assert isinstance(spec, DecodeSpec)
+
+
+def test_speech_provenance_changes_with_the_text_encoders_weights(saved):
+    """The result cache is keyed by each expert's provenance: transcripts turned into tokens
+    by another word-vector file must not be taken from the cache."""
+    folder, _ = saved["whisper"]
+    records = [build_experts("whisper", {"whisper": {"weights": str(folder)}},
+                             text_encoder=build_text_encoder("demo", {"dim": dim}))[0]
+               .provenance() for dim in (300, 301)]
+    assert records[0]["options"] != records[1]["options"]

@@ -139,5 +139,6 @@ class WhisperSpeech(TransformersExpert):
         return Result(self.tokens(text), text=text)
 
     def options(self) -> dict[str, Any]:
-        return {**super().options(), "text_encoder": self.tokens.encoder.name,
+        # the encoder's weights too: a cached result must not outlive a swapped word-vector file
+        return {**super().options(), **self.tokens.record(),
                 "max_new_tokens": self.max_new_tokens}
