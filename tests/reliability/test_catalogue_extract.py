@@ -158,3 +158,26 @@ def test_e11_numeric_encoder_and_expert_options(cli, videos, tmp_path, option, s
                  *DEMO, *option)
     assert_one_line_error(result, shown)
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("*.pkl"))
+
+
+@pytest.mark.parametrize(("content", "shown"), [
+    ("a 1 2 3\nb 1 x 3\n", "line 2"), ("2 3\na 1 2 3\nb 1 nan 3\n", "infinite or NaN")])
+def test_e12_a_malformed_word_vector_file(cli, videos, tmp_path, content, shown):
+    """GloVe or word2vec text: one line naming the file and the line, before any decoding."""
+    folder, captions = videos
+    vectors = tmp_path / "vectors.txt"
+    vectors.write_text(content, encoding="utf-8")
+    result = _extract(cli, folder, captions, tmp_path / "out", "--text-encoder",
+                      f"word2vec:path={vectors}")
+    assert_one_line_error(result, f"word vectors file {vectors}", shown)
+    assert not (tmp_path / "out" / ".extract-cache").exists()
+
+
+def test_e13_the_ocr_expert_without_its_package(cli, videos, tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "rapidocr_onnxruntime", None)
+    folder, captions = videos
+    result = _extract(cli, folder, captions, tmp_path / "out", "--experts", "demo,ocr")
+    assert_one_line_error(result, "expert ocr needs rapidocr-onnxruntime", "crosskd[ocr]")
+    assert not (tmp_path / "out" / ".extract-cache").exists()
