@@ -28,12 +28,18 @@ ACTIVATION_K = 1
 NORMALISE_CHUNK_ELEMENTS = 1 << 22
 
 
+#: the largest beta taken: scores lie in [-1, 1], so beta s - log Z_v <= 2 beta, and exp of
+#: it stays a finite float64 (a reported normalised score, the JSON it goes into)
+MAX_BETA = 300.0
+
+
 def check_beta(value: float) -> float:
-    """`value` as a beta (finite and > 0), else a ValueError saying what a beta must be."""
+    """`value` as a beta (a number > 0 and at most MAX_BETA), else a ValueError saying what a
+    beta must be."""
     beta = float(value)
-    if not math.isfinite(beta) or beta <= 0:
-        raise ValueError(f"beta must be a finite number > 0 (the official value is "
-                         f"{DEFAULT_BETA:g}), got {value!r}")
+    if not (math.isfinite(beta) and 0 < beta <= MAX_BETA):
+        raise ValueError(f"beta must be a number > 0 and at most {MAX_BETA:g} (the official "
+                         f"value is {DEFAULT_BETA:g}), got {value!r}")
     return beta
 
 

@@ -18,6 +18,7 @@ from crosskd.config import as_experiment
 from crosskd.data.retrieval import RetrievalData
 from crosskd.models import build_model
 from crosskd.search.build import index_from_model, with_split
+from crosskd.search.index import Index
 from reliability_support import assert_one_line_error, tiny_config
 
 REBUILD = "rebuild it with crosskd index"
@@ -158,3 +159,26 @@ def test_i12_index_from_a_folder_without_a_checkpoint_names_its_own_flag(cli, tm
                                  f"argument --checkpoint: {run}: the folder holds neither "
                                  "model_best.pth nor checkpoint_last.pth")
     assert "--resume" not in line and not (tmp_path / "ix").exists()
+
+
+def test_i13_a_qbnorm_beta_that_would_overflow(cli, index):
+    """A manifest's beta beyond MAX_BETA made every normalised score inf (a JSON the server
+    cannot send); it is refused when the index is opened."""
+    manifest = _manifest(index)
+    manifest["qbnorm"] = {"beta": 1e30, "bank_size": 10}
+    (index / "manifest.json").write_text(json.dumps(manifest))
+    assert_one_line_error(cli("search", index, "--caption", _caption(index)), "manifest.json",
+                          "qbnorm.beta", "at most 300", REBUILD)
+
+
+def test_i14_an_api_qbnorm_switch_that_is_not_0_or_1(index):
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from crosskd.search.server import create_app
+
+    client = TestClient(create_app(Index.load(index)), base_url="http://127.0.0.1:8000")
+    for value in ("2", "yes", "\u00b9"):
+        response = client.get("/search", params={"caption": _caption(index), "qbnorm": value})
+        assert response.status_code == 400
+        assert response.json()["error"].startswith("qbnorm must be 0 or 1")

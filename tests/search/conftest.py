@@ -12,7 +12,9 @@ from crosskd.config import as_experiment
 from crosskd.data.retrieval import RetrievalData
 from crosskd.data.synth import SynthSpec, example_config, write_synthetic
 from crosskd.models import build_model
+from crosskd.search.bank import BankChoice
 from crosskd.search.build import index_from_model
+from crosskd.train.querybank import scores_and_querybank
 
 TRAINER = {"optimizer": {"type": "RAdam", "args": {"lr": 0.01}},
            "loss": {"type": "MaxMarginRankingLoss", "args": {"margin": 0.1, "fix_norm": True}},
@@ -49,3 +51,18 @@ def tiny_collection(tmp_path_factory):
     index = index_from_model(model, experiment, RetrievalData.load(experiment.data))
     index.save(folder / "index")
     return folder, config, folder / "model.pth", folder / "index"
+
+
+@pytest.fixture(scope="session")
+def tiny_qbnorm_index(tiny_collection):
+    """The tiny collection's index with QB-Norm (every training caption in the bank, beta 20)
+    built from the same model, and the QueryBank evaluation's `test --qbnorm` folds for it."""
+    folder, config, checkpoint, _ = tiny_collection
+    experiment = as_experiment(config)
+    model = build_model(experiment.model)
+    model.load_state_dict(torch.load(checkpoint, weights_only=True))
+    data = RetrievalData.load(experiment.data)
+    index = index_from_model(model.eval(), experiment, data, qbnorm=BankChoice())
+    index.save(folder / "qbnorm-index")
+    _, bank = scores_and_querybank(model, data, torch.device("cpu"), BankChoice().beta)
+    return folder / "qbnorm-index", bank

@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from crosskd.errors import UserError
+from crosskd.qbnorm import MAX_BETA
 from crosskd.search import backends
 from crosskd.search.answers import answer, query_of
 from crosskd.search.captions import CaptionStore
@@ -160,6 +161,72 @@ _json = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | s
 def test_any_json_in_a_manifest_field_opens_or_is_refused(pristine, tmp_path_factory, path,
                                                           value):
     root, _ = pristine
+    outcome = _outcome(_edited(root, tmp_path_factory.mktemp("fuzz"), path, value)[0])
+    if not isinstance(outcome, UserError):
+        assert len(outcome) == 5 and all(np.isfinite(score) for _, score in outcome)
+
+
+#: the files an index built with --qbnorm holds beside FILES
+QBNORM_FILES = ["qbnorm/log_normaliser.npy", "qbnorm/active.npy"]
+#: its manifest's QB-Norm fields
+QBNORM_FIELDS = [("qbnorm",), ("qbnorm", "beta"), ("qbnorm", "bank_size")]
+
+
+@pytest.fixture
+def pristine_qbnorm(tiny_qbnorm_index) -> tuple[Path, list]:
+    root, _ = tiny_qbnorm_index
+    return root, _search(root)
+
+
+def test_the_fuzzed_files_are_every_file_of_a_qbnorm_index(pristine_qbnorm):
+    root, _ = pristine_qbnorm
+    assert sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()) == \
+        sorted(FILES + QBNORM_FILES)
+
+
+@pytest.mark.parametrize("damage", DAMAGES)
+@pytest.mark.parametrize("name", QBNORM_FILES)
+def test_a_damaged_qbnorm_file_is_a_user_error(pristine_qbnorm, tmp_path, name, damage):
+    root, _ = pristine_qbnorm
+    copy = tmp_path / "index"
+    shutil.copytree(root, copy)
+    DAMAGES[damage](copy / name)
+    outcome = _outcome(copy)
+    assert isinstance(outcome, UserError) and name.split("/")[-1] in str(outcome)
+
+
+def _consistent_qbnorm_edit(path: tuple, value: Any) -> bool:
+    """Whether setting a QB-Norm manifest field to `value` leaves a usable index: null turns
+    QB-Norm off; a beta in (0, MAX_BETA] or a bank size >= 1 is a different but valid setting."""
+    if path == ("qbnorm",):
+        return value is None
+    if path[-1] == "beta":
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and \
+            0 < value <= MAX_BETA
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+@pytest.mark.parametrize("value", WRONG, ids=repr)
+@pytest.mark.parametrize("path", QBNORM_FIELDS, ids=lambda p: ".".join(map(str, p)))
+def test_a_qbnorm_manifest_field_of_the_wrong_type_or_value(pristine_qbnorm, tmp_path, path,
+                                                            value):
+    root, _ = pristine_qbnorm
+    copy, _ = _edited(root, tmp_path, path, value)
+    outcome = _outcome(copy)
+    if isinstance(outcome, UserError):
+        assert str(copy) in str(outcome) and "rebuild it with crosskd index" in str(outcome)
+        assert not _consistent_qbnorm_edit(path, value)
+    else:
+        assert _consistent_qbnorm_edit(path, value)
+        assert len(outcome) == 5 and all(np.isfinite(score) for _, score in outcome)
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(path=st.sampled_from(QBNORM_FIELDS), value=_json)
+def test_any_json_in_a_qbnorm_field_opens_or_is_refused(pristine_qbnorm, tmp_path_factory,
+                                                        path, value):
+    root, _ = pristine_qbnorm
     outcome = _outcome(_edited(root, tmp_path_factory.mktemp("fuzz"), path, value)[0])
     if not isinstance(outcome, UserError):
         assert len(outcome) == 5 and all(np.isfinite(score) for _, score in outcome)

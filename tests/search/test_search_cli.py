@@ -83,13 +83,14 @@ def test_a_missing_checkpoint_is_named_by_its_flag(tmp_path, capsys):
 
 def test_approximate_options_reach_the_backend(tmp_path, tiny_collection, capsys, monkeypatch):
     pytest.importorskip("faiss", reason="the approximate backends are faiss indexes")
-    import crosskd.search.index as index_module
+    import crosskd.search.groups as index_module
     from crosskd.search import backends
     built = []
 
-    def approximate_even_when_small(kind, vectors, **options):
+    def approximate_even_when_small(kind, vectors, column=None, **options):
         built.append(options)
-        return backends.build_backend(kind, vectors, approximate_from=0, **options)
+        return backends.build_backend(kind, vectors, approximate_from=0, column=column,
+                                      **options)
 
     monkeypatch.setattr(index_module, "build_backend", approximate_even_when_small)
     folder, _, checkpoint, exact_index = tiny_collection

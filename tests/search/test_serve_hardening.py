@@ -251,7 +251,7 @@ def test_server_faults_get_a_5xx_naming_no_file(index_root, caplog, monkeypatch,
     def broken(*_, **__):
         raise fault
 
-    monkeypatch.setattr(index, "search", broken)
+    monkeypatch.setattr(index, "rank", broken)
     client = TestClient(create_app(index), base_url=LOCAL, raise_server_exceptions=False)
     with caplog.at_level(logging.ERROR):
         response = client.get("/search", params={"caption": "video34:0"})

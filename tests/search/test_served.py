@@ -91,3 +91,41 @@ def test_the_page_shows_result_cards_and_captions_as_text(server):
             assert errors == []
         finally:
             browser.close()
+
+
+def test_the_page_ranks_with_qbnorm_and_turns_it_off(tiny_qbnorm_index):
+    """An index with a bank: the page offers QB-Norm (on), shows each card's normalised
+    score, and unticked asks for the raw ranking, as /search?qbnorm=0 answers it."""
+    sync_api = pytest.importorskip("playwright.sync_api",
+                                   reason="the page test drives Chromium with playwright "
+                                   "(pip install 'crosskd[test]')")
+    if not os.access(CHROMIUM, os.X_OK):
+        pytest.skip(f"the page test needs Debian's Chromium at {CHROMIUM} "
+                    "(apt-get install chromium)")
+    query = "video46:0"
+    with running_server(tiny_qbnorm_index[0]) as url, sync_api.sync_playwright() as playwright:
+        answers = {flag: httpx.get(f"{url}/search",
+                                   params={"caption": query, "k": 12, "qbnorm": flag}).json()
+                   for flag in ("0", "1")}
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            errors = []
+            page.on("pageerror", lambda error: errors.append(str(error)))
+            page.goto(url + "/")
+            expect = sync_api.expect
+            expect(page.locator("#summary")).to_contain_text("QB-Norm (beta 20, bank of 106)")
+            assert page.is_visible("#qbnorm") and page.is_checked("#qbnorm")
+            for flag, tick in (("1", True), ("0", False)):
+                page.set_checked("#qbnorm", tick)
+                page.fill("#query", query)
+                page.press("#query", "Enter")
+                expect(page.locator("#weights")).to_contain_text(
+                    "QB-Norm" if flag == "1" else "; raw ranking")
+                shown = page.locator(".card").evaluate_all(
+                    "cards => cards.map(card => card.dataset.videoId)")
+                assert shown == [hit["video_id"] for hit in answers[flag]["results"]]
+                assert page.locator(".card .normalised").count() == 12
+            assert errors == []
+        finally:
+            browser.close()

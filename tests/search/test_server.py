@@ -97,3 +97,37 @@ def test_media_come_from_the_index_folder_with_range_requests(tmp_path, tiny_col
     assert client.get("/videos/video34/thumbnail").content == b"\xff\xd8\xffjpeg"
     hit = client.get("/search", params={"caption": "video34:0", "k": 18}).json()["results"]
     assert {h["video_id"]: h["media"] for h in hit}["video34"] == ["video", "thumbnail"]
+
+
+@pytest.fixture(scope="module")
+def qbnorm_client(tiny_qbnorm_index):
+    return TestClient(create_app(Index.load(tiny_qbnorm_index[0])), base_url=LOCAL)
+
+
+def test_health_says_whether_the_index_ranks_with_qbnorm(client, qbnorm_client):
+    assert client.get("/healthz").json()["qbnorm"] is None
+    qbnorm = qbnorm_client.get("/healthz").json()["qbnorm"]
+    assert qbnorm["beta"] == 20.0 and qbnorm["bank_size"] == 106
+    assert 0 < qbnorm["active_videos"] <= 18
+
+
+@pytest.mark.parametrize("flag, cli", [("1", []), ("0", ["--no-qbnorm"]), (None, [])])
+def test_qbnorm_parameter_answers_as_the_cli_flag(qbnorm_client, tiny_qbnorm_index, capsys,
+                                                  flag, cli):
+    params = {"caption": "video46:0", "k": 6, **({} if flag is None else {"qbnorm": flag})}
+    body = qbnorm_client.get("/search", params=params).json()
+    assert main(["search", str(tiny_qbnorm_index[0]), "--caption", "video46:0", "-k", "6",
+                 "--json", *cli]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert body["query"]["qbnorm"] == printed["query"]["qbnorm"]
+    assert body["query"]["qbnorm"]["requested"] is (flag != "0")
+    assert [(h["video_id"], h["score"], h["normalised_score"]) for h in body["results"]] == \
+        [(h["video_id"], h["score"], h["normalised_score"]) for h in printed["results"]]
+
+
+@pytest.mark.parametrize("value", ["", "2", "yes", "true", "١", " 1", "0x1"])
+def test_a_bad_qbnorm_parameter_is_400(qbnorm_client, client, value):
+    for app in (qbnorm_client, client):
+        response = app.get("/search", params={"caption": "video34:0", "qbnorm": value})
+        assert response.status_code == 400
+        assert "qbnorm must be 0 or 1" in response.json()["error"]

@@ -4,7 +4,9 @@ and `crosskd serve`.
 The collection is the split the config's final test uses (`eval_settings` merged over the
 config, as test.py does), or --split. Videos are grouped by which experts they have; each
 group is searched with an inner-product index whose answers equal scoring every video with
-the model (docs/SEARCH.md).
+the model (docs/SEARCH.md). With --qbnorm the index also keeps each video's QB-Norm
+normaliser from a bank of captions (the training split's, or --qbnorm-bank FILE), so search
+ranks as `test --qbnorm` does.
 """
 
 from __future__ import annotations
@@ -14,11 +16,15 @@ import json
 import logging
 from pathlib import Path
 
-from crosskd.commands.options import default_cache_dir, existing_checkpoint, positive_int
+from crosskd.commands.options import (default_cache_dir, existing_checkpoint, existing_file,
+                                      positive_int)
+from crosskd.commands.test import qbnorm_beta_flag
 from crosskd.config import apply_overrides, load_config
 from crosskd.errors import UserError
 from crosskd.checkpoint.reader import stored_config
+from crosskd.qbnorm import DEFAULT_BETA
 from crosskd.search.backends import BACKENDS, check_backend
+from crosskd.search.bank import BankChoice
 from crosskd.search.build import build_index, with_split
 from crosskd.search.storage import DTYPES, check_dtype
 from crosskd.shipped import resolve_config
@@ -56,9 +62,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     approximate.add_argument("--nprobe", type=positive_int, help="IVF lists searched (default: 32)")
     approximate.add_argument("--ef-search", "--ef_search", type=positive_int,
                              help="HNSW candidate-list size (default: 128)")
+    qbnorm = parser.add_argument_group(
+        "QB-Norm", "store each video's querybank normaliser, so that search ranks as "
+        "test --qbnorm does (docs/SEARCH.md)")
+    qbnorm.add_argument("--qbnorm", action="store_true",
+                        help="fold a query bank into the index (default: off)")
+    qbnorm.add_argument("--qbnorm-beta", "--qbnorm_beta", metavar="BETA",
+                        help=f"inverse temperature, a number > 0; implies --qbnorm "
+                        f"(default: {DEFAULT_BETA:g})")
+    qbnorm.add_argument("--qbnorm-bank", "--qbnorm_bank", type=existing_file, metavar="FILE",
+                        help="bank captions from this file (CSV, JSON lines or MSR-VTT JSON, as "
+                        "crosskd extract --captions), encoded by the dataset's text encoder; "
+                        "implies --qbnorm (default: the training split's captions)")
     parser.add_argument("--cache_dir", "--cache-dir", type=Path, default=default_cache_dir(),
                         help="packed-feature cache")
     parser.set_defaults(func=run)
+
+
+def bank_choice(args: argparse.Namespace) -> BankChoice | None:
+    """The query bank the QB-Norm flags ask for (None: no QB-Norm)."""
+    args.qbnorm = args.qbnorm or args.qbnorm_bank is not None
+    beta = qbnorm_beta_flag(args)
+    return None if beta is None else BankChoice(beta, args.qbnorm_bank)
 
 
 def approximate_options(args: argparse.Namespace) -> dict[str, int]:
@@ -76,13 +101,14 @@ def run(args: argparse.Namespace) -> int:
     check_dtype(args.dtype)
     check_backend(args.backend)
     options = approximate_options(args)
+    qbnorm = bank_choice(args)
     config = load_config(args.config) if args.config else stored_config(args.checkpoint)
     if args.data is not None:
         config = apply_overrides(config, [("data_loader.args.data_dir",
                                            json.dumps(str(args.data)))])
     config = with_split(config, args.split)
     index = build_index(config, args.checkpoint, args.dtype, args.backend, args.cache_dir,
-                        args.media_roots, **options)
+                        args.media_roots, qbnorm, **options)
     index.save(args.out)
     # names and ids come from the dataset's files: escaped for the terminal
     print(terminal_safe(f"indexed {len(index)} videos and {len(index.captions)} captions of "
@@ -90,6 +116,11 @@ def run(args: argparse.Namespace) -> int:
                         f"({args.dtype}, {args.backend}); availability patterns:"))
     for line in index.describe_patterns():
         print(f"  {terminal_safe(line)}")
+    if index.querybank is not None:
+        bank = index.querybank
+        print(terminal_safe(f"QB-Norm: beta {bank.beta:g}, bank of {bank.size} captions "
+                            f"({index.info['qbnorm_bank']}), {int(bank.active.sum())} of "
+                            f"{len(index)} videos active"))
     print(terminal_safe(f"search: crosskd search {args.out} --caption "
                         f"{index.video_ids[0]}:0   or   crosskd serve {args.out}"))
     return 0

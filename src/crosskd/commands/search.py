@@ -37,6 +37,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="candidates an approximate index proposes for the exact re-rank")
     parser.add_argument("--exact", action="store_true",
                         help="search exactly even if the index was built approximate")
+    parser.add_argument("--no-qbnorm", "--no_qbnorm", dest="qbnorm", action="store_false",
+                        help="rank by the model's raw scores even if the index was built "
+                        "with --qbnorm (default: QB-Norm where the index has it)")
     parser.add_argument("--json", action="store_true", help="print the answer as JSON")
     parser.set_defaults(func=run)
 
@@ -56,12 +59,27 @@ def _print_videos(result: dict) -> None:
     weights = ", ".join(f"{terminal_safe(m)} {w:.2f}"
                         for m, w in result["query"]["weights"].items())
     print(f"query {result['query']['label']!r}; expert weights: {weights}")
+    if "qbnorm" in result["query"]:
+        print(_qbnorm_line(result["query"]["qbnorm"]))
     for rank, hit in enumerate(result["results"], 1):
         top = sorted(hit["contributions"].items(), key=lambda kv: -abs(kv[1]))[:3]
         shares = ", ".join(f"{terminal_safe(m)} {c:+.3f}" for m, c in top)
         caption = terminal_safe(hit["captions"][0]) if hit["captions"] else ""
-        print(f"{rank:3d}  {hit['score']:+.4f}  {terminal_safe(hit['video_id'])}  [{shares}]  "
-              f"{caption}")
+        normalised = f"  {hit['normalised_score']:.4g}" if "normalised_score" in hit else ""
+        print(f"{rank:3d}  {hit['score']:+.4f}{normalised}  {terminal_safe(hit['video_id'])}  "
+              f"[{shares}]  {caption}")
+
+
+def _qbnorm_line(qbnorm: dict) -> str:
+    """Which scores ranked the table, and the columns: raw score, then normalised."""
+    if not qbnorm["requested"]:
+        how = "off (--no-qbnorm): ranked by the raw score"
+    elif qbnorm["applied"]:
+        how = "ranked by the normalised score"
+    else:
+        how = "not applied (the best video is no bank query's best match): ranked by raw score"
+    return (f"QB-Norm (beta {qbnorm['beta']:g}, bank of {qbnorm['bank_size']} captions) "
+            f"{how}; columns: score, normalised score")
 
 
 def _print_captions(result: dict) -> None:
@@ -91,7 +109,8 @@ def run(args: argparse.Namespace) -> int:
         show = _print_captions
     else:
         features = read_features(args.features) if args.features else None
-        result = answer(index, query_of(index, args.text, args.caption, features), args.k)
+        result = answer(index, query_of(index, args.text, args.caption, features), args.k,
+                        args.qbnorm)
         show = _print_videos
     (_print_json if args.json else show)(result)
     return 0

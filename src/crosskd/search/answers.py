@@ -47,13 +47,18 @@ def check_answer_k(k: int) -> int:
     return k
 
 
-def answer(index: Index, query: Query, k: int) -> dict[str, Any]:
+def answer(index: Index, query: Query, k: int, qbnorm: bool = True) -> dict[str, Any]:
     """`{"query": ..., "results": [{"video_id", "score", "contributions", "captions"}, ...]}`,
-    best first."""
-    hits = index.search(query, check_answer_k(k))
+    best first. From an index with a query bank, ranked by QB-Norm unless `qbnorm` is off,
+    the query also says `qbnorm` {beta, bank_size, requested, applied} and each result its
+    `normalised_score`."""
+    ranking = index.rank([query], check_answer_k(k), qbnorm)[0]
     weights = {m: float(w) for m, w in zip(index.modalities, query.weights)}
-    return {"query": {"label": query.label, "weights": weights},
-            "results": [hit.as_json() for hit in hits]}
+    described = {"label": query.label, "weights": weights}
+    if index.querybank is not None:
+        described["qbnorm"] = {"beta": index.querybank.beta, "bank_size": index.querybank.size,
+                               "requested": qbnorm, "applied": ranking.normalised}
+    return {"query": described, "results": [hit.as_json() for hit in ranking.hits]}
 
 
 def caption_answer(index: Index, video_id: str, k: int) -> dict[str, Any]:

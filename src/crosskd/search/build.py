@@ -21,6 +21,7 @@ from crosskd.data.batches import EvalSplit
 from crosskd.data.pickles import load_small_pickle
 from crosskd.data.retrieval import RetrievalData
 from crosskd.errors import UserError
+from crosskd.search.bank import BankChoice, querybank
 from crosskd.search.captions import CaptionStore
 from crosskd.search.index import Index
 from crosskd.search.text_side import TextSide
@@ -154,13 +155,14 @@ def _media_file(data_dir: Path, text: Any, roots: Sequence[Path], what: str, adv
 def build_index(config: ExperimentConfig | dict[str, Any], checkpoint: str | Path,
                 dtype: str = "float32", backend: str = "exact",
                 cache_dir: str | Path | None = None, media_roots: Sequence[Path] = (),
-                **backend_options: Any) -> Index:
+                qbnorm: BankChoice | None = None, **backend_options: Any) -> Index:
     """Embed the evaluation split of `config` with the checkpoint's model into an Index
-    (videos outside the dataset folder are shown only from `media_roots`)."""
+    (videos outside the dataset folder are shown only from `media_roots`; QB-Norm's bank
+    folded in when `qbnorm` says which)."""
     experiment = as_experiment(config)
     model = load_model(experiment.model, checkpoint)
     data = RetrievalData.load(experiment.data, cache_dir=cache_dir)
-    index = index_from_model(model, experiment, data, dtype, backend, media_roots,
+    index = index_from_model(model, experiment, data, dtype, backend, media_roots, qbnorm,
                              **backend_options)
     index.info["checkpoint"] = str(checkpoint)
     return index
@@ -168,23 +170,29 @@ def build_index(config: ExperimentConfig | dict[str, Any], checkpoint: str | Pat
 
 def index_from_model(model: torch.nn.Module, experiment: ExperimentConfig, data: RetrievalData,
                      dtype: str = "float32", backend: str = "exact",
-                     media_roots: Sequence[Path] = (), **backend_options: Any) -> Index:
-    """The Index of `data`'s evaluation split embedded by `model` (of `experiment`)."""
+                     media_roots: Sequence[Path] = (), qbnorm: BankChoice | None = None,
+                     **backend_options: Any) -> Index:
+    """The Index of `data`'s evaluation split embedded by `model` (of `experiment`), with
+    QB-Norm's bank folded against its videos when `qbnorm` says which."""
     model.eval()
     split = data.eval
     record = extraction_record(experiment.data.data_dir)
     media = media_sources(record, experiment.data.data_dir, split.video_ids, media_roots)
     video = embed_videos(model, split, torch.device("cpu"))
+    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    text_side = TextSide(experiment.raw, state, experiment.data.max_tokens["text"],
+                         record.get("text_encoder"))
+    bank = None if qbnorm is None else querybank(qbnorm, model, data, text_side, video)
     index = Index.from_embeddings(split.video_ids, video.modalities, video.dims,
-                                  video.embeddings, video.availability, dtype, backend,
+                                  video.embeddings, video.availability, dtype, backend, bank,
                                   **backend_options)
     index.captions = _caption_store(model, split)
     index.captions.texts = _caption_texts(data.root, experiment.data.dataset_name, split)
-    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    index.text_side = TextSide(experiment.raw, state, experiment.data.max_tokens["text"],
-                               record.get("text_encoder"))
+    index.text_side = text_side
     index.media_sources = media
     index.info = {"dataset": experiment.data.dataset_name,
                   "split": experiment.data.split_name,
                   "data_dir": str(experiment.data.data_dir)}
+    if qbnorm is not None:
+        index.info["qbnorm_bank"] = qbnorm.describe(data)
     return index

@@ -2,14 +2,16 @@
 
 `Index.load(path).search(query, k)` answers with the same top-k and scores as scoring the
 whole collection with the model (crosskd.search.patterns says why), and each hit's
-per-expert contributions. The files of an index folder are described in docs/SEARCH.md.
+per-expert contributions. An index built with a query bank ranks by QB-Norm as evaluation
+does (crosskd.search.normalisers says how): a query whose raw best video is active is ranked
+by its normalised scores, any other by its raw ones. The files of an index folder are
+described in docs/SEARCH.md.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -18,28 +20,20 @@ import numpy as np
 import torch
 
 from crosskd.errors import UserError
-from crosskd.search.backends import (Backend, build_backend, check_backend, faiss_module,
-                                     load_backend)
+from crosskd.qbnorm import QueryBank
+from crosskd.search.backends import check_backend
 from crosskd.search.captions import CaptionStore
-from crosskd.search.index_files import (FORMAT, MANIFEST, VERSION, IndexFolder, Manifest,
-                                        read_manifest)
+from crosskd.search.index_files import (FORMAT, MANIFEST, VERSION, IndexFolder,
+                                        read_availability, read_manifest, read_text_side,
+                                        usable_backend)
 from crosskd.search.media import attach_media
-from crosskd.search.patterns import ExpertSlices, Pattern, find_patterns
-from crosskd.search.query import Hit, Query
-from crosskd.search.storage import StoredVectors, check_dtype
-from crosskd.search.text_side import SETTINGS, WEIGHTS, TextSide
+from crosskd.search.groups import Group, build_groups, load_groups
+from crosskd.search.normalisers import load_querybank, log_scores, save_querybank
+from crosskd.search.query import Hit, Query, Ranking
+from crosskd.search.storage import check_dtype
+from crosskd.search.text_side import TextSide
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Group:
-    """One pattern: its videos' stored vectors and the backend searching them."""
-
-    pattern: Pattern
-    slices: ExpertSlices
-    vectors: StoredVectors
-    backend: Backend
 
 
 @dataclass
@@ -60,6 +54,8 @@ class Index:
     root: Path | None = None
     #: files to copy into the folder on `save`: {video_id: {"video": path, "thumbnail": path}}
     media_sources: dict[str, dict[str, Path]] = field(default_factory=dict)
+    #: QB-Norm's per-video normalisers and activation (None: raw scores only)
+    querybank: QueryBank | None = None
 
     def __post_init__(self) -> None:
         self.positions = {vid: i for i, vid in enumerate(self.video_ids)}
@@ -77,20 +73,22 @@ class Index:
     def from_embeddings(cls, video_ids: Sequence[str], modalities: Sequence[str],
                         dims: Sequence[int], embeddings: np.ndarray | torch.Tensor,
                         availability: np.ndarray | torch.Tensor, dtype: str = "float32",
-                        backend: str = "exact", **backend_options: Any) -> "Index":
+                        backend: str = "exact", querybank: QueryBank | None = None,
+                        **backend_options: Any) -> "Index":
         """An index of videos embedded by the model: `embeddings` `[V, E, D]` (the model's
-        padded per-expert embeddings), `availability` `[V, E]`."""
+        padded per-expert embeddings), `availability` `[V, E]`, QB-Norm's `querybank` over
+        these videos when it should rank with it."""
         embeddings = np.asarray(torch.as_tensor(embeddings, dtype=torch.float32).cpu())
         return cls.from_chunks(video_ids, modalities, dims, availability,
                                lambda start, stop: embeddings[start:stop], len(video_ids),
-                               dtype, backend, **backend_options)
+                               dtype, backend, querybank, **backend_options)
 
     @classmethod
     def from_chunks(cls, video_ids: Sequence[str], modalities: Sequence[str],
                     dims: Sequence[int], availability: np.ndarray | torch.Tensor,
                     embed: Callable[[int, int], np.ndarray], chunk: int = 16384,
-                    dtype: str = "float32", backend: str = "exact", **backend_options: Any
-                    ) -> "Index":
+                    dtype: str = "float32", backend: str = "exact",
+                    querybank: QueryBank | None = None, **backend_options: Any) -> "Index":
         """The same, for collections larger than memory as float32: `embed(start, stop)`
         gives the `[stop - start, E, D]` embeddings of those videos, one chunk at a time."""
         check_dtype(dtype)
@@ -98,30 +96,17 @@ class Index:
         availability = np.asarray(torch.as_tensor(availability, dtype=torch.float32).cpu())
         if len(set(video_ids)) != len(video_ids):
             raise UserError("an index needs distinct video ids")
+        if querybank is not None and len(querybank.log_normaliser) != len(video_ids):
+            raise ValueError("the query bank must hold one normaliser per video")
         empty = np.flatnonzero(~(availability != 0).any(axis=1))
         if len(empty):
             raise UserError(f"video {video_ids[empty[0]]!r} has no available expert, so the "
                             "model gives it no score; leave it out of the collection")
         dims = tuple(int(d) for d in dims)
-        patterns = find_patterns(availability)
-        slices = [ExpertSlices.of(p.experts, dims) for p in patterns]
-        stores = [StoredVectors.empty(len(p.members), s, dtype) for p, s in zip(patterns, slices)]
-        group_of = np.zeros(len(availability), np.int64)
-        row_of = np.zeros(len(availability), np.int64)
-        for g, pattern in enumerate(patterns):
-            group_of[pattern.members] = g
-            row_of[pattern.members] = np.arange(len(pattern.members))
-        for start in range(0, len(availability), chunk):
-            stop = min(start + chunk, len(availability))
-            block, present = embed(start, stop), availability[start:stop]
-            for g, store in enumerate(stores):
-                chosen = group_of[start:stop] == g
-                if chosen.any():
-                    store.write(row_of[start:stop][chosen],
-                                slices[g].concat(block[chosen], present[chosen]))
-        groups = [Group(p, s, store, build_backend(backend, store, **backend_options))
-                  for p, s, store in zip(patterns, slices, stores)]
-        return cls(list(video_ids), tuple(modalities), dims, availability, groups, dtype, backend)
+        groups = build_groups(availability, dims, embed, chunk, dtype, backend, querybank,
+                              backend_options)
+        return cls(list(video_ids), tuple(modalities), dims, availability, groups, dtype, backend,
+                   querybank=querybank)
 
     def describe_patterns(self) -> list[str]:
         """One line per pattern: how many videos, which experts they lack."""
@@ -152,33 +137,63 @@ class Index:
             raise UnknownVideo(f"no video {video_id!r} in this index")
         return self.positions[video_id]
 
-    def search(self, query: str | np.ndarray | torch.Tensor | Query, k: int = 10) -> list[Hit]:
-        """The `k` best videos for a query, best first, with scores and contributions."""
-        return self.search_many([self.query(query)], k)[0]
+    def search(self, query: str | np.ndarray | torch.Tensor | Query, k: int = 10,
+               qbnorm: bool = True) -> list[Hit]:
+        """The `k` best videos for a query, best first, with scores and contributions (by
+        QB-Norm where the index has a bank and `qbnorm` is on)."""
+        return self.rank([self.query(query)], k, qbnorm)[0].hits
 
-    def search_many(self, queries: Sequence[Query], k: int = 10) -> list[list[Hit]]:
+    def search_many(self, queries: Sequence[Query], k: int = 10, qbnorm: bool = True
+                    ) -> list[list[Hit]]:
         """`search` for several embedded queries at once (one scan of each pattern)."""
+        return [ranking.hits for ranking in self.rank(queries, k, qbnorm)]
+
+    def rank(self, queries: Sequence[Query], k: int = 10, qbnorm: bool = True
+             ) -> list[Ranking]:
+        """Each query's hits, and whether QB-Norm ranked them: the raw top k, replaced by the
+        normalised top k for the queries whose raw best video is active (as evaluation's
+        QueryBank.normalise_in_place decides for a row)."""
         k = check_k(k, len(self))
         texts = np.stack([q.embeddings for q in queries])
         weights = np.stack([q.weights for q in queries])
+        found = self._top(texts, weights, k, normalised=False)
+        normalise = np.zeros(len(queries), bool)
+        if qbnorm and self.querybank is not None:
+            normalise = self.querybank.active[[positions[0] for _, positions in found]]
+        if normalise.any():
+            for n, chosen in zip(np.flatnonzero(normalise),
+                                 self._top(texts[normalise], weights[normalise], k, True)):
+                found[n] = chosen
+        return [Ranking([self._hit(query, int(p), float(s)) for s, p in zip(*top)], bool(used))
+                for query, top, used in zip(queries, found, normalise)]
+
+    def _top(self, texts: np.ndarray, weights: np.ndarray, k: int, normalised: bool
+             ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Per query, the raw scores and positions of its k best videos, best first by raw
+        or (`normalised`) by normalised score, ties by position."""
         found_scores, found_positions = [], []
         for group in self.groups:
-            numerators, rows = group.backend.search(group.slices.concat(texts, weights), k)
-            found_scores.append(numerators / group.pattern.denominators(weights)[:, None])
+            denominators = group.pattern.denominators(weights)
+            column = group.backend.column.query_weights(denominators, self.querybank.beta) \
+                if normalised else None
+            numerators, rows = group.backend.search(group.slices.concat(texts, weights), k,
+                                                    column)
+            found_scores.append(numerators / denominators[:, None])
             found_positions.append(group.pattern.members[rows])
         scores = np.concatenate(found_scores, axis=1)
         positions = np.concatenate(found_positions, axis=1)
-        answers = []
-        for query, row_scores, row_positions in zip(queries, scores, positions):
-            order = np.lexsort((row_positions, -row_scores))[:k]
-            answers.append([self._hit(query, int(row_positions[i]), float(row_scores[i]))
-                            for i in order])
-        return answers
+        keys = log_scores(self.querybank, scores, positions) if normalised else scores
+        orders = [np.lexsort((p, -key))[:k] for p, key in zip(positions, keys)]
+        return [(s[order], p[order]) for s, p, order in zip(scores, positions, orders)]
 
     def _hit(self, query: Query, position: int, score: float) -> Hit:
         contributions = self.contributions(query, position)
         video_id = self.video_ids[position]
-        return Hit(video_id, score, contributions, tuple(self.captions.texts.get(video_id, ())))
+        normalised = None
+        if self.querybank is not None:
+            normalised = float(np.exp(log_scores(self.querybank, np.array(score), position)))
+        return Hit(video_id, score, contributions, tuple(self.captions.texts.get(video_id, ())),
+                   normalised)
 
     def contributions(self, query: Query, position: int) -> dict[str, float]:
         """Each expert's share w_e a_e <t_e, v_e> / sum_f w_f a_f of one video's score."""
@@ -229,12 +244,17 @@ class Index:
             self.text_side.save(partial)
         if self.media_sources:
             attach_media(partial, self.media_sources)
+        if self.querybank is not None:
+            save_querybank(partial, self.querybank)
         manifest = {"format": FORMAT, "version": VERSION, "modalities": list(self.modalities),
                     "dims": list(self.dims), "dtype": self.dtype, "backend": self.backend,
                     "video_ids": self.video_ids,
                     "patterns": [{"availability": list(g.pattern.availability),
                                   "videos": len(g.pattern.members)} for g in self.groups],
                     "info": self.info}
+        if self.querybank is not None:
+            manifest["qbnorm"] = {"beta": self.querybank.beta,
+                                  "bank_size": self.querybank.size}
         (partial / MANIFEST).write_text(json.dumps(manifest) + "\n", encoding="utf-8")
         partial.rename(root)
         self.root = root
@@ -247,70 +267,15 @@ class Index:
         folder is a UserError naming the file."""
         folder = IndexFolder(Path(root))
         manifest = read_manifest(folder)
-        backend = _usable_backend("exact" if exact else manifest.backend)
-        availability = _availability(folder, manifest)
-        groups = []
-        for i, (row, count) in enumerate(manifest.patterns):
-            stem = f"groups/g{i}"
-            members = folder.array(f"{stem}.members.npy", "int64", (count,))
-            folder.positions(f"{stem}.members.npy", members, len(manifest.video_ids))
-            if not (availability[members] == np.asarray(row, np.float32)).all():
-                raise folder.damaged(f"{stem}.members.npy", f"lists videos whose availability "
-                                     f"is not pattern {i}'s in the manifest")
-            pattern = Pattern(row, members)
-            slices = ExpertSlices.of(pattern.experts, manifest.dims)
-            vectors = StoredVectors.load(folder, stem, slices, count, manifest.dtype)
-            groups.append(Group(pattern, slices, vectors,
-                                load_backend(backend, folder, stem, vectors, candidates)))
-        if (np.bincount(np.concatenate([g.pattern.members for g in groups]),
-                        minlength=len(manifest.video_ids)) != 1).any():
-            raise folder.damaged("groups", "the patterns' member lists do not hold each video "
-                                 "exactly once")
+        backend = usable_backend("exact" if exact else manifest.backend)
+        availability = read_availability(folder, manifest)
+        querybank = load_querybank(folder, manifest.qbnorm, len(manifest.video_ids))
+        groups = load_groups(folder, manifest, availability, backend, candidates, querybank)
         shape = (len(manifest.modalities), max(manifest.dims))
         captions = CaptionStore.load(folder, manifest.video_ids, *shape)
         return cls(manifest.video_ids, manifest.modalities, manifest.dims, availability,
-                   groups, manifest.dtype, backend, captions, _text_side(folder, shape),
-                   manifest.info, folder.root)
-
-
-def _usable_backend(kind: str) -> str:
-    """`kind`, or exact (the same answers, slower) when it needs faiss and faiss is absent."""
-    if kind != "exact" and faiss_module() is None:
-        log.warning("the index was built with the %s backend, which needs faiss (pip install "
-                    "'crosskd[search]'); searching exactly instead", kind)
-        return "exact"
-    return kind
-
-
-def _availability(folder: IndexFolder, manifest: Manifest) -> np.ndarray:
-    """availability.npy `[V, E]`, its values in [0, 1]."""
-    availability = folder.array("availability.npy", "float32",
-                                (len(manifest.video_ids), len(manifest.modalities)))
-    return folder.finite("availability.npy", availability, 0, 1)
-
-
-def _text_side(folder: IndexFolder, shape: tuple[int, int]) -> TextSide | None:
-    """The stored text model (None when the index holds none), or a UserError naming its
-    files: they are read by torch's weights-only loader and built into the model, which must
-    embed a caption as `shape` `[experts, width]` as the index's videos are."""
-    if folder.file(WEIGHTS, required=False) is None:
-        return None
-    settings = folder.json(SETTINGS)
-    if not isinstance(settings, dict) or not isinstance(settings.get("config"), dict):
-        raise folder.damaged(SETTINGS, "must be an object whose 'config' is the model's config")
-    try:
-        text_side = TextSide.load(folder.root)
-        probe = text_side.embed_features(np.zeros((1, text_side.text_dim), np.float32))
-    except UserError as err:
-        raise folder.damaged(SETTINGS, f"describes no usable text model ({err})") from None
-    except (OSError, ValueError, KeyError, TypeError, AttributeError, RuntimeError, EOFError,
-            pickle.UnpicklingError) as err:
-        raise folder.damaged(WEIGHTS, f"cannot be read with {SETTINGS} as the index's text "
-                             f"model ({type(err).__name__}: {err})") from None
-    if probe.embeddings.shape != shape or probe.weights.shape != shape[:1]:
-        raise folder.damaged(SETTINGS, f"describes a text model embedding captions as "
-                             f"{list(probe.embeddings.shape)}, not the index's {list(shape)}")
-    return text_side
+                   groups, manifest.dtype, backend, captions, read_text_side(folder, shape),
+                   manifest.info, folder.root, querybank=querybank)
 
 
 class UnknownVideo(UserError):

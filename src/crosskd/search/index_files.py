@@ -10,7 +10,8 @@ the fix, never in an IndexError from deep inside a search.
 from __future__ import annotations
 
 import json
-import math
+import logging
+import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -18,8 +19,10 @@ from typing import Any, Sequence
 import numpy as np
 
 from crosskd.errors import UserError
-from crosskd.search.backends import BACKENDS
+from crosskd.qbnorm import MAX_BETA
+from crosskd.search.backends import BACKENDS, faiss_module
 from crosskd.search.storage import DTYPES
+from crosskd.search.text_side import SETTINGS, WEIGHTS, TextSide
 from crosskd.untrusted import contained, terminal_safe
 
 FORMAT = "crosskd-search-index"
@@ -28,6 +31,8 @@ MANIFEST = "manifest.json"
 REBUILD = "rebuild it with crosskd index"
 #: widest expert embedding accepted from a manifest
 MAX_DIM = 1 << 16
+
+log = logging.getLogger(__name__)
 
 
 class DamagedIndex(UserError):
@@ -120,6 +125,8 @@ class Manifest:
     #: (availability row, number of videos) of each pattern, in group order
     patterns: list[tuple[tuple[float, ...], int]]
     info: dict[str, Any] = field(default_factory=dict)
+    #: QB-Norm's (beta, bank size) when the index holds normalisers (crosskd.search.normalisers)
+    qbnorm: tuple[float, int] | None = None
 
 
 def read_manifest(folder: IndexFolder) -> Manifest:
@@ -138,7 +145,7 @@ def read_manifest(folder: IndexFolder) -> Manifest:
     return Manifest(modalities, dims, check.choice(raw, "dtype", DTYPES),
                     check.choice(raw, "backend", BACKENDS), video_ids,
                     check.patterns(raw, len(modalities), len(video_ids)),
-                    check.mapping(raw, "info"))
+                    check.mapping(raw, "info"), check.querybank(raw))
 
 
 @dataclass(frozen=True)
@@ -182,6 +189,22 @@ class _FieldCheck:
             raise self.fail(key, "must be an object")
         return value
 
+    def querybank(self, raw: dict) -> tuple[float, int] | None:
+        """QB-Norm's settings: absent (or null), or {"beta": a number > 0, "bank_size": a
+        whole number of at least 1}."""
+        value = raw.get("qbnorm")
+        if value is None:
+            return None
+        if not isinstance(value, dict):
+            raise self.fail("qbnorm", "must be an object with beta and bank_size")
+        beta, size = value.get("beta"), value.get("bank_size")
+        if not isinstance(beta, (int, float)) or isinstance(beta, bool) or \
+                not 0 < beta <= MAX_BETA:  # also NaN and ints beyond a float
+            raise self.fail("qbnorm.beta", f"must be a number > 0 and at most {MAX_BETA:g}")
+        if not isinstance(size, int) or isinstance(size, bool) or size < 1:
+            raise self.fail("qbnorm.bank_size", "must be a whole number of at least 1")
+        return float(beta), size
+
     def patterns(self, raw: dict, experts: int, videos: int
                  ) -> list[tuple[tuple[float, ...], int]]:
         """Distinct availability rows of `experts` values in [0, 1] (one above 0), each with
@@ -203,10 +226,50 @@ class _FieldCheck:
             raise self.fail(key, "must be an object")
         row, count = entry.get("availability"), entry.get("videos")
         if not isinstance(row, list) or len(row) != experts or not all(
-                isinstance(a, (int, float)) and not isinstance(a, bool) and math.isfinite(a)
-                and 0 <= a <= 1 for a in row) or not any(a > 0 for a in row):
+                isinstance(a, (int, float)) and not isinstance(a, bool) and 0 <= a <= 1
+                for a in row) or not any(a > 0 for a in row):
             raise self.fail(f"{key}.availability", f"must be {experts} numbers from 0 to 1, "
                             "one of them above 0")
         if not isinstance(count, int) or isinstance(count, bool) or count < 1:
             raise self.fail(f"{key}.videos", "must be a whole number of at least 1")
         return tuple(float(a) for a in row), count
+
+
+def usable_backend(kind: str) -> str:
+    """`kind`, or exact (the same answers, slower) when it needs faiss and faiss is absent."""
+    if kind != "exact" and faiss_module() is None:
+        log.warning("the index was built with the %s backend, which needs faiss (pip install "
+                    "'crosskd[search]'); searching exactly instead", kind)
+        return "exact"
+    return kind
+
+
+def read_availability(folder: IndexFolder, manifest: Manifest) -> np.ndarray:
+    """availability.npy `[V, E]`, its values in [0, 1]."""
+    availability = folder.array("availability.npy", "float32",
+                                (len(manifest.video_ids), len(manifest.modalities)))
+    return folder.finite("availability.npy", availability, 0, 1)
+
+
+def read_text_side(folder: IndexFolder, shape: tuple[int, int]) -> TextSide | None:
+    """The stored text model (None when the index holds none), or a UserError naming its
+    files: they are read by torch's weights-only loader and built into the model, which must
+    embed a caption as `shape` `[experts, width]` as the index's videos are."""
+    if folder.file(WEIGHTS, required=False) is None:
+        return None
+    settings = folder.json(SETTINGS)
+    if not isinstance(settings, dict) or not isinstance(settings.get("config"), dict):
+        raise folder.damaged(SETTINGS, "must be an object whose 'config' is the model's config")
+    try:
+        text_side = TextSide.load(folder.root)
+        probe = text_side.embed_features(np.zeros((1, text_side.text_dim), np.float32))
+    except UserError as err:
+        raise folder.damaged(SETTINGS, f"describes no usable text model ({err})") from None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, RuntimeError, EOFError,
+            pickle.UnpicklingError) as err:
+        raise folder.damaged(WEIGHTS, f"cannot be read with {SETTINGS} as the index's text "
+                             f"model ({type(err).__name__}: {err})") from None
+    if probe.embeddings.shape != shape or probe.weights.shape != shape[:1]:
+        raise folder.damaged(SETTINGS, f"describes a text model embedding captions as "
+                             f"{list(probe.embeddings.shape)}, not the index's {list(shape)}")
+    return text_side

@@ -29,8 +29,22 @@ class Hit:
     score: float
     contributions: dict[str, float]
     captions: tuple[str, ...] = ()
+    #: QB-Norm's exp(beta score) / Z_v, for an index with a query bank
+    normalised: float | None = None
 
     def as_json(self, key: str = "video_id") -> dict:
-        """The JSON object of `crosskd search --json` and of `/search`."""
-        return {key: self.item_id, "score": self.score, "contributions": self.contributions,
-                "captions": list(self.captions)}
+        """The JSON object of `crosskd search --json` and of `/search` (with
+        `normalised_score` only from an index with a query bank)."""
+        found = {key: self.item_id, "score": self.score, "contributions": self.contributions,
+                 "captions": list(self.captions)}
+        if self.normalised is not None:
+            found["normalised_score"] = self.normalised
+        return found
+
+
+@dataclass(frozen=True)
+class Ranking:
+    """One query's hits, best first, and whether QB-Norm ranked them."""
+
+    hits: list[Hit]
+    normalised: bool = False

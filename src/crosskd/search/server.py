@@ -3,13 +3,13 @@
 Every request is checked before it reaches the index: its Host must be one the server was
 told to answer (loopback names by default, so a web page cannot read the index through DNS
 rebinding), query text must be UTF-8, non-empty and at most MAX_QUERY_CHARS long, numbers
-(k, caption numbers, byte ranges) ASCII digits, k between 1 and MAX_K, video ids known to the
-index. Files are served only from the package's own page files and the index's media table,
-never from a path built out of the request, and media only with the type their content shows
-(crosskd.search.media). Captions are sent as JSON strings; the page inserts them as text,
-never as HTML. A mistake of the client gets a 4xx and a message; a fault of the server a 5xx
-whose body names no file and gives no advice meant for the server's user, who finds the
-detail in the server's log.
+(k, caption numbers, byte ranges) ASCII digits, k between 1 and MAX_K, qbnorm 0 or 1, video
+ids known to the index. Files are served only from the package's own page files and the
+index's media table, never from a path built out of the request, and media only with the
+type their content shows (crosskd.search.media). Captions are sent as JSON strings; the page
+inserts them as text, never as HTML. A mistake of the client gets a 4xx and a message; a
+fault of the server a 5xx whose body names no file and gives no advice meant for the
+server's user, who finds the detail in the server's log.
 """
 
 from __future__ import annotations
@@ -79,6 +79,14 @@ def _k(parameters: dict[str, str]) -> int:
                          f"not {text[:20]!r}") from None
 
 
+def _qbnorm(parameters: dict[str, str]) -> bool:
+    """`qbnorm=1` (the default: QB-Norm where the index has a bank) or `qbnorm=0` (raw)."""
+    text = parameters.get("qbnorm", "1")
+    if text not in ("0", "1"):
+        raise BadRequest(400, f"qbnorm must be 0 or 1, not {text[:20]!r}")
+    return text == "1"
+
+
 def _video_id(index: Index, video_id: str) -> str:
     if "/" in video_id or "\\" in video_id or ".." in video_id or not video_id.isprintable():
         raise BadRequest(400, "a video id holds no slashes, '..' or control characters")
@@ -121,6 +129,14 @@ def _check_range(request: Request) -> None:
     ranges = request.headers.get("range")
     if ranges is not None and not BYTE_RANGES.fullmatch(ranges.strip()):
         raise BadRequest(400, "the Range header must be bytes=START-END (ASCII digits)")
+
+
+def _bank_summary(index: Index) -> dict[str, Any] | None:
+    """QB-Norm's settings for /healthz (None: the index ranks by raw scores only)."""
+    if index.querybank is None:
+        return None
+    return {"beta": index.querybank.beta, "bank_size": index.querybank.size,
+            "active_videos": int(index.querybank.active.sum())}
 
 
 def create_app(index: Index, allowed_hosts: Sequence[str] = LOOPBACK_HOSTS) -> FastAPI:
@@ -176,13 +192,13 @@ def create_app(index: Index, allowed_hosts: Sequence[str] = LOOPBACK_HOSTS) -> F
                 "backend": index.backend, "dtype": index.dtype,
                 "free_text": bool(text_side and text_side.free_text),
                 "dataset": index.info.get("dataset"), "split": index.info.get("split"),
-                "modalities": list(index.modalities)}
+                "modalities": list(index.modalities), "qbnorm": _bank_summary(index)}
 
     @app.get("/search")
     def search(request: Request) -> dict[str, Any]:
         parameters = _parameters(request)
-        k = _k(parameters)
-        result = answer(index, _query(index, *_query_text(parameters)), k)
+        k, qbnorm = _k(parameters), _qbnorm(parameters)
+        result = answer(index, _query(index, *_query_text(parameters)), k, qbnorm)
         for hit in result["results"]:
             hit["media"] = media.kinds(hit["video_id"])
         return result

@@ -7,7 +7,7 @@ import importlib.util
 import json
 import warnings
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -15,6 +15,7 @@ import torch
 from crosskd.config import model_spec
 from crosskd.errors import UserError
 from crosskd.models import build_model
+from crosskd.models.embeddings import TextEmbedding
 from crosskd.search.query import Query
 
 #: state_dict prefixes of the modules `CENet.embed_text` uses
@@ -56,18 +57,24 @@ class TextSide:
     def embed_features(self, features: np.ndarray | torch.Tensor, label: str = "features"
                        ) -> Query:
         """A Query from one caption's token features `[tokens, text_dim]`."""
-        tokens = torch.as_tensor(np.asarray(features), dtype=torch.float32)
-        if tokens.dim() != 2 or tokens.shape[1] != self.text_dim or not len(tokens):
-            raise UserError(f"caption features must be [tokens, {self.text_dim}] (one caption), "
-                            f"not {list(tokens.shape)}")
-        if not torch.isfinite(tokens).all():
-            raise UserError("caption features hold NaN or infinite values")
-        padded = torch.zeros(1, self.max_tokens, self.text_dim)
-        kept = tokens[:self.max_tokens]
-        padded[0, :len(kept)] = kept
-        with torch.inference_mode():
-            embedded = self.model.embed_text(padded)
+        embedded = self.embed_many([features])
         return Query(embedded.embeddings[0].numpy(), embedded.weights[0].numpy(), label)
+
+    def embed_many(self, captions: Sequence[np.ndarray | torch.Tensor]) -> TextEmbedding:
+        """Captions' token features (each `[tokens, text_dim]`), truncated and zero-padded to
+        the model's `max_tokens` as evaluation pads them, embedded at once."""
+        padded = torch.zeros(len(captions), self.max_tokens, self.text_dim)
+        for row, features in enumerate(captions):
+            tokens = torch.as_tensor(np.asarray(features), dtype=torch.float32)
+            if tokens.dim() != 2 or tokens.shape[1] != self.text_dim or not len(tokens):
+                raise UserError(f"caption features must be [tokens, {self.text_dim}] (one "
+                                f"caption), not {list(tokens.shape)}")
+            if not torch.isfinite(tokens).all():
+                raise UserError("caption features hold NaN or infinite values")
+            kept = tokens[:self.max_tokens]
+            padded[row, :len(kept)] = kept
+        with torch.inference_mode():
+            return self.model.embed_text(padded)
 
     def embed_text(self, text: str) -> Query:
         """A Query from free text, through the dataset's text encoder."""
@@ -78,11 +85,16 @@ class TextSide:
             raise UserError(f"the query is {len(text)} characters; at most {MAX_QUERY_CHARS}")
         if not self.free_text:
             raise UserError(NO_ENCODER.format(dim=self.text_dim))
+        (features,) = self.encode([text])
+        return self.embed_features(features, text)
+
+    def encode(self, texts: list[str]) -> list[np.ndarray]:
+        """Token features of each text by the dataset's recorded text encoder (built once);
+        the caller checks `free_text` first."""
         if self._encoder is None:
             from crosskd.extract.text_encoders import text_encoder_from_record
             self._encoder = text_encoder_from_record(self.encoder_record)
-        (features,) = self._encoder.encode([text])
-        return self.embed_features(features, text)
+        return self._encoder.encode(texts)
 
     def save(self, root: Path) -> None:
         torch.save(self.state, root / WEIGHTS)

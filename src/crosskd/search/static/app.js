@@ -46,6 +46,11 @@ function card(hit, rank, scale) {
   const title = element("h2");
   title.append(element("span", "video-id", `${rank}. ${hit.video_id}`));
   title.append(element("span", "score", hit.score.toFixed(4)));
+  if (hit.normalised_score !== undefined) {
+    const normalised = element("span", "normalised", `QB-Norm ${hit.normalised_score.toPrecision(4)}`);
+    normalised.title = "normalised score exp(beta score) / Z of this video";
+    title.append(normalised);
+  }
   node.append(title);
   const captions = element("ul", "captions");
   for (const caption of hit.captions.slice(0, 3)) captions.append(element("li", "", caption));
@@ -73,7 +78,10 @@ function render(body) {
   body.results.forEach((hit, i) => grid.append(card(hit, i + 1, scale)));
   const weights = Object.entries(body.query.weights)
     .map(([expert, w]) => `${expert} ${w.toFixed(2)}`).join(", ");
-  byId("weights").textContent = `expert weights of this query: ${weights}`;
+  const qbnorm = body.query.qbnorm;
+  const ranking = !qbnorm ? "" : qbnorm.applied ? "; ranked by QB-Norm"
+    : qbnorm.requested ? "; QB-Norm not applied (best video inactive): raw ranking" : "; raw ranking";
+  byId("weights").textContent = `expert weights of this query: ${weights}${ranking}`;
   byId("message").textContent = body.results.length ? "" : "no results";
 }
 
@@ -83,6 +91,7 @@ async function search(event) {
   if (!text) return;
   const parameters = new URLSearchParams({ k: byId("k").value || "12" });
   parameters.set(byId("mode").value === "caption" ? "caption" : "q", text);
+  if (!byId("qbnorm-option").hidden) parameters.set("qbnorm", byId("qbnorm").checked ? "1" : "0");
   byId("message").textContent = "searching…";
   try {
     const response = await fetch(`/search?${parameters}`);
@@ -103,7 +112,9 @@ async function start() {
   const info = await (await fetch("/healthz")).json();
   const where = [info.dataset, info.split].filter(Boolean).join(" ");
   byId("summary").textContent =
-    `${info.videos} videos${where ? ` of ${where}` : ""}, ${info.backend} search`;
+    `${info.videos} videos${where ? ` of ${where}` : ""}, ${info.backend} search` +
+    (info.qbnorm ? `, QB-Norm (beta ${info.qbnorm.beta}, bank of ${info.qbnorm.bank_size})` : "");
+  byId("qbnorm-option").hidden = !info.qbnorm;
   if (!info.free_text) {
     byId("text-option").disabled = true;
     byId("mode").value = "caption";
