@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -66,3 +67,29 @@ def tiny_qbnorm_index(tiny_collection):
     index.save(folder / "qbnorm-index")
     _, bank = scores_and_querybank(model, data, torch.device("cpu"), BankChoice().beta)
     return folder / "qbnorm-index", bank
+
+
+#: what the read index's videos read or heard, as extraction.json records it: markup and
+#: terminal escapes in video34's, a text longer than an index keeps in video4's, and a value
+#: that is no text (left out)
+READ = {"video34": {"ocr": '<img src=x onerror="window.__xss = 3">',
+                    "speech": "storm \x1b]0;pwned\x07 hits \x1b[2J the coast"},
+        "video46": {"ocr": "BREAKING NEWS"},
+        "video4": {"speech": "la " * 2000, "ocr": 7}}
+
+
+@pytest.fixture(scope="session")
+def tiny_read_index(tiny_collection, tmp_path_factory):
+    """The tiny collection's model indexed from a copy of its dataset whose extraction.json
+    records what some videos' experts read or heard: `(index folder, READ)`."""
+    folder, _, checkpoint, _ = tiny_collection
+    data = tmp_path_factory.mktemp("read") / "MSRVTT"
+    shutil.copytree(folder / "MSRVTT", data)
+    record = {"videos": {vid: {"texts": texts} for vid, texts in READ.items()}}
+    (data / "extraction.json").write_text(json.dumps(record), encoding="utf-8")
+    experiment = as_experiment(tiny_config(data))
+    model = build_model(experiment.model)
+    model.load_state_dict(torch.load(checkpoint, weights_only=True))
+    index = index_from_model(model, experiment, RetrievalData.load(experiment.data))
+    index.save(data.parent / "index")
+    return data.parent / "index", READ

@@ -20,7 +20,7 @@ from crosskd.errors import UserError
 from crosskd.qbnorm import MAX_BETA
 from crosskd.search import backends
 from crosskd.search.answers import answer, query_of
-from crosskd.search.captions import CaptionStore
+from crosskd.search.captions import MAX_READ, CaptionStore
 from crosskd.search.index import Index
 from crosskd.search.report import summary
 
@@ -230,6 +230,75 @@ def test_any_json_in_a_qbnorm_field_opens_or_is_refused(pristine_qbnorm, tmp_pat
     outcome = _outcome(_edited(root, tmp_path_factory.mktemp("fuzz"), path, value)[0])
     if not isinstance(outcome, UserError):
         assert len(outcome) == 5 and all(np.isfinite(score) for _, score in outcome)
+
+
+#: the file an index of a dataset whose experts read or heard text holds beside FILES
+READ_FILE = "captions/read.json"
+#: read.json contents of the wrong shape
+BAD_READ = [[], "x", None, 3, {"nope": {"ocr": "x"}}, {"video34": "x"}, {"video34": ["x"]},
+            {"video34": {"ocr": 1}}, {"video34": {"ocr": None}},
+            {"video34": {"ocr": "x" * (MAX_READ + 1)}}]
+
+
+@pytest.fixture
+def pristine_read(tiny_read_index) -> tuple[Path, list]:
+    root, _ = tiny_read_index
+    return root, _search(root)
+
+
+def _with_read(root: Path, tmp_path: Path, value: Any) -> Path:
+    """A copy of the index whose read.json holds `value`."""
+    copy = tmp_path / "index"
+    shutil.copytree(root, copy)
+    (copy / READ_FILE).write_text(json.dumps(value))
+    return copy
+
+
+def test_the_fuzzed_files_are_every_file_of_an_index_with_read_text(pristine_read):
+    root, _ = pristine_read
+    assert sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()) == \
+        sorted(FILES + [READ_FILE])
+
+
+@pytest.mark.parametrize("damage", DAMAGES)
+def test_a_damaged_read_file_is_a_user_error_or_the_same_answer(pristine_read, tmp_path,
+                                                                damage):
+    root, expected = pristine_read
+    copy = tmp_path / "index"
+    shutil.copytree(root, copy)
+    DAMAGES[damage](copy / READ_FILE)
+    outcome = _outcome(copy)
+    if damage == "deleted":  # optional: an index without it answers as before
+        assert outcome == expected
+    else:
+        assert isinstance(outcome, UserError) and "read.json" in str(outcome)
+        assert "rebuild it with crosskd index" in str(outcome)
+
+
+@pytest.mark.parametrize("value", BAD_READ, ids=lambda v: repr(v)[:40])
+def test_read_text_of_the_wrong_shape_is_refused(pristine_read, tmp_path, value):
+    outcome = _outcome(_with_read(pristine_read[0], tmp_path, value))
+    assert isinstance(outcome, UserError) and "read.json" in str(outcome)
+
+
+_read_json = _json | st.dictionaries(
+    st.sampled_from(["video34", "video46", "nope"]),
+    _json | st.dictionaries(st.text(max_size=4), _json | st.text(max_size=8)), max_size=3)
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(value=_read_json)
+def test_any_json_in_the_read_file_opens_or_is_refused(pristine_read, tmp_path_factory, value):
+    copy = _with_read(pristine_read[0], tmp_path_factory.mktemp("fuzz"), value)
+    try:
+        index = Index.load(copy)
+    except UserError as err:
+        assert "\n" not in str(err) and "read.json" in str(err)
+        return
+    hits = answer(index, query_of(index, caption=QUERY), 5)["results"]
+    assert [(hit["video_id"], hit["score"]) for hit in hits] == pristine_read[1]
+    assert all(isinstance(text, str) for hit in hits for text in hit.get("read", {}).values())
 
 
 def test_a_search_over_read_only_maps_warns_nothing(tiny_collection, monkeypatch):

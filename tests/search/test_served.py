@@ -129,3 +129,38 @@ def test_the_page_ranks_with_qbnorm_and_turns_it_off(tiny_qbnorm_index):
             assert errors == []
         finally:
             browser.close()
+
+
+def test_the_page_shows_what_videos_read_or_heard_as_text(tiny_read_index):
+    """Each card lists its video's read or heard text (ocr, speech) as text: markup in it
+    is shown, never run."""
+    sync_api = pytest.importorskip("playwright.sync_api",
+                                   reason="the page test drives Chromium with playwright "
+                                   "(pip install 'crosskd[test]')")
+    if not os.access(CHROMIUM, os.X_OK):
+        pytest.skip(f"the page test needs Debian's Chromium at {CHROMIUM} "
+                    "(apt-get install chromium)")
+    root, recorded = tiny_read_index
+    with running_server(root) as url, sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            errors = []
+            page.on("pageerror", lambda error: errors.append(str(error)))
+            page.goto(url + "/")
+            sync_api.expect(page.locator("#summary")).to_contain_text("18 videos")
+            page.fill("#k", "18")
+            page.fill("#query", "video34:0")
+            page.press("#query", "Enter")
+            page.wait_for_selector(".card")
+            own = page.locator('.card[data-video-id="video34"] .read')
+            assert own.locator("dt").all_text_contents() == ["ocr", "speech"]
+            assert own.locator("dd").all_text_contents() == list(recorded["video34"].values())
+            assert page.locator('.card[data-video-id="video46"] .read dd').text_content() == \
+                "BREAKING NEWS"
+            assert page.locator(".card .read").count() == 3  # only videos with read text
+            assert page.evaluate("window.__xss") is None
+            assert page.locator("#results img, #results script").count() == 0
+            assert errors == []
+        finally:
+            browser.close()

@@ -20,6 +20,9 @@ from crosskd.search.answers import answer, caption_answer, query_of
 from crosskd.search.index import Index
 from crosskd.untrusted import terminal_safe
 
+#: characters of a read or heard text that the table shows
+READ_SHOWN = 160
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `search` subcommand."""
@@ -54,8 +57,9 @@ def read_features(path: Path) -> np.ndarray:
 
 
 def _print_videos(result: dict) -> None:
-    """The answer as a table; every stored text (expert names, video ids, captions) escaped,
-    so an index's captions cannot drive the terminal."""
+    """The answer as a table, each hit's read or heard text under it; every stored text
+    (expert names, video ids, captions, read text) escaped, so an index cannot drive the
+    terminal."""
     weights = ", ".join(f"{terminal_safe(m)} {w:.2f}"
                         for m, w in result["query"]["weights"].items())
     print(f"query {result['query']['label']!r}; expert weights: {weights}")
@@ -68,6 +72,16 @@ def _print_videos(result: dict) -> None:
         normalised = f"  {hit['normalised_score']:.4g}" if "normalised_score" in hit else ""
         print(f"{rank:3d}  {hit['score']:+.4f}{normalised}  {terminal_safe(hit['video_id'])}  "
               f"[{shares}]  {caption}")
+        for line in _read_lines(hit.get("read", {})):
+            print(line)
+
+
+def _read_lines(read: dict[str, str]) -> list[str]:
+    """One indented line per text the video's experts read or heard, shortened to
+    READ_SHOWN characters (--json has it whole) and escaped: it is text from the video."""
+    return [f"     {terminal_safe(kind)}: "
+            f"{terminal_safe(text if len(text) <= READ_SHOWN else text[:READ_SHOWN] + '...')}"
+            for kind, text in read.items()]
 
 
 def _qbnorm_line(qbnorm: dict) -> str:

@@ -22,7 +22,7 @@ from crosskd.data.pickles import load_small_pickle
 from crosskd.data.retrieval import RetrievalData
 from crosskd.errors import UserError
 from crosskd.search.bank import BankChoice, querybank
-from crosskd.search.captions import CaptionStore
+from crosskd.search.captions import MAX_READ, CaptionStore
 from crosskd.search.index import Index
 from crosskd.search.text_side import TextSide
 from crosskd.train.evaluate import load_model
@@ -100,6 +100,33 @@ def extraction_record(data_dir: Path) -> dict[str, Any]:
         raise UserError(f"{path} is not an extraction record (a JSON object); run crosskd "
                         "extract again")
     return record
+
+
+def read_texts(record: dict[str, Any], video_ids: list[str]) -> dict[str, dict[str, str]]:
+    """What each indexed video's experts read or heard, as `crosskd extract` recorded it
+    (`videos.ID.texts`, kind -> text: ocr lines, speech transcripts), for results to show;
+    only videos with some text."""
+    videos = record.get("videos")
+    if not isinstance(videos, dict):
+        return {}
+    read = {video_id: _kept_texts(videos.get(video_id)) for video_id in video_ids}
+    return {video_id: texts for video_id, texts in read.items() if texts}
+
+
+def _kept_texts(entry: Any) -> dict[str, str]:
+    """An entry's non-empty texts, each cut to MAX_READ characters so the index stays small;
+    the record may come from someone else, so anything that is not text is left out."""
+    texts = entry.get("texts") if isinstance(entry, dict) else None
+    if not isinstance(texts, dict):
+        return {}
+    return {kind: _cut(text) for kind, text in texts.items()
+            if isinstance(text, str) and text.strip()}
+
+
+def _cut(text: str) -> str:
+    """`text` stripped, at most MAX_READ characters (an ellipsis ending a cut one)."""
+    text = text.strip()
+    return text if len(text) <= MAX_READ else text[:MAX_READ - 1] + "\u2026"
 
 
 def media_sources(record: dict[str, Any], data_dir: Path, video_ids: list[str],
@@ -188,6 +215,7 @@ def index_from_model(model: torch.nn.Module, experiment: ExperimentConfig, data:
                                   **backend_options)
     index.captions = _caption_store(model, split)
     index.captions.texts = _caption_texts(data.root, experiment.data.dataset_name, split)
+    index.captions.read = read_texts(record, split.video_ids)
     index.text_side = text_side
     index.media_sources = media
     index.info = {"dataset": experiment.data.dataset_name,

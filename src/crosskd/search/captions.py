@@ -1,5 +1,6 @@
 """The indexed split's captions: their embeddings (queries by reference, video -> text) and
-their text (what a result shows)."""
+their text (what a result shows), with the text each video's experts read or heard (OCR
+lines, speech transcripts of an own-video dataset), shown beside them."""
 
 from __future__ import annotations
 
@@ -19,6 +20,11 @@ if TYPE_CHECKING:
 FOLDER = "captions"
 #: highest caption number accepted from a stored index
 MAX_SLOT = 1 << 20
+#: what the videos' experts read or heard, {video id: {kind: text}} (own-video datasets)
+READ = "read.json"
+#: the most characters of one read or heard text kept in an index: a result only shows it
+#: (the expert's tokens are what is searched), so a few KB, however long the video
+MAX_READ = 2000
 
 
 class UnknownCaption(UserError):
@@ -28,13 +34,15 @@ class UnknownCaption(UserError):
 @dataclass
 class CaptionStore:
     """Caption n: `embeddings[n]` `[E, D]`, `weights[n]` `[E]`, of video `owner[n]` (position),
-    caption number `slot[n]`; `texts` the captions of each video id, for display."""
+    caption number `slot[n]`; `texts` the captions of each video id, for display, and `read`
+    the text its experts read or heard ({kind: text}, e.g. ocr, speech), when it has any."""
 
     embeddings: np.ndarray
     weights: np.ndarray
     owner: np.ndarray
     slot: np.ndarray
     texts: dict[str, list[str]] = field(default_factory=dict)
+    read: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @classmethod
     def empty(cls) -> "CaptionStore":
@@ -81,6 +89,8 @@ class CaptionStore:
         for name in ("embeddings", "weights", "owner", "slot"):
             np.save(folder / f"{name}.npy", getattr(self, name))
         (folder / "texts.json").write_text(json.dumps(self.texts) + "\n", encoding="utf-8")
+        if self.read:
+            (folder / READ).write_text(json.dumps(self.read) + "\n", encoding="utf-8")
 
     @classmethod
     def load(cls, folder: "IndexFolder", video_ids: Sequence[str], experts: int, width: int
@@ -102,7 +112,8 @@ class CaptionStore:
         embeddings = folder.array(f"{FOLDER}/embeddings.npy", "float32", shape + (
             width if count else None,), mmap=True)
         return cls(embeddings, weights, owner, slot,
-                   _checked_texts(folder, f"{FOLDER}/texts.json", set(video_ids)))
+                   _checked_texts(folder, f"{FOLDER}/texts.json", set(video_ids)),
+                   _checked_read(folder, f"{FOLDER}/{READ}", set(video_ids)))
 
 
 def _checked_texts(folder: "IndexFolder", relative: str, video_ids: set[str]
@@ -114,3 +125,19 @@ def _checked_texts(folder: "IndexFolder", relative: str, video_ids: set[str]
             and all(isinstance(text, str) for text in value) for key, value in texts.items()):
         raise folder.damaged(relative, "must map indexed video ids to lists of caption texts")
     return texts
+
+
+def _checked_read(folder: "IndexFolder", relative: str, video_ids: set[str]
+                  ) -> dict[str, dict[str, str]]:
+    """read.json (optional): each indexed video's read or heard texts, kind -> a string of at
+    most MAX_READ characters, so a hostile index cannot make every answer huge."""
+    if folder.file(relative, required=False) is None:
+        return {}
+    read: Any = folder.json(relative)
+    if not isinstance(read, dict) or not all(
+            key in video_ids and isinstance(value, dict) and all(
+                isinstance(kind, str) and isinstance(text, str) and len(text) <= MAX_READ
+                for kind, text in value.items()) for key, value in read.items()):
+        raise folder.damaged(relative, "must map indexed video ids to objects of texts of at "
+                             f"most {MAX_READ} characters")
+    return read

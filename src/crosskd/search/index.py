@@ -193,7 +193,7 @@ class Index:
         if self.querybank is not None:
             normalised = float(np.exp(log_scores(self.querybank, np.array(score), position)))
         return Hit(video_id, score, contributions, tuple(self.captions.texts.get(video_id, ())),
-                   normalised)
+                   normalised, self.captions.read.get(video_id))
 
     def contributions(self, query: Query, position: int) -> dict[str, float]:
         """Each expert's share w_e a_e <t_e, v_e> / sum_f w_f a_f of one video's score."""

@@ -31,14 +31,19 @@ class Hit:
     captions: tuple[str, ...] = ()
     #: QB-Norm's exp(beta score) / Z_v, for an index with a query bank
     normalised: float | None = None
+    #: what the video's experts read or heard, kind -> text (own-video datasets that have it)
+    read: dict[str, str] | None = None
 
     def as_json(self, key: str = "video_id") -> dict:
         """The JSON object of `crosskd search --json` and of `/search` (with
-        `normalised_score` only from an index with a query bank)."""
+        `normalised_score` only from an index with a query bank, `read` only for a video
+        whose experts read or heard text)."""
         found = {key: self.item_id, "score": self.score, "contributions": self.contributions,
                  "captions": list(self.captions)}
         if self.normalised is not None:
             found["normalised_score"] = self.normalised
+        if self.read:
+            found["read"] = dict(self.read)
         return found
 
 

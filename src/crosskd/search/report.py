@@ -1,9 +1,10 @@
 """A self-contained HTML page about a model's test split: where each query's video ranks.
 
 For every caption of an index: the rank of its own video under the model's score, its top
-retrieved videos with their captions; the worst queries; the recall-at-K curve; the mean
-mixture weight of each expert. Every text is escaped; the page's style is the search page's
-own stylesheet, inlined, so the file opens anywhere without a server.
+retrieved videos with their captions and the text their experts read or heard (OCR, speech);
+the worst queries; the recall-at-K curve; the mean mixture weight of each expert. Every text
+is escaped; the page's style is the search page's own stylesheet, inlined, so the file opens
+anywhere without a server.
 """
 
 from __future__ import annotations
@@ -110,14 +111,25 @@ def _bars(values: dict[str, float]) -> str:
     return f'<div class="bars">{rows}</div>'
 
 
+def _read_list(read: dict[str, str]) -> str:
+    """What a video's experts read or heard (kind -> text), escaped; nothing when none."""
+    items = "".join(f"<dt>{_e(kind)}</dt><dd>{_e(text)}</dd>" for kind, text in read.items())
+    return f'<dl class="read">{items}</dl>' if items else ""
+
+
+def _top_video(index: Index, position: int, score: float, own: bool) -> str:
+    """One retrieved video of a query card: id, score, first caption, read or heard text."""
+    video_id = index.video_ids[position]
+    return (f'<li{" class=own" if own else ""}>{_e(video_id)} ({score:.3f}): '
+            f'{_e((index.captions.texts.get(video_id) or [""])[0])}'
+            f'{_read_list(index.captions.read.get(video_id, {}))}</li>')
+
+
 def _query_card(index: Index, facts: dict[str, Any], n: int) -> str:
     owner = int(index.captions.owner[n])
     rank = int(facts["ranks"][n])
-    items = "".join(
-        f'<li{" class=own" if int(v) == owner else ""}>{_e(index.video_ids[int(v)])} '
-        f'({score:.3f}): '
-        f'{_e((index.captions.texts.get(index.video_ids[int(v)]) or [""])[0])}</li>'
-        for v, score in zip(facts["top"][n], facts["top_scores"][n]))
+    items = "".join(_top_video(index, int(v), float(score), int(v) == owner)
+                    for v, score in zip(facts["top"][n], facts["top_scores"][n]))
     return (f'<article class="card"><h2><span>{_e(_caption_text(index, n))}</span>'
             f'<span class="score">rank {rank}</span></h2><p>video '
             f'{_e(index.video_ids[owner])}</p><ol class="captions">{items}</ol></article>')

@@ -223,9 +223,11 @@ def create_app(index: Index, allowed_hosts: Sequence[str] = LOOPBACK_HOSTS) -> F
             path, media_type = found
             return FileResponse(path, media_type=media_type.mime)
         position = index.positions[video_id]
-        return {"video_id": video_id, "captions": index.captions.texts.get(video_id, []),
-                "experts": {m: bool(a) for m, a in
-                            zip(index.modalities, index.availability[position])},
-                "media": media.kinds(video_id)}
+        described = {"video_id": video_id, "captions": index.captions.texts.get(video_id, []),
+                     "experts": {m: bool(a) for m, a in
+                                 zip(index.modalities, index.availability[position])},
+                     "media": media.kinds(video_id)}
+        read = index.captions.read.get(video_id)
+        return {**described, "read": read} if read else described
 
     return app

@@ -1,4 +1,5 @@
-// crosskd search page: every caption and id is inserted with textContent, never as HTML.
+// crosskd search page: every caption, id and read or heard text is inserted with
+// textContent, never as HTML.
 "use strict";
 
 const byId = (id) => document.getElementById(id);
@@ -28,6 +29,16 @@ function contributionBars(contributions, scale) {
   return bars;
 }
 
+// What the video's experts read or heard (kind -> text: ocr, speech), as a definition list.
+function readTexts(read) {
+  const list = element("dl", "read");
+  for (const [kind, text] of Object.entries(read)) {
+    list.append(element("dt", "", kind));
+    list.append(element("dd", "", text));
+  }
+  return list;
+}
+
 function still(hit) {
   if (hit.media.includes("thumbnail")) {
     const image = element("img");
@@ -55,6 +66,7 @@ function card(hit, rank, scale) {
   const captions = element("ul", "captions");
   for (const caption of hit.captions.slice(0, 3)) captions.append(element("li", "", caption));
   node.append(captions);
+  if (hit.read) node.append(readTexts(hit.read));
   node.append(contributionBars(hit.contributions, scale));
   if (hit.media.includes("video")) {
     node.addEventListener("click", () => {
