@@ -65,3 +65,5 @@ def test_search_finds_a_video_by_the_words_written_in_it(tmp_path, capsys):
         assert answer["results"][0]["video_id"] == expected, answer["results"]
         shares = answer["results"][0]["contributions"]  # the words, not the colours, found it
         assert shares["ocr"] > shares["appearance.demo-colour.0"], shares
+        # and the hit shows what was read
+        assert answer["results"][0]["read"]["ocr"] == record["videos"][expected]["texts"]["ocr"]

@@ -45,6 +45,6 @@ def sized(value: int, key: str) -> int:
     if value < 1:
         raise ConfigError(f"config key {key} must be an integer > 0, got {value}")
     if value > MAX_SIZE:
-        raise ConfigError(f"config key {key} must be an integer from 1 to {MAX_SIZE}, "
-                          f"got {value}")
+        raise ConfigError(f"config key {key}: {value} is out of range; use an integer from "
+                          f"1 to {MAX_SIZE}")
     return value
