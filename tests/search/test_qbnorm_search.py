@@ -11,6 +11,7 @@ import pytest
 import torch
 from hypothesis import given, settings, strategies as st
 
+from cli_runs import refused_index, search_json
 from crosskd.cli import main
 from crosskd.config import as_experiment
 from crosskd.data.retrieval import RetrievalData
@@ -192,11 +193,6 @@ def test_approximate_backends_agree_with_exact_qbnorm(tmp_path, backend, options
     assert sum(normalised) >= 10 and np.mean(found) >= 0.9
 
 
-def search_json(capsys, *args) -> dict:
-    assert main(["search", *map(str, args), "--json"]) == 0
-    return json.loads(capsys.readouterr().out)
-
-
 def test_the_cli_ranks_with_qbnorm_unless_told_not_to(tiny_collection, tiny_qbnorm_index, capsys):
     _, _, _, plain = tiny_collection
     root, _ = tiny_qbnorm_index
@@ -240,16 +236,7 @@ def test_index_qbnorm_flags(tmp_path, tiny_collection, tiny_qbnorm_index, capsys
      "argument --qbnorm-bank/--qbnorm_bank: missing.csv: no such file"),
 ])
 def test_bad_qbnorm_flags_end_in_one_line(tmp_path, tiny_collection, capsys, args, message):
-    folder, _, checkpoint, _ = tiny_collection
-    command = ["index", "--checkpoint", str(checkpoint), "--config", str(folder / "config.json"),
-               "--out", str(tmp_path / "index"), *args]
-    try:
-        status = main(command)
-    except SystemExit as exit_:
-        status = exit_.code
-    assert status == 2
-    err = capsys.readouterr().err.strip()
-    assert message in err.splitlines()[-1]  # argparse's usage lines come before it
+    assert message in refused_index(capsys, tiny_collection, tmp_path / "index", *args)
     assert not (tmp_path / "index").exists()
 
 

@@ -7,12 +7,8 @@ import json
 import numpy as np
 import pytest
 
+from cli_runs import refused_index, search_json
 from crosskd.cli import main
-
-
-def search_json(capsys, *args) -> dict:
-    assert main(["search", *map(str, args), "--json"]) == 0
-    return json.loads(capsys.readouterr().out)
 
 
 def test_index_then_search_by_caption_features_and_video(tmp_path, tiny_collection, capsys):
@@ -113,12 +109,4 @@ def test_approximate_options_reach_the_backend(tmp_path, tiny_collection, capsys
      "argument --nprobe: 0 is out of range; use a whole number of at least 1"),
 ])
 def test_approximate_options_are_checked(tmp_path, tiny_collection, capsys, args, message):
-    folder, _, checkpoint, _ = tiny_collection
-    command = ["index", "--checkpoint", str(checkpoint), "--config", str(folder / "config.json"),
-               "--out", str(tmp_path / "index"), *args]
-    try:
-        status = main(command)
-    except SystemExit as exit_:
-        status = exit_.code
-    assert status == 2
-    assert message in capsys.readouterr().err
+    assert message in refused_index(capsys, tiny_collection, tmp_path / "index", *args)

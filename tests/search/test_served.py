@@ -37,6 +37,18 @@ def server(tiny_collection, tmp_path_factory):
         yield url
 
 
+@pytest.fixture
+def sync_api():
+    """playwright's sync API, skipping (with how to get it) where it or Chromium is missing."""
+    api = pytest.importorskip("playwright.sync_api",
+                              reason="the page test drives Chromium with playwright "
+                              "(pip install 'crosskd[test]')")
+    if not os.access(CHROMIUM, os.X_OK):
+        pytest.skip(f"the page test needs Debian's Chromium at {CHROMIUM} "
+                    "(apt-get install chromium)")
+    return api
+
+
 def test_concurrent_clients_all_get_the_same_answers(server):
     queries = [f"video{v}:0" for v in (34, 46, 4, 43)]
     expected = {q: httpx.get(f"{server}/search", params={"caption": q, "k": 10}).json()
@@ -58,13 +70,7 @@ def test_concurrent_clients_all_get_the_same_answers(server):
     assert httpx.get(f"{server}/healthz").json()["status"] == "ok"
 
 
-def test_the_page_shows_result_cards_and_captions_as_text(server):
-    sync_api = pytest.importorskip("playwright.sync_api",
-                                   reason="the page test drives Chromium with playwright "
-                                   "(pip install 'crosskd[test]')")
-    if not os.access(CHROMIUM, os.X_OK):
-        pytest.skip(f"the page test needs Debian's Chromium at {CHROMIUM} "
-                    "(apt-get install chromium)")
+def test_the_page_shows_result_cards_and_captions_as_text(server, sync_api):
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
@@ -93,15 +99,9 @@ def test_the_page_shows_result_cards_and_captions_as_text(server):
             browser.close()
 
 
-def test_the_page_ranks_with_qbnorm_and_turns_it_off(tiny_qbnorm_index):
+def test_the_page_ranks_with_qbnorm_and_turns_it_off(tiny_qbnorm_index, sync_api):
     """An index with a bank: the page offers QB-Norm (on), shows each card's normalised
     score, and unticked asks for the raw ranking, as /search?qbnorm=0 answers it."""
-    sync_api = pytest.importorskip("playwright.sync_api",
-                                   reason="the page test drives Chromium with playwright "
-                                   "(pip install 'crosskd[test]')")
-    if not os.access(CHROMIUM, os.X_OK):
-        pytest.skip(f"the page test needs Debian's Chromium at {CHROMIUM} "
-                    "(apt-get install chromium)")
     query = "video46:0"
     with running_server(tiny_qbnorm_index[0]) as url, sync_api.sync_playwright() as playwright:
         answers = {flag: httpx.get(f"{url}/search",
@@ -131,15 +131,9 @@ def test_the_page_ranks_with_qbnorm_and_turns_it_off(tiny_qbnorm_index):
             browser.close()
 
 
-def test_the_page_shows_what_videos_read_or_heard_as_text(tiny_read_index):
+def test_the_page_shows_what_videos_read_or_heard_as_text(tiny_read_index, sync_api):
     """Each card lists its video's read or heard text (ocr, speech) as text: markup in it
     is shown, never run."""
-    sync_api = pytest.importorskip("playwright.sync_api",
-                                   reason="the page test drives Chromium with playwright "
-                                   "(pip install 'crosskd[test]')")
-    if not os.access(CHROMIUM, os.X_OK):
-        pytest.skip(f"the page test needs Debian's Chromium at {CHROMIUM} "
-                    "(apt-get install chromium)")
     root, recorded = tiny_read_index
     with running_server(root) as url, sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
