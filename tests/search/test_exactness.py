@@ -49,19 +49,27 @@ def collections(draw):
     return dims, videos, seed, patterns, k
 
 
+def random_videos(dims, videos: int, seed: int, patterns) -> tuple[np.random.Generator,
+                                                                    np.ndarray, np.ndarray]:
+    """A seeded generator, `[videos, experts, max(dims)]` embeddings zero-padded past each
+    expert's width (as the model pads narrower experts) and an availability pattern per video."""
+    rng = np.random.default_rng(seed)
+    embeddings = rng.standard_normal((videos, len(dims), max(dims))).astype(np.float32)
+    for e, d in enumerate(dims):
+        embeddings[:, e, d:] = 0
+    availability = np.array([patterns[i] for i in rng.integers(0, len(patterns), videos)],
+                            np.float32)
+    return rng, embeddings, availability
+
+
 @settings(max_examples=60, deadline=None)
 @given(collections(), st.booleans())
 def test_exact_search_equals_scoring_every_video(case, use_faiss):
     dims, videos, seed, patterns, k = case
     if use_faiss and faiss_module() is None:
         pytest.skip("faiss is not installed (pip install 'crosskd[search]')")
-    rng = np.random.default_rng(seed)
+    rng, embeddings, availability = random_videos(dims, videos, seed, patterns)
     experts, width = len(dims), max(dims)
-    embeddings = rng.standard_normal((videos, experts, width)).astype(np.float32)
-    for e, d in enumerate(dims):
-        embeddings[:, e, d:] = 0  # the model zero-pads narrower experts
-    availability = np.array([patterns[i] for i in rng.integers(0, len(patterns), videos)],
-                            np.float32)
     text = rng.standard_normal((experts, width)).astype(np.float32)
     weights = rng.dirichlet(np.ones(experts)).astype(np.float32)
     ids = [f"v{i}" for i in range(videos)]

@@ -25,7 +25,7 @@ from crosskd.search.bank import BankChoice
 from crosskd.search.build import index_from_model
 from crosskd.train.querybank import scores_and_querybank
 
-from test_exactness import TOLERANCE, collections
+from test_exactness import TOLERANCE, collections, random_videos
 
 
 def model_scores(texts: np.ndarray, weights: np.ndarray, embeddings: np.ndarray,
@@ -78,14 +78,9 @@ def test_exact_search_ranks_as_evaluations_qbnorm(case, use_faiss):
     (dims, videos, seed, patterns, k), bank_size, beta = case
     if use_faiss and faiss_module() is None:
         pytest.skip("faiss is not installed (pip install 'crosskd[search]')")
-    rng = np.random.default_rng(seed)
+    rng, embeddings, availability = random_videos(dims, videos, seed, patterns)
     experts, width = len(dims), max(dims)
-    embeddings = rng.standard_normal((videos, experts, width)).astype(np.float32)
-    for e, d in enumerate(dims):
-        embeddings[:, e, d:] = 0
     embeddings /= np.linalg.norm(embeddings, axis=2, keepdims=True)  # as the model's: unit
-    availability = np.array([patterns[i] for i in rng.integers(0, len(patterns), videos)],
-                            np.float32)
     texts = rng.standard_normal((bank_size + 8, experts, width)).astype(np.float32)
     texts /= np.linalg.norm(texts, axis=2, keepdims=True)
     weights = rng.dirichlet(np.ones(experts), bank_size + 8).astype(np.float32)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -49,6 +50,27 @@ def sync_api():
     return api
 
 
+@pytest.fixture
+def open_page(sync_api):
+    """`with open_page(url) as (page, errors)`: the page at `url` in headless Chromium, and
+    the script errors it raised."""
+
+    @contextlib.contextmanager
+    def opened(url: str):
+        with sync_api.sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            try:
+                page = browser.new_page()
+                errors: list[str] = []
+                page.on("pageerror", lambda error: errors.append(str(error)))
+                page.goto(url + "/")
+                yield page, errors
+            finally:
+                browser.close()
+
+    return opened
+
+
 def test_concurrent_clients_all_get_the_same_answers(server):
     queries = [f"video{v}:0" for v in (34, 46, 4, 43)]
     expected = {q: httpx.get(f"{server}/search", params={"caption": q, "k": 10}).json()
@@ -70,49 +92,36 @@ def test_concurrent_clients_all_get_the_same_answers(server):
     assert httpx.get(f"{server}/healthz").json()["status"] == "ok"
 
 
-def test_the_page_shows_result_cards_and_captions_as_text(server, sync_api):
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page()
-            errors = []
-            page.on("pageerror", lambda error: errors.append(str(error)))
-            page.goto(server + "/")
-            expect = sync_api.expect  # waits without evaluating strings (the page's CSP)
-            expect(page.locator("#summary")).to_contain_text("18 videos")
-            assert page.input_value("#mode") == "caption"  # no free text for this dataset
-            page.fill("#query", "video34:0")
-            page.press("#query", "Enter")
-            page.wait_for_selector(".card")
-            cards = page.locator(".card")
-            assert cards.count() == 12
-            own = page.locator('.card[data-video-id="video34"]')
-            assert HOSTILE in own.locator(".captions li").first.text_content()
-            assert page.evaluate("window.__xss") is None
-            assert page.locator("#results script, #results img").count() == 0
-            assert own.locator(".bar-row").count() == 7  # one bar per expert
-            page.fill("#query", "nope:0")
-            page.press("#query", "Enter")
-            expect(page.locator("#message")).to_contain_text("no video 'nope'")
-            assert errors == []
-        finally:
-            browser.close()
+def test_the_page_shows_result_cards_and_captions_as_text(server, sync_api, open_page):
+    with open_page(server) as (page, errors):
+        expect = sync_api.expect  # waits without evaluating strings (the page's CSP)
+        expect(page.locator("#summary")).to_contain_text("18 videos")
+        assert page.input_value("#mode") == "caption"  # no free text for this dataset
+        page.fill("#query", "video34:0")
+        page.press("#query", "Enter")
+        page.wait_for_selector(".card")
+        cards = page.locator(".card")
+        assert cards.count() == 12
+        own = page.locator('.card[data-video-id="video34"]')
+        assert HOSTILE in own.locator(".captions li").first.text_content()
+        assert page.evaluate("window.__xss") is None
+        assert page.locator("#results script, #results img").count() == 0
+        assert own.locator(".bar-row").count() == 7  # one bar per expert
+        page.fill("#query", "nope:0")
+        page.press("#query", "Enter")
+        expect(page.locator("#message")).to_contain_text("no video 'nope'")
+        assert errors == []
 
 
-def test_the_page_ranks_with_qbnorm_and_turns_it_off(tiny_qbnorm_index, sync_api):
+def test_the_page_ranks_with_qbnorm_and_turns_it_off(tiny_qbnorm_index, sync_api, open_page):
     """An index with a bank: the page offers QB-Norm (on), shows each card's normalised
     score, and unticked asks for the raw ranking, as /search?qbnorm=0 answers it."""
     query = "video46:0"
-    with running_server(tiny_qbnorm_index[0]) as url, sync_api.sync_playwright() as playwright:
+    with running_server(tiny_qbnorm_index[0]) as url:
         answers = {flag: httpx.get(f"{url}/search",
                                    params={"caption": query, "k": 12, "qbnorm": flag}).json()
                    for flag in ("0", "1")}
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page()
-            errors = []
-            page.on("pageerror", lambda error: errors.append(str(error)))
-            page.goto(url + "/")
+        with open_page(url) as (page, errors):
             expect = sync_api.expect
             expect(page.locator("#summary")).to_contain_text("QB-Norm (beta 20, bank of 106)")
             assert page.is_visible("#qbnorm") and page.is_checked("#qbnorm")
@@ -127,34 +136,25 @@ def test_the_page_ranks_with_qbnorm_and_turns_it_off(tiny_qbnorm_index, sync_api
                 assert shown == [hit["video_id"] for hit in answers[flag]["results"]]
                 assert page.locator(".card .normalised").count() == 12
             assert errors == []
-        finally:
-            browser.close()
 
 
-def test_the_page_shows_what_videos_read_or_heard_as_text(tiny_read_index, sync_api):
+def test_the_page_shows_what_videos_read_or_heard_as_text(tiny_read_index, sync_api,
+                                                          open_page):
     """Each card lists its video's read or heard text (ocr, speech) as text: markup in it
     is shown, never run."""
     root, recorded = tiny_read_index
-    with running_server(root) as url, sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page()
-            errors = []
-            page.on("pageerror", lambda error: errors.append(str(error)))
-            page.goto(url + "/")
-            sync_api.expect(page.locator("#summary")).to_contain_text("18 videos")
-            page.fill("#k", "18")
-            page.fill("#query", "video34:0")
-            page.press("#query", "Enter")
-            page.wait_for_selector(".card")
-            own = page.locator('.card[data-video-id="video34"] .read')
-            assert own.locator("dt").all_text_contents() == ["ocr", "speech"]
-            assert own.locator("dd").all_text_contents() == list(recorded["video34"].values())
-            assert page.locator('.card[data-video-id="video46"] .read dd').text_content() == \
-                "BREAKING NEWS"
-            assert page.locator(".card .read").count() == 3  # only videos with read text
-            assert page.evaluate("window.__xss") is None
-            assert page.locator("#results img, #results script").count() == 0
-            assert errors == []
-        finally:
-            browser.close()
+    with running_server(root) as url, open_page(url) as (page, errors):
+        sync_api.expect(page.locator("#summary")).to_contain_text("18 videos")
+        page.fill("#k", "18")
+        page.fill("#query", "video34:0")
+        page.press("#query", "Enter")
+        page.wait_for_selector(".card")
+        own = page.locator('.card[data-video-id="video34"] .read')
+        assert own.locator("dt").all_text_contents() == ["ocr", "speech"]
+        assert own.locator("dd").all_text_contents() == list(recorded["video34"].values())
+        assert page.locator('.card[data-video-id="video46"] .read dd').text_content() == \
+            "BREAKING NEWS"
+        assert page.locator(".card .read").count() == 3  # only videos with read text
+        assert page.evaluate("window.__xss") is None
+        assert page.locator("#results img, #results script").count() == 0
+        assert errors == []
