@@ -187,9 +187,9 @@ def main() -> None:
         if kind == "exact":
             index, built = stored, 0.0
         else:
+            own = {"ivf": {"nprobe": args.nprobe}, "hnsw": {"ef_search": args.ef_search}}[kind]
             index, built = with_backend(stored, kind, candidates=args.candidates,
-                                        project_to=args.project_to, nprobe=args.nprobe,
-                                        ef_search=args.ef_search)
+                                        project_to=args.project_to, **own)
         row = {"build_s": built, "bytes": index_bytes(index)}
         row.update(measure(index, queries, truth, args.clients))
         row["peak_rss_gib"] = peak_rss_gib()

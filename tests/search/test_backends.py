@@ -33,7 +33,7 @@ def test_approximate_backends_find_the_exact_top_10(tmp_path, backend, options):
                                         backend=backend, approximate_from=500, **options)
     approximate.save(tmp_path / "index")
     reopened = Index.load(tmp_path / "index")
-    assert reopened.groups[0].backend.kind == backend
+    assert reopened.groups[0].backend.name == backend
     rng = np.random.default_rng(1)
     found = []
     for q in range(20):

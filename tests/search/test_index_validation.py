@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from crosskd.errors import UserError
 from crosskd.qbnorm import MAX_BETA
-from crosskd.search import backends
+from crosskd.search.backends import exact as exact_backend
 from crosskd.search.answers import answer, query_of
 from crosskd.search.captions import MAX_READ, CaptionStore
 from crosskd.search.index import Index
@@ -304,7 +304,7 @@ def test_any_json_in_the_read_file_opens_or_is_refused(pristine_read, tmp_path_f
 def test_a_search_over_read_only_maps_warns_nothing(tiny_collection, monkeypatch):
     """torch.from_numpy warns about every non-writable array; the torch scan (used without
     faiss, and for float16 / int8) must wrap the mapped vectors without that warning."""
-    monkeypatch.setattr(backends, "faiss_module", lambda: None)
+    monkeypatch.setattr(exact_backend, "faiss_module", lambda: None)
     _, _, _, root = tiny_collection
     with warnings.catch_warnings():
         warnings.simplefilter("error")

@@ -104,9 +104,26 @@ def test_approximate_options_reach_the_backend(tmp_path, tiny_collection, capsys
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--nprobe", "4"], "--nprobe only apply to --backend ivf or hnsw"),
+    (["--nprobe", "4"], "--nprobe only applies to --backend ivf"),
+    (["--backend", "hnsw", "--nprobe", "4"], "--nprobe only applies to --backend ivf"),
+    (["--project-to", "8", "--ef-search", "9"], "--project-to only applies to --backend ivf "
+     "or hnsw; --ef-search only applies to --backend hnsw"),
     (["--backend", "ivf", "--nprobe", "0"],
      "argument --nprobe: 0 is out of range; use a whole number of at least 1"),
+    (["--backend", "hnsw", "--ef-search", "1048577"],
+     "argument --ef-search/--ef_search: 1048577 is out of range; use a whole number from 1 "
+     "to 1048576"),
 ])
 def test_approximate_options_are_checked(tmp_path, tiny_collection, capsys, args, message):
     assert message in refused_index(capsys, tiny_collection, tmp_path / "index", *args)
+
+
+def test_candidates_are_bounded(tiny_collection, capsys):
+    """faiss allocates `candidates` entries per query: a huge count is refused by argparse,
+    not a MemoryError from inside faiss."""
+    with pytest.raises(SystemExit) as exit_:
+        main(["search", str(tiny_collection[3]), "--caption", "video34:0",
+              "--candidates", "10000000000"])
+    assert exit_.value.code == 2
+    assert "argument --candidates: 10000000000 is out of range; use a whole number from 1 to " \
+        "1048576" in capsys.readouterr().err

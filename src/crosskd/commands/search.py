@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from crosskd.commands.options import positive_int, whole_number
+from crosskd.commands.backend_flags import add_search_flags, given_search_options
+from crosskd.commands.options import whole_number
 from crosskd.errors import UserError
 from crosskd.search.answers import answer, caption_answer, query_of
 from crosskd.search.index import Index
@@ -36,8 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="query with caption features [tokens, text_dim] (default: none)")
     parser.add_argument("--video", metavar="VIDEO_ID",
                         help="video -> text: rank the indexed captions for this video (default: none)")
-    parser.add_argument("--candidates", type=positive_int, default=200,
-                        help="candidates an approximate index proposes for the exact re-rank")
+    add_search_flags(parser)
     parser.add_argument("--exact", action="store_true",
                         help="search exactly even if the index was built approximate")
     parser.add_argument("--no-qbnorm", "--no_qbnorm", dest="qbnorm", action="store_false",
@@ -115,7 +115,7 @@ def _print_json(result: dict) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Answer one query and print it (as a table, or JSON with --json)."""
-    index = Index.load(args.index, exact=args.exact, candidates=args.candidates)
+    index = Index.load(args.index, exact=args.exact, **given_search_options(args))
     if args.video is not None:
         if args.text or args.caption or args.features:
             raise UserError("--video ranks captions for a video; give no other query with it")

@@ -17,8 +17,9 @@ import logging
 import re
 import webbrowser
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
+from crosskd.commands.backend_flags import add_search_flags, given_search_options
 from crosskd.commands.options import whole_number
 from crosskd.errors import UserError
 from crosskd.untrusted import terminal_safe
@@ -37,6 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("serve", help="serve an index's search page and HTTP API",
                                    description=__doc__)
     add_serve_options(parser)
+    add_search_flags(parser)
     parser.add_argument("index", type=Path, help="index folder (crosskd index --out)")
     parser.set_defaults(func=run)
 
@@ -93,8 +95,10 @@ def page_url(host: str, port: int) -> str:
 
 
 def serve(index_path: Path, host: str, port: int, open_page: bool = False,
-          allow_hosts: Sequence[str] = ()) -> None:
-    """Load the index and serve it until interrupted."""
+          allow_hosts: Sequence[str] = (), search_options: Mapping[str, int] | None = None
+          ) -> None:
+    """Load the index (its backend set by `search_options`) and serve it until
+    interrupted."""
     if importlib.util.find_spec("fastapi") is None or importlib.util.find_spec("uvicorn") is None:
         raise UserError("crosskd serve needs fastapi and uvicorn: pip install 'crosskd[search]'")
     import uvicorn
@@ -102,7 +106,7 @@ def serve(index_path: Path, host: str, port: int, open_page: bool = False,
     from crosskd.search.index import Index
     from crosskd.search.server import create_app
     hosts = allowed_hosts(host, allow_hosts)
-    app = create_app(Index.load(index_path), hosts)
+    app = create_app(Index.load(index_path, **(search_options or {})), hosts)
     url = page_url(host, port)
     print(f"serving {index_path} on {url} for Host {', '.join(hosts)} (--allow-host NAME "
           "for more; Ctrl-C stops)", flush=True)
@@ -113,5 +117,6 @@ def serve(index_path: Path, host: str, port: int, open_page: bool = False,
 
 def run(args: argparse.Namespace) -> int:
     """Serve until Ctrl-C."""
-    serve(args.index, args.host, args.port, args.open, args.allow_hosts)
+    serve(args.index, args.host, args.port, args.open, args.allow_hosts,
+          given_search_options(args))
     return 0

@@ -54,8 +54,10 @@ def build_groups(availability: np.ndarray, dims: tuple[int, ...],
 
 
 def load_groups(folder: IndexFolder, manifest: Manifest, availability: np.ndarray,
-                backend: str, candidates: int, querybank: QueryBank | None) -> list[Group]:
-    """The groups the manifest lists, each file checked; every video in exactly one."""
+                backend: str, search_options: dict[str, Any], querybank: QueryBank | None
+                ) -> list[Group]:
+    """The groups the manifest lists, each file checked, searched by `backend` with
+    `search_options`; every video in exactly one."""
     groups = []
     for i, (row, count) in enumerate(manifest.patterns):
         stem = f"groups/g{i}"
@@ -68,8 +70,8 @@ def load_groups(folder: IndexFolder, manifest: Manifest, availability: np.ndarra
         slices = ExpertSlices.of(pattern.experts, manifest.dims)
         vectors = StoredVectors.load(folder, stem, slices, count, manifest.dtype)
         groups.append(Group(pattern, slices, vectors,
-                            load_backend(backend, folder, stem, vectors, candidates,
-                                         _column(querybank, members))))
+                            load_backend(backend, folder, stem, vectors,
+                                         _column(querybank, members), **search_options)))
     if (np.bincount(np.concatenate([g.pattern.members for g in groups]),
                     minlength=len(manifest.video_ids)) != 1).any():
         raise folder.damaged("groups", "the patterns' member lists do not hold each video "

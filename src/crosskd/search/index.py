@@ -21,11 +21,10 @@ import torch
 
 from crosskd.errors import UserError
 from crosskd.qbnorm import QueryBank
-from crosskd.search.backends import check_backend
+from crosskd.search.backends import EXACT, check_backend, usable_backend
 from crosskd.search.captions import CaptionStore
 from crosskd.search.index_files import (FORMAT, MANIFEST, VERSION, IndexFolder,
-                                        read_availability, read_manifest, read_text_side,
-                                        usable_backend)
+                                        read_availability, read_manifest, read_text_side)
 from crosskd.search.media import attach_media
 from crosskd.search.groups import Group, build_groups, load_groups
 from crosskd.search.normalisers import load_querybank, log_scores, save_querybank
@@ -47,7 +46,7 @@ class Index:
     availability: np.ndarray
     groups: list[Group]
     dtype: str = "float32"
-    backend: str = "exact"
+    backend: str = EXACT
     captions: CaptionStore = field(default_factory=CaptionStore.empty)
     text_side: TextSide | None = None
     info: dict[str, Any] = field(default_factory=dict)
@@ -73,7 +72,7 @@ class Index:
     def from_embeddings(cls, video_ids: Sequence[str], modalities: Sequence[str],
                         dims: Sequence[int], embeddings: np.ndarray | torch.Tensor,
                         availability: np.ndarray | torch.Tensor, dtype: str = "float32",
-                        backend: str = "exact", querybank: QueryBank | None = None,
+                        backend: str = EXACT, querybank: QueryBank | None = None,
                         **backend_options: Any) -> "Index":
         """An index of videos embedded by the model: `embeddings` `[V, E, D]` (the model's
         padded per-expert embeddings), `availability` `[V, E]`, QB-Norm's `querybank` over
@@ -87,7 +86,7 @@ class Index:
     def from_chunks(cls, video_ids: Sequence[str], modalities: Sequence[str],
                     dims: Sequence[int], availability: np.ndarray | torch.Tensor,
                     embed: Callable[[int, int], np.ndarray], chunk: int = 16384,
-                    dtype: str = "float32", backend: str = "exact",
+                    dtype: str = "float32", backend: str = EXACT,
                     querybank: QueryBank | None = None, **backend_options: Any) -> "Index":
         """The same, for collections larger than memory as float32: `embed(start, stop)`
         gives the `[stop - start, E, D]` embeddings of those videos, one chunk at a time."""
@@ -260,17 +259,18 @@ class Index:
         self.root = root
 
     @classmethod
-    def load(cls, root: str | Path, exact: bool = False, candidates: int = 200) -> "Index":
+    def load(cls, root: str | Path, exact: bool = False, **search_options: Any) -> "Index":
         """Open an index folder; `exact` searches every pattern exactly whatever it was built
-        with. The vectors are memory-mapped: only the rows a search reads are paged in. Every
-        file is checked against the manifest first (crosskd.search.index_files): a damaged
-        folder is a UserError naming the file."""
+        with, `search_options` set the options of its backend (crosskd.search.backends). The
+        vectors are memory-mapped: only the rows a search reads are paged in. Every file is
+        checked against the manifest first (crosskd.search.index_files): a damaged folder is
+        a UserError naming the file."""
         folder = IndexFolder(Path(root))
         manifest = read_manifest(folder)
-        backend = usable_backend("exact" if exact else manifest.backend)
+        backend = usable_backend(EXACT if exact else manifest.backend)
         availability = read_availability(folder, manifest)
         querybank = load_querybank(folder, manifest.qbnorm, len(manifest.video_ids))
-        groups = load_groups(folder, manifest, availability, backend, candidates, querybank)
+        groups = load_groups(folder, manifest, availability, backend, search_options, querybank)
         shape = (len(manifest.modalities), max(manifest.dims))
         captions = CaptionStore.load(folder, manifest.video_ids, *shape)
         return cls(manifest.video_ids, manifest.modalities, manifest.dims, availability,

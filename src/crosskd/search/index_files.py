@@ -10,7 +10,6 @@ the fix, never in an IndexError from deep inside a search.
 from __future__ import annotations
 
 import json
-import logging
 import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +19,7 @@ import numpy as np
 
 from crosskd.errors import UserError
 from crosskd.qbnorm import MAX_BETA
-from crosskd.search.backends import BACKENDS, faiss_module
+from crosskd.search.backends import BACKENDS
 from crosskd.search.storage import DTYPES
 from crosskd.search.text_side import SETTINGS, WEIGHTS, TextSide
 from crosskd.untrusted import contained, terminal_safe
@@ -31,8 +30,6 @@ MANIFEST = "manifest.json"
 REBUILD = "rebuild it with crosskd index"
 #: widest expert embedding accepted from a manifest
 MAX_DIM = 1 << 16
-
-log = logging.getLogger(__name__)
 
 
 class DamagedIndex(UserError):
@@ -143,7 +140,7 @@ def read_manifest(folder: IndexFolder) -> Manifest:
     dims = tuple(check.ints(raw, "dims", 1, MAX_DIM, length=len(modalities)))
     video_ids = check.strings(raw, "video_ids")
     return Manifest(modalities, dims, check.choice(raw, "dtype", DTYPES),
-                    check.choice(raw, "backend", BACKENDS), video_ids,
+                    check.choice(raw, "backend", tuple(BACKENDS)), video_ids,
                     check.patterns(raw, len(modalities), len(video_ids)),
                     check.mapping(raw, "info"), check.querybank(raw))
 
@@ -233,15 +230,6 @@ class _FieldCheck:
         if not isinstance(count, int) or isinstance(count, bool) or count < 1:
             raise self.fail(f"{key}.videos", "must be a whole number of at least 1")
         return tuple(float(a) for a in row), count
-
-
-def usable_backend(kind: str) -> str:
-    """`kind`, or exact (the same answers, slower) when it needs faiss and faiss is absent."""
-    if kind != "exact" and faiss_module() is None:
-        log.warning("the index was built with the %s backend, which needs faiss (pip install "
-                    "'crosskd[search]'); searching exactly instead", kind)
-        return "exact"
-    return kind
 
 
 def read_availability(folder: IndexFolder, manifest: Manifest) -> np.ndarray:
