@@ -39,7 +39,7 @@ GOLDEN = ("configs/msrvtt-mini-cecap.json", "checkpoints/msrvtt-mini-cecap_seed0
 #: and the full split (6,513 x 20 train captions, 2,990 test videos).
 SCALES = {"1k-A": (180_000, 1_000), "full": (130_260, 2_990)}
 FULL_TEST_QUERIES = 59_800
-BANK_CHUNK = 240  # the CPU's caption chunk (crosskd.train.scoring.DEFAULT_CAPTION_CHUNK)
+BANK_CHUNK = 240  # the CPU's caption chunk (crosskd.inference.DEFAULT_CAPTION_CHUNK)
 
 
 def best_time(fn: Callable[[], Any], repeat: int) -> tuple[Any, float]:

@@ -1,8 +1,10 @@
 """Layering that shows: each package imports only the layers below it.
 
 From the bottom: errors, tree, experts, datasets, ops -> models, data -> losses -> optim,
-checkpoint -> config (parses into the parts' types) -> download -> train -> search -> commands
--> cli; extract (own videos into datasets) sits above data and datasets, below the commands.
+checkpoint -> config (parses into the parts' types) -> download, inference (load a trained
+model, embed, score: the library the application calls) -> train -> search -> commands -> cli;
+search imports nothing of train; extract (own videos into datasets) sits above data and
+datasets, below the commands, apart from inference.
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ def _imports(package: str) -> set[str]:
     return found
 
 
-LIBRARY = ("crosskd.config", "crosskd.checkpoint", "crosskd.download", *APPLICATION)
+LIBRARY = ("crosskd.config", "crosskd.checkpoint", "crosskd.download", "crosskd.inference",
+           *APPLICATION)
 
 
 @pytest.mark.parametrize(("package", "forbidden"), [
@@ -41,12 +44,13 @@ LIBRARY = ("crosskd.config", "crosskd.checkpoint", "crosskd.download", *APPLICAT
     ("datasets", ("crosskd.data", "crosskd.models", *LIBRARY)),
     ("experts", ("crosskd.data", "crosskd.models", *LIBRARY)),
     ("optim", ("crosskd.models", "crosskd.data", *LIBRARY)),
-    ("checkpoint", ("crosskd.config", "crosskd.download", *APPLICATION)),
-    ("config", ("crosskd.checkpoint", "crosskd.download", *APPLICATION)),
-    ("download", APPLICATION),
+    ("checkpoint", ("crosskd.config", "crosskd.download", "crosskd.inference", *APPLICATION)),
+    ("config", ("crosskd.checkpoint", "crosskd.download", "crosskd.inference", *APPLICATION)),
+    ("download", ("crosskd.inference", *APPLICATION)),
+    ("inference", ("crosskd.download", "crosskd.extract", *APPLICATION)),
     ("train", ("crosskd.search", "crosskd.commands", "crosskd.cli")),
-    ("search", ("crosskd.commands", "crosskd.cli")),
-    ("extract", ("crosskd.checkpoint", "crosskd.download", *APPLICATION)),
+    ("search", ("crosskd.train", "crosskd.commands", "crosskd.cli")),
+    ("extract", ("crosskd.checkpoint", "crosskd.download", "crosskd.inference", *APPLICATION)),
 ])
 def test_layering(package, forbidden):
     bad = {module for module in _imports(package)

@@ -15,7 +15,7 @@ from crosskd.data.synth import SynthSpec, example_config, write_synthetic
 from crosskd.models import build_model
 from crosskd.search.bank import BankChoice
 from crosskd.search.build import index_from_model
-from crosskd.train.querybank import scores_and_querybank
+from crosskd.inference import scores_and_querybank
 
 TRAINER = {"optimizer": {"type": "RAdam", "args": {"lr": 0.01}},
            "loss": {"type": "MaxMarginRankingLoss", "args": {"margin": 0.1, "fix_norm": True}},

@@ -14,7 +14,7 @@ from crosskd.models.similarity import mixture_inner_products
 from crosskd.search import Index, Query
 from crosskd.search.backends import ExactBackend, faiss_module
 from crosskd.search.build import index_from_model
-from crosskd.train.scoring import score_split
+from crosskd.inference import score_split
 
 TOLERANCE = 1e-5
 

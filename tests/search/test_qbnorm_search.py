@@ -23,7 +23,7 @@ from crosskd.search import Index, Query
 from crosskd.search.backends import ExactBackend, faiss_module
 from crosskd.search.bank import BankChoice
 from crosskd.search.build import index_from_model
-from crosskd.train.querybank import scores_and_querybank
+from crosskd.inference import scores_and_querybank
 
 from test_exactness import TOLERANCE, collections, random_videos
 

@@ -15,8 +15,7 @@ from crosskd.data.retrieval import RetrievalData
 from crosskd.metrics import t2v_metrics
 from crosskd.search import Index
 from crosskd.search.report import summary
-from crosskd.train.evaluate import load_model
-from crosskd.train.scoring import score_split
+from crosskd.inference import load_model, score_split
 
 
 def test_report_ranks_give_the_test_metrics(tiny_collection):

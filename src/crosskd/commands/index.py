@@ -16,18 +16,19 @@ import json
 import logging
 from pathlib import Path
 
-from crosskd.commands.options import (default_cache_dir, existing_checkpoint, existing_file,
-                                      positive_int)
+from crosskd.commands.backend_flags import add_backend_flags, given_index_options
+from crosskd.commands.device_flag import DEVICE_VALUES
+from crosskd.commands.options import default_cache_dir, existing_checkpoint, existing_file
 from crosskd.commands.test import qbnorm_beta_flag
 from crosskd.config import apply_overrides, load_config
-from crosskd.errors import UserError
 from crosskd.checkpoint.reader import stored_config
 from crosskd.qbnorm import DEFAULT_BETA
-from crosskd.search.backends import BACKENDS, check_backend
+from crosskd.search.backends import check_backend
 from crosskd.search.bank import BankChoice
 from crosskd.search.build import build_index, with_split
 from crosskd.search.storage import DTYPES, check_dtype
 from crosskd.shipped import resolve_config
+from crosskd.train.device import resolve_device
 from crosskd.untrusted import terminal_safe
 
 log = logging.getLogger(__name__)
@@ -52,16 +53,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", type=Path, required=True, help="index folder to write (new)")
     parser.add_argument("--dtype", default="float32", choices=DTYPES,
                         help="how the video embeddings are stored")
-    parser.add_argument("--backend", default="exact", choices=BACKENDS,
-                        help="exact, or approximate (faiss IVF / HNSW) then exactly re-ranked")
-    approximate = parser.add_argument_group(
-        "approximate backends", "how ivf / hnsw propose candidates (refused with --backend exact)")
-    approximate.add_argument("--project-to", "--project_to", type=positive_int, metavar="DIM",
-                             help="reduce each pattern's vectors to DIM dimensions for the "
-                             "candidate search (default: full width)")
-    approximate.add_argument("--nprobe", type=positive_int, help="IVF lists searched (default: 32)")
-    approximate.add_argument("--ef-search", "--ef_search", type=positive_int,
-                             help="HNSW candidate-list size (default: 128)")
+    add_backend_flags(parser)
     qbnorm = parser.add_argument_group(
         "QB-Norm", "store each video's querybank normaliser, so that search ranks as "
         "test --qbnorm does (docs/SEARCH.md)")
@@ -76,6 +68,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "implies --qbnorm (default: the training split's captions)")
     parser.add_argument("--cache_dir", "--cache-dir", type=Path, default=default_cache_dir(),
                         help="packed-feature cache")
+    parser.add_argument("--device", default="cpu",
+                        help=f"where the videos and captions are embedded: {DEVICE_VALUES}")
     parser.set_defaults(func=run)
 
 
@@ -86,21 +80,11 @@ def bank_choice(args: argparse.Namespace) -> BankChoice | None:
     return None if beta is None else BankChoice(beta, args.qbnorm_bank)
 
 
-def approximate_options(args: argparse.Namespace) -> dict[str, int]:
-    """The approximate backends' options given on the command line (none with exact)."""
-    given = {name: getattr(args, name) for name in ("project_to", "nprobe", "ef_search")
-             if getattr(args, name) is not None}
-    if given and args.backend == "exact":
-        flags = ", ".join("--" + name.replace("_", "-") for name in given)
-        raise UserError(f"{flags} only apply to --backend ivf or hnsw")
-    return given
-
-
 def run(args: argparse.Namespace) -> int:
     """Build and write the index, then say what it holds."""
     check_dtype(args.dtype)
+    options = given_index_options(args)
     check_backend(args.backend)
-    options = approximate_options(args)
     qbnorm = bank_choice(args)
     config = load_config(args.config) if args.config else stored_config(args.checkpoint)
     if args.data is not None:
@@ -108,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
                                            json.dumps(str(args.data)))])
     config = with_split(config, args.split)
     index = build_index(config, args.checkpoint, args.dtype, args.backend, args.cache_dir,
-                        args.media_roots, qbnorm, **options)
+                        args.media_roots, qbnorm, resolve_device(args.device), **options)
     index.save(args.out)
     # names and ids come from the dataset's files: escaped for the terminal
     print(terminal_safe(f"indexed {len(index)} videos and {len(index.captions)} captions of "

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from crosskd.commands.device_flag import DEVICE_VALUES
 from crosskd.commands.options import default_cache_dir
 from crosskd.config import load_config
 from crosskd.diskwrites import write_text_atomically
@@ -33,6 +34,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--split", help="split to report on (default: the final test's split)")
     parser.add_argument("--cache_dir", "--cache-dir", type=Path, default=default_cache_dir(),
                         help="packed-feature cache")
+    parser.add_argument("--device", default="cpu", help="where a run's videos and captions "
+                        f"are embedded (not used with an index): {DEVICE_VALUES}")
     parser.set_defaults(func=run)
 
 
@@ -55,9 +58,10 @@ def _index(args: argparse.Namespace) -> Index:
                         "folder (or checkpoint) or an index: crosskd report RUN_FOLDER")
     _check_source(args.source)
     from crosskd.search.build import build_index, with_split
+    from crosskd.train.device import resolve_device
     config = load_config(args.config) if args.config else stored_config(args.source)
     return build_index(with_split(config, args.split), args.source,
-                       cache_dir=args.cache_dir)
+                       cache_dir=args.cache_dir, device=resolve_device(args.device))
 
 
 def run(args: argparse.Namespace) -> int:

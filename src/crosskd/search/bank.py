@@ -2,10 +2,10 @@
 folded into each video's QB-Norm normaliser and activation (crosskd.qbnorm).
 
 By default the bank is every caption of the dataset's training split, read and scored exactly
-as `test --qbnorm` reads and scores it (crosskd.train.querybank), so an index and evaluation
-normalise with the same numbers. A captions file (`--qbnorm-bank FILE`, any format `crosskd
-extract --captions` reads) is encoded by the dataset's recorded text encoder and embedded by
-the model's text side, as free-text queries are. Either way the bank x videos matrix is never
+as `test --qbnorm` reads and scores it (crosskd.inference.querybank), so an index and
+evaluation normalise with the same numbers. A captions file (`--qbnorm-bank FILE`, any format
+`crosskd extract --captions` reads) is encoded by the dataset's recorded text encoder and
+embedded by the model's text side, as free-text queries are. Either way the bank x videos matrix is never
 held: its rows are folded a chunk at a time.
 """
 
@@ -20,12 +20,12 @@ import torch
 
 from crosskd.data.retrieval import RetrievalData
 from crosskd.errors import UserError
+from crosskd.inference import DEFAULT_CAPTION_CHUNK, on_cpu, training_querybank
+from crosskd.models import CENet
 from crosskd.models.embeddings import VideoEmbedding
 from crosskd.models.similarity import cross_view_similarity
 from crosskd.qbnorm import DEFAULT_BETA, BankAccumulator, QueryBank
 from crosskd.search.text_side import TextSide
-from crosskd.train.querybank import bank_split, build_querybank
-from crosskd.train.scoring import DEFAULT_CAPTION_CHUNK
 
 log = logging.getLogger(__name__)
 
@@ -49,27 +49,19 @@ class BankChoice:
         return f"captions file {self.captions.name}"
 
 
-def querybank(choice: BankChoice, model: torch.nn.Module, data: RetrievalData,
-              text_side: TextSide, video: VideoEmbedding) -> QueryBank:
-    """The bank `choice` names, folded against the indexed videos `video`."""
+def querybank(choice: BankChoice, model: CENet, data: RetrievalData, text_side: TextSide,
+              video: VideoEmbedding, device: torch.device) -> QueryBank:
+    """The bank `choice` names, folded against the indexed videos `video` (embedded by
+    `model` on `device`)."""
     started = time.perf_counter()
     if choice.captions is None:
-        bank = training_bank(model, data, video, choice.beta)
+        bank = training_querybank(model, data, video, device, choice.beta)
     else:
-        bank = caption_file_bank(text_side, choice.captions, video, choice.beta)
+        bank = caption_file_bank(text_side, choice.captions, on_cpu(video), choice.beta)
     log.info("QB-Norm bank: %d captions against %d videos in %.1f s (beta %g, %d active "
              "videos)", bank.size, len(video), time.perf_counter() - started, bank.beta,
              int(bank.active.sum()))
     return bank
-
-
-def training_bank(model: torch.nn.Module, data: RetrievalData, video: VideoEmbedding,
-                  beta: float) -> QueryBank:
-    """Every training caption as a bank query, as evaluation's QB-Norm scores them."""
-    queries = bank_split(data.train)
-    with torch.inference_mode():
-        return build_querybank(model, queries, video, torch.device("cpu"), beta,
-                               DEFAULT_CAPTION_CHUNK)
 
 
 def caption_file_bank(text_side: TextSide, path: Path, video: VideoEmbedding, beta: float

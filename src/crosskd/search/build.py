@@ -1,7 +1,7 @@
 """`build_index`: embed a split's videos and captions with a trained model into an Index.
 
-Videos and captions are embedded exactly as evaluation embeds them (crosskd.train.evaluate),
-so a caption query reproduces the test split's similarity matrix row for row.
+Videos and captions are embedded exactly as evaluation embeds them (crosskd.inference), on
+any device, so a caption query reproduces the test split's similarity matrix row for row.
 """
 
 from __future__ import annotations
@@ -21,19 +21,20 @@ from crosskd.data.batches import EvalSplit
 from crosskd.data.pickles import load_small_pickle
 from crosskd.data.retrieval import RetrievalData
 from crosskd.errors import UserError
+from crosskd.extract.sources import video_source
+from crosskd.inference import (default_caption_chunk, embed_captions, embed_videos, load_model,
+                               on_cpu)
+from crosskd.models import CENet
 from crosskd.search.bank import BankChoice, querybank
 from crosskd.search.captions import MAX_READ, CaptionStore
 from crosskd.search.index import Index
 from crosskd.search.text_side import TextSide
-from crosskd.train.evaluate import load_model
-from crosskd.train.scoring import embed_videos, videos_per_chunk
 from crosskd.untrusted import UnsafePathError, contained, terminal_safe
 
 log = logging.getLogger(__name__)
 
 #: the own-video dataset's record of how it was made (crosskd extract), with its text encoder
 EXTRACTION_RECORD = "extraction.json"
-CAPTION_CHUNK = 240
 #: what a refused video source adds: a dataset made here records the user's own video paths
 OWN_VIDEOS = "; if these are your own videos, allow their folder with --media-root FOLDER"
 
@@ -47,20 +48,19 @@ def with_split(config: dict[str, Any], split: str | None) -> dict[str, Any]:
     return apply_overrides(config, [("data_loader.args.split_name", json.dumps(split))])
 
 
-def _caption_store(model: torch.nn.Module, split: EvalSplit) -> CaptionStore:
-    """Every caption slot of the split in use, embedded by the model (video-major)."""
+def _caption_store(model: CENet, split: EvalSplit, device: torch.device) -> CaptionStore:
+    """Every real caption of the split in use, embedded by the model on `device` (video-major)."""
     embeddings, weights, owner, slot = [], [], [], []
-    start = 0
+    real = split.query_masks.reshape(-1) > 0
     with torch.inference_mode():
-        for batch in split.batches(videos_per_chunk(split, CAPTION_CHUNK)):
-            text = model.embed_text(batch.text)
-            masks = batch.query_masks.numpy().reshape(-1) > 0
-            embeddings.append(text.embeddings.float().numpy()[masks])
-            weights.append(text.weights.float().numpy()[masks])
-            rows = np.arange(len(batch.video_ids) * split.slots)[masks]
-            owner.append(start + rows // split.slots)
-            slot.append(rows % split.slots)
-            start += len(batch.video_ids)
+        for start, text in embed_captions(model, split, device, default_caption_chunk(device)):
+            text = on_cpu(text)
+            rows = np.arange(start * split.slots, start * split.slots + len(text))
+            kept = real[rows]
+            embeddings.append(text.embeddings.numpy()[kept])
+            weights.append(text.weights.numpy()[kept])
+            owner.append(rows[kept] // split.slots)
+            slot.append(rows[kept] % split.slots)
     return CaptionStore(np.concatenate(embeddings), np.concatenate(weights),
                         np.concatenate(owner), np.concatenate(slot))
 
@@ -145,7 +145,8 @@ def media_sources(record: dict[str, Any], data_dir: Path, video_ids: list[str],
         if not isinstance(entry, dict):
             continue
         keyframe = entry.get("keyframe")
-        named = {"video": ("source", entry.get("source"), (data_dir, *media_roots), OWN_VIDEOS),
+        found = video_source(entry, data_dir, video_id)  # from where the dataset is now
+        named = {"video": ("source", found and str(found), (data_dir, *media_roots), OWN_VIDEOS),
                  "thumbnail": ("keyframe file", keyframe.get("file")
                                if isinstance(keyframe, dict) else None, (data_dir,), "")}
         files = {}
@@ -182,38 +183,41 @@ def _media_file(data_dir: Path, text: Any, roots: Sequence[Path], what: str, adv
 def build_index(config: ExperimentConfig | dict[str, Any], checkpoint: str | Path,
                 dtype: str = "float32", backend: str = "exact",
                 cache_dir: str | Path | None = None, media_roots: Sequence[Path] = (),
-                qbnorm: BankChoice | None = None, **backend_options: Any) -> Index:
-    """Embed the evaluation split of `config` with the checkpoint's model into an Index
-    (videos outside the dataset folder are shown only from `media_roots`; QB-Norm's bank
-    folded in when `qbnorm` says which)."""
+                qbnorm: BankChoice | None = None, device: torch.device | str = "cpu",
+                **backend_options: Any) -> Index:
+    """Embed the evaluation split of `config` with the checkpoint's model on `device` into an
+    Index (videos outside the dataset folder are shown only from `media_roots`; QB-Norm's
+    bank folded in when `qbnorm` says which)."""
     experiment = as_experiment(config)
-    model = load_model(experiment.model, checkpoint)
+    device = torch.device(device)
+    model = load_model(experiment.model, checkpoint, device)
     data = RetrievalData.load(experiment.data, cache_dir=cache_dir)
     index = index_from_model(model, experiment, data, dtype, backend, media_roots, qbnorm,
-                             **backend_options)
+                             device, **backend_options)
     index.info["checkpoint"] = str(checkpoint)
     return index
 
 
-def index_from_model(model: torch.nn.Module, experiment: ExperimentConfig, data: RetrievalData,
+def index_from_model(model: CENet, experiment: ExperimentConfig, data: RetrievalData,
                      dtype: str = "float32", backend: str = "exact",
                      media_roots: Sequence[Path] = (), qbnorm: BankChoice | None = None,
-                     **backend_options: Any) -> Index:
-    """The Index of `data`'s evaluation split embedded by `model` (of `experiment`), with
-    QB-Norm's bank folded against its videos when `qbnorm` says which."""
+                     device: torch.device = torch.device("cpu"), **backend_options: Any
+                     ) -> Index:
+    """The Index of `data`'s evaluation split embedded by `model` (of `experiment`, on
+    `device`), with QB-Norm's bank folded against its videos when `qbnorm` says which."""
     model.eval()
     split = data.eval
     record = extraction_record(experiment.data.data_dir)
     media = media_sources(record, experiment.data.data_dir, split.video_ids, media_roots)
-    video = embed_videos(model, split, torch.device("cpu"))
-    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    text_side = TextSide(experiment.raw, state, experiment.data.max_tokens["text"],
-                         record.get("text_encoder"))
-    bank = None if qbnorm is None else querybank(qbnorm, model, data, text_side, video)
+    video = embed_videos(model, split, device)
+    text_side = TextSide.of_model(model, experiment.raw, experiment.data.max_tokens["text"],
+                                  record.get("text_encoder"))
+    bank = None if qbnorm is None else querybank(qbnorm, model, data, text_side, video, device)
+    video = on_cpu(video)
     index = Index.from_embeddings(split.video_ids, video.modalities, video.dims,
                                   video.embeddings, video.availability, dtype, backend, bank,
                                   **backend_options)
-    index.captions = _caption_store(model, split)
+    index.captions = _caption_store(model, split, device)
     index.captions.texts = _caption_texts(data.root, experiment.data.dataset_name, split)
     index.captions.read = read_texts(record, split.video_ids)
     index.text_side = text_side

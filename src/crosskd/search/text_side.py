@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import warnings
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -14,12 +13,11 @@ import torch
 
 from crosskd.config import model_spec
 from crosskd.errors import UserError
-from crosskd.models import build_model
+from crosskd.models import CENet
+from crosskd.models.ce_net import build_caption_embedder
 from crosskd.models.embeddings import TextEmbedding
 from crosskd.search.query import Query
 
-#: state_dict prefixes of the modules `CENet.embed_text` uses
-TEXT_MODULES = ("text_pooling.", "ce.text_GU.", "ce.moe_fc.")
 WEIGHTS = "text_model.pt"
 SETTINGS = "text.json"
 #: longest free-text query accepted (characters)
@@ -31,22 +29,27 @@ NO_ENCODER = ("free-text queries need the dataset's text encoder, and this index
 
 
 class TextSide:
-    """Pooling, per-expert text units and mixture weights of a trained model."""
+    """A trained model's caption side (crosskd.models.ce_net.CaptionEmbedder), the caption
+    length it was trained with, and the dataset's text encoder for free text."""
 
     def __init__(self, config: Mapping[str, Any], state: Mapping[str, torch.Tensor],
                  max_tokens: int, encoder_record: Mapping[str, Any] | None = None) -> None:
+        """`state` is the caption side's state dict (the model's keys, loaded strictly)."""
         self.config = dict(config)
-        self.state = {k: v for k, v in state.items() if k.startswith(TEXT_MODULES)}
+        self.state = dict(state)
         self.max_tokens = int(max_tokens)
         self.encoder_record = dict(encoder_record) if encoder_record else None
-        with torch.device("meta"):
-            self.model = build_model(model_spec(self.config))
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*to a meta parameter.*")
-            self.model.load_state_dict(self.state, strict=False, assign=True)
-        self.model.eval()
-        self.text_dim = int(self.model.dims.text_dim)
+        self.embedder = build_caption_embedder(model_spec(self.config), self.state)
+        self.text_dim = int(self.embedder.text_dim)
         self._encoder = None
+
+    @classmethod
+    def of_model(cls, model: CENet, config: Mapping[str, Any], max_tokens: int,
+                 encoder_record: Mapping[str, Any] | None = None) -> "TextSide":
+        """The text side of `model` (of `config`), its weights copied to host memory."""
+        state = {key: value.detach().to("cpu", copy=True)
+                 for key, value in model.caption_embedder().state_dict().items()}
+        return cls(config, state, max_tokens, encoder_record)
 
     @property
     def free_text(self) -> bool:
@@ -74,7 +77,7 @@ class TextSide:
             kept = tokens[:self.max_tokens]
             padded[row, :len(kept)] = kept
         with torch.inference_mode():
-            return self.model.embed_text(padded)
+            return self.embedder(padded)
 
     def embed_text(self, text: str) -> Query:
         """A Query from free text, through the dataset's text encoder."""

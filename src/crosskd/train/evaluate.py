@@ -1,36 +1,29 @@
 """Retrieval evaluation: the metrics of a model (or a checkpoint) on an evaluation split.
 
-The similarity matrix comes from crosskd.train.scoring (videos embedded once, captions
-streamed in chunks); with QB-Norm (`qbnorm_beta`), the t2v metrics are those of the matrix
-normalised by the training captions' query bank (crosskd.train.querybank, crosskd.qbnorm).
+The model is loaded and the similarity matrix scored by crosskd.inference (videos embedded
+once, captions streamed in chunks); with QB-Norm (`qbnorm_beta`), the t2v metrics are those
+of the matrix normalised by the training captions' query bank (crosskd.inference.querybank,
+crosskd.qbnorm).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from crosskd.checkpoint.original import load_original_state_dict
-from crosskd.checkpoint.paging import release_weights_after_use
-from crosskd.checkpoint.reader import read_checkpoint
 from crosskd.config import Config, ExperimentConfig, as_experiment
 from crosskd.data.retrieval import RetrievalData
 from crosskd.data.sampling import EvalBatches
+from crosskd.inference import (Precision, SplitShards, load_model, score_split,
+                               scores_and_querybank)
 from crosskd.metrics import t2v_metrics, v2t_metrics
-from crosskd.models import build_model
-from crosskd.models.spec import ModelSpec
-from crosskd.train.distributed import EvalShards
-from crosskd.train.precision import Precision
-from crosskd.train.querybank import scores_and_querybank
-from crosskd.train.runtime import (apply_cpu_settings, cpu_threads_for, resolve_cpu_matmul,
-                                   resolve_precision)
-from crosskd.train.scoring import score_split
+from crosskd.models import CENet
+from crosskd.train.runtime import Runtime, cpu_threads_for, resolve_cpu_matmul, resolve_precision
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +50,7 @@ def _metrics(sims: np.ndarray, eval_split: EvalBatches) -> dict[str, Any]:
 
 def evaluate(model: torch.nn.Module, eval_split: EvalBatches, device: torch.device,
              caption_chunk: int | None = None, precision: Precision = Precision(),
-             shards: EvalShards | None = None) -> dict[str, Any]:
+             shards: SplitShards | None = None) -> dict[str, Any]:
     """t2v and v2t metrics of `model` on an evaluation split, with the protocol used (the
     same on every rank with `shards`)."""
     return _metrics(score_split(model, eval_split, device, caption_chunk, precision, shards),
@@ -84,24 +77,6 @@ def evaluate_with_qbnorm(model: torch.nn.Module, data: RetrievalData, device: to
     return metrics
 
 
-def load_model(spec: ModelSpec, checkpoint_path: str | Path) -> torch.nn.Module:
-    """The model `spec` describes with a checkpoint's weights (ours or the original's).
-
-    The model is built without weights (meta device) and takes the checkpoint's tensors,
-    which for our checkpoints are memory-mapped: the weights are held once, not twice, and
-    the large ones are unmapped again after each use (crosskd.checkpoint.paging).
-    """
-    state_dict, _ = read_checkpoint(checkpoint_path)
-    with torch.device("meta"):
-        model = build_model(spec)
-    with warnings.catch_warnings():  # the checks load into meta tensors: a no-op by design
-        warnings.filterwarnings("ignore", message=".*to a meta parameter.*")
-        load_original_state_dict(model, state_dict, source=str(checkpoint_path))
-    model.load_state_dict(state_dict, assign=True)
-    release_weights_after_use(model)
-    return model
-
-
 def evaluate_checkpoint(config: ExperimentConfig | Config, checkpoint_path: str | Path,
                         device: torch.device | str = "cpu", cache_dir: str | Path | None = None,
                         qbnorm_beta: float | None = None) -> dict[str, Any]:
@@ -113,12 +88,21 @@ def evaluate_checkpoint(config: ExperimentConfig | Config, checkpoint_path: str 
     """
     experiment = as_experiment(config)
     device = torch.device(device)
-    model = load_model(experiment.model, checkpoint_path).to(device)
-    apply_cpu_settings(device, cpu_threads_for(model, device),
-                       resolve_cpu_matmul(experiment.runtime.cpu_matmul))
+    model = load_model(experiment.model, checkpoint_path, device)
+    precision = evaluation_runtime(experiment, model, device).precision
     data = RetrievalData.load(experiment.data, cache_dir=cache_dir)
-    precision = resolve_precision(experiment.runtime.amp, device)
     beta = qbnorm_beta if qbnorm_beta is not None else experiment.qbnorm_beta
     if beta is None:
         return evaluate(model, data.eval, device, precision=precision)
     return evaluate_with_qbnorm(model, data, device, beta, precision=precision)
+
+
+def evaluation_runtime(experiment: ExperimentConfig, model: CENet, device: torch.device
+                       ) -> Runtime:
+    """The runtime options evaluation uses (precision, CPU threads, the CPU linear-layer
+    library), decided by training's own resolvers and applied to this process."""
+    runtime = Runtime(device, resolve_precision(experiment.runtime.amp, device),
+                      cpu_threads=cpu_threads_for(model, device),
+                      cpu_matmul=resolve_cpu_matmul(experiment.runtime.cpu_matmul))
+    runtime.apply_process_settings()
+    return runtime

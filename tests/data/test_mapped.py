@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from crosskd.train.mapped import release_mapped_pages
+from crosskd.data.mapped import release_mapped_pages
 
 
 def _rss_file_kib() -> int:

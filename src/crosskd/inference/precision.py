@@ -1,4 +1,4 @@
-"""Mixed precision: the autocast and no-gradient contexts of training and evaluation.
+"""Mixed precision: the autocast and no-gradient contexts of training and inference.
 
     "trainer": {"amp": "bf16"}
 

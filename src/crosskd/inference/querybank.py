@@ -1,11 +1,12 @@
-"""QB-Norm's query bank in evaluation: every training caption scored against the test videos.
+"""QB-Norm's query bank: every training caption scored against the videos, a chunk at a time.
 
 The official code (ioanacroi/qb-norm) takes the similarity matrix of the training captions
 against the test videos as its bank. Here the training split is read as an evaluation split
 whose caption slots hold every caption of each training video (one fused query per video
 with `fuse_captions`, as the test queries are then fused too), and its score rows are folded
 into a `crosskd.qbnorm.QueryBank` a chunk at a time: the bank x videos matrix (MSRVTT 1k-A:
-180,000 x 1,000) is never held.
+180,000 x 1,000) is never held. Evaluation (`test --qbnorm`) and the index
+(`crosskd index --qbnorm`) both fold their bank here, so they normalise with the same numbers.
 """
 
 from __future__ import annotations
@@ -19,11 +20,11 @@ import torch
 from crosskd.data.batches import EvalSplit, TrainSplit
 from crosskd.data.retrieval import RetrievalData
 from crosskd.errors import UserError
+from crosskd.inference.embedding import default_caption_chunk, embed_videos
+from crosskd.inference.precision import Precision
+from crosskd.inference.scoring import score_against, score_rows
 from crosskd.models.embeddings import VideoEmbedding
 from crosskd.qbnorm import BankAccumulator, QueryBank
-from crosskd.train.precision import Precision
-from crosskd.train.scoring import (default_caption_chunk, embed_videos, score_against,
-                                   score_rows)
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,17 @@ def build_querybank(model: torch.nn.Module, bank: EvalSplit, video: VideoEmbeddi
     for start, scores in score_rows(model, bank, video, device, caption_chunk, desc="bank"):
         accumulator.add(scores.numpy()[valid[start:start + len(scores)]])
     return accumulator.result()
+
+
+def training_querybank(model: torch.nn.Module, data: RetrievalData, video: VideoEmbedding,
+                       device: torch.device, beta: float, caption_chunk: int | None = None,
+                       precision: Precision = Precision()) -> QueryBank:
+    """Every training caption of `data` as a bank query, folded against `video` (on
+    `device`) as evaluation's QB-Norm folds them."""
+    queries = bank_split(data.train)
+    with precision.inference(), precision.autocast(device):
+        return build_querybank(model, queries, video, device, beta,
+                               caption_chunk or default_caption_chunk(device))
 
 
 def scores_and_querybank(model: torch.nn.Module, data: RetrievalData, device: torch.device,
