@@ -83,7 +83,7 @@ def test_extract_records_the_backend_and_word_times(tiny, clips, tmp_path):
     record = json.loads((out / "extraction.json").read_text())
     (speech,) = [e for e in record["experts"] if e["name"] == "whisper"]
     assert speech["options"]["backend"] == "faster-whisper"
-    assert speech["versions"]["ctranslate2"] and speech["file"].endswith("speech-w2v.pickle")
+    assert speech["versions"]["ctranslate2"] and speech["file"].endswith("speech-tokens.pickle")
     plain = record["videos"]["plain"]
     if "speech" in plain["texts"]:
         assert plain["timed_text"]["speech"][0].keys() == {"word", "start", "end", "probability"}

@@ -12,7 +12,6 @@ model-zoo style table and plots validation R@1 and the training loss per epoch o
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import logging
 import shutil
@@ -26,7 +25,6 @@ from crosskd.commands.device_flag import DEVICE_HELP
 from crosskd.commands.options import positive_int, whole_number
 from crosskd.config import apply_overrides, as_experiment, load_config
 from crosskd.data.synth import SynthSpec, write_synthetic
-from crosskd.errors import UserError
 from crosskd.shipped import config_dir
 from crosskd.train.device import resolve_device
 from crosskd.train.plots import RunCurves, plot_runs
@@ -107,9 +105,6 @@ def _curves(config: dict[str, Any], run_dir: Path, result: dict[str, Any]) -> Ru
 
 def _extract_videos(out: Path, count: int, seed: int) -> Path:
     """Synthetic videos under out/videos, extracted with the demo experts into out/data."""
-    if importlib.util.find_spec("av") is None:
-        raise UserError("the own-video demo decodes videos with PyAV: pip install "
-                        "\"crosskd[extract]\", or run crosskd demo --features synthetic")
     from crosskd.extract.job import ExtractOptions, extract
     from crosskd.extract.synthetic_videos import write_collection
 

@@ -13,6 +13,7 @@ from crosskd.experts import TOKEN_DIMS
 from crosskd.extract.decode import AUDIO_RATE, Decoded
 from crosskd.extract.encoder import TextEncoder
 from crosskd.extract.expert import Expert, Result
+from crosskd.extract.hub import cached_pretrained
 from crosskd.extract.pretrained import TransformersExpert, fixed_projection
 from crosskd.extract.text_tokens import TextTokens
 
@@ -26,10 +27,15 @@ def audible(audio: np.ndarray | None) -> bool:
 
 
 def _processor(expert: TransformersExpert, name: str, **defaults: Any) -> Any:
-    """The feature extractor saved with the weights, else one built for the model's config."""
+    """The feature extractor saved with the weights, else one built for the model's config
+    (the hub cache first, as for the weights)."""
     cls = getattr(expert.transformers, name)
+    source = expert.weights_dir or expert.model_name
+    found = cached_pretrained(cls, source)
+    if found is not None:
+        return found
     try:
-        return cls.from_pretrained(expert.weights_dir or expert.model_name)
+        return cls.from_pretrained(source)
     except (OSError, ValueError):
         return cls(**defaults)
 
@@ -41,6 +47,7 @@ class ASTAudio(TransformersExpert):
     name = "ast"
     input_kind, output_kind, modality = "audio", "tokens", "audio"
     loader, default_model = "ASTModel", "MIT/ast-finetuned-audioset-10-10-0.4593"
+    hub_files = ("preprocessor_config.json",)
     rate, pixel_dim = 0.0, 0
 
     def __init__(self, *args, **kwargs) -> None:
@@ -88,6 +95,7 @@ class WhisperSpeech(TransformersExpert):
     name = "whisper"
     input_kind, output_kind, modality = "speech", "tokens", "speech"
     loader, default_model = "WhisperForConditionalGeneration", "openai/whisper-tiny"
+    hub_files = ("preprocessor_config.json", "tokenizer_config.json")
     common_options = ("device", "text_encoder")
     rate, pixel_dim = 0.0, 0
 

@@ -11,6 +11,7 @@ size ("tiny", "base", "small", ...) or hub id fetched through the hub cache.
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from crosskd.extract.audio_experts import audible
 from crosskd.extract.decode import Decoded
 from crosskd.extract.encoder import TextEncoder
 from crosskd.extract.expert import Expert, Result
+from crosskd.extract.requirements import Location, Network, Requirement
 from crosskd.extract.text_tokens import TextTokens
 
 COMPUTE_TYPES = ("default", "int8", "int8_float32", "int8_float16", "int8_bfloat16", "int16",
@@ -57,6 +59,9 @@ def _model_folder(module: Any, model: str, weights: str | None) -> Path:
             raise UserError(f"expert whisper: weights={weights} is not a CTranslate2 Whisper "
                             f"folder (no model.bin); make one with {_CONVERT}")
         return Path(weights)
+    cached = cached_model_folder(module, model)
+    if cached is not None:
+        return cached
     try:
         return Path(module.download_model(model))
     except (OSError, ValueError, RuntimeError) as err:
@@ -64,6 +69,31 @@ def _model_folder(module: Any, model: str, weights: str | None) -> Path:
         raise UserError(f"expert whisper: cannot get faster-whisper model {model!r} ({reason}); "
                         "without network access pass a CTranslate2 folder as --expert-option "
                         f"whisper:weights=DIR (make one with {_CONVERT})") from None
+
+
+def cached_model_folder(module: Any, model: str) -> Path | None:
+    """`model`'s folder from the hub cache alone (no request); None when it is not there."""
+    try:
+        return Path(module.download_model(model, local_files_only=True))
+    except (OSError, ValueError, RuntimeError):
+        return None
+
+
+@dataclass(frozen=True)
+class CTranslate2Whisper(Requirement):
+    """A CTranslate2 Whisper folder (`weights=DIR`), or a faster-whisper model from the hub."""
+
+    model: str
+    folder: str | None = None
+
+    def locate(self, network: Network) -> Location:
+        module = import_faster_whisper()
+        if self.folder is not None:
+            _model_folder(module, self.model, self.folder)  # refuses a folder without model.bin
+            return Location.LOCAL
+        if cached_model_folder(module, self.model) is not None:
+            return Location.CACHED
+        return network.hub_location()
 
 
 def _device(device: str) -> tuple[str, int]:
@@ -80,7 +110,16 @@ class FasterWhisperSpeech(Expert):
     common_options = ("device", "text_encoder")
     rate, pixel_dim = 0.0, 0
 
-    def __init__(self, text_encoder: TextEncoder, model: str = "tiny",
+    default_model = "tiny"
+
+    @classmethod
+    def requirements(cls, options: dict[str, Any]) -> list[Requirement]:
+        model = options.get("model") or cls.default_model
+        return [CTranslate2Whisper(f"expert whisper (backend=faster-whisper, model={model})",
+                                   "--expert-option whisper:weights=DIR", model,
+                                   options.get("weights"))]
+
+    def __init__(self, text_encoder: TextEncoder, model: str = default_model,
                  weights: str | None = None, device: str = "cpu", language: str | None = None,
                  beam: int = 5, compute_type: str | None = None,
                  max_new_tokens: int = 224) -> None:

@@ -27,15 +27,21 @@ def import_transformers(what: str) -> Any:
 
 def from_pretrained(loader: Any, model: str, weights: str | None, what: str,
                     option: str) -> Any:
-    """`loader.from_pretrained` on a local folder (`weights`) or a hub name (`model`).
+    """`loader.from_pretrained` on a local folder (`weights`) or a hub name (`model`), the
+    hub cache first: a cached model loads without asking the hub (which, unreachable, would
+    be retried for most of a minute), and the hub is asked only for what the cache lacks.
 
     A failure (no network, unknown name, damaged folder) is one line naming `option`, the
     setting that takes a local folder saved with `save_pretrained`.
     """
-    source = weights or model
     if weights is not None and not Path(weights).is_dir():
         raise UserError(f"{what}: {option}={weights} is not a folder; give a folder written "
                         "by transformers' save_pretrained (config.json and the weights)")
+    if weights is None:
+        cached = cached_pretrained(loader, model)
+        if cached is not None:
+            return cached
+    source = weights or model
     try:
         return loader.from_pretrained(source)
     except (OSError, ValueError) as err:
@@ -45,14 +51,34 @@ def from_pretrained(loader: Any, model: str, weights: str | None, what: str,
                         f"{option}=DIR") from None
 
 
+def cached_pretrained(loader: Any, model: str) -> Any | None:
+    """`loader.from_pretrained(model)` from the hub cache alone; None when it lacks a file."""
+    try:
+        return loader.from_pretrained(model, local_files_only=True)
+    except (OSError, ValueError):
+        return None
+
+
 def weights_tag(model: str, weights: str | None, loaded: Any) -> str:
     """`hf:<name>@<commit>` for hub weights, `sha256:<digest>` of a local folder's weights."""
     if weights is None:
         commit = getattr(getattr(loaded, "config", None), "_commit_hash", None)
-        return f"hf:{model}@{commit or 'unknown'}"
+        return f"hf:{model}@{commit or cached_commit(model) or 'unknown'}"
     digest = hashlib.sha256()
     for path in sorted(Path(weights).iterdir()):
         if path.suffix in _WEIGHT_SUFFIXES:
             digest.update(path.name.encode())
             digest.update(content_digest(path).encode())  # streamed: weights run to GBs
     return f"sha256:{digest.hexdigest()}"
+
+
+def cached_commit(model: str) -> str | None:
+    """The commit the hub cache holds `model`'s config of: its snapshot folder's name
+    (transformers 5 no longer records it on the config)."""
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        path = try_to_load_from_cache(model, "config.json")
+    except ValueError:  # not a repository id
+        return None
+    return Path(path).parent.name if isinstance(path, str) else None

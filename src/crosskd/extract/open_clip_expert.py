@@ -7,6 +7,8 @@ imported the expert says so in one line instead of failing inside the import.
 
 from __future__ import annotations
 
+import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,8 @@ from crosskd.errors import UserError
 from crosskd.extract.decode import Decoded
 from crosskd.extract.expert import Expert, Result
 from crosskd.extract.pretrained import CLIP_MEAN, CLIP_STD, image_batch, model_tag
+from crosskd.extract.requirements import (LocalFile, Location, Network, Requirement,
+                                          in_hub_cache)
 
 
 def import_open_clip() -> Any:
@@ -31,6 +35,39 @@ def import_open_clip() -> Any:
     return open_clip
 
 
+#: where open_clip keeps checkpoints it downloads from a URL (its default cache_dir).
+URL_CACHE = Path("~/.cache/clip")
+#: the checkpoint names open_clip looks for in a hub repository named without a file.
+HUB_CHECKPOINTS = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
+
+
+@dataclass(frozen=True)
+class OpenClipCheckpoint(Requirement):
+    """open_clip's checkpoint of an architecture and pretrained tag: on the hub or at a URL,
+    kept in the Hugging Face cache or open_clip's URL_CACHE."""
+
+    arch: str
+    tag: str
+
+    def locate(self, network: Network) -> Location:
+        open_clip = import_open_clip()
+        if Path(self.tag).is_file():
+            return Location.LOCAL
+        config = open_clip.get_pretrained_cfg(self.arch, self.tag)
+        if not config:
+            raise UserError(f"{self.what}: pretrained={self.tag} is not one of open_clip's tags "
+                            f"for {self.arch} (open_clip.list_pretrained() lists them)")
+        repo, filename = os.path.split(config.get("hf_hub", ""))
+        url = config.get("url", "")
+        if (repo and any(in_hub_cache(repo, name) for name in ((filename,) if filename
+                                                                else HUB_CHECKPOINTS))) or (
+                url and (URL_CACHE.expanduser() / os.path.basename(url)).is_file()):
+            return Location.CACHED
+        if repo:
+            return network.hub_location()
+        return Location.DOWNLOAD if network.reachable(url) else Location.MISSING
+
+
 class OpenClipImage(Expert):
     """An open_clip image embedding per frame, averaged (per-frame features kept too)."""
 
@@ -40,7 +77,22 @@ class OpenClipImage(Expert):
     common_options = ("device",)
     rate, pixel_dim = 2.0, 224
 
-    def __init__(self, model: str = "ViT-B-32", pretrained: str | None = "laion2b_s34b_b79k",
+    default_model, default_pretrained = "ViT-B-32", "laion2b_s34b_b79k"
+
+    @classmethod
+    def requirements(cls, options: dict[str, Any]) -> list[Requirement]:
+        model = options.get("model") or cls.default_model
+        tag = options.get("pretrained", cls.default_pretrained)
+        if options.get("weights") is not None:
+            return [LocalFile(f"expert open-clip (model={model})",
+                              "--expert-option open-clip:weights=FILE", options["weights"],
+                              "an open_clip checkpoint (.pt or .safetensors)")]
+        if not tag:  # random weights
+            return []
+        return [OpenClipCheckpoint(f"expert open-clip (model={model}, pretrained={tag})",
+                                   "--expert-option open-clip:weights=FILE", model, tag)]
+
+    def __init__(self, model: str = default_model, pretrained: str | None = default_pretrained,
                  weights: str | None = None, device: str = "cpu", batch: int = 16) -> None:
         open_clip = import_open_clip()
         if weights is not None and not Path(weights).is_file():

@@ -11,6 +11,7 @@ import numpy as np
 
 from crosskd.extract.expert import Expert
 from crosskd.extract.hub import from_pretrained, import_transformers, weights_tag
+from crosskd.extract.requirements import HubModel, Requirement
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 CLIP_MEAN, CLIP_STD = (0.4815, 0.4578, 0.4082), (0.2686, 0.2613, 0.2758)
@@ -36,6 +37,15 @@ class TransformersExpert(Expert):
     common_options = ("device",)
     loader: str
     default_model: str
+    #: files it reads from the hub besides the config and the weights.
+    hub_files: tuple[str, ...] = ()
+
+    @classmethod
+    def requirements(cls, options: dict[str, Any]) -> list[Requirement]:
+        model = options.get("model") or cls.default_model
+        return [HubModel(f"expert {cls.name} (model={model})",
+                         f"--expert-option {cls.name}:weights=DIR", model,
+                         options.get("weights"), cls.hub_files)]
 
     def __init__(self, model: str | None = None, weights: str | None = None,
                  device: str = "cpu", batch: int = 16) -> None:

@@ -21,6 +21,11 @@ SHAPES = ("circle", "square", "cross")
 DIRECTIONS = {"left": (-1, 0), "right": (1, 0), "up": (0, -1), "down": (0, 1)}
 SOUNDS = {"a low tone": 220.0, "a high tone": 1760.0, "silence": 0.0}
 AUDIO_RATE = 16000
+#: the encoders' settings that shape the bytes, fixed: one thread each (the threads an
+#: encoder picks depend on the machine's cores, and its output on them), so that a seed
+#: gives the same files, features and demo table on every run.
+ONE_THREAD = {"threads": "1"}
+X264_OPTIONS = {**ONE_THREAD, "preset": "medium", "crf": "23"}
 
 
 @dataclass(frozen=True)
@@ -97,7 +102,7 @@ def write_video(path: Path, video: np.ndarray, fps: int, audio: np.ndarray | Non
     import av
 
     with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=fps)
+        stream = container.add_stream("libx264", rate=fps, options=X264_OPTIONS)
         stream.height, stream.width = video.shape[1] - video.shape[1] % 2, video.shape[2] - video.shape[2] % 2
         stream.pix_fmt = "yuv420p"
         # frame times in ms for a variable rate; else frame i at i / fps
@@ -106,7 +111,8 @@ def write_video(path: Path, video: np.ndarray, fps: int, audio: np.ndarray | Non
             stream.codec_context.time_base = tick
         audio_stream = None
         if audio is not None:
-            audio_stream = container.add_stream("aac", rate=AUDIO_RATE, layout="mono")
+            audio_stream = container.add_stream("aac", rate=AUDIO_RATE, layout="mono",
+                                                options=ONE_THREAD)
         for i, image in enumerate(video):
             frame = av.VideoFrame.from_ndarray(
                 np.ascontiguousarray(image[:stream.height, :stream.width]), format="rgb24")
