@@ -11,7 +11,6 @@ page you visit cannot read the index by pointing its own name at this machine.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import ipaddress
 import logging
 import re
@@ -21,7 +20,6 @@ from typing import Mapping, Sequence
 
 from crosskd.commands.backend_flags import add_search_flags, given_search_options
 from crosskd.commands.options import whole_number
-from crosskd.errors import UserError
 from crosskd.untrusted import terminal_safe
 
 log = logging.getLogger(__name__)
@@ -99,8 +97,6 @@ def serve(index_path: Path, host: str, port: int, open_page: bool = False,
           ) -> None:
     """Load the index (its backend set by `search_options`) and serve it until
     interrupted."""
-    if importlib.util.find_spec("fastapi") is None or importlib.util.find_spec("uvicorn") is None:
-        raise UserError("crosskd serve needs fastapi and uvicorn: pip install 'crosskd[search]'")
     import uvicorn
 
     from crosskd.search.index import Index
