@@ -13,6 +13,7 @@ Two registries are extended here:
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from crosskd.errors import ConfigError
@@ -28,6 +29,26 @@ TEXT_FEATURE_DIMS: dict[str, int] = {
     "roberta-large": 1024, "xlnet-base-cased": 768, "xlnet-large-cased": 1024,
     "transfo-xl-wt103": 1024,
 }
+
+#: the text features of an own dataset (crosskd extract) are named `<encoder>-<width>d`, e.g.
+#: `hashed-words-300d`, `gpt2-768d`: the name says what made them and how wide they are.
+_NAMED_WIDTH = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*-([1-9][0-9]{0,5})d")
+
+
+def named_text_feat(encoder: str, width: int) -> str:
+    """The `experts.text_feat` name of own text features: what made them, then their width."""
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "-", encoder).strip("-._") or "text"
+    return f"{safe}-{int(width)}d"
+
+
+def text_feature_width(text_feat: str) -> int | None:
+    """Token width of a text feature model: a published one's, or the width an own name
+    (`named_text_feat`) carries; None for a name that is neither."""
+    if text_feat in TEXT_FEATURE_DIMS:
+        return TEXT_FEATURE_DIMS[text_feat]
+    named = _NAMED_WIDTH.fullmatch(text_feat)
+    return int(named.group(1)) if named else None
+
 
 #: token width of the experts stored as token sequences, in pooling-layer order.
 TOKEN_DIMS: dict[str, int] = {"ocr": 300, "audio": 128, "speech": 300}

@@ -60,9 +60,9 @@ def test_extract_train_test(collection, tmp_path):
     assert {e["name"] for e in record["experts"]} == {"demo-colour", "demo-motion", "demo-audio"}
     # the safe reader reads what extract wrote
     root = out / ROOT
-    audio = load_small_pickle(root / "aggregated_audio_feats/Audio_MSRVTT_new.pickle")
+    audio = load_small_pickle(root / "aggregated_audio_feats/audio-tokens.pickle")
     assert np.isnan(audio["silent"]) and audio["plain"].shape[1] == 128
-    text = load_small_pickle(root / "aggregated_text_feats/w2v.pkl")
+    text = load_small_pickle(root / "aggregated_text_feats/hashed-words-300d.pkl")
     assert len(text["plain"]) == 2 and text["plain"][0].shape == (3, 300)
     colour = load_small_pickle(root / record["experts"][0]["file"])
     assert "corrupt" not in colour and colour["tiny"].shape == (72,)
@@ -129,7 +129,7 @@ def test_a_killed_run_resumes_with_the_finished_videos(tmp_path, caplog):
         assert main(["extract", str(folder), "--captions", str(captions), "--out", str(out),
                      *DEMO]) == 0
     assert f"{80 - cached} videos extracted, {cached} were cached" in caplog.text
-    assert len(load_small_pickle(out / ROOT / "aggregated_text_feats/w2v.pkl")) == 80
+    assert len(load_small_pickle(out / ROOT / "aggregated_text_feats/hashed-words-300d.pkl")) == 80
 
 
 def test_torchrun_ranks_take_their_shard_and_gpu(monkeypatch):

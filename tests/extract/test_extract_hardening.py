@@ -207,7 +207,7 @@ def test_list_file_with_ids_equal_but_for_case_is_refused(videos, tmp_path, caps
 
 def _split_ids(out: Path) -> set[str]:
     return {line for name in ("train", "val", "test")
-            for line in (out / ROOT / f"{name}_list_full.txt").read_text().splitlines()}
+            for line in (out / ROOT / f"{name}_list.txt").read_text().splitlines()}
 
 
 def test_sharded_rerun_after_adding_a_video_rewrites_the_dataset(videos, tmp_path):
@@ -251,14 +251,16 @@ def test_a_failed_merge_is_retried_by_the_next_shard_run(videos, tmp_path, monke
     assert (out / "extraction.json").is_file()
 
 
-def test_the_record_names_videos_by_absolute_path(videos, tmp_path, monkeypatch):
+def test_the_record_names_videos_from_the_dataset_folder_and_absolutely(videos, tmp_path,
+                                                                          monkeypatch):
     """crosskd index reads the record from the dataset folder, not from where extract ran."""
     monkeypatch.chdir(tmp_path)
     assert _main("extract", "videos", "--captions", "videos/captions.jsonl", "--out", "out",
                  *DEMO) == 0
     record = json.loads((tmp_path / "out" / "extraction.json").read_text())
     for video_id, entry in record["videos"].items():
-        assert entry["source"] == str(tmp_path / "videos" / f"{video_id}.mp4")
+        assert entry["source"] == f"../videos/{video_id}.mp4"
+        assert entry["source_absolute"] == str(tmp_path / "videos" / f"{video_id}.mp4")
         assert entry["keyframe"]["file"] == f"keyframes/{video_id}.jpg"
 
 
@@ -330,7 +332,7 @@ def _fail_opening(monkeypatch, pattern: str) -> None:
 
 @pytest.mark.parametrize(("pattern", "written"), [
     (r"\.npz\.", ".extract-cache/"), (r"\.jpg\.", "keyframes/video"),
-    (r"train_list_full", f"{ROOT}/train_list_full.txt"),
+    (r"train_list", f"{ROOT}/train_list.txt"),
 ])
 def test_a_full_disk_names_the_file_under_out(videos, tmp_path, capsys, monkeypatch, pattern,
                                               written):

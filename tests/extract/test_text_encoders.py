@@ -27,7 +27,7 @@ def test_demo_encoder_is_word_keyed_and_rebuilt_from_its_record():
     assert abs(float(features[0][1] @ features[1][1])) < 0.3
     assert not features[2].any()
     record = json.loads(json.dumps(encoder.record()))
-    assert record["text_feat"] == "w2v" and record["dim"] == 300
+    assert record["text_feat"] == "hashed-words-300d" and record["dim"] == 300
     again = text_encoder_from_record(record).encode(CAPTIONS)
     for a, b in zip(features, again):
         np.testing.assert_array_equal(a, b)
@@ -64,7 +64,7 @@ def test_word2vec_text_and_binary_files(tmp_path):
         red_circle, unknown = encoder.encode(["red circle!", "nothing known"])
         np.testing.assert_allclose(red_circle, np.stack([table["red"], table["circle"]]),
                                    rtol=1e-6)
-        assert unknown.shape == (1, 300) and encoder.text_feat == "w2v"
+        assert unknown.shape == (1, 300) and encoder.text_feat == "word-vectors-300d"
         assert text_encoder_from_record(encoder.record()).weights() == encoder.weights()
     with pytest.raises(UserError, match="not found"):
         build_text_encoder("word2vec", {"path": str(tmp_path / "absent")})
@@ -81,7 +81,7 @@ def test_transformers_encoder_loads_a_local_folder(tmp_path):
     # padding in a batch changes nothing: the caption alone gives the same tokens
     np.testing.assert_allclose(encoder.encode([CAPTIONS[0]])[0], short, atol=1e-4)
     record = encoder.record()
-    assert record["weights"].startswith("sha256:") and record["text_feat"] == "w2v"
+    assert record["weights"].startswith("sha256:") and record["text_feat"] == "gpt2-300d"
     np.testing.assert_allclose(text_encoder_from_record(record).encode(CAPTIONS[:1])[0], short,
                                atol=1e-4)
 
@@ -102,3 +102,17 @@ def test_without_network_the_error_names_the_local_folder_option():
 def test_every_registered_encoder_has_a_record_name():
     assert set(TEXT_ENCODERS) == {"demo", "transformers", "word2vec"}
     assert all(cls.name == name for name, cls in TEXT_ENCODERS.items())
+
+
+def test_own_text_feature_names_say_what_made_them_and_how_wide():
+    from crosskd.config.model import text_feature_dim
+    from crosskd.experts import named_text_feat, text_feature_width
+
+    assert named_text_feat("hashed-words", 300) == "hashed-words-300d"
+    assert named_text_feat("my model/v2", 256) == "my-model-v2-256d"
+    assert [text_feature_dim(name) for name in ("gpt2-256d", "w2v", "electra")] == [256, 300, 256]
+    assert text_feature_width("gpt5") is None and text_feature_width("-300d") is None
+    with pytest.raises(UserError, match="'gpt5'.*NAME-<width>d"):
+        text_feature_dim("gpt5")
+    with pytest.raises(UserError, match="experts.text_feat: 100000 is out of range"):
+        text_feature_dim("huge-100000d")

@@ -1,8 +1,9 @@
 """Test videos made in the test itself: ordinary, without audio, variable frame rate,
-portrait, tiny, and a corrupt file."""
+portrait, tiny, and a corrupt file; collections of synthetic scenes, with or without sound."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from crosskd.extract.synthetic_videos import frames, scenes, soundtrack, write_video
@@ -25,3 +26,18 @@ def odd_videos(folder: Path) -> dict[str, Path]:
     corrupt.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 8)
     out["corrupt"] = corrupt
     return out
+
+
+def scene_videos(folder: Path, count: int, first: int = 0, sound: bool = True,
+                 seed: int = 0) -> Path:
+    """Scenes `first .. first + count - 1` of a seeded draw as short MP4s in `folder`, with a
+    soundtrack or none (no audio stream), and their captions as `captions.jsonl` there."""
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = []
+    for scene in scenes(first + count, seed)[first:]:
+        audio = soundtrack(scene, 1.0) if sound else None
+        write_video(folder / f"{scene.video_id}.mp4", frames(scene, 48, 32, 8), 8, audio)
+        lines.append(json.dumps({"video": scene.video_id, "captions": scene.captions()}))
+    captions = folder / "captions.jsonl"
+    captions.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return captions

@@ -39,7 +39,7 @@ def _extract(cli, videos: Path, captions: Path, out: Path, *extra: str):
 
 def _split_ids(out: Path) -> set[str]:
     return {line for name in ("train", "val", "test")
-            for line in (out / ROOT / f"{name}_list_full.txt").read_text().splitlines()}
+            for line in (out / ROOT / f"{name}_list.txt").read_text().splitlines()}
 
 
 def test_e1_csv_caption_field_over_4_mib(cli, videos, tmp_path):

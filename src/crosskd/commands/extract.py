@@ -1,16 +1,21 @@
-"""`crosskd extract`: turn a folder (or list file) of videos plus their captions into a dataset
-in the published MSRVTT layout, with split lists, config.json / config-cecap.json for train.py
-and test.py, keyframes and extraction.json (what produced every feature, and a report of
-videos that could not be read).
+"""`crosskd extract`: turn a folder (or list file) of videos, and their captions if you have
+them, into an own-video dataset: expert features of every video, the captioned ones split
+into train / val / test, config.json / config-cecap.json for train.py and test.py, keyframes
+and extraction.json (the collection's name and counts, what produced every feature, and a
+report of videos that could not be read). Without captions the collection can be indexed and
+searched with a model trained elsewhere on the same experts.
 
-Results are cached per video under OUT/.extract-cache: a rerun, or a run after an
-interruption, skips finished videos. `--shard I/N` extracts every N-th video (under torchrun
-each rank takes its own shard); the last shard to finish writes the dataset, or `--merge`
-writes it from the cache.
+Extracting again into the same OUT adds the new videos; the dataset's videos keep their splits,
+and those whose file is gone stay (--prune removes them). Results are cached per video under
+OUT/.extract-cache: a rerun, or a run after an interruption, skips finished videos.
+`--shard I/N` extracts every N-th video (under torchrun each rank takes its own shard); the
+last shard to finish writes the dataset, or `--merge` writes it from the cache.
 
 examples:
   crosskd extract videos/ --captions captions.csv --out data/mine --experts demo --text-encoder demo
   crosskd extract videos/ --captions captions.jsonl --out data/mine --device cuda
+  crosskd extract more-videos/ --out data/mine        # add videos (without captions) to it
+  crosskd extract archive/ --out data/archive --name "Archive 2024"   # no captions: index it
   torchrun --nproc-per-node 4 -m crosskd extract videos/ --captions c.csv --out data/mine
 """
 
@@ -19,13 +24,19 @@ from __future__ import annotations
 import argparse
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from crosskd.commands.device_flag import DEVICE_HELP
 from crosskd.commands.options import existing_file, whole_number
 from crosskd.errors import UserError
 from crosskd.train.seed_range import MAX_SEED
+from crosskd.untrusted import terminal_safe
+
+if TYPE_CHECKING:
+    from crosskd.extract.job import Written
 
 log = logging.getLogger(__name__)
+MAX_NAME = 100  # characters of a collection's name: pages and reports show it in a line
 MAX_FRAMES = 10_000  # per video and rate: memory grows with it
 MAX_WORKERS = 256  # decoding threads; each holds up to two decoded videos
 
@@ -39,11 +50,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("videos", type=Path, metavar="VIDEOS",
                         help="a folder of videos (searched recursively) or a text file with "
                         "one video path per line; a video's id is its file name without suffix")
-    parser.add_argument("--captions", type=existing_file, required=True,
+    parser.add_argument("--captions", type=existing_file,
                         help="CSV with video and caption columns (WebVid's videoid,name too), "
                         "JSON lines, or the MSR-VTT annotation JSON; an optional split column "
-                        "(train/val/test) fixes a video's split")
-    parser.add_argument("--out", type=Path, required=True, help="the dataset folder to write")
+                        "(train/val/test) fixes a video's split. Without it (and for videos "
+                        "it does not name) videos are indexed, not trained on (default: none)")
+    parser.add_argument("--out", type=Path, required=True,
+                        help="the dataset folder to write, or to add the videos to")
+    parser.add_argument("--name", type=_collection_name,
+                        help="the collection's name, as pages and reports show it (default: "
+                        "the name it has, else the --out folder's name)")
+    parser.add_argument("--prune", action="store_true",
+                        help="remove the dataset's videos whose file is gone (default: keep "
+                        "them, from the cache)")
     parser.add_argument("--experts", default="default",
                         help="comma-separated expert names or sets: demo (weight-free), "
                         "default (clip, resnet, videomae, ast, whisper); ocr reads text on "
@@ -87,6 +106,15 @@ def _shard(text: str) -> tuple[int, int]:
         raise argparse.ArgumentTypeError(str(err)) from None
 
 
+def _collection_name(text: str) -> str:
+    """argparse type of --name: printable text on one line, 1 to MAX_NAME characters."""
+    name = text.strip()
+    if not name or len(name) > MAX_NAME or not name.isprintable():
+        raise argparse.ArgumentTypeError(f"{terminal_safe(text)!r:.120}: give a name of 1 to "
+                                         f"{MAX_NAME} printable characters on one line")
+    return name
+
+
 def expert_options(items: list[str]) -> dict[str, dict[str, str]]:
     """`NAME:KEY=VALUE` items -> {name: {key: value}}."""
     options: dict[str, dict[str, str]] = {}
@@ -106,15 +134,34 @@ def run(args: argparse.Namespace) -> int:
     from crosskd.train.device import resolve_device
 
     options = ExtractOptions(
-        videos=args.videos, captions=args.captions, out=args.out, experts=args.experts,
+        videos=args.videos, captions=args.captions, out=args.out, name=args.name,
+        prune=args.prune, experts=args.experts,
         expert_options=expert_options(args.expert_option), text_encoder=args.text_encoder,
         device=str(resolve_device(args.device)), shard=args.shard,
         merge=args.merge, max_frames=args.max_frames, workers=args.workers, seed=args.seed)
-    record = extract(options)
-    if record is None:
+    written = extract(options)
+    if written is None:
         print(f"shard done; the dataset is written when every shard is ({args.out})")
         return 0
-    print(f"dataset: {args.out}\nrecord:  {record}\n"
-          f"train:   python3 train.py --config {args.out / 'config.json'}\n"
-          f"         (with caption KD: {args.out / 'config-cecap.json'})")
+    print(summary(written, args.out))
     return 0
+
+
+def summary(written: Written, out: Path) -> str:
+    """What the run wrote: the changes, the collection's counts, and what to run next."""
+    from crosskd.extract.record import counts
+
+    collection, held = written.collection, counts(written.collection)
+    splits = ", ".join(f"{len(ids)} {name}" for name, ids in collection.splits.items())
+    captioned = (f"{held['captioned_videos']} with captions ({splits})" if splits
+                 else "no captions")
+    lines = [*collection.changes(),
+             f"dataset: {out} ({collection.name!r}: {held['videos']} videos, {captioned})",
+             f"record:  {written.record}"]
+    if collection.splits:
+        lines += [f"train:   python3 train.py --config {out / 'config.json'}",
+                  f"         (with caption KD: {out / 'config-cecap.json'})"]
+    else:
+        lines.append("index:   with a model trained on the same experts and text encoder: "
+                     f"crosskd index --checkpoint RUN --data {out} --out INDEX")
+    return "\n".join(terminal_safe(line) for line in lines)

@@ -39,13 +39,14 @@ def ordered_modalities(config: Mapping[str, Any]) -> tuple[str, ...]:
 
 
 def text_feature_dim(text_feat: str) -> int:
-    """Token width of a text feature model, e.g. 1600 for `gpt2-xl-finetune`."""
-    try:
-        return experts.TEXT_FEATURE_DIMS[text_feat]
-    except KeyError:
+    """Token width of a text feature model, e.g. 1600 for `gpt2-xl-finetune`, 300 for an own
+    dataset's `hashed-words-300d`."""
+    width = experts.text_feature_width(text_feat)
+    if width is None:
         known = ", ".join(sorted(experts.TEXT_FEATURE_DIMS))
         raise UserError(f"config key experts.text_feat: unknown text model {text_feat!r}; "
-                        f"use one of {known}") from None
+                        f"use one of {known}, or NAME-<width>d for own text features")
+    return sized(width, "experts.text_feat")
 
 
 def aggregation_key(name: str) -> str:

@@ -89,6 +89,8 @@ def _fixed_expert(name: str, files: Sequence[PackedFile], video_ids: Sequence[st
             raise FeatureDimError(f"expert {name}: {packed.source} holds sequences, but its "
                                   "feat_aggregation temporal says one vector per video")
         avail &= present
+        if not len(packed.values):  # no video has it (an expert missing everywhere)
+            return np.zeros((len(video_ids), expected or 0), packed.values.dtype), avail
         parts.append(packed.values[packed.index["start"][pos]])
     values = np.concatenate(parts, axis=1) if len(parts) > 1 else np.array(parts[0])
     _check_width(values.shape[1], expected, name, ", ".join(str(p.source) for p in files))
@@ -102,16 +104,20 @@ def _variable_expert(name: str, packed: PackedFile, video_ids: Sequence[str],
     avail = packed.index["avail"][pos]
     _check_finite(avail & ~packed.index["finite"][pos], video_ids,
                   f"expert {name} ({packed.source})")
-    if len(packed.values):
+    values = packed.values
+    if len(values):
         _check_width(packed.width, expected, name, str(packed.source))
+    elif expected is not None:  # no video has it (a silent collection's sound): zero tokens
+        values = np.zeros((0, expected), values.dtype)
     rows = np.where(avail, packed.index["rows"][pos], 0)
-    return RaggedExpert(packed.values, packed.index["start"][pos], rows), avail
+    return RaggedExpert(values, packed.index["start"][pos], rows), avail
 
 
-def _captions(packed: PackedFile, video_ids: Sequence[str], text_dim: int | None) -> Captions:
+def _captions(packed: PackedFile, video_ids: Sequence[str], text_dim: int | None,
+              optional: bool = False) -> Captions:
     pos = packed.positions(video_ids, "text feature")
     first, num = packed.index["first"][pos], packed.index["num"][pos]
-    if (num == 0).any():
+    if (num == 0).any() and not optional:
         empty = [video_ids[i] for i in np.flatnonzero(num == 0)[:3]]
         raise NoCaptionsError(f"text features {packed.source}: {int((num == 0).sum())} video(s) "
                               f"of the split have no caption, e.g. {empty}; remove them from the "
@@ -121,9 +127,12 @@ def _captions(packed: PackedFile, video_ids: Sequence[str], text_dim: int | None
     bad = np.zeros(len(pos), bool)
     bad[owner[~packed.index["cap_finite"][cap_ids]]] = True
     _check_finite(bad, video_ids, f"text features ({packed.source})")
-    _check_width(packed.width, text_dim, "text", str(packed.source))
-    return Captions(packed.values, first, num, packed.index["cap_start"],
-                    packed.index["cap_rows"])
+    values = packed.values
+    if len(values) or not optional:
+        _check_width(packed.width, text_dim, "text", str(packed.source))
+    elif text_dim is not None:  # no video has a caption (a collection extracted without any)
+        values = np.zeros((0, text_dim), values.dtype)
+    return Captions(values, first, num, packed.index["cap_start"], packed.index["cap_rows"])
 
 
 def _teacher(packed: PackedFile, video_ids: Sequence[str], width: int | None) -> Teacher:
@@ -142,8 +151,9 @@ def _teacher(packed: PackedFile, video_ids: Sequence[str], width: int | None) ->
 def gather_split(video_ids: Sequence[str], expert_files: Mapping[str, Sequence[PackedFile]],
                  variable: set[str], text: PackedFile, teachers: Sequence[PackedFile],
                  raw_dims: Mapping[str, int], text_dim: int | None,
-                 teacher_dim: int | None) -> SplitFeatures:
-    """Gather and validate the features of `video_ids` (in that order)."""
+                 teacher_dim: int | None, captions_optional: bool = False) -> SplitFeatures:
+    """Gather and validate the features of `video_ids` (in that order); a video without
+    captions is refused unless `captions_optional` (a collection to index, not a split)."""
     video_ids = list(video_ids)
     if not video_ids:
         raise DataError("a split list is empty")
@@ -156,5 +166,6 @@ def gather_split(video_ids: Sequence[str], expert_files: Mapping[str, Sequence[P
                                                          raw_dims.get(name))
         else:
             fixed[name], avail[name] = _fixed_expert(name, files, video_ids, raw_dims.get(name))
-    return SplitFeatures(video_ids, fixed, ragged, avail, _captions(text, video_ids, text_dim),
+    return SplitFeatures(video_ids, fixed, ragged, avail,
+                         _captions(text, video_ids, text_dim, captions_optional),
                          [_teacher(t, video_ids, teacher_dim) for t in teachers])

@@ -133,19 +133,36 @@ def read_split_list(path: Path, layout: DatasetLayout, split_name: str) -> list[
     except FileNotFoundError:
         raise MissingFileError(
             f"split list {path} not found (needed by split {split_name!r} of {layout.name}); "
-            "the dataset tarball contains it at the top of the feature folder") from None
+            f"{_missing_list_fix(layout)}") from None
     except (OSError, UnicodeDecodeError) as err:
         reason = getattr(err, "strerror", None) or "not UTF-8 text"
-        raise SplitListError(f"cannot read split list {path} ({reason}); extract it from the "
-                             "dataset tarball again") from None
+        raise SplitListError(f"cannot read split list {path} ({reason}); "
+                             f"{_rewrite_fix(layout)}") from None
     rows = [(number, line.strip()) for number, line in enumerate(lines, 1) if line.strip()]
     if layout.strip_list_suffix:
         rows = [(number, row.split(".")[0]) for number, row in rows]
     if not rows:
         raise SplitListError(f"split list {path} (split {split_name!r} of {layout.name}) names "
-                             "no video; extract it from the dataset tarball again")
+                             f"no video; {_rewrite_fix(layout)}")
     _refuse_duplicates(path, rows)
     return [row for _, row in rows]
+
+
+def _rewrite_fix(layout: DatasetLayout) -> str:
+    """How to get a damaged file of the dataset again."""
+    if layout.made_by is None:
+        return "extract it from the dataset tarball again"
+    return f"run {layout.made_by} again"
+
+
+def _missing_list_fix(layout: DatasetLayout) -> str:
+    """Why a split list may be missing and what to do: an own collection extracted without
+    captions has none, as it cannot be trained or tested on (only indexed)."""
+    if layout.made_by is None:
+        return "the dataset tarball contains it at the top of the feature folder"
+    return (f"{layout.made_by} writes split lists only for videos with captions, so a "
+            "collection without captions cannot be trained or tested on: index it with a "
+            "model trained on captioned videos (crosskd index --checkpoint RUN --data DIR)")
 
 
 def _refuse_duplicates(path: Path, rows: list[tuple[int, str]]) -> None:
@@ -167,6 +184,7 @@ def _refuse_duplicates(path: Path, rows: list[tuple[int, str]]) -> None:
 def require_file(path: Path, what: str, layout: DatasetLayout) -> Path:
     """Return `path`, or raise naming what it holds and where the tarball keeps it."""
     if not path.is_file():
-        raise MissingFileError(f"missing {what}: expected {path}; the {layout.name} "
-                               "high-quality experts tarball contains it")
+        source = (f"the {layout.name} high-quality experts tarball contains it"
+                  if layout.made_by is None else f"{layout.made_by} writes it: run it again")
+        raise MissingFileError(f"missing {what}: expected {path}; {source}")
     return path

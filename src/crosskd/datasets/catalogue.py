@@ -1,4 +1,5 @@
-"""The datasets crosskd knows, one entry each: add a dataset by adding its entry here."""
+"""The datasets crosskd knows, one entry each: add a dataset by adding its entry here (the
+published ones, and the layout `crosskd extract` writes own videos in)."""
 
 from __future__ import annotations
 
@@ -146,5 +147,29 @@ ACTIVITYNET = DatasetSpec(
                     (23.8, 56.9, 73.2, 96.2, 4))),
 )
 
+#: own videos through `crosskd extract`: every video of the collection is in the expert files,
+#: the captioned ones are split into train / val / test (`train` evaluates on the training
+#: videos); a collection extracted without captions has no split lists.
+OWN_VIDEOS = DatasetSpec(
+    "own-videos",
+    DatasetLayout(
+        name="own-videos",
+        splits={"train": ("train_list.txt", "train_list.txt"),
+                "val": ("train_list.txt", "val_list.txt"),
+                "test": ("train_list.txt", "test_list.txt")},
+        custom_paths={
+            "audio": ("aggregated_audio_feats/audio-tokens.pickle",),
+            "ocr": ("aggregated_ocr_feats/ocr-tokens.pickle",),
+            "speech": ("aggregated_speech_feats/speech-tokens.pickle",),
+        },
+        made_by="crosskd extract",
+    ),
+    None,
+    SynthDefaults(token_experts=("audio", "speech"), captions_per_video=5,
+                  video_id_prefix="video",
+                  split_fractions={"train_list.txt": (0.0, 0.7), "val_list.txt": (0.7, 0.8),
+                                   "test_list.txt": (0.8, 1.0)}),
+)
+
 #: every dataset, in the order the zoo and the help texts list them.
-CATALOGUE: tuple[DatasetSpec, ...] = (MSRVTT, MSVD, DIDEMO, ACTIVITYNET)
+CATALOGUE: tuple[DatasetSpec, ...] = (MSRVTT, MSVD, DIDEMO, ACTIVITYNET, OWN_VIDEOS)

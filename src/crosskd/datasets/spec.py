@@ -22,6 +22,9 @@ class DatasetLayout:
     name: str
     splits: dict[str, tuple[str, str]]
     custom_paths: dict[str, tuple[str, ...]]
+    #: where its files come from, for messages about a missing one: None for a published
+    #: dataset (its tarball), else what writes them and when (`crosskd extract`).
+    made_by: str | None = None
     raw_captions: str = "raw-captions.pkl"
     strip_list_suffix: bool = False
     text_feat_overrides: dict[str, str] = field(default_factory=dict)
@@ -73,10 +76,11 @@ class PublishedModel:
 
 @dataclass(frozen=True)
 class DatasetSpec:
-    """Everything one dataset contributes; the name is `data_loader.args.dataset_name`."""
+    """Everything one dataset contributes; the name is `data_loader.args.dataset_name`.
+    `tarball` is None for a dataset made here (own videos through `crosskd extract`)."""
 
     name: str
     layout: DatasetLayout
-    tarball: FeatureTarball
+    tarball: FeatureTarball | None
     synth: SynthDefaults
     models: tuple[PublishedModel, ...] = ()

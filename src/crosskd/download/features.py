@@ -28,8 +28,9 @@ DEFAULT_BASE_URL = "http://www.robots.ox.ac.uk/~vgg/research/teachtext/data-hq/h
 MARKER = ".crosskd-features.json"
 
 
-#: every dataset's tarball by its `data_loader.args.dataset_name` (from crosskd.datasets).
-TARBALLS: dict[str, FeatureTarball] = {name: spec.tarball for name, spec in DATASETS.items()}
+#: every published dataset's tarball by its `data_loader.args.dataset_name` (from crosskd.datasets).
+TARBALLS: dict[str, FeatureTarball] = {name: spec.tarball for name, spec in DATASETS.items()
+                                       if spec.tarball is not None}
 
 
 @dataclass(frozen=True)

@@ -39,10 +39,21 @@ class VideoResult:
                 "source": self.source}
 
 
+#: what tells one version of a video file from another (a changed file is extracted again).
+_VERSION_KEYS = ("size", "mtime_ns")
+
+
 def source_signature(path: Path) -> dict[str, Any]:
-    """The video file as the cache knows it: a changed file is extracted again."""
+    """The video file as the cache knows it: its absolute path, size and time."""
     stat = path.stat()
-    return {"path": str(path), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+    return {"path": os.path.abspath(path), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+
+
+def same_version(stored: Any, source: dict[str, Any]) -> bool:
+    """Whether a stored result is of this version of the file: size and time, not the path,
+    so running from another folder or moving the videos keeps the finished results."""
+    return isinstance(stored, dict) and all(
+        key in source and stored.get(key) == source[key] for key in _VERSION_KEYS)
 
 
 class ResultCache:
@@ -65,17 +76,23 @@ class ResultCache:
                 features = {key[2:]: data[key] for key in data.files if key.startswith("f:")}
         except (OSError, ValueError, KeyError, EOFError):
             return None
-        if source is not None and meta.get("source") != source:
+        if source is not None and not same_version(meta.get("source"), source):
             return None
         return VideoResult(features=features, **meta)
 
-    def has(self, video_id: str, source: dict[str, Any]) -> bool:
-        """Whether a result of this version of the video is stored (reads its metadata only)."""
+    def meta(self, video_id: str) -> dict[str, Any] | None:
+        """A stored result without its features (missing experts, error, source, ...)."""
         try:
             with np.load(self.path(video_id), allow_pickle=False) as data:
-                return json.loads(str(data[_META])).get("source") == source
+                meta = json.loads(str(data[_META]))
         except (OSError, ValueError, KeyError, EOFError):
-            return False
+            return None
+        return meta if isinstance(meta, dict) else None
+
+    def has(self, video_id: str, source: dict[str, Any]) -> bool:
+        """Whether a result of this version of the video is stored (reads its metadata only)."""
+        meta = self.meta(video_id)
+        return meta is not None and same_version(meta.get("source"), source)
 
     def feature(self, video_id: str, modality: str) -> np.ndarray | None:
         """One feature of a stored video (None: missing), read without the others."""

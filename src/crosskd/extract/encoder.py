@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from crosskd.errors import UserError
-from crosskd.experts import TEXT_FEATURE_DIMS
+from crosskd.experts import named_text_feat
+
+if TYPE_CHECKING:
+    from crosskd.extract.requirements import Requirement
 
 _WORD = re.compile(r"[a-z0-9']+")
 
@@ -24,22 +26,6 @@ def words(text: str) -> list[str]:
 def is_word(text: str) -> bool:
     """Whether `text` is a word `words` can return (word-vector files keep only those)."""
     return _WORD.fullmatch(text) is not None
-
-
-def published_text_feat(preferred: str, dim: int, encoder: str) -> str:
-    """The `experts.text_feat` name a dataset stores tokens of width `dim` under.
-
-    train.py (and the original) read a text model's width from its name, so the name must be
-    a known one of that width: `preferred` when it is, else the first known name that is.
-    """
-    if TEXT_FEATURE_DIMS.get(preferred) == dim:
-        return preferred
-    for name, width in TEXT_FEATURE_DIMS.items():
-        if width == dim:
-            return name
-    widths = ", ".join(str(width) for width in sorted(set(TEXT_FEATURE_DIMS.values())))
-    raise UserError(f"text encoder {encoder!r} gives {dim}-d tokens, but train.py knows text "
-                    f"features of widths {widths} only; pick a model of one of those widths")
 
 
 def stack_tokens(vectors: list[np.ndarray], dim: int) -> np.ndarray:
@@ -56,6 +42,17 @@ class TextEncoder(ABC):
     name: ClassVar[str]
     #: token width of every array `encode` returns.
     dim: int
+
+    @classmethod
+    def requirements(cls, options: dict[str, Any]) -> list[Requirement]:
+        """The models it loads with these options, located before anything is decoded
+        (`crosskd.extract.preflight`); none for a weight-free encoder."""
+        return []
+
+    @classmethod
+    def check_options(cls, options: dict[str, Any]) -> None:
+        """Refuse, once its requirements are located and before anything is decoded, options
+        it would fail on only when the captions are encoded (after every video)."""
 
     @abstractmethod
     def encode(self, captions: list[str]) -> list[np.ndarray]:
@@ -75,8 +72,9 @@ class TextEncoder(ABC):
 
     @property
     def text_feat(self) -> str:
-        """The `experts.text_feat` name its tokens are stored under."""
-        return published_text_feat(self.name, self.dim, self.name)
+        """The `experts.text_feat` name its tokens are stored under: what made them and their
+        width (`crosskd.experts.named_text_feat`), so the name says what they are."""
+        return named_text_feat(self.name, self.dim)
 
     def record(self) -> dict[str, Any]:
         """A JSON-able description; `text_encoder_from_record` builds the same encoder."""

@@ -6,13 +6,16 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
 from crosskd.errors import UserError
 from crosskd.experts import TOKEN_DIMS
 from crosskd.extract.decode import Decoded
+
+if TYPE_CHECKING:
+    from crosskd.extract.requirements import Requirement
 
 INPUT_KINDS = ("frames", "clips", "audio", "speech")
 OUTPUT_KINDS = ("fixed", "tokens")
@@ -64,6 +67,12 @@ class Expert(ABC):
         """The class that takes these `--expert-option`s and the options left for it: an
         expert with several backends picks one here (whisper's `backend=`)."""
         return cls, options
+
+    @classmethod
+    def requirements(cls, options: dict[str, Any]) -> list[Requirement]:
+        """The models it loads with these options, located before anything is decoded
+        (`crosskd.extract.preflight`); none for a weight-free expert."""
+        return []
 
     @abstractmethod
     def compute(self, video: Decoded) -> Result:

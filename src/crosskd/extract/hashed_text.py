@@ -9,9 +9,10 @@ from typing import Any
 
 import numpy as np
 
+from crosskd.experts import named_text_feat
 from crosskd.extract.encoder import TextEncoder, stack_tokens, words
 
-#: the width of the published word2vec features, so datasets store it as `w2v` tokens.
+#: the width of the published word2vec features.
 HASHED_DIM = 300
 
 
@@ -45,4 +46,4 @@ class HashedWordEncoder(TextEncoder):
 
     @property
     def text_feat(self) -> str:
-        return "w2v" if self.dim == HASHED_DIM else super().text_feat
+        return named_text_feat("hashed-words", self.dim)

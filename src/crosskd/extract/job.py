@@ -1,5 +1,6 @@
-"""One `crosskd extract` run: find the videos and captions, extract this shard's videos into
-the cache, and write the dataset when every shard is done (or on `--merge`)."""
+"""One `crosskd extract` run: find the videos and captions (joined with the dataset already in
+OUT), extract this shard's videos into the cache, and write the dataset when every shard is
+done (or on `--merge`)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ from crosskd.diskwrites import reported_write
 from crosskd.errors import UserError
 from crosskd.extract.cache import ResultCache
 from crosskd.extract.captions import read_captions
+from crosskd.extract.collection import Collection, gather
+from crosskd.extract.preflight import check_models
 from crosskd.extract.run import Extraction, decode_spec, shard_of
 from crosskd.extract.sources import find_videos
 from crosskd.extract.splits import assign_splits
@@ -24,7 +27,7 @@ from crosskd.extract.video_experts import build_experts
 from crosskd.extract.decode import DecodeSpec
 from crosskd.extract.encoder import TextEncoder
 from crosskd.extract.expert import Expert
-from crosskd.extract.writer import Collection, write_dataset
+from crosskd.extract.writer import write_dataset
 from crosskd.untrusted import ascii_int
 
 log = logging.getLogger(__name__)
@@ -36,8 +39,13 @@ class ExtractOptions:
     """Everything a run is told (the command line's flags)."""
 
     videos: Path
-    captions: Path
+    #: None: a collection without captions (indexed with a model trained elsewhere).
+    captions: Path | None
     out: Path
+    #: the collection's name (default: the dataset's recorded name, else OUT's folder name).
+    name: str | None = None
+    #: remove the dataset's videos whose file is gone (default: keep them).
+    prune: bool = False
     experts: str = "default"
     expert_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     text_encoder: str = "transformers"
@@ -93,26 +101,26 @@ def rank_device(device: str) -> str:
         raise UserError(f"{err} (set by torchrun)") from None
 
 
-def collect(options: ExtractOptions) -> tuple[dict[str, Path], Collection, dict[str, str]]:
-    """The videos that have captions, their captions, the file's splits, what was left out."""
-    captions = read_captions(options.captions)
-    videos = find_videos(options.videos)
-    ids = [vid for vid in sorted(captions.by_video) if vid in videos]
-    if not ids:
-        raise UserError(f"no caption in {options.captions} names a video of {options.videos} "
-                        f"(video ids are file names without suffix, e.g. "
-                        f"{next(iter(videos))!r})")
-    collection = Collection(
-        video_ids=ids, captions={vid: captions.by_video[vid] for vid in ids},
-        without_video=sorted(set(captions.by_video) - set(videos)),
-        without_captions=sorted(set(videos) - set(captions.by_video)))
-    return {vid: videos[vid] for vid in ids}, collection, captions.splits
+@dataclass(frozen=True)
+class Written:
+    """A dataset this run wrote: its extraction.json, the collection and what changed."""
+
+    record: Path
+    collection: Collection
 
 
-def extract(options: ExtractOptions) -> Path | None:
-    """Run the extraction; returns extraction.json when this run wrote the dataset."""
-    videos, collection, given = collect(options)
+def collect(options: ExtractOptions) -> Collection:
+    """The videos of VIDEOS and of the dataset already in OUT, with their captions."""
+    captions = read_captions(options.captions) if options.captions is not None else None
+    return gather(find_videos(options.videos), captions, options.out, options.name,
+                  options.prune)
+
+
+def extract(options: ExtractOptions) -> Written | None:
+    """Run the extraction; returns what it wrote when this run wrote the dataset."""
+    collection = collect(options)
     options.device = rank_device(options.device)
+    check_models(options.experts, options.expert_options, options.text_encoder)
     name, text_options = parse_choice(options.text_encoder)
     if name in TEXT_ENCODERS and "device" in inspect.signature(TEXT_ENCODERS[name]).parameters:
         text_options.setdefault("device", options.device)
@@ -126,61 +134,79 @@ def extract(options: ExtractOptions) -> Path | None:
                         {"decode": spec.record(), "experts": [e.provenance() for e in experts]})
     shard = options.shard or launched_shard()
     if options.merge:
-        return _write(options, collection, given, experts, text_encoder, cache, spec)
-    mine = shard_of(collection.video_ids, shard)
-    done = Extraction(videos, experts, cache, options.out, spec, options.workers).run(mine)
+        return _write(options, collection, experts, text_encoder, cache, spec)
+    mine = shard_of(collection.extractable, shard)
+    done = Extraction(collection.sources, experts, cache, options.out, spec,
+                      options.workers).run(mine)
     log.info("extract: shard %d/%d: %d videos extracted, %d were cached", *shard, done,
              len(mine) - done)
     if shard[1] == 1:
-        return _write(options, collection, given, experts, text_encoder, cache, spec)
-    digest = collection_digest(videos, collection, given, options.seed, text_encoder)
+        return _write(options, collection, experts, text_encoder, cache, spec)
+    digest = collection_digest(collection, options.seed, text_encoder)
     cache.mark_done(shard, digest)
     if not cache.claim_merge(shard[1], digest):
         log.info("extract: shard %d/%d done; the last shard to finish writes the dataset "
                  "(or run the same command with --merge)", *shard)
         return None
     try:
-        return _write(options, collection, given, experts, text_encoder, cache, spec)
+        return _write(options, collection, experts, text_encoder, cache, spec)
     except BaseException:
         cache.release_merge(shard[1], digest)  # a rerun of any shard merges again
         raise
 
 
-def _write(options: ExtractOptions, collection: Collection, given: dict[str, str],
-           experts: list[Expert], text_encoder: TextEncoder, cache: ResultCache,
-           spec: DecodeSpec) -> Path:
-    return write_dataset(options.out, _usable(collection, cache, given, options.seed), experts,
-                         text_encoder, cache, spec)
+def _write(options: ExtractOptions, collection: Collection, experts: list[Expert],
+           text_encoder: TextEncoder, cache: ResultCache, spec: DecodeSpec) -> Written:
+    usable = _usable(collection, cache, [e.modality for e in experts], options.seed)
+    return Written(write_dataset(options.out, usable, experts, text_encoder, cache, spec),
+                   usable)
 
 
-def collection_digest(videos: dict[str, Path], collection: Collection, given: dict[str, str],
-                      seed: int, text_encoder: TextEncoder) -> str:
+def collection_digest(collection: Collection, seed: int, text_encoder: TextEncoder) -> str:
     """What the dataset is written from, hashed: the videos (id, size, time; not the path,
-    which differs between machines sharing OUT), captions, splits, seed and text encoder.
-    Shards mark themselves done for this digest, so a changed collection merges again."""
+    which differs between machines sharing OUT), captions, known splits, seed, name and text
+    encoder. Shards mark themselves done for this digest, so a changed collection merges
+    again."""
     files = {}
     for video_id in collection.video_ids:
         try:
-            stat = videos[video_id].stat()
+            stat = collection.sources[video_id].stat()
             files[video_id] = [stat.st_size, stat.st_mtime_ns]
         except OSError:
             files[video_id] = None
-    state = {"videos": files, "captions": collection.captions, "splits": given, "seed": seed,
-             "text_encoder": text_encoder.record()}
+    state = {"videos": files, "captions": collection.captions, "splits": collection.given,
+             "seed": seed, "name": collection.name, "text_encoder": text_encoder.record()}
     text = json.dumps(state, sort_keys=True, default=str)
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
 
-def _usable(collection: Collection, cache: ResultCache, given: dict[str, str],
+def _usable(collection: Collection, cache: ResultCache, modalities: list[str],
             seed: int) -> Collection:
-    """The collection without videos no expert could read (they stay in the report), split."""
-    results = {vid: cache.load(vid) for vid in collection.video_ids}
-    absent = [vid for vid, result in results.items() if result is None]
+    """The collection without videos no expert could read (they stay in the report), its
+    captioned videos split."""
+    metas = {vid: cache.meta(vid) for vid in collection.video_ids}
+    _refuse_absent([vid for vid, meta in metas.items() if meta is None], collection)
+    collection.failed = {vid: meta.get("error") or "no expert could read it"
+                         for vid, meta in metas.items()
+                         if meta.get("error") or set(modalities) <= set(meta.get("missing", ()))}
+    collection.video_ids = [vid for vid in collection.video_ids if vid not in collection.failed]
+    if not collection.video_ids:
+        vid, reason = next(iter(collection.failed.items()))
+        raise UserError(f"no video could be read (e.g. {vid!r}: {reason})")
+    captioned = [vid for vid in collection.video_ids if vid in collection.captions]
+    collection.splits = assign_splits(captioned, collection.given, seed) if captioned else {}
+    return collection
+
+
+def _refuse_absent(absent: list[str], collection: Collection) -> None:
+    """Videos without a result: not extracted yet (a shard has not run), or gone from disk
+    and not in the cache (extracted with other experts or settings)."""
+    gone = sorted(set(absent) & set(collection.gone))
+    if gone:
+        raise UserError(f"{len(gone)} video(s) of the dataset have no file any more and no "
+                        f"result for these experts and settings in the cache (e.g. "
+                        f"{gone[0]!r}); put their files back, or run with --prune to remove "
+                        "them from the dataset")
     if absent:
         raise UserError(f"--merge: {len(absent)} video(s) are not extracted yet (e.g. "
                         f"{absent[0]!r}); run every shard first (--shard I/N for I in 0..N-1)")
-    collection.failed = {vid: result.error or "no expert could read it"
-                         for vid, result in results.items() if not result.features}
-    collection.video_ids = [vid for vid in collection.video_ids if vid not in collection.failed]
-    collection.splits = assign_splits(collection.video_ids, given, seed)
-    return collection

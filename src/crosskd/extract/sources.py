@@ -1,12 +1,20 @@
-"""Which videos to read: a folder (searched recursively) or a list file of paths."""
+"""Which videos to read (a folder searched recursively, or a list file of paths), and where
+a dataset's videos are: recorded relative to the dataset folder and absolute, found again
+against wherever the dataset folder is now."""
 
 from __future__ import annotations
 
+import logging
+import os
 from pathlib import Path
+from typing import Any, Mapping
 
 from crosskd.errors import UserError
 from crosskd.extract.video_ids import collision_key, file_video_id
 
+log = logging.getLogger(__name__)
+#: the keys of an extraction.json video entry that locate its file.
+SOURCE_KEYS = ("source", "source_absolute")
 VIDEO_SUFFIXES = {".mp4", ".mkv", ".webm", ".avi", ".mov", ".m4v", ".mpg", ".mpeg", ".flv",
                   ".ts", ".wmv", ".3gp", ".gif", ".ogv"}
 
@@ -53,3 +61,44 @@ def find_videos(source: Path) -> dict[str, Path]:
         raise UserError(f"no video found in {source} (suffixes "
                         f"{', '.join(sorted(VIDEO_SUFFIXES))})")
     return found
+
+
+def recorded_source(path: Path, dataset: Path) -> dict[str, str]:
+    """How extraction.json names a video's file: `source` relative to the dataset folder (the
+    dataset and its videos may move together), `source_absolute` (the dataset folder may move
+    alone). Both come from absolute paths, so the folder extract ran in does not matter."""
+    absolute = os.path.abspath(path)
+    try:
+        relative = Path(os.path.relpath(absolute, os.path.abspath(dataset))).as_posix()
+    except ValueError:  # on another drive than the dataset (Windows)
+        relative = absolute
+    return {"source": relative, "source_absolute": absolute}
+
+
+def find_source(entry: Mapping[str, Any], dataset: Path, what: str) -> Path | None:
+    """The file an extraction.json video entry names, where it is now: `source` against the
+    dataset folder as it is now (an absolute one as it is), else `source_absolute`; None when
+    neither is a file. `what` names the entry when a value is not a path."""
+    for key in SOURCE_KEYS:
+        text = entry.get(key)
+        if text is None:
+            continue
+        if not isinstance(text, str) or not text or "\x00" in text:
+            raise UserError(f"{what} {key} is {text!r:.80}, not a path; run crosskd extract "
+                            "again")
+        path = (dataset / text).absolute()
+        if path.is_file():
+            return path
+    return None
+
+
+def video_source(entry: Mapping[str, Any], dataset: Path, video_id: str) -> Path | None:
+    """A dataset video's file now (`find_source`), or None, with one warning line that names
+    the video and where it was looked for when a file was recorded: what the index builder
+    calls for each video."""
+    path = find_source(entry, dataset, f"{dataset / 'extraction.json'} entry {video_id!r}")
+    tried = [str(entry[key]) for key in SOURCE_KEYS if entry.get(key)]
+    if path is None and tried:
+        log.warning("video %r: its file is not at %s (from the dataset folder %s); it is "
+                    "indexed without it", video_id, " or ".join(tried), dataset)
+    return path

@@ -1,5 +1,7 @@
-"""Train / val / test membership: the caption file's splits where it gives them, the rest
-drawn with a fixed seed (70 / 10 / 20 %, every split holding at least one video)."""
+"""Train / val / test membership of the captioned videos: a fixed split where one is known (the
+caption file's split column, or the split a video already has in the dataset, so videos added
+later never move the others), the rest drawn with a fixed seed (70 / 10 / 20 %), every split
+holding at least one video."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ FRACTIONS = (0.7, 0.1, 0.2)
 
 
 def assign_splits(video_ids: list[str], given: dict[str, str], seed: int) -> dict[str, list[str]]:
-    """Split -> video ids (in `video_ids` order)."""
+    """Split -> video ids (in `video_ids` order); `given` fixes a video's split."""
     if len(video_ids) < len(SPLITS):
         raise UserError(f"only {len(video_ids)} video(s) with captions; a dataset needs at "
                         "least 3 (one each for train, val and test)")
@@ -26,8 +28,18 @@ def assign_splits(video_ids: list[str], given: dict[str, str], seed: int) -> dic
     out = {split: [vid for vid in video_ids if membership[vid] == split] for split in SPLITS}
     for split in SPLITS:
         if not out[split]:
-            donor = max(out, key=lambda name: len(out[name]))
-            if len(out[donor]) < 2:
-                raise UserError(f"no video left for the {split} split; give more videos")
-            out[split].append(out[donor].pop())
+            out[split].append(_donated(out, set(drawn), split))
     return out
+
+
+def _donated(out: dict[str, list[str]], drawn: set[str], split: str) -> str:
+    """A video taken from the largest split for the empty `split`: a drawn one where one can
+    go, so that a fixed video moves only when nothing else can."""
+    for movable in (drawn, None):
+        donors = [name for name, ids in out.items() if len(ids) > 1
+                  and (movable is None or any(vid in movable for vid in ids))]
+        if donors:
+            ids = out[max(donors, key=lambda name: len(out[name]))]
+            position = max(i for i, vid in enumerate(ids) if movable is None or vid in movable)
+            return ids.pop(position)
+    raise UserError(f"no video left for the {split} split; give more videos")

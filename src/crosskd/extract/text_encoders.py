@@ -34,12 +34,19 @@ def parse_choice(choice: str) -> tuple[str, dict[str, str]]:
     return name.strip(), options
 
 
-def build_text_encoder(name: str, options: Mapping[str, Any] | None = None) -> TextEncoder:
-    """The registered encoder `name`, built with `options` (an unknown one is one line)."""
+def encoder_options(name: str, options: Mapping[str, Any] | None = None
+                    ) -> tuple[type[TextEncoder], dict[str, Any]]:
+    """The registered encoder class `name` and `options` typed for it (an unknown name is
+    one line)."""
     if name not in TEXT_ENCODERS:
         raise UserError(f"unknown text encoder {name!r}; use one of {', '.join(TEXT_ENCODERS)}")
     cls = TEXT_ENCODERS[name]
-    typed = typed_options(cls, dict(options or {}), f"text encoder {name!r}")
+    return cls, typed_options(cls, dict(options or {}), f"text encoder {name!r}")
+
+
+def build_text_encoder(name: str, options: Mapping[str, Any] | None = None) -> TextEncoder:
+    """The registered encoder `name`, built with `options` (an unknown one is one line)."""
+    cls, typed = encoder_options(name, options)
     try:
         return cls(**typed)
     except TypeError as err:

@@ -7,8 +7,11 @@ from typing import Any
 
 import numpy as np
 
-from crosskd.extract.encoder import TextEncoder, published_text_feat
+from crosskd.errors import UserError
+from crosskd.experts import named_text_feat
+from crosskd.extract.encoder import TextEncoder
 from crosskd.extract.hub import from_pretrained, import_transformers, weights_tag
+from crosskd.extract.requirements import HubModel, Requirement
 
 _BATCH = 32
 
@@ -17,9 +20,12 @@ class TransformersTextEncoder(TextEncoder):
     """Token features = `AutoModel(...).last_hidden_state`, captions cut at `max_tokens`."""
 
     name = "transformers"
+    default_model, default_max_tokens = "gpt2", 64
+    #: files it reads from the hub besides the config and the weights.
+    hub_files = ("tokenizer_config.json",)
 
-    def __init__(self, model: str = "gpt2", weights: str | None = None,
-                 max_tokens: int = 64, device: str = "cpu") -> None:
+    def __init__(self, model: str = default_model, weights: str | None = None,
+                 max_tokens: int = default_max_tokens, device: str = "cpu") -> None:
         transformers = import_transformers("text encoder transformers")
         what, option = f"text encoder transformers (model={model})", "--text-encoder transformers:weights"
         self.model_name, self.weights_dir, self.max_tokens = model, weights, int(max_tokens)
@@ -32,6 +38,27 @@ class TransformersTextEncoder(TextEncoder):
         self.model.eval().to(device)
         self.dim = int(self.model.config.hidden_size)
         self._tag = weights_tag(model, weights, self.model)
+
+    @classmethod
+    def requirements(cls, options: dict[str, Any]) -> list[Requirement]:
+        model = options.get("model") or cls.default_model
+        return [HubModel(f"text encoder transformers (model={model})",
+                         "--text-encoder transformers:weights=DIR", model, options.get("weights"),
+                         cls.hub_files)]
+
+    @classmethod
+    def check_options(cls, options: dict[str, Any]) -> None:
+        """From the model's config alone: `max_tokens` within its positions (captions are
+        encoded after every video, where a longer one would fail)."""
+        (need,) = cls.requirements(options)
+        transformers = import_transformers(need.what)
+        config = from_pretrained(transformers.AutoConfig, need.model, need.folder, need.what,
+                                 "--text-encoder transformers:weights")
+        positions = getattr(config, "max_position_embeddings", None)
+        max_tokens = int(options.get("max_tokens", cls.default_max_tokens))
+        if isinstance(positions, int) and max_tokens > positions:
+            raise UserError(f"{need.what}: max_tokens={max_tokens} is more than the model's "
+                            f"{positions} positions; give max_tokens={positions} or fewer")
 
     def encode(self, captions: list[str]) -> list[np.ndarray]:
         import torch
@@ -63,4 +90,4 @@ class TransformersTextEncoder(TextEncoder):
 
     @property
     def text_feat(self) -> str:
-        return published_text_feat(self.model_name.rsplit("/", 1)[-1], self.dim, self.name)
+        return named_text_feat(self.model_name.rsplit("/", 1)[-1], self.dim)

@@ -9,7 +9,8 @@ from typing import Any
 import numpy as np
 
 from crosskd.data.fingerprint import content_digest
-from crosskd.extract.encoder import TextEncoder, published_text_feat, stack_tokens, words
+from crosskd.experts import named_text_feat
+from crosskd.extract.encoder import TextEncoder, stack_tokens, words
 from crosskd.extract.word_vector_files import load_word_vectors
 
 
@@ -36,4 +37,4 @@ class Word2VecEncoder(TextEncoder):
 
     @property
     def text_feat(self) -> str:
-        return published_text_feat("w2v", self.dim, self.name)
+        return named_text_feat("word-vectors", self.dim)
