@@ -5,10 +5,10 @@
 
 Builds the config's model (262.7 M parameters for the published MSRVTT CE+ cecap config),
 loss and optimizer, applies the process settings training applies on the CPU
-(crosskd.train.runtime.apply_cpu_settings: threads, glibc's reuse of freed memory, the
-linear-layer library) and steps the optimizer inside backward as the CPU runner does
-(crosskd.train.backward_step: with RAdam and oneDNN, the text projections' weight gradients go
-to the update a block of rows at a time). Inputs are random with the real shapes
+(`Runtime.apply_process_settings`: threads, glibc's reuse of freed memory) and installs the
+fast paths as the CPU runner does (crosskd.train.runners.install_fast_paths: the linear-layer
+library, the optimizer stepped inside backward; with RAdam and oneDNN, the text projections'
+weight gradients go to the update a block of rows at a time). Inputs are random with the real shapes
 (benchmarks/train_step.py). For each library of `--libraries` (default: torch's matmul, then
 oneDNN where torch has it) a fresh model is timed over --steps steady steps after --warmup
 (RAdam rectifies from step 6); the table gives the median step, its FLOPs (FlopCounterMode,
@@ -33,26 +33,29 @@ from crosskd.config import load_config, model_spec, objective_spec, optimizer_sp
 from crosskd.losses import build_objective
 from crosskd.models import build_model
 from crosskd.optim import build_optimizer
-from crosskd.train.backward_step import GradientBuffers, step_during_backward
-from crosskd.train.runtime import apply_cpu_settings, cpu_threads_for
+from crosskd.train.runners import install_fast_paths
+from crosskd.train.runtime import Runtime, cpu_threads_for
+
+CPU = torch.device("cpu")
 
 
-def _stepper(config: dict, seed: int, batch: int):
-    """A fresh model, loss and optimizer wired as the CPU runner wires them; returns the
-    step function and the model."""
+def _stepper(config: dict, seed: int, batch: int, library: str):
+    """A fresh model, loss and optimizer wired as the CPU runner wires them, with `library`'s
+    linear layers; returns the step function."""
     torch.manual_seed(seed)
     model = build_model(model_spec(config)).train()
     objective = build_objective(objective_spec(config))
     optimizer = build_optimizer(optimizer_spec(config), model.parameters())
-    buffers = GradientBuffers(optimizer=optimizer)
-    step_during_backward(optimizer, buffers)
-    model.recycle_gradients(buffers)
+    runtime = Runtime(CPU, optimizer_in_backward=True, cpu_matmul=library,
+                      cpu_threads=cpu_threads_for(model, CPU))
+    runtime.apply_process_settings()
+    install_fast_paths(runtime, model, optimizer)
     inputs = random_batch(model, batch, seed)
 
     def step() -> None:
         optimizer.zero_grad(set_to_none=True)
         objective(model(*inputs))[0].backward()
-    return step, model
+    return step
 
 
 def _counted_step(step) -> int:
@@ -94,9 +97,7 @@ def main() -> None:
     load_before = load_average()
     results = {}
     for library in args.libraries:
-        step, model = _stepper(config, args.seed, args.batch)
-        apply_cpu_settings(torch.device("cpu"), cpu_threads_for(model, torch.device("cpu")),
-                           library)
+        step = _stepper(config, args.seed, args.batch, library)
         flops = _counted_step(step)
         durations = _time(step, args.warmup, args.steps)
         results[library] = (statistics.median(durations), min(durations), max(durations), flops)
@@ -106,7 +107,7 @@ def main() -> None:
             print(prof.key_averages(group_by_input_shape=True).table(
                 sort_by="self_cpu_time_total", row_limit=args.profile,
                 max_name_column_width=36, max_shapes_column_width=60))
-        del step, model
+        del step
         gc.collect()
     rates = {lib: (before + matmul_gflops(library=lib)) / 2 for lib, before in rates_before.items()}
     print(f"{torch.get_num_threads()} threads, load average {load_before:.2f} -> "

@@ -1,7 +1,10 @@
-"""crosskd.ops.linear: oneDNN's products agree with torch's for any layout, and the backend
-is the one chosen (values and gradients on the ops' own example: tests/ops/test_ops.py)."""
+"""crosskd.ops.cpu_matmul: oneDNN's products agree with torch's for any layout, and a model's
+linear layers are swapped onto them in place (values and gradients on the ops' own example:
+tests/ops/test_ops.py)."""
 
 from __future__ import annotations
+
+import copy
 
 import pytest
 import torch
@@ -9,7 +12,7 @@ import torch.nn.functional as F
 from hypothesis import given, settings, strategies as st
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from crosskd.ops import Linear, cpu_matmul, linear
+from crosskd.ops import OneDnnLinear, cpu_matmul, onednn_linear, use_onednn
 
 needs_onednn = pytest.mark.skipif(not cpu_matmul.onednn_available(),
                                   reason="this torch build has no oneDNN linear kernel")
@@ -63,11 +66,10 @@ def test_onednn_linear_agrees_with_float64_for_every_layout(rows, inputs, output
     weight = _layout(torch.randn(outputs, inputs, generator=generator), w_layout)
     bias = torch.randn(outputs, generator=generator)
     upstream = torch.randn(rows, outputs, generator=generator)
-    cpu_matmul.set_backend("onednn")
     leaves = [t.detach().requires_grad_() for t in (x, weight, bias)]
     seen = _KernelsSeen()
     with seen:
-        out = linear(*leaves)
+        out = onednn_linear(*leaves)
         (out * upstream).sum().backward()
     expected, gradients = _reference_gradients(x, weight, bias, upstream)
     atol = 1e-5 * (1 + inputs + rows)
@@ -79,44 +81,49 @@ def test_onednn_linear_agrees_with_float64_for_every_layout(rows, inputs, output
     assert all(w.is_contiguous() or w.t().is_contiguous() for w in seen.weights)
 
 
-def test_torch_backend_is_torch_linear_bit_for_bit():
-    """With "torch" chosen, `linear` and `Linear` are F.linear, and no oneDNN op runs."""
-    cpu_matmul.set_backend("torch")
-    layer = Linear(40, 7)
+def _two_layer_model() -> torch.nn.Module:
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Linear(40, 7), torch.nn.ReLU(), torch.nn.Linear(7, 3))
+
+
+def test_a_plain_model_runs_torch_linear_bit_for_bit():
+    """Until a runner swaps its layers, a model's nn.Linear runs torch's product only."""
+    model = _two_layer_model()
     x = torch.randn(5, 40)
     seen = _KernelsSeen()
     with seen, torch.no_grad():
-        out = layer(x)
-    assert torch.equal(out, F.linear(x, layer.weight, layer.bias))
+        out = model(x)
+    assert torch.equal(out, model[2](model[1](F.linear(x, model[0].weight, model[0].bias))))
     assert not seen.weights
+
+
+@needs_onednn
+def test_use_onednn_swaps_every_linear_in_place_and_keeps_its_state():
+    """Parameters (the optimizer's references), state-dict keys and values stay; the
+    products run on oneDNN and agree with torch's to float32 rounding."""
+    model = _two_layer_model()
+    params, state = list(model.parameters()), copy.deepcopy(model.state_dict())
+    x = torch.randn(5, 40)
+    expected = model(x)
+    assert use_onednn(model) == 2
+    assert all(isinstance(model[i], OneDnnLinear) for i in (0, 2))
+    assert all(a is b for a, b in zip(model.parameters(), params))
+    assert list(model.state_dict()) == list(state)
+    assert all(torch.equal(model.state_dict()[key], value) for key, value in state.items())
+    seen = _KernelsSeen()
+    with seen:
+        out = model(x)
+    assert len(seen.weights) == 2
+    torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-6)
 
 
 @needs_onednn
 def test_onednn_runs_only_on_float32_cpu_tensors_outside_autocast():
     """float64 and autocast's bfloat16 go to torch's kernels; float32 to oneDNN."""
-    cpu_matmul.set_backend("onednn")
     for dtype, autocast, expect in ((torch.float32, False, True), (torch.float64, False, False),
                                     (torch.float32, True, False)):
         seen = _KernelsSeen()
         x, weight = torch.randn(4, 8, dtype=dtype), torch.randn(3, 8, dtype=dtype)
         with seen, torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
-            linear(x, weight)
+            onednn_linear(x, weight)
         assert bool(seen.weights) is expect, (dtype, autocast)
-
-
-def test_unknown_or_missing_backend_is_refused(monkeypatch):
-    with pytest.raises(ValueError, match="unknown CPU matmul backend 'mkl'"):
-        cpu_matmul.set_backend("mkl")
-    monkeypatch.setattr(cpu_matmul, "onednn_available", lambda: False)
-    with pytest.raises(RuntimeError, match="no oneDNN linear kernel"):
-        cpu_matmul.set_backend("onednn")
-    assert cpu_matmul.default_backend() == "torch"
-
-
-def test_linear_module_keeps_nn_linear_parameters_and_state_dict():
-    """Checkpoints of nn.Linear load into Linear unchanged (the model's module type only)."""
-    plain = torch.nn.Linear(6, 4)
-    ours = Linear(6, 4)
-    ours.load_state_dict(plain.state_dict())
-    assert isinstance(ours, torch.nn.Linear) and list(ours.state_dict()) == ["weight", "bias"]
-    torch.testing.assert_close(ours(torch.ones(2, 6)), plain(torch.ones(2, 6)))

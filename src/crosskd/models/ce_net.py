@@ -22,7 +22,7 @@ from crosskd.models.netvlad import NetVLAD
 from crosskd.models.pooling import pooling_layer
 from crosskd.models.similarity import similarity_matrices
 from crosskd.models.spec import ModelSpec
-from crosskd.ops import Linear, RecycledBuffers, shared_input_linear
+from crosskd.ops import shared_input_linear
 
 
 class CollaborativeExperts(nn.Module):
@@ -33,12 +33,12 @@ class CollaborativeExperts(nn.Module):
         super().__init__()
         self.modalities = dims.modalities
         self.collaborative = collaborative
-        self.moe_fc = Linear(dims.text_dim, len(dims.modalities))
+        self.moe_fc = nn.Linear(dims.text_dim, len(dims.modalities))
         in_dims = [dims.expert_dims[m][0] for m in dims.modalities]
         if collaborative:
             self.out_dims = tuple(shared_dim for _ in in_dims)
             self.video_dim_reduce = nn.ModuleList(ReduceDim(d, shared_dim) for d in in_dims)
-            self.g_reason_1 = Linear(2 * shared_dim, shared_dim)
+            self.g_reason_1 = nn.Linear(2 * shared_dim, shared_dim)
             self.g_reason_shared = nn.Sequential(*gate_mlp_layers(shared_dim, num_g_layers))
             self.video_GU = nn.ModuleList(
                 GatedEmbeddingUnitReasoning(shared_dim) for _ in in_dims)
@@ -47,8 +47,6 @@ class CollaborativeExperts(nn.Module):
             self.video_GU = nn.ModuleList(
                 GatedEmbeddingUnit(i, o) for i, o in zip(in_dims, self.out_dims))
         self.text_GU = nn.ModuleList(GatedEmbeddingUnit(dims.text_dim, o) for o in self.out_dims)
-        #: where the text projections' weight gradients are written (None: fresh tensors)
-        self.text_gradient_buffers: RecycledBuffers | None = None
 
     def _stack(self, per_expert: Sequence[torch.Tensor]) -> torch.Tensor:
         """Stack `[B, D_m]` embeddings to `[B, E, max D]`, zero-padding narrower experts."""
@@ -70,8 +68,7 @@ class CollaborativeExperts(nn.Module):
 
     def embed_text(self, pooled: torch.Tensor, captions_per_video: int) -> TextEmbedding:
         """Embed pooled captions `[N, text_dim]` once per expert, with their mixture weights."""
-        projected = shared_input_linear(pooled, [unit.fc for unit in self.text_GU],
-                                        self.text_gradient_buffers)
+        projected = shared_input_linear(pooled, [unit.fc for unit in self.text_GU])
         embedded = [unit.gate_projected(x) for unit, x in zip(self.text_GU, projected)]
         return TextEmbedding(self.modalities, self._stack(embedded),
                              mixture_weights(pooled, self.moe_fc), self.out_dims,
@@ -95,12 +92,6 @@ class CENet(nn.Module):
                                 self.text_pooling.out_dim, dims.pooled)
         self.ce = CollaborativeExperts(pooled_dims, shared_dim, collaborative, num_g_layers)
 
-    def recycle_gradients(self, buffers: RecycledBuffers | None) -> None:
-        """Write the text projections' weight gradients (the largest) into buffers taken from
-        `buffers`, which a runner that consumes each gradient during backward refills; None
-        allocates each one afresh."""
-        self.ce.text_gradient_buffers = buffers
-
     def embed_videos(self, experts: Mapping[str, torch.Tensor], ind: Mapping[str, torch.Tensor]
                      ) -> VideoEmbedding:
         """Embed a batch of videos; rows with ind == 0 are treated as zeros (NaNs allowed there)."""
@@ -121,6 +112,10 @@ class CENet(nn.Module):
         captions_per_video = text.shape[1] if text.dim() == 4 else 1
         tokens = text.reshape(-1, *text.shape[-2:])
         return self.ce.embed_text(self.text_pooling(tokens), captions_per_video)
+
+    def caption_embedder(self) -> CaptionEmbedder:
+        """The caption side of this model, sharing its weights (what search keeps of it)."""
+        return CaptionEmbedder(self)
 
     def forward(self, experts: Mapping[str, torch.Tensor], ind: Mapping[str, torch.Tensor],
                 text: torch.Tensor, text_token_mask: torch.Tensor | None = None
@@ -146,8 +141,40 @@ class CENet(nn.Module):
         }
 
 
+class CaptionEmbedder(nn.Module):
+    """A CENet's caption side: token pooling, per-expert text units and mixture weights.
+
+    It holds the CENet's own modules under the CENet's names, so its state dict is the
+    caption part of the CENet's, key for key, and a caption-only state dict loads into it
+    strictly. Captions are embedded by the CENet's own `embed_text`, so a query embeds as
+    evaluation embeds captions.
+    """
+
+    def __init__(self, model: CENet) -> None:
+        super().__init__()
+        self.text_pooling = model.text_pooling
+        self.ce = nn.ModuleDict({"moe_fc": model.ce.moe_fc, "text_GU": model.ce.text_GU})
+        self.text_dim = model.dims.text_dim
+        self._embed_text = model.embed_text  # a bound method: the CENet is no submodule
+
+    def forward(self, text: torch.Tensor) -> TextEmbedding:
+        """Embed captions `[B, C, tokens, text_dim]` (or `[N, tokens, text_dim]`, C = 1)."""
+        return self._embed_text(text)
+
+
 def build_model(spec: ModelSpec) -> CENet:
     """Build the CENet a model part describes, with freshly initialised weights."""
     return CENet(spec.dims, shared_dim=spec.shared_dim, text_clusters=spec.text_clusters,
                  text_ghost_clusters=spec.text_ghost_clusters, collaborative=spec.collaborative,
                  num_g_layers=spec.num_g_layers)
+
+
+def build_caption_embedder(spec: ModelSpec, state: Mapping[str, torch.Tensor]
+                           ) -> CaptionEmbedder:
+    """The caption side of the CENet `spec` describes, holding `state` (a CaptionEmbedder's
+    state dict, loaded strictly), in evaluation mode. The rest of the model is built without
+    storage (meta device), so only the caption weights take memory."""
+    with torch.device("meta"):
+        embedder = build_model(spec).caption_embedder()
+    embedder.load_state_dict(state, assign=True)
+    return embedder.eval()

@@ -15,9 +15,10 @@ from __future__ import annotations
 from typing import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from crosskd.ops import Linear, PendingRunningStats, groupwise_batch_norm, linear
+from crosskd.ops import PendingRunningStats, groupwise_batch_norm
 
 #: added to the number of available pairs before averaging, as in the original.
 PAIR_COUNT_EPS = 1e-11
@@ -56,10 +57,10 @@ def collaborative_embeddings(experts: torch.Tensor, availability: torch.Tensor, 
     # split and unbound once, so that backward assembles each gradient once (a slice per use
     # builds a zero-filled full-size gradient for every use, then adds them up)
     # contiguous once: the partner weight is used M + 1 times, and a column slice is copied
-    # on every use by a product that needs whole rows (crosskd.ops.cpu_matmul)
+    # on every use by a product that needs whole rows
     own_weight, partner_weight = (w.contiguous() for w in first.weight.split(dim, dim=1))
-    own = linear(experts, own_weight, first.bias).unbind(dim=1)  # M x [B, D]
-    partners = list(linear(experts, partner_weight).unbind(dim=1))
+    own = F.linear(experts, own_weight, first.bias).unbind(dim=1)  # M x [B, D]
+    partners = list(F.linear(experts, partner_weight).unbind(dim=1))
     pair_available = availability[:, :, None] * availability[:, None, :]  # [B, M, M]
     num_pairs = pair_available.sum(dim=2, keepdim=True)  # [B, M, 1]
     outputs = []
@@ -68,10 +69,10 @@ def collaborative_embeddings(experts: torch.Tensor, availability: torch.Tensor, 
         hidden = _gate_mlp(own[i][:, None] + torch.stack(partners, dim=1), body, pending)
         summed = torch.bmm(pair_available[:, i, None, :], hidden).squeeze(1)  # [B, D]
         if last is not None:  # sum_j a_ij (W h_ij + b) = W sum_j a_ij h_ij + b sum_j a_ij
-            summed = torch.addcmul(linear(summed, last.weight), num_pairs[:, i], last.bias)
+            summed = torch.addcmul(F.linear(summed, last.weight), num_pairs[:, i], last.bias)
         gate = summed / (num_pairs[:, i] + PAIR_COUNT_EPS)
         outputs.append(unit(experts[:, i], gate))
-        partners[i] = linear(outputs[-1], partner_weight)
+        partners[i] = F.linear(outputs[-1], partner_weight)
     pending.apply()
     return torch.stack(outputs, dim=1)
 
@@ -80,5 +81,5 @@ def gate_mlp_layers(dim: int, num_layers: int) -> list[nn.Module]:
     """The shared layers after the first pair projection: (BN, Mish, Linear) x (num_layers - 1)."""
     layers: list[nn.Module] = []
     for _ in range(num_layers - 1):
-        layers += [nn.BatchNorm1d(dim), nn.Mish(), Linear(dim, dim)]
+        layers += [nn.BatchNorm1d(dim), nn.Mish(), nn.Linear(dim, dim)]
     return layers

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from crosskd.ops import Linear, l2_normalize
+from crosskd.ops import l2_normalize
 
 
 class ContextGating(nn.Module):
@@ -17,7 +17,7 @@ class ContextGating(nn.Module):
 
     def __init__(self, dim: int) -> None:
         super().__init__()
-        self.fc = Linear(dim, dim)
+        self.fc = nn.Linear(dim, dim)
         self.batch_norm = nn.BatchNorm1d(dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -30,7 +30,7 @@ class GatedEmbeddingUnit(nn.Module):
 
     def __init__(self, in_dim: int, out_dim: int) -> None:
         super().__init__()
-        self.fc = Linear(in_dim, out_dim)
+        self.fc = nn.Linear(in_dim, out_dim)
         self.cg = ContextGating(out_dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -47,7 +47,7 @@ class ReduceDim(nn.Module):
 
     def __init__(self, in_dim: int, out_dim: int) -> None:
         super().__init__()
-        self.fc = Linear(in_dim, out_dim)
+        self.fc = nn.Linear(in_dim, out_dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Project `[B, in_dim]` to unit-norm `[B, out_dim]`."""
@@ -59,7 +59,7 @@ class ReasoningGating(nn.Module):
 
     def __init__(self, dim: int) -> None:
         super().__init__()
-        self.fc = Linear(dim, dim)
+        self.fc = nn.Linear(dim, dim)
         self.batch_norm = nn.BatchNorm1d(dim)
         self.batch_norm2 = nn.BatchNorm1d(dim)
 

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from crosskd.ops import linear, vlad_normalise
+from crosskd.ops import vlad_normalise
 
 
 class NetVLAD(nn.Module):
@@ -39,7 +39,7 @@ class NetVLAD(nn.Module):
         """Pool `[B, N, D]` tokens into `[B, D * K]` (feature-major, as the original flattens)."""
         batch, num_tokens, _ = tokens.shape
         flat = tokens.reshape(batch * num_tokens, self.feature_size)
-        logits = self.batch_norm(linear(flat, self.clusters.t()))
+        logits = self.batch_norm(flat @ self.clusters)
         assignment = F.softmax(logits, dim=1)[:, : self.cluster_size]
         assignment = assignment.reshape(batch, num_tokens, self.cluster_size)
         mass = assignment.sum(dim=1, keepdim=True)  # [B, 1, K]

@@ -6,15 +6,17 @@ machine of docs/PERFORMANCE.md the MSRVTT text projections run 2.2x faster throu
 products stay float32 (oneDNN's default fp32 mode: no bfloat16 or TF32 inside); only the
 summation order, so the last bits, differs from MKL's.
 
-The library is chosen once per process (`set_backend`, called by crosskd.train.runtime from
-`trainer.cpu_matmul`; `default_backend()` until then). Model code calls `linear` or `Linear`,
-which take oneDNN where it applies (float32 tensors on the CPU, outside autocast and
-torch.compile) and `torch.nn.functional.linear` everywhere else.
+`OneDnnLinear` is nn.Linear (same parameters, same state dict) computed by `onednn_linear`,
+which takes oneDNN where it applies (float32 tensors on the CPU, outside autocast and
+torch.compile) and `torch.nn.functional.linear` everywhere else. Models are built of plain
+nn.Linear; whoever runs one swaps its layers (`use_onednn`, in place) after building it
+(`crosskd.train.runtime.Runtime.prepare_model`). torch offers no public float32 route to
+oneDNN's dense linear kernel: `_product` is the one call of the private `torch.ops.mkldnn`
+op, and `onednn_available` says whether this torch has it.
 """
 
 from __future__ import annotations
 
-import platform
 from typing import Any
 
 import torch
@@ -22,40 +24,11 @@ import torch.nn.functional as F
 from torch import nn
 from torch.autograd.function import once_differentiable
 
-#: `trainer.cpu_matmul` values besides "auto": oneDNN's kernels, or torch's own matmul.
-BACKENDS = ("onednn", "torch")
-#: machines where oneDNN's fp32 kernels are used by default.
-_ONEDNN_MACHINES = ("x86_64", "amd64")
-
-_chosen: str | None = None  # the backend set for this process (None: default_backend())
-
 
 def onednn_available() -> bool:
     """True where this torch has oneDNN and its dense linear kernel."""
     return (torch.backends.mkldnn.is_available()
             and hasattr(torch.ops.mkldnn, "_linear_pointwise"))
-
-
-def default_backend() -> str:
-    """oneDNN on x86 CPUs where torch has it; torch's own matmul elsewhere (e.g. Arm, where
-    torch's oneDNN runs through other libraries)."""
-    machine = platform.machine().lower()
-    return "onednn" if onednn_available() and machine in _ONEDNN_MACHINES else "torch"
-
-
-def set_backend(name: str) -> None:
-    """Use `name` (one of BACKENDS) for this process's float32 CPU linear layers."""
-    if name not in BACKENDS:
-        raise ValueError(f"unknown CPU matmul backend {name!r}; expected one of {BACKENDS}")
-    if name == "onednn" and not onednn_available():
-        raise RuntimeError("this torch build has no oneDNN linear kernel")
-    global _chosen
-    _chosen = name
-
-
-def backend() -> str:
-    """The backend float32 CPU linear layers use now."""
-    return _chosen or default_backend()
 
 
 def _cpu_autocast_enabled() -> bool:
@@ -66,9 +39,9 @@ def _cpu_autocast_enabled() -> bool:
 
 
 def onednn_applies(*tensors: torch.Tensor | None) -> bool:
-    """True when products of these tensors run on oneDNN: it is the backend, they are float32
-    on the CPU, and neither autocast nor torch.compile is at work."""
-    return (backend() == "onednn" and not _cpu_autocast_enabled()
+    """True when oneDNN can compute products of these tensors: this torch has it, they are
+    float32 on the CPU, and neither autocast nor torch.compile is at work."""
+    return (onednn_available() and not _cpu_autocast_enabled()
             and not torch.compiler.is_compiling()
             and all(t.device.type == "cpu" and t.dtype == torch.float32 and t.layout == torch.strided
                     for t in tensors if t is not None))
@@ -84,8 +57,8 @@ def _product(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -
     return torch.ops.mkldnn._linear_pointwise(x.contiguous(), weight, bias, "none", [], "")
 
 
-def _onednn_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
-                   ) -> torch.Tensor:
+def _onednn_forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
+                    ) -> torch.Tensor:
     """F.linear by oneDNN, for inputs of any number of leading dimensions."""
     out = _product(x.reshape(-1, x.shape[-1]), weight, bias)
     return out.reshape(*x.shape[:-1], weight.shape[0])
@@ -111,14 +84,17 @@ class _OneDnnLinear(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
                 ) -> torch.Tensor:
+        ctx.set_materialize_grads(False)  # an unused output leaves the layer without gradient
         ctx.save_for_backward(x, weight)
         ctx.has_bias = bias is not None
-        return _onednn_linear(x, weight, bias)
+        return _onednn_forward(x, weight, bias)
 
     @staticmethod
     @once_differentiable
-    def backward(ctx: Any, grad: torch.Tensor
+    def backward(ctx: Any, grad: torch.Tensor | None
                  ) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
+        if grad is None:
+            return None, None, None
         x, weight = ctx.saved_tensors
         flat = grad.reshape(-1, grad.shape[-1])
         grad_x = grad_weight = grad_bias = None
@@ -131,23 +107,32 @@ class _OneDnnLinear(torch.autograd.Function):
         return grad_x, grad_weight, grad_bias
 
 
-def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None
-           ) -> torch.Tensor:
-    """`F.linear(x, weight, bias)`, by oneDNN for float32 CPU tensors when it is the backend."""
+def onednn_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None
+                  ) -> torch.Tensor:
+    """`F.linear(x, weight, bias)`, by oneDNN where it applies."""
     if not onednn_applies(x, weight, bias):
         return F.linear(x, weight, bias)
     if torch.is_grad_enabled() and any(t is not None and t.requires_grad
                                        for t in (x, weight, bias)):
         return _OneDnnLinear.apply(x, weight, bias)
-    return _onednn_linear(x, weight, bias)
+    return _onednn_forward(x, weight, bias)
 
 
-class Linear(nn.Linear):
-    """nn.Linear (same parameters and state_dict) computed by `linear`."""
+class OneDnnLinear(nn.Linear):
+    """nn.Linear (same parameters and state_dict) computed by `onednn_linear`."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """`x @ weight.T + bias`."""
-        return linear(x, self.weight, self.bias)
+        return onednn_linear(x, self.weight, self.bias)
+
+
+def use_onednn(model: nn.Module) -> int:
+    """Turn every nn.Linear of `model` into a OneDnnLinear, in place (parameters, names,
+    hooks and the optimizer's references stay); returns how many."""
+    layers = [module for module in model.modules() if type(module) is nn.Linear]
+    for layer in layers:
+        layer.__class__ = OneDnnLinear
+    return len(layers)
 
 
 def example(dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -66,22 +66,22 @@ def groupwise_batch_norm(x: torch.Tensor, bn: nn.BatchNorm1d,
     """Apply `bn` to `[B, G, D]` as G separate calls on `[B, D]` (group-wise batch statistics).
 
     In training the running buffers are updated as those calls would update them, at once
-    or, given `pending`, when the caller applies it (after further calls). A module with an
-    `across_ranks(function, x)` method (crosskd.train.distributed) takes its statistics over
-    every rank's rows.
+    or, given `pending`, when the caller applies it (after further calls). Batch statistics
+    are computed here for a plain nn.BatchNorm1d only: a subclass may take them otherwise
+    (over every rank's rows, crosskd.train.distributed), so in training it is called once
+    per group, as the reference does.
     """
-    if not bn.training:
+    if not bn.training:  # running statistics: each row on its own
         batch, groups, dim = x.shape
         return bn(x.reshape(batch * groups, dim)).reshape(batch, groups, dim)
-    across_ranks = getattr(bn, "across_ranks", None)  # distributed: the global batch's rows
-    if across_ranks is not None:
-        return across_ranks(lambda rows: _train_groupwise(rows, bn, pending), x)
+    if type(bn) is not nn.BatchNorm1d:
+        return reference_groupwise_batch_norm(x, bn)
     return _train_groupwise(x, bn, pending)
 
 
 def _train_groupwise(x: torch.Tensor, bn: nn.BatchNorm1d,
                      pending: PendingRunningStats | None) -> torch.Tensor:
-    """groupwise_batch_norm in training mode, over the rows given."""
+    """groupwise_batch_norm of a plain nn.BatchNorm1d in training mode."""
     batch, groups, dim = x.shape
     flat = x.reshape(batch, groups * dim)
     weight = bn.weight.repeat(groups) if bn.weight is not None else None

@@ -4,10 +4,10 @@ Holding every gradient until backward ends costs a full extra copy of the weight
 for MSRVTT CE+ on the CPU). Here a hook on each parameter steps the optimizer the moment
 that parameter's gradient is complete and then frees the gradient, so at most one large
 gradient exists at a time; handed back to a `GradientBuffers`, it is the buffer the next
-text projection's gradient is written into (crosskd.ops.shared_input_linear), which spares
+large layer's gradient is written into (crosskd.train.weight_gradients), which spares
 mapping, zeroing and unmapping a fresh one every time. Where the optimizer can update a
-weight a block of rows at a time (`SinglePassRAdam.row_updates`), a text projection's
-gradient is not even assembled: each block is computed and applied while it is in cache.
+weight a block of rows at a time (`SinglePassRAdam.row_updates`), a large layer's gradient
+is not even assembled: each block is computed and applied while it is in cache.
 
 The update of every optimizer we build is elementwise per parameter, so stepping parameters
 one by one gives the weights and optimizer state of one step after backward, bit for bit;
@@ -25,10 +25,10 @@ _Key = tuple[tuple[int, ...], torch.dtype, torch.device]
 
 
 class GradientBuffers:
-    """Consumed gradients kept for reuse, one per shape (crosskd.ops.RecycledBuffers).
+    """Consumed gradients kept for reuse, one per shape, and the optimizer's row updates.
 
-    Owned by the runner that consumes gradients during backward: the model takes buffers
-    from it (`CENet.recycle_gradients`), `step_during_backward` gives them back.
+    Owned by the runner that consumes gradients during backward: its large layers take
+    buffers from it (crosskd.train.weight_gradients), `step_during_backward` gives them back.
     """
 
     #: gradients smaller than this are not kept: freeing and allocating them again is cheap,

@@ -19,6 +19,7 @@ from crosskd.train.graphed_step import GraphedTrainStep, prepare_optimizer
 from crosskd.train.runtime import Runtime
 from crosskd.train.step import TrainingStep
 from crosskd.train.task import RetrievalTask
+from crosskd.train.weight_gradients import stream_weight_gradients
 
 #: one step's values on the host: the tag it was pushed with, and loss name -> value.
 TaggedValues = tuple[int, dict[str, float]]
@@ -84,15 +85,25 @@ class GraphedRunner(StepRunner):
         prepare_optimizer(self.step.optimizer, self.device)
 
 
+def install_fast_paths(runtime: Runtime, model: torch.nn.Module,
+                       optimizer: torch.optim.Optimizer) -> GradientBuffers | None:
+    """Swap the fast paths `runtime` decided into a built model: the one place they are
+    installed. The linear layers' library (`Runtime.prepare_model`); with the optimizer
+    stepping inside backward, its hooks and the largest layers' weight gradients streamed to
+    the update or into recycled buffers, which are returned (crosskd.train.weight_gradients)."""
+    runtime.prepare_model(model)
+    if not runtime.optimizer_in_backward:
+        return None
+    buffers = GradientBuffers(optimizer=optimizer)
+    step_during_backward(optimizer, buffers)
+    stream_weight_gradients(model, buffers)
+    return buffers
+
+
 def build_runner(runtime: Runtime, task: RetrievalTask, optimizer: torch.optim.Optimizer,
                  before_capture: Callable[[], Any] = lambda: None) -> StepRunner:
-    """The runner `runtime` calls for, stepping `optimizer` inside backward if it says so
-    (the model's largest weight gradients then written into the runner's recycled buffers)."""
-    buffers = None
-    if runtime.optimizer_in_backward:
-        buffers = GradientBuffers(optimizer=optimizer)
-        step_during_backward(optimizer, buffers)
-        task.model.recycle_gradients(buffers)
+    """The runner `runtime` calls for, its fast paths installed into the task's model."""
+    buffers = install_fast_paths(runtime, task.model, optimizer)
     device = runtime.device
     cache = not runtime.cuda_graphs  # a graph casts the weights inside itself, every replay
     step = TrainingStep(task, optimizer, lambda: runtime.precision.autocast(device, cache),
