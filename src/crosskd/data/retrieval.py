@@ -18,6 +18,7 @@ from crosskd.data.pickles import load_small_pickle
 from crosskd.data.spec import DataSpec
 from crosskd.data.store import PackedFile, load_packed
 from crosskd.data.text_sources import captions_for, rekeyed
+from crosskd.small_splits import warn_if_small
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,13 @@ class RetrievalData:
         return cls(train, evaluation, loader.root, Path(cache_dir), tmp)
 
 
+def load_collection(spec: DataSpec, cache_dir: str | Path, dtype: str = "float32") -> EvalSplit:
+    """Every video of the dataset's expert files, in a split list or not, as one evaluation
+    split whose caption slots hold all captions of each video (none for a video without
+    any): a whole collection, as a search index embeds it."""
+    return _Loader(spec, Path(cache_dir), dtype).collection()
+
+
 class _Loader:
     """Resolves a data part into packed files and builds both splits."""
 
@@ -76,6 +84,34 @@ class _Loader:
             files.append(load_packed(path, "teacher", self.cache_dir, self.dtype))
         return files
 
+    def _experts(self, split_name: str) -> dict[str, list[PackedFile]]:
+        """Each expert's packed files."""
+        spec = self.spec
+        experts = {}
+        for name in self.modalities:
+            max_rows = self.max_tokens[name] if name in spec.variable else None
+            experts[name] = [self._packed(rel, "expert", f"{name} expert file", max_rows)
+                             for rel in layouts.expert_paths(self.layout, name, spec.aggregation,
+                                                             split_name)]
+        return experts
+
+    def collection(self) -> EvalSplit:
+        """Every video of the first expert file, each caption of each in a slot of its own
+        (one fused slot with `fuse_captions`); a video without captions has no query."""
+        spec = self.spec
+        experts = self._experts(spec.split_name)
+        video_ids = sorted(next(iter(experts.values()))[0].keys)
+        features = gather_split(video_ids, experts, set(spec.variable),
+                                captions_for(self._text_files(spec.split_name), video_ids), [],
+                                dict(spec.raw_input_dims), spec.text_dim, spec.shared_dim,
+                                captions_optional=True)
+        counts = features.captions.num
+        slots = 1 if spec.fuse_captions else max(1, int(counts.max()))
+        split = EvalSplit(features, self.max_tokens, self.modalities, slots, spec.fuse_captions,
+                          None, {"dataset": self.layout.name, "split": None})
+        split.query_masks[counts == 0] = 0
+        return split
+
     def splits(self) -> tuple[TrainSplit, EvalSplit]:
         """Build the train split and the evaluation split named by `split_name`."""
         spec = self.spec
@@ -83,12 +119,7 @@ class _Loader:
         train_list, eval_list = layouts.split_lists(self.layout, split_name)
         train_ids = layouts.read_split_list(self.root / train_list, self.layout, split_name)
         eval_ids = layouts.read_split_list(self.root / eval_list, self.layout, split_name)
-        experts = {}
-        for name in self.modalities:
-            max_rows = self.max_tokens[name] if name in spec.variable else None
-            experts[name] = [self._packed(rel, "expert", f"{name} expert file", max_rows)
-                             for rel in layouts.expert_paths(self.layout, name, spec.aggregation,
-                                                             split_name)]
+        experts = self._experts(split_name)
         texts = self._text_files(split_name)
         teachers = self._teacher_files()
 
@@ -106,6 +137,7 @@ class _Loader:
                                protocol)
         log.info("%s %s: %d train videos, %d eval videos, %d queries", self.layout.name,
                  split_name, train.num_videos, evaluation.num_videos, evaluation.num_queries)
+        warn_if_small(log, split_name, evaluation.num_videos)
         return train, evaluation
 
     def _text_files(self, split_name: str) -> list[PackedFile]:
