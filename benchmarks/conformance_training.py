@@ -19,7 +19,8 @@ from pathlib import Path
 
 import torch
 
-from crosskd.config import load_config
+from crosskd.config import load_config, parse_experiment
+from crosskd.process import detect
 from crosskd.train.runs import train_and_test
 
 DEFAULT_CONFORMANCE = Path(__file__).resolve().parents[2] / "shared" / "conformance"
@@ -70,7 +71,9 @@ def main() -> None:
             config["seed"] = seed
             run_dir = out / "runs" / f"{name}_seed{seed}"
             started = time.monotonic()
-            ours = train_and_test(config, run_dir, torch.device("cpu"), cache_dir=out / "cache")
+            experiment = parse_experiment(config)
+            context = detect(torch.device("cpu"), experiment.runtime.amp)
+            ours = train_and_test(experiment, run_dir, context, cache_dir=out / "cache")
             seconds = time.monotonic() - started
             history = json.loads((run_dir / "metrics.json").read_text())
             ours_val = max(r[monitor] for r in history)

@@ -25,7 +25,9 @@ import torch
 
 import crosskd.train.distributed
 from crosskd.checkpoint.run_state import LAST_NAME, load_run_state
-from crosskd.config import load_config
+from crosskd.config import load_config, parse_experiment
+from crosskd.process import detect
+from crosskd.train.distributed import join_process_group
 from crosskd.train.runs import train_and_test
 from conformance_training import CONFIGS, DEFAULT_CONFORMANCE, KEYS
 
@@ -48,6 +50,8 @@ def train_all(conformance: Path, out: Path, seeds: list[int], mode: str) -> None
     if mode == "2 ranks, local":
         crosskd.train.distributed.synchronise_batch_norms = lambda model, shards: None
     rank = os.environ.get("RANK", "0")
+    context = detect(torch.device("cpu"))
+    join_process_group(context)
     os.chdir(conformance)  # the configs' data_dir is relative to this folder
     for name in CONFIGS:
         for seed in seeds:
@@ -56,7 +60,7 @@ def train_all(conformance: Path, out: Path, seeds: list[int], mode: str) -> None
             config["trainer"]["tensorboard"] = False
             run_dir = out / mode / f"{name}_seed{seed}"
             run_dir.mkdir(parents=True, exist_ok=True)
-            train_and_test(config, run_dir, torch.device("cpu"),
+            train_and_test(parse_experiment(config), run_dir, context,
                            cache_dir=out / f"cache-rank{rank}")
 
 

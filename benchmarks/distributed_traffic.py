@@ -25,8 +25,8 @@ import torch
 
 from crosskd.config import load_config, model_spec
 from crosskd.models import build_model
-from crosskd.train.distributed import (Distributed, GatheredForward, Shards,
-                                       synchronise_batch_norms)
+from crosskd.process import TorchrunJob
+from crosskd.train.distributed import GatheredForward, Shards, synchronise_batch_norms
 from train_step import random_batch
 
 #: teacher embeddings' width in the published TeachText files.
@@ -37,7 +37,7 @@ class RecordingShards(Shards):
     """One process standing in for the job: gathers return their input, sizes are counted."""
 
     def __init__(self) -> None:
-        super().__init__(Distributed(rank=0, world_size=1, local_rank=0))
+        super().__init__(TorchrunJob(rank=0, world_size=1, local_rank=0))
         self.kind = "embeddings"
         self.bytes: Counter[str] = Counter()
         self.with_grad: Counter[str] = Counter()

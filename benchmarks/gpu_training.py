@@ -58,6 +58,9 @@ def _parse_variants(text: str) -> list[tuple[str, int]]:
 def _run_variant(name: str, epochs: int, data, config: dict, device: torch.device,
                  work: Path) -> dict:
     """Train one variant; wall time per epoch (first epoch apart), metric, peak memory."""
+    from crosskd.config import parse_experiment
+    from crosskd.process import detect
+    from crosskd.train.assembly import build_training
     from crosskd.train.trainer import Trainer
 
     class TimedTrainer(Trainer):
@@ -71,8 +74,8 @@ def _run_variant(name: str, epochs: int, data, config: dict, device: torch.devic
         def _train_epoch(self, epoch: int, *args: Any) -> tuple[dict[str, float], int]:
             self.starts.append(time.perf_counter())
             result = super()._train_epoch(epoch, *args)
-            if self.device.type == "cuda":
-                torch.cuda.synchronize(self.device)
+            if self.context.device.type == "cuda":
+                torch.cuda.synchronize(self.context.device)
             self.train_seconds.append(time.perf_counter() - self.starts[-1])
             print(f"epoch {epoch}: training {self.train_seconds[-1]:.2f} s, "
                   f"{time.perf_counter() - self.starts[0]:.1f} s since the first", flush=True)
@@ -90,7 +93,9 @@ def _run_variant(name: str, epochs: int, data, config: dict, device: torch.devic
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(device)
     start = time.perf_counter()
-    trainer = TimedTrainer(config, work / "runs" / name, device, seed=0, data=data)
+    experiment = parse_experiment(config)
+    parts = build_training(experiment, detect(device, experiment.runtime.amp), data)
+    trainer = TimedTrainer(parts, work / "runs" / name)
     trainer.starts, trainer.train_seconds, trainer.save_seconds = [], [], []
     setup = time.perf_counter() - start
     with foreach_radam(name.endswith("+foreach")):

@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 from _machine import cpu_description, flop_counter, load_average, matmul_gflops
-from crosskd.ops import cpu_matmul
+from crosskd.train.runtime import resolve_cpu_matmul
 from _msrvtt_bench import (BenchData, bench_config, make_dataset, run_process, uptime_load,
                            write_config)
 
@@ -64,14 +64,17 @@ def _child_phases(config_path: Path, cache: Path, run_dir: Path) -> dict:
     """One training epoch and one validation, timed inside one process."""
     import numpy as np
     import torch
-    from crosskd.config import data_spec, load_config
+    from crosskd.config import load_config, parse_experiment
     from crosskd.data.retrieval import RetrievalData
+    from crosskd.process import detect
+    from crosskd.train.assembly import build_training
     from crosskd.train.evaluate import evaluate
     from crosskd.train.trainer import Trainer
-    config = load_config(config_path)
-    data = RetrievalData.load(data_spec(config), cache_dir=cache)
-    trainer = Trainer(config, run_dir, torch.device("cpu"), seed=0, data=data)
-    batch_size = trainer.batch_size
+    experiment = parse_experiment(load_config(config_path))
+    data = RetrievalData.load(experiment.data, cache_dir=cache)
+    context = detect(torch.device("cpu"), experiment.runtime.amp)
+    trainer = Trainer(build_training(experiment, context, data), run_dir)
+    batch_size = trainer.settings.batch_size
     first = trainer.sampler.draw(np.arange(min(batch_size, data.train.num_videos)),
                                  np.random.default_rng(0))
     flops = _step_flops(trainer, data.train.batch(first))
@@ -160,7 +163,7 @@ def main() -> None:
                         "--eval_from_training_config", "--device", "cpu",
                         "--cache_dir", str(cache)])
     print(f"test.py: {test.seconds:.1f} s, peak RSS {test.peak_rss_gib:.2f} GiB", flush=True)
-    gflops = matmul_gflops(library=cpu_matmul.default_backend())
+    gflops = matmul_gflops(library=resolve_cpu_matmul("auto"))
     achieved = phases["flops"] / phases["batch_2"] / 1e9
     print(f"\nsynthetic MSRVTT {spec.train}/{spec.val}/{spec.test} videos x {spec.captions} "
           f"captions, CE+ cecap config (262.7 M parameters), batch 64, "
@@ -185,7 +188,7 @@ def main() -> None:
     print(f"\ntraining step: {phases['flops'] / 1e9:.0f} GFLOP (forward + backward), "
           f"{achieved:.1f} GFLOP/s achieved = {100 * achieved / gflops:.0f}% of this machine's "
           f"fp32 matmul rate ({gflops:.1f} GFLOP/s, 2048^2 matmul through "
-          f"{cpu_matmul.default_backend()}, the library of crosskd's linear layers here)")
+          f"{resolve_cpu_matmul('auto')}, the library of crosskd's linear layers here)")
 
 
 if __name__ == "__main__":

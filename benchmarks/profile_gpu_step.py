@@ -40,12 +40,22 @@ def _timed(function, repeat: int) -> float:
 
 def _replay_with_foreach_radam(config: dict, work: Path, device: torch.device, data) -> float:
     """Seconds per replay of a graph whose RAdam runs no compiled kernel (for comparison)."""
-    from crosskd.train.trainer import Trainer
     with foreach_radam():
-        trainer = Trainer(config, work / "runs" / "foreach", device, seed=0, data=data)
+        trainer = _trainer(config, work / "runs" / "foreach", device, data)
         trainer._create_run_dir()
         trainer._train_epoch(1)
     return _timed(next(iter(trainer.runner.graphed.captured.values())).graph.replay, STEPS)
+
+
+def _trainer(config: dict, run_dir: Path, device: torch.device, data):
+    """The trainer of `config` on `device`, assembled as `crosskd train` assembles one."""
+    from crosskd.config import parse_experiment
+    from crosskd.process import detect
+    from crosskd.train.assembly import build_training
+    from crosskd.train.trainer import Trainer
+    experiment = parse_experiment(config)
+    context = detect(device, experiment.runtime.amp)
+    return Trainer(build_training(experiment, context, data), run_dir)
 
 
 def main() -> None:
@@ -53,7 +63,6 @@ def main() -> None:
     from crosskd.data.retrieval import RetrievalData
     from crosskd.train.evaluate import evaluate
     from crosskd.data.sampling import epoch_batches
-    from crosskd.train.trainer import Trainer
     work = Path("/tmp/crosskd-profile")
     make_dataset(BenchData(1024, 497, 10, 5), work / "data" / "MSRVTT")
     config = bench_config(work / "data" / "MSRVTT", work / "runs")
@@ -67,7 +76,7 @@ def main() -> None:
         report.append(line)
         print(line, flush=True)
 
-    trainer = Trainer(config, work / "runs" / "graphed", device, seed=0, data=data)
+    trainer = _trainer(config, work / "runs" / "graphed", device, data)
     trainer._create_run_dir()
     trainer._train_epoch(1)  # warm-up and capture
     batches = list(epoch_batches(trainer.train_batches, 64, trainer.data_rng))[:STEPS]
@@ -113,7 +122,7 @@ def main() -> None:
     say(f"resumable checkpoint: {handed_over:.2f} s in the training loop "
                   f"(snapshot), written after {time.perf_counter() - start:.2f} s")
     eager_config = {**config, "trainer": {**config["trainer"], "cuda_graphs": False}}
-    eager = Trainer(eager_config, work / "runs" / "eager", device, seed=0, data=data)
+    eager = _trainer(eager_config, work / "runs" / "eager", device, data)
     eager.model.train()
     for batch in full[:3]:
         eager._eager_step(batch)

@@ -27,6 +27,7 @@ import numpy as np
 from crosskd.checkpoint.reader import stored_config
 from crosskd.cli import main as crosskd_main
 from crosskd.config import load_config, parse_experiment
+from crosskd.process import ProcessContext
 from crosskd.qbnorm import DEFAULT_BETA, BankAccumulator
 from crosskd.train.evaluate import evaluate_checkpoint
 from crosskd.train.report import format_table
@@ -56,10 +57,11 @@ def measure(name: str, config: dict, checkpoint: Path, cache: Path, repeat: int,
             beta: float) -> dict[str, Any]:
     """Test one checkpoint without and with QB-Norm; both results and wall times."""
     experiment = parse_experiment(config).evaluation()
-    evaluate_checkpoint(experiment, checkpoint, "cpu", cache)  # packs the features once
-    plain, plain_s = best_time(lambda: evaluate_checkpoint(experiment, checkpoint, "cpu", cache),
+    cpu = ProcessContext()  # float32, as the golden checkpoint's config
+    evaluate_checkpoint(experiment, checkpoint, cpu, cache)  # packs the features once
+    plain, plain_s = best_time(lambda: evaluate_checkpoint(experiment, checkpoint, cpu, cache),
                                repeat)
-    normed, normed_s = best_time(lambda: evaluate_checkpoint(experiment, checkpoint, "cpu",
+    normed, normed_s = best_time(lambda: evaluate_checkpoint(experiment, checkpoint, cpu,
                                                              cache, qbnorm_beta=beta), repeat)
     assert normed["qbnorm"]["t2v_before"] == plain["t2v"]
     return {"name": name, "plain": plain, "qbnorm": normed, "plain_s": plain_s,

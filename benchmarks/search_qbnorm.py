@@ -33,6 +33,7 @@ from crosskd.checkpoint.reader import stored_config
 from crosskd.cli import main as crosskd_main
 from crosskd.config import parse_experiment
 from crosskd.models.similarity import mixture_inner_products
+from crosskd.process import ProcessContext
 from crosskd.qbnorm import DEFAULT_BETA, BankAccumulator, QueryBank
 from crosskd.search import Index, Query
 from crosskd.search.backends import build_backend
@@ -134,8 +135,8 @@ def demo(args: argparse.Namespace, work: Path) -> None:
         index = build_index(with_split(config, None), run, cache_dir=folder / "cache",
                             media_roots=[folder / "videos"], qbnorm=BankChoice(args.beta))
         built = time.perf_counter() - started
-        tested = evaluate_checkpoint(parse_experiment(config).evaluation(), run, "cpu",
-                                     folder / "cache", qbnorm_beta=args.beta)
+        tested = evaluate_checkpoint(parse_experiment(config).evaluation(), run,
+                                     ProcessContext(), folder / "cache", qbnorm_beta=args.beta)
         keys = ("R1", "R5", "R10", "MedR", "MeanR")
         print(json.dumps({"run": run.parent.name, "index_build_s": round(built, 2),
                           "bank": index.querybank.size, "videos": len(index),

@@ -37,8 +37,9 @@ from crosskd.config import load_config, model_spec, objective_spec, optimizer_sp
 from crosskd.losses import build_objective
 from crosskd.models import CENet, build_model
 from crosskd.optim.fast_radam import SinglePassRAdam
-from crosskd.ops import cpu_matmul
+from crosskd.ops import use_onednn
 from crosskd.optim import build_optimizer
+from crosskd.train.runtime import resolve_cpu_matmul
 
 #: tokens per expert sequence in the MSRVTT batches, and which fraction of videos lacks it.
 TOKENS = {"audio": 29, "speech": 32, "text": 37}
@@ -158,8 +159,8 @@ def _parse_args() -> argparse.Namespace:
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--cpu-matmul", choices=cpu_matmul.BACKENDS,
-                        default=cpu_matmul.default_backend(),
+    parser.add_argument("--cpu-matmul", choices=("onednn", "torch"),
+                        default=resolve_cpu_matmul("auto"),
                         help="library of the model's float32 linear layers (trainer.cpu_matmul; "
                              "default: this machine's choice)")
     parser.add_argument("--profile", type=int, default=0, metavar="ROWS",
@@ -173,11 +174,12 @@ def main() -> None:
     args = _parse_args()
     print(f"CPU: {cpu_description()}", flush=True)
     torch.set_num_threads(args.threads)
-    cpu_matmul.set_backend(args.cpu_matmul)
     torch.manual_seed(args.seed)
     retained = False if args.default_allocator else retain_freed_memory()
     config = load_config(args.config)
     model = build_model(model_spec(config)).train()
+    if args.cpu_matmul == "onednn":
+        use_onednn(model)
     objective = build_objective(objective_spec(config))
     inputs = random_batch(model, args.batch, args.seed)
     num_params = sum(p.numel() for p in model.parameters())
@@ -205,7 +207,7 @@ def main() -> None:
     load_after = load_average()
     gflops = {library: (before + matmul_gflops(library=library)) / 2
               for library, before in zip(libraries, gflops_before)}
-    used = cpu_matmul.backend()
+    used = args.cpu_matmul
 
     print(f"model {num_params / 1e6:.1f} M parameters, batch {args.batch}, {args.threads} "
           f"threads, retained freed memory: {retained}, load average {load_before:.2f} -> "

@@ -56,13 +56,3 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
-
-
-@pytest.fixture(autouse=True)
-def _cpu_matmul_backend():
-    """A test that picks the CPU matmul library (the trainer does) leaves it as it found it."""
-    from crosskd.ops import cpu_matmul
-
-    chosen = cpu_matmul._chosen
-    yield
-    cpu_matmul._chosen = chosen

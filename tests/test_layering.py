@@ -2,9 +2,10 @@
 
 From the bottom: errors, tree, experts, datasets, ops -> models, data -> losses -> optim,
 checkpoint -> config (parses into the parts' types) -> download, inference (load a trained
-model, embed, score: the library the application calls) -> train -> search -> commands -> cli;
-search imports nothing of train; extract (own videos into datasets) sits above data and
-datasets, below the commands, apart from inference.
+model, embed, score: the library the application calls) -> process (the process context:
+device, torchrun job, precision) -> train -> search -> commands -> cli; search imports nothing
+of train; extract (own videos into datasets) sits above data and datasets, below the commands,
+apart from inference and the process context (the command hands it its shard and device).
 """
 
 from __future__ import annotations
@@ -47,10 +48,13 @@ LIBRARY = ("crosskd.config", "crosskd.checkpoint", "crosskd.download", "crosskd.
     ("checkpoint", ("crosskd.config", "crosskd.download", "crosskd.inference", *APPLICATION)),
     ("config", ("crosskd.checkpoint", "crosskd.download", "crosskd.inference", *APPLICATION)),
     ("download", ("crosskd.inference", *APPLICATION)),
-    ("inference", ("crosskd.download", "crosskd.extract", *APPLICATION)),
+    ("inference", ("crosskd.download", "crosskd.extract", "crosskd.process", *APPLICATION)),
+    ("process", ("crosskd.checkpoint", "crosskd.config", "crosskd.download", "crosskd.extract",
+                 *APPLICATION)),
     ("train", ("crosskd.search", "crosskd.commands", "crosskd.cli")),
     ("search", ("crosskd.train", "crosskd.commands", "crosskd.cli")),
-    ("extract", ("crosskd.checkpoint", "crosskd.download", "crosskd.inference", *APPLICATION)),
+    ("extract", ("crosskd.checkpoint", "crosskd.download", "crosskd.inference", "crosskd.process",
+                 *APPLICATION)),
 ])
 def test_layering(package, forbidden):
     bad = {module for module in _imports(package)

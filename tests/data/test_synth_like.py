@@ -15,6 +15,8 @@ from crosskd.config import apply_overrides, load_config, parse_experiment
 from crosskd.data.retrieval import RetrievalData
 from crosskd.synth_like import LikeSizes, write_like
 from crosskd.download.required import missing_files, required_files
+from crosskd.process import detect
+from crosskd.train.assembly import build_training
 from crosskd.train.trainer import Trainer
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -71,7 +73,8 @@ def test_every_shipped_config_trains_a_batch_on_data_shaped_like_it(name, tmp_pa
     path = write_like(load_config(shipped.config_dir() / name), tmp_path / "data", TINY)
     config = apply_overrides(load_config(path), [("data_loader.args.batch_size", "4")])
     experiment = parse_experiment(config)
-    trainer = Trainer(experiment, tmp_path / "run", torch.device("cpu"), experiment.seed)
+    context = detect(torch.device("cpu"), experiment.runtime.amp, environ={})
+    trainer = Trainer(build_training(experiment, context), tmp_path / "run")
     before = {key: value.clone() for key, value in trainer.model.state_dict().items()
               if "video_GU" in key}
     draw = next(trainer.sampler.epoch(np.random.default_rng(0)))

@@ -86,8 +86,8 @@ def test_eval_prints_ours_beside_published_with_an_injected_evaluator(
     drive.add(DRIVE_PATH, checkpoint_bytes)
     seen = {}
 
-    def fake_evaluate(config, checkpoint, device=None):
-        seen.update(config=config, checkpoint=checkpoint, device=device)
+    def fake_evaluate(experiment, checkpoint, context):
+        seen.update(config=experiment.raw, checkpoint=checkpoint, device=context.device)
         return {"t2v": {"R1": 15.0, "R5": 37.7, "R10": 50.0, "R50": 80.0, "MedR": 9.0},
                 "v2t": {}, "protocol": {}}
 

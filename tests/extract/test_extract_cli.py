@@ -132,15 +132,20 @@ def test_a_killed_run_resumes_with_the_finished_videos(tmp_path, caplog):
     assert len(load_small_pickle(out / ROOT / "aggregated_text_feats/hashed-words-300d.pkl")) == 80
 
 
-def test_torchrun_ranks_take_their_shard_and_gpu(monkeypatch):
-    from crosskd.extract.job import launched_shard, parse_shard, rank_device
+def test_torchrun_ranks_take_their_shard_and_a_shard_flag_wins(monkeypatch, tmp_path):
+    """The command hands extraction the shard of its process context (crosskd.process)."""
+    from crosskd.extract import job
+    from crosskd.extract.job import parse_shard
 
-    assert launched_shard() == (0, 1) and rank_device("cuda") == "cuda"
+    given = []
+    monkeypatch.setattr(job, "extract", lambda options: given.append(options))
     monkeypatch.setenv("RANK", "3")
     monkeypatch.setenv("WORLD_SIZE", "4")
     monkeypatch.setenv("LOCAL_RANK", "1")
-    assert launched_shard() == (3, 4)
-    assert rank_device("cuda:0") == "cuda:1" and rank_device("cpu") == "cpu"
+    command = ["extract", str(tmp_path), "--out", str(tmp_path / "out"), "--device", "cpu"]
+    assert main(command) == 0 and main([*command, "--shard", "1/2"]) == 0
+    assert [(options.shard, options.device) for options in given] == [((3, 4), "cpu"),
+                                                                      ((1, 2), "cpu")]
     assert parse_shard("2/5") == (2, 5)
     with pytest.raises(UserError, match="I/N"):
         parse_shard("2")

@@ -286,24 +286,23 @@ def test_numbers_are_ascii_and_bounded_with_argparses_error(tmp_path, capsys, fl
     assert f"argument {flag}" in line and fragment in line and "Traceback" not in line
 
 
-@pytest.mark.parametrize(("env", "fragment"), [({"RANK": "²", "WORLD_SIZE": "2"}, "RANK"),
-                                               ({"RANK": "0", "WORLD_SIZE": "x"}, "WORLD_SIZE"),
-                                               ({"RANK": "2", "WORLD_SIZE": "2"}, "RANK")])
-def test_torchrun_variables_are_checked(monkeypatch, env, fragment):
-    from crosskd.extract.job import launched_shard
-
+@pytest.mark.parametrize(("env", "fragment"), [
+    ({"RANK": "²", "WORLD_SIZE": "2"}, "RANK"), ({"RANK": "0", "WORLD_SIZE": "x"}, "WORLD_SIZE"),
+    ({"RANK": "2", "WORLD_SIZE": "2"}, "RANK"),
+    ({"RANK": "0", "WORLD_SIZE": "2", "LOCAL_RANK": "²"}, "LOCAL_RANK")])
+def test_torchrun_variables_are_checked_before_anything_runs(tmp_path, monkeypatch, capsys, env,
+                                                             fragment):
+    captions = tmp_path / "c.csv"
+    captions.write_text("video,caption\nv,x\n", encoding="utf-8")
+    for key in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
+        monkeypatch.delenv(key, raising=False)
     for key, value in env.items():
         monkeypatch.setenv(key, value)
-    with pytest.raises(UserError, match=fragment):
-        launched_shard()
-
-
-def test_local_rank_is_checked(monkeypatch):
-    from crosskd.extract.job import rank_device
-
-    monkeypatch.setenv("LOCAL_RANK", "²")
-    with pytest.raises(UserError, match="LOCAL_RANK"):
-        rank_device("cuda")
+    assert _main("extract", tmp_path, "--captions", captions, "--out", tmp_path / "out",
+                 "--device", "cpu") == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert f"environment variable {fragment}" in line and "set by torchrun" in line
+    assert not (tmp_path / "out").exists()
 
 
 def test_shard_type_is_an_argparse_type():

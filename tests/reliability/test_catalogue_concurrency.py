@@ -25,9 +25,8 @@ PROCESSES = 8
 
 def _claim(save_dir: str, barrier, results) -> None:
     """In a child process: wait for every sibling, then claim a run folder for seed 0."""
-    config = {"trainer": {"save_dir": save_dir}}
     barrier.wait()
-    results.put(str(run_folder(config, "sweep", 0, "2026-01-01_00-00-00")))
+    results.put(str(run_folder(save_dir, "sweep", 0, "2026-01-01_00-00-00")))
 
 
 def test_r4_runs_claimed_in_the_same_second_by_parallel_processes_get_own_folders(tmp_path):
@@ -48,10 +47,9 @@ def test_r4_runs_claimed_in_the_same_second_by_parallel_processes_get_own_folder
 
 
 def test_r4b_a_folder_that_exists_is_never_handed_out(tmp_path):
-    config = {"trainer": {"save_dir": str(tmp_path)}}
-    first = run_folder(config, "exp", 3, "stamp")
+    first = run_folder(tmp_path, "exp", 3, "stamp")
     (first / "checkpoint_last.pth").write_bytes(b"another run's file")
-    second = run_folder(config, "exp", 3, "stamp")
+    second = run_folder(tmp_path, "exp", 3, "stamp")
     assert second != first and second.is_dir() and list(second.iterdir()) == []
     assert (first / "checkpoint_last.pth").read_bytes() == b"another run's file"
 

@@ -25,6 +25,7 @@ from crosskd.commands.options import write_json
 from crosskd.diskwrites import DiskWriteError
 from crosskd.download.archive import safe_unpack
 from crosskd.errors import UserError
+from crosskd.process import ProcessContext
 from crosskd.train.history import EpochLog
 from crosskd.train.run_record import recorded_run
 
@@ -157,7 +158,7 @@ def test_r8e_metrics_file_and_exported_checkpoint_onto_a_full_disk(small_disk):
 
 def test_r8f_train_log_on_a_full_disk_prints_no_logging_traceback(small_disk, capsys):
     disk = small_disk(64)
-    with recorded_run(disk, torch.device("cpu"), {"argv": ["train"]}) as record:
+    with recorded_run(disk, ProcessContext(), {"argv": ["train"]}) as record:
         record.begin()
         _fill(disk / "filler")
         for i in range(200):

@@ -17,6 +17,7 @@ from crosskd.checkpoint import run_state
 from crosskd.checkpoint.run_state import LAST_NAME, load_run_state
 from crosskd.errors import UserError
 from crosskd.train.trainer import Trainer
+from trainers import trainer_for
 
 
 def _train(cli, workspace, *extra):
@@ -137,8 +138,7 @@ def test_r1_disk_full_while_saving(cli, workspace, monkeypatch):
 def test_r1b_disk_full_keeps_the_previous_checkpoint(workspace, monkeypatch):
     """The atomic writer's half of R1: the failed save leaves the epoch-1 checkpoint loadable."""
     _disk_fills_at_epoch(monkeypatch, epoch=2)
-    trainer = Trainer(workspace.config, workspace.save_dir / "x" / "run", torch.device("cpu"),
-                      seed=0)
+    trainer = trainer_for(workspace.config, workspace.save_dir / "x" / "run")
     with pytest.raises(UserError, match="No space left"):
         trainer.train()
     _assert_stopped_after_epoch_one(workspace, workspace.save_dir / "out.json")

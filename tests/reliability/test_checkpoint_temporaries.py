@@ -7,7 +7,7 @@ import torch
 
 from crosskd.checkpoint.run_state import (BEST_NAME, LAST_NAME, load_run_state,
                                           remove_stale_temporaries, save_run_state)
-from crosskd.train.trainer import Trainer
+from trainers import trainer_for
 
 
 def _leftovers(folder):
@@ -44,8 +44,8 @@ def test_remove_stale_temporaries_clears_both_checkpoint_names_only(tmp_path):
 def test_resume_removes_leftovers_before_training(workspace):
     run_dir = workspace.save_dir / "x" / "run"
     config = {**workspace.config, "trainer": {**workspace.config["trainer"], "epochs": 1}}
-    Trainer(config, run_dir, torch.device("cpu"), seed=0).train()
+    trainer_for(config, run_dir).train()
     stale, keep = _leftovers(run_dir)
-    Trainer(config, run_dir, torch.device("cpu"), seed=0).resume(run_dir / LAST_NAME)
+    trainer_for(config, run_dir).resume(run_dir / LAST_NAME)
     assert not any(path.exists() for path in stale)
     assert keep.exists()

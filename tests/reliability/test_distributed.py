@@ -26,7 +26,8 @@ import torch
 
 from crosskd.checkpoint.run_state import BEST_NAME, LAST_NAME, load_run_state
 from crosskd.cli import main
-from crosskd.config import as_experiment, load_config
+from crosskd.config import load_config, parse_experiment
+from crosskd.process import ProcessContext
 from crosskd.train.evaluate import evaluate_checkpoint
 from nested_equality import same_nested
 from torchrun_support import (OBJECTIVES, objective_config, quiet_environment, run_torchrun,
@@ -59,8 +60,8 @@ def test_evaluation_sharded_over_two_ranks_gives_the_metrics_of_one(two_process_
     run = two_process_runs["ttcap"]
     config = run.parents[1].with_name("ttcap.json")
     sharded = json.loads(config.with_suffix(".sharded.json").read_text())
-    experiment = as_experiment(load_config(config)).evaluation()
-    single = evaluate_checkpoint(experiment, run / BEST_NAME)
+    experiment = parse_experiment(load_config(config)).evaluation()
+    single = evaluate_checkpoint(experiment, run / BEST_NAME, ProcessContext())
     assert sharded == json.loads(json.dumps(single))
     assert sharded["protocol"]["num_videos"] == 8
 

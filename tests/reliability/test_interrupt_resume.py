@@ -13,12 +13,12 @@ import time
 from pathlib import Path
 
 import pytest
-import torch
 
 from crosskd.checkpoint.run_state import BEST_NAME, LAST_NAME, load_run_state
 from crosskd.cli import main
 from crosskd.train.interrupts import TrainingInterrupted
 from crosskd.train.trainer import Trainer
+from trainers import trainer_for
 from nested_equality import same_nested
 from reliability_support import tiny_config
 
@@ -43,7 +43,7 @@ class _SignalAt:
 
 
 def _trainer(config: dict, run_dir: Path) -> Trainer:
-    return Trainer(config, run_dir, torch.device("cpu"), seed=0)
+    return trainer_for(config, run_dir)
 
 
 @pytest.mark.parametrize("signum, epochs_before, batch", [

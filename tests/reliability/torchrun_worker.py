@@ -12,21 +12,24 @@ from pathlib import Path
 import torch
 
 from crosskd.cli import main
-from crosskd.config import as_experiment, load_config
+from crosskd.config import load_config, parse_experiment
 from crosskd.data.retrieval import RetrievalData
-from crosskd.train.distributed import EvalShards, join_torchrun_job
-from crosskd.train.evaluate import evaluate, load_model
+from crosskd.inference import load_model
+from crosskd.process import detect
+from crosskd.train.distributed import EvalShards, join_process_group
+from crosskd.train.evaluate import evaluate
 
 
 def sharded_test(config_path: Path) -> None:
     """Evaluate the config's best model on its test split, each rank embedding its share."""
-    experiment = as_experiment(load_config(config_path)).evaluation()
-    (best,) = Path(experiment.raw["trainer"]["save_dir"]).glob(f"{config_path.stem}/*/model_best.pth")
-    job, device = join_torchrun_job(torch.device("cpu"))
+    experiment = parse_experiment(load_config(config_path)).evaluation()
+    (best,) = Path(experiment.trainer.save_dir).glob(f"{config_path.stem}/*/model_best.pth")
+    context = detect(torch.device("cpu"))
+    join_process_group(context)
     model = load_model(experiment.model, best)
-    metrics = evaluate(model, RetrievalData.load(experiment.data).eval, device,
-                       shards=EvalShards(job))
-    if job.writes_files:
+    metrics = evaluate(model, RetrievalData.load(experiment.data).eval, context.device,
+                       shards=EvalShards(context.job))
+    if context.writes_files:
         config_path.with_suffix(".sharded.json").write_text(json.dumps(metrics))
 
 

@@ -22,10 +22,9 @@ from crosskd.data.synth import SynthSpec, example_config, write_synthetic
 from crosskd.losses import build_objective
 from crosskd.models import build_model
 from crosskd.data.sampling import EpochSampler
-from crosskd.train.precision import Precision
+from crosskd.inference import Precision, score_split
 from crosskd.train.runtime import Runtime
 from crosskd.train.evaluate import evaluate
-from crosskd.train.scoring import score_split
 
 CPU = torch.device("cpu")
 
@@ -104,12 +103,12 @@ def test_compiled_step_matches_eager(tiny):
 
 
 def test_trainer_runs_with_bf16_from_the_config(tiny, tmp_path):
-    from crosskd.train.trainer import Trainer
+    from trainers import trainer_for
     config, _, data = tiny
     config = {**config, "optimizer": {"type": "RAdam", "args": {"lr": 0.01}},
               "trainer": {"epochs": 1, "save_dir": str(tmp_path), "tensorboard": False,
                           "amp": "bf16", "monitor": "max val_t2v_metrics_R5"},
               "data_loader": {**config["data_loader"],
                               "args": {**config["data_loader"]["args"], "batch_size": 16}}}
-    result = Trainer(config, Path(tmp_path) / "run", CPU, seed=0, data=data).train()
+    result = trainer_for(config, Path(tmp_path) / "run", data=data).train()
     assert result.best_epoch == 1 and np.isfinite(result.history[0]["loss"])

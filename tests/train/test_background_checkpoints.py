@@ -9,13 +9,12 @@ from train_support import run_config
 
 
 def test_background_checkpoints_equal_checkpoints_written_in_place(tiny_msrvtt, tmp_path):
-    from crosskd.train.trainer import Trainer
+    from trainers import trainer_for
     config, data = tiny_msrvtt
     states = []
     for background in (False, True):
         run = run_config(config, tmp_path, epochs=2, background_checkpoints=background)
-        trainer = Trainer(run, tmp_path / f"run{background}", torch.device("cpu"), seed=0,
-                          data=data)
+        trainer = trainer_for(run, tmp_path / f"run{background}", data=data)
         assert (trainer.writer is not None) == background
         trainer.train()
         states.append(load_run_state(tmp_path / f"run{background}" / LAST_NAME))

@@ -10,9 +10,12 @@ import pytest
 import torch
 
 from crosskd.config import ConfigError
-from crosskd.ops import cpu_matmul, shared_input_linear
+from crosskd.ops import OneDnnLinear, shared_input_linear
+from crosskd.train import weight_gradients
 from crosskd.train.backward_step import GradientBuffers, step_during_backward
 from crosskd.train.trainer import Trainer
+from trainers import trainer_for
+from crosskd.train.weight_gradients import StreamedLinear, stream_weight_gradients
 from nested_equality import same_nested
 
 
@@ -24,8 +27,14 @@ BATCH_NORM_FED = re.compile(r"(\.cg\.fc|\.g_reason_1)\.bias$")
 LR = 0.01
 
 
+#: the tiny model's text projections (32 x 900 float32) and nothing smaller are streamed,
+#: as the MSRVTT text projections are at the default threshold
+TEXT_PROJECTION_BYTES = 32 * 900 * 4
+
+
 @pytest.fixture
-def data(tiny_msrvtt):
+def data(tiny_msrvtt, monkeypatch):
+    monkeypatch.setattr(weight_gradients, "MIN_STREAMED_BYTES", TEXT_PROJECTION_BYTES)
     return tiny_msrvtt
 
 
@@ -40,8 +49,7 @@ def _trainer(data, tmp_path, optimizer: str, in_backward: object,
                            "args": {**config["data_loader"]["args"], "batch_size": 8}}}
     if in_backward is not None:
         run["trainer"]["optimizer_in_backward"] = in_backward
-    return Trainer(run, tmp_path / f"{optimizer}-{in_backward}-{library}", torch.device("cpu"),
-                   seed=0, data=loaded)
+    return trainer_for(run, tmp_path / f"{optimizer}-{in_backward}-{library}", data=loaded)
 
 
 #: float32 sums of the same terms in another order differ by a few units in the last place
@@ -144,14 +152,15 @@ def test_the_hooks_do_not_keep_the_optimizer_alive():
     assert torch.equal(param.grad, torch.ones(3))
 
 
-def test_the_projection_gradients_share_one_recycled_buffer():
-    """Each text projection's gradient is written into the buffer the previous one left
+def test_the_projection_gradients_share_one_recycled_buffer(monkeypatch):
+    """Each streamed layer's gradient is written into the buffer the previous one left
     (torch's products on both sides, so the values are the same bits on any CPU)."""
-    cpu_matmul.set_backend("torch")  # conftest puts the process's choice back
-    buffers = GradientBuffers(min_kept_bytes=0)  # these layers are small
+    monkeypatch.setattr(weight_gradients, "MIN_STREAMED_BYTES", 0)  # these layers are small
+    buffers = GradientBuffers(min_kept_bytes=0)
     torch.manual_seed(0)
-    layers = [torch.nn.Linear(30, 50) for _ in range(4)]
+    layers = torch.nn.ModuleList(torch.nn.Linear(30, 50) for _ in range(4))
     reference = copy.deepcopy(layers)
+    assert stream_weight_gradients(layers, buffers) == list(layers)
     addresses = []
     for layer in layers:
         layer.weight.register_post_accumulate_grad_hook(
@@ -162,7 +171,7 @@ def test_the_projection_gradients_share_one_recycled_buffer():
     plain = torch.optim.SGD([p for layer in reference for p in layer.parameters()], lr=0.1)
     for _ in range(2):
         x = torch.randn(6, 30, requires_grad=True)
-        sum(out.square().sum() for out in shared_input_linear(x, layers, buffers)).backward()
+        sum(out.square().sum() for out in shared_input_linear(x, layers)).backward()
         sum(out.square().sum() for out in shared_input_linear(x, reference)).backward()
         plain.step()
         plain.zero_grad(set_to_none=True)
@@ -185,12 +194,37 @@ def test_only_large_gradients_are_kept():
     assert buffers.take(large.shape, large.dtype, large.device) is not large
 
 
-def test_the_trainer_hands_its_buffers_to_the_model_only_when_stepping_in_backward(data,
-                                                                                   tmp_path):
-    stepping = _trainer(data, tmp_path, "RAdam", True)
-    assert stepping.runner.buffers is not None
-    assert stepping.model.ce.text_gradient_buffers is stepping.runner.buffers
-    assert _trainer(data, tmp_path, "RAdam", False).model.ce.text_gradient_buffers is None
+def test_the_runner_streams_the_large_layers_only_when_stepping_in_backward(data, tmp_path):
+    """The text projections, and no smaller layer, write into the runner's buffers; the
+    swap keeps the model's state dict keys; without stepping in backward nothing is swapped."""
+    stepping = _trainer(data, tmp_path, "RAdam", True, "torch")
+    streamed = {name for name, module in stepping.model.named_modules()
+                if isinstance(module, StreamedLinear)}
+    assert streamed == {f"ce.text_GU.{i}.fc" for i in range(len(stepping.model.modalities))}
+    assert all(stepping.model.get_submodule(name).buffers is stepping.runner.buffers
+               for name in streamed)
+    plain = _trainer(data, tmp_path, "RAdam", False, "torch").model
+    assert list(plain.state_dict()) == list(stepping.model.state_dict())
+    assert all(type(module) is not StreamedLinear for module in plain.modules())
+
+
+def test_a_layer_called_twice_in_a_step_is_not_updated_by_rows(monkeypatch):
+    """Its gradient is the sum of both calls' products: each is returned to autograd (into
+    a buffer), none goes to the update on its own."""
+    monkeypatch.setattr(weight_gradients, "MIN_STREAMED_BYTES", 0)
+    torch.manual_seed(0)
+    layer = OneDnnLinear(8, 5)
+    offered = []
+    buffers = GradientBuffers(min_kept_bytes=0)
+    monkeypatch.setattr(buffers, "row_updates", lambda param: offered.append(param))
+    stream_weight_gradients(layer, buffers)
+    x = torch.randn(3, 8)
+    (layer(x).sum() + layer(2 * x).sum()).backward()
+    assert not offered
+    torch.testing.assert_close(layer.weight.grad, 3 * x.sum(0).expand(5, 8))
+    layer.weight.grad = None
+    layer(x).sum().backward()  # one call: offered (and declined) row updates
+    assert offered
 
 
 def test_text_projections_are_updated_a_block_of_rows_at_a_time(data, tmp_path, monkeypatch):
@@ -203,9 +237,7 @@ def test_text_projections_are_updated_a_block_of_rows_at_a_time(data, tmp_path, 
     terms, failing rtol=1e-5). So each tensor is compared with the distance training moved it:
     a skipped or doubled update of a block is of the order of that distance, rounding stays
     far below 1 % of it with oneDNN's AVX2, AVX and SSE4.1 kernels."""
-    from crosskd.ops import shared_input
-
-    monkeypatch.setattr(shared_input, "ROW_BLOCK_BYTES", 1)  # one row per block
+    monkeypatch.setattr(weight_gradients, "ROW_BLOCK_BYTES", 1)  # one row per block
     taken = []
     monkeypatch.setattr(GradientBuffers, "take", lambda self, *a: taken.append(a))
     initial = _trainer(data, tmp_path, "RAdam", False).model.state_dict()

@@ -9,6 +9,7 @@ import pytest
 from crosskd.cli import main
 from crosskd.commands import demo
 from crosskd.commands.demo import _curves, _demo_config
+from crosskd.config import parse_experiment
 from crosskd.train.plots import plot_runs
 
 
@@ -57,7 +58,7 @@ def test_the_plot_marks_the_epoch_the_monitor_kept_later_on_ties(tmp_path):
                {"epoch": 4, "loss": 0.1, monitor: 55.0, "val_t2v_metrics_R1": 29.0}]
     (tmp_path / "metrics.json").write_text(json.dumps(history))
     result = {"t2v": {"R1": 25.0, "geometric_mean_R1-R5-R10": 50.0}}
-    curves = _curves(config, tmp_path, result)
+    curves = _curves(parse_experiment(config), tmp_path, result)
     assert curves.best_epoch == 4 and curves.epochs == [1, 2, 4]
     assert curves.loss_epochs == [1, 2, 3, 4] and curves.test_r1 == 25.0
     assert plot_runs({"CE+": curves}, tmp_path / "p.png", "synthetic data, seed 0").stat().st_size

@@ -73,11 +73,11 @@ def test_a_capture_starts_only_after_the_background_checkpoint_write(monkeypatch
 
 
 def _train(config, data, tmp_path, name, epochs, graphs, amp=None, resume=None, resident=True):
-    from crosskd.train.trainer import Trainer
+    from trainers import trainer_for
     run = run_config(config, tmp_path, optimizer_args={"lr": 0.01, "weight_decay": 1e-5},
                      epochs=epochs, resident_data=resident, cuda_graphs=graphs, amp=amp)
     run["lr_scheduler"] = {"type": "StepLR", "args": {"step_size": 1, "gamma": 0.9}}
-    trainer = Trainer(run, tmp_path / name, torch.device("cuda"), seed=0, data=data)
+    trainer = trainer_for(run, tmp_path / name, "cuda", data=data)
     assert trainer.runtime.cuda_graphs == graphs
     if resume is not None:
         trainer.resume(resume)

@@ -1,4 +1,4 @@
-"""QB-Norm (crosskd.qbnorm, crosskd.train.querybank, `test --qbnorm`) against an independent
+"""QB-Norm (crosskd.qbnorm, crosskd.inference.querybank, `test --qbnorm`) against an independent
 re-statement of the official code (ioanacroi/qb-norm, dynamic_inverted_softmax.py, MIT).
 
 What the official `qb_norm(train_test, test_test, {"beta": b, "k": k})` does:
@@ -28,13 +28,13 @@ from crosskd.config.evaluation import qbnorm_beta
 from crosskd.data.batches import TrainSplit
 from crosskd.data.retrieval import RetrievalData
 from crosskd.errors import UserError
+from crosskd.inference import (bank_split, embed_videos, load_model, score_split,
+                               scores_and_querybank)
+from crosskd.inference.scoring import score_against
 from crosskd.metrics import t2v_metrics
 from crosskd.models import build_model
 from crosskd.qbnorm import BankAccumulator
-from crosskd.train.evaluate import evaluate_with_qbnorm, load_model
-from crosskd.train.scoring import score_split
-from crosskd.train.querybank import bank_split, scores_and_querybank
-from crosskd.train.scoring import embed_videos, score_against
+from crosskd.train.evaluate import evaluate_with_qbnorm
 
 CPU = torch.device("cpu")
 CONFIG = "configs/msrvtt-mini-cecap.json"

@@ -14,6 +14,7 @@ from crosskd.config import ConfigError
 from crosskd.config.runtime import RuntimeSettings
 from crosskd.optim import OptimizerSpec, build_optimizer, check_optimizer
 from crosskd.optim.ranger import Ranger
+from crosskd.process import ProcessContext
 from crosskd.train.backward_step import step_during_backward
 from crosskd.train.runtime import resolve_runtime
 from nested_equality import same_nested
@@ -123,7 +124,7 @@ def test_cuda_graphs_refuse_ranger_and_auto_runs_it_eagerly():
 
     def resolve(**trainer):
         return resolve_runtime(RuntimeSettings.from_config({"trainer": trainer}),
-                               torch.device("cuda"), optimizer, _model(), False,
+                               ProcessContext(torch.device("cuda")), optimizer, _model(), False,
                                resident_bytes=lambda tokens: 0)
 
     with pytest.raises(ConfigError, match="Ranger"):

@@ -47,7 +47,7 @@ def test_resident_support(data):
 
 def test_resident_eval_split_scores_like_the_host_split(data):
     from crosskd.models import build_model
-    from crosskd.train.scoring import score_split
+    from crosskd.inference import score_split
     from crosskd.train.resident import ResidentEvalSplit
     config, loaded = data
     torch.manual_seed(0)
@@ -72,13 +72,12 @@ def test_bf16_runs_hold_the_caption_tokens_in_bf16(data):
 def test_training_on_resident_data_is_identical(data, tmp_path, amp):
     """Also under bf16 autocast with the resident tokens held in bf16: autocast casts them to
     bf16 for every product anyway."""
-    from crosskd.train.trainer import Trainer
+    from trainers import trainer_for
     config, loaded = data
     histories = []
     for resident in (False, True):
         run = run_config(config, tmp_path, epochs=2, resident_data=resident, amp=amp)
-        trainer = Trainer(run, tmp_path / f"run{resident}", torch.device("cpu"), seed=0,
-                          data=loaded)
+        trainer = trainer_for(run, tmp_path / f"run{resident}", data=loaded)
         assert isinstance(trainer.train_batches, ResidentTrainSplit) == resident
         histories.append(trainer.train().history)
     assert histories[0] == histories[1]

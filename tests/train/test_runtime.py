@@ -9,9 +9,9 @@ import torch
 
 from crosskd.config import ConfigError
 from crosskd.optim.fast_radam import SinglePassRAdam
-from crosskd.train.distributed import Distributed
-from crosskd.train.precision import Precision
+from crosskd.inference.precision import Precision
 from crosskd.config.runtime import RuntimeSettings
+from crosskd.process import ProcessContext, TorchrunJob, resolve_precision
 from crosskd.train import runtime
 from crosskd.train.runtime import MIN_PARAMETERS_FOR_THREADS, cpu_threads_for, resolve_runtime
 
@@ -29,7 +29,8 @@ def _sgd() -> torch.optim.SGD:
 
 def _resolve(device=CPU, optimizer=None, supported=True, **trainer):
     settings = RuntimeSettings.from_config({"trainer": trainer})
-    return resolve_runtime(settings, device, optimizer or _radam(), TINY, supported,
+    context = ProcessContext(device, precision=resolve_precision(settings.amp, device))
+    return resolve_runtime(settings, context, optimizer or _radam(), TINY, supported,
                            resident_bytes=lambda tokens: 0)
 
 
@@ -85,67 +86,49 @@ def test_threads_fit_the_model(monkeypatch):
 
 
 def test_torchrun_refuses_the_options_that_step_or_capture_around_the_all_reduce():
-    job = Distributed(rank=0, world_size=2, local_rank=0)
+    job = TorchrunJob(rank=0, world_size=2, local_rank=0)
     settings = RuntimeSettings.from_config({"trainer": {
         "optimizer_in_backward": True, "cuda_graphs": True, "compile": True}})
     with pytest.raises(ConfigError, match="optimizer_in_backward is true.*torchrun.*"
                        "cuda_graphs is true.*compile is true"):
-        resolve_runtime(settings, CPU, _radam(), TINY, True, lambda tokens: 0, distributed=job)
-    runtime = resolve_runtime(RuntimeSettings(), CUDA, _radam(), TINY, False, lambda tokens: 0,
-                              distributed=job)
+        resolve_runtime(settings, ProcessContext(CPU, job), _radam(), TINY, True,
+                        lambda tokens: 0)
+    runtime = resolve_runtime(RuntimeSettings(), ProcessContext(CUDA, job), _radam(), TINY,
+                              False, lambda tokens: 0)
     assert not runtime.optimizer_in_backward and not runtime.cuda_graphs
-    assert runtime.writes_files and not dataclasses.replace(
-        runtime, distributed=Distributed(1, 2, 1)).writes_files
 
 
-def test_torchrun_variables_make_a_job_and_the_global_batch_must_split():
-    assert Distributed.from_environment({}) is None
-    assert Distributed.from_environment({"RANK": "0", "WORLD_SIZE": "1", "LOCAL_RANK": "0"}) is None
-    job = Distributed.from_environment({"RANK": "3", "WORLD_SIZE": "4", "LOCAL_RANK": "1"})
-    assert job == Distributed(3, 4, 1) and job.device(CUDA) == torch.device("cuda", 1)
-    job.check_batch_size(64)
-    with pytest.raises(ConfigError, match="batch_size: 66 .*4 processes"):
-        job.check_batch_size(66)
-
-
-def test_cpu_flags_are_read_from_cpuinfo(tmp_path):
-    info = tmp_path / "cpuinfo"
-    info.write_text("processor\t: 0\nflags\t\t: fpu avx512f avx512_bf16\n")
-    assert runtime.cpu_flags(str(info)) == {"fpu", "avx512f", "avx512_bf16"}
-    info.write_text("processor\t: 0\nFeatures\t: fp asimd bf16\n")  # Arm
-    assert "bf16" in runtime.cpu_flags(str(info))
-    assert runtime.cpu_flags(str(tmp_path / "missing")) == frozenset()
-
-
-@pytest.mark.parametrize("flags, warned", [({"avx512f"}, True), ({"avx512_bf16"}, False),
-                                           ({"amx_bf16"}, False)])
-def test_bf16_on_a_cpu_without_bf16_matmuls_is_warned_about(flags, warned, monkeypatch,
-                                                             caplog):
-    monkeypatch.setattr(runtime, "cpu_flags", lambda: frozenset(flags))
-    with caplog.at_level("WARNING", logger="crosskd.train.runtime"):
-        assert _resolve(CPU, amp="bf16").precision.dtype is torch.bfloat16
-    assert ("no bfloat16 matmul instructions" in caplog.text) is warned
-    caplog.clear()
-    with caplog.at_level("WARNING", logger="crosskd.train.runtime"):
-        assert runtime.resolve_precision(None, CPU) == Precision()
-        runtime.resolve_precision("bf16", CUDA)
-    assert caplog.text == ""
+def test_the_runtime_takes_the_contexts_device_and_precision():
+    bf16 = Precision.from_amp("bf16")
+    runtime = resolve_runtime(RuntimeSettings(), ProcessContext(CPU, precision=bf16), _radam(),
+                              TINY, True, lambda tokens: 0)
+    assert runtime.device == CPU and runtime.precision == bf16
 
 
 def test_cpu_matmul_is_decided_once_and_applied(monkeypatch):
-    """"auto" is the machine's default library; a named one is used as asked; oneDNN where
-    torch lacks it, or an unknown name, is refused naming the key."""
-    from crosskd.ops import cpu_matmul
+    """"auto" is oneDNN on x86 where torch has it; a named one is used as asked and swapped
+    into the model it is applied to; oneDNN where torch lacks it, or an unknown name, is
+    refused naming the key."""
+    from crosskd.ops import OneDnnLinear
 
-    assert _resolve().cpu_matmul == cpu_matmul.default_backend()
-    chosen = _resolve(cpu_matmul="torch")
-    assert chosen.cpu_matmul == "torch"
-    chosen.apply_process_settings()
-    assert cpu_matmul.backend() == "torch"
+    monkeypatch.setattr(runtime, "onednn_available", lambda: True)
+    monkeypatch.setattr(runtime.platform, "machine", lambda: "x86_64")
+    assert _resolve().cpu_matmul == "onednn"
+    monkeypatch.setattr(runtime.platform, "machine", lambda: "aarch64")
+    assert _resolve().cpu_matmul == "torch"
+    for library, swapped in (("torch", False), ("onednn", True)):
+        model = torch.nn.Sequential(torch.nn.Linear(2, 2))
+        _resolve(cpu_matmul=library).prepare_model(model)
+        assert isinstance(model[0], OneDnnLinear) is swapped
+        assert list(model.state_dict()) == ["0.weight", "0.bias"]
+    on_gpu = torch.nn.Sequential(torch.nn.Linear(2, 2))
+    dataclasses.replace(_resolve(cpu_matmul="onednn"), device=CUDA).prepare_model(on_gpu)
+    assert type(on_gpu[0]) is torch.nn.Linear
     with pytest.raises(ConfigError, match='trainer.cpu_matmul: expected "auto" or "onednn" '
                                           'or "torch", got \'mkl\''):
         _resolve(cpu_matmul="mkl")
-    monkeypatch.setattr(cpu_matmul, "onednn_available", lambda: False)
+    monkeypatch.setattr(runtime, "onednn_available", lambda: False)
     with pytest.raises(ConfigError, match='trainer.cpu_matmul is "onednn", but this torch'):
         _resolve(cpu_matmul="onednn")
+    monkeypatch.setattr(runtime.platform, "machine", lambda: "x86_64")
     assert _resolve().cpu_matmul == "torch"

@@ -15,8 +15,9 @@ import torch
 from crosskd.checkpoint.run_state import BEST_NAME, LAST_NAME, load_run_state
 from crosskd.cli import main
 from crosskd.data.synth import SynthSpec, example_config, write_synthetic
-from crosskd.train.trainer import NonFiniteLossError, Trainer
+from crosskd.train.trainer import NonFiniteLossError
 from nested_equality import same_nested
+from trainers import trainer_for
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -180,7 +181,7 @@ def _umask() -> int:
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(datasets, tmp_path,
                                                                    monkeypatch):
     config = tiny_config("MSRVTT", datasets["MSRVTT"], tmp_path / "saved")
-    trainer = Trainer(config, tmp_path / "run", torch.device("cpu"), seed=0)
+    trainer = trainer_for(config, tmp_path / "run")
     real_terms = trainer.task.objective.terms
     calls = {"n": 0}
 

@@ -23,8 +23,9 @@ import torch
 
 from crosskd.commands.device_flag import DEVICE_HELP
 from crosskd.commands.options import positive_int, whole_number
-from crosskd.config import apply_overrides, as_experiment, load_config
+from crosskd.config import ExperimentConfig, apply_overrides, load_config, parse_experiment
 from crosskd.data.synth import SynthSpec, write_synthetic
+from crosskd.process import detect
 from crosskd.shipped import config_dir
 from crosskd.train.device import resolve_device
 from crosskd.train.plots import RunCurves, plot_runs
@@ -86,10 +87,11 @@ def _demo_config(stem: str, out: Path, seed: int, epochs: int | None,
     return apply_overrides(load_config(path), overrides)
 
 
-def _curves(config: dict[str, Any], run_dir: Path, result: dict[str, Any]) -> RunCurves:
+def _curves(experiment: ExperimentConfig, run_dir: Path, result: dict[str, Any]
+            ) -> RunCurves:
     """A run's per-epoch validation R@1 and loss, and the epoch its monitor kept."""
     history = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
-    monitor = as_experiment(config).trainer.monitor
+    monitor = experiment.trainer.monitor
     best, best_epoch = monitor.worst, history[-1]["epoch"]
     for row in history:
         if monitor.key in row and monitor.improved(row[monitor.key], best):
@@ -136,11 +138,12 @@ def run(args: argparse.Namespace) -> int:
     results, curves = {}, {}
     stamp = time.strftime("%Y-%m-%d_%H-%M-%S")
     for label, stem in VARIANTS.items():
-        config = _demo_config(stem, out, args.seed, args.epochs, extracted)
-        run_dir = run_folder(config, stem, args.seed, stamp)
+        experiment = parse_experiment(_demo_config(stem, out, args.seed, args.epochs, extracted))
+        run_dir = run_folder(experiment.trainer.save_dir, stem, args.seed, stamp)
         log.info("demo: training %s (%s) in %s", label, stem, run_dir)
-        results[label] = train_and_test(config, run_dir, device, cache_dir=out / "cache")
-        curves[label] = _curves(config, run_dir, results[label])
+        context = detect(device, experiment.runtime.amp)
+        results[label] = train_and_test(experiment, run_dir, context, cache_dir=out / "cache")
+        curves[label] = _curves(experiment, run_dir, results[label])
     protocol = describe_protocol(next(iter(results.values()))["protocol"])
     table = "\n\n".join(format_table(results, direction) for direction in ("t2v", "v2t"))
     source = "videos through the demo experts" if extracted else "features"
@@ -151,7 +154,7 @@ def run(args: argparse.Namespace) -> int:
     plot = plot_runs(curves, out / PLOT_NAME,
                      title=f"crosskd demo: synthetic data, seed {args.seed} ({source}, "
                      f"{videos} videos)\ntest: {protocol}")
-    index = _index_demo(config, run_dir, out)
+    index = _index_demo(experiment.raw, run_dir, out)
     print(report)
     print(f"data:    {data}\nruns:    {out / 'runs'}\n"
           f"table:   {out / 'results.md'} (and results.json)\nplot:    {plot}\n"

@@ -131,13 +131,15 @@ def expert_options(items: list[str]) -> dict[str, dict[str, str]]:
 def run(args: argparse.Namespace) -> int:
     """Extract (this shard of) the videos and write the dataset when all are done."""
     from crosskd.extract.job import ExtractOptions, extract
+    from crosskd.process import detect
     from crosskd.train.device import resolve_device
 
+    context = detect(resolve_device(args.device))
     options = ExtractOptions(
         videos=args.videos, captions=args.captions, out=args.out, name=args.name,
         prune=args.prune, experts=args.experts,
         expert_options=expert_options(args.expert_option), text_encoder=args.text_encoder,
-        device=str(resolve_device(args.device)), shard=args.shard,
+        device=str(context.device), shard=args.shard or context.shard,
         merge=args.merge, max_frames=args.max_frames, workers=args.workers, seed=args.seed)
     written = extract(options)
     if written is None:

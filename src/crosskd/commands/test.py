@@ -11,6 +11,7 @@ from crosskd.commands.options import (add_common_options, check_out_writable, co
                                       write_json)
 from crosskd.errors import UserError
 from crosskd.checkpoint.reader import stored_config
+from crosskd.process import detect
 from crosskd.qbnorm import DEFAULT_BETA, check_beta
 from crosskd.train.device import resolve_device
 from crosskd.train.evaluate import evaluate_checkpoint
@@ -65,8 +66,9 @@ def run(args: argparse.Namespace) -> int:
         config = config_from_args(args, fallback=stored_config(args.resume))
     if args.eval_from_training_config:
         config = config.evaluation()
-    metrics = evaluate_checkpoint(config, args.resume, resolve_device(args.device),
-                                  cache_dir=args.cache_dir, qbnorm_beta=beta)
+    context = detect(resolve_device(args.device), config.runtime.amp)
+    metrics = evaluate_checkpoint(config, args.resume, context, cache_dir=args.cache_dir,
+                                  qbnorm_beta=beta)
     print(format_result(args.resume, metrics))
     if "qbnorm" in metrics:
         print("\n" + qbnorm_table(metrics))

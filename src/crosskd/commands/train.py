@@ -8,12 +8,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from crosskd.checkpoint.run_state import load_run_state, resolve_resume_path
 from crosskd.commands.options import (add_common_options, check_out_writable, config_from_args,
                                       parse_seeds, write_json)
-from crosskd.config import parse_custom_args, parse_set_args
+from crosskd.config import ExperimentConfig, parse_custom_args, parse_set_args, require
 from crosskd.errors import UserError
+from crosskd.process import detect
 from crosskd.train.device import resolve_device
-from crosskd.train.distributed import join_torchrun_job
+from crosskd.train.distributed import join_process_group
 from crosskd.train.report import format_result
 from crosskd.train.runs import resume_run, results_object, train_seeds
 
@@ -38,22 +40,24 @@ def run(args: argparse.Namespace) -> int:
     if args.resume and seeds:
         raise UserError("--resume continues one run; drop --seeds")
     check_out_writable(args.out)
-    if args.resume:
-        job, device = join_torchrun_job(resolve_device(args.device))
-        seed, metrics = resume_run(args.resume,
-                                   lambda stored: config_from_args(args, fallback=stored).raw,
-                                   device, args.cache_dir, command=_command(args))
-        results = {seed: metrics} if metrics is not None else {}
-        name = Path(args.resume).name
+    checkpoint = resolve_resume_path(args.resume) if args.resume else None
+    if checkpoint is not None:
+        experiment, name = _resumed(args, checkpoint), Path(args.resume).name
     else:
-        config = config_from_args(args)
-        if config is None:
+        experiment = config_from_args(args)
+        if experiment is None:
             raise UserError("train needs --config <config.json> (or --resume <run folder>)")
         name = Path(args.config).stem
-        job, device = join_torchrun_job(resolve_device(args.device))
-        results = train_seeds(config, name, seeds or [config.seed], device,
+    context = detect(resolve_device(args.device), experiment.runtime.amp)
+    join_process_group(context)
+    if checkpoint is not None:
+        metrics = resume_run(checkpoint, experiment, context, args.cache_dir,
+                             command=_command(args))
+        results = {experiment.seed: metrics} if metrics is not None else {}
+    else:
+        results = train_seeds(experiment, name, seeds or [experiment.seed], context,
                               args.cache_dir, command=_command(args))
-    if job is not None and not job.writes_files:
+    if not context.writes_files:
         return 0
     summary = results_object(results)
     print(format_result(name, summary))
@@ -61,6 +65,14 @@ def run(args: argparse.Namespace) -> int:
     if args.out:
         log.info("wrote the test metrics to %s", args.out)
     return 0
+
+
+def _resumed(args: argparse.Namespace, checkpoint: Path) -> ExperimentConfig:
+    """The config a resumed run finishes with: the stored one (or --config) with the
+    overrides, and always the stored seed, since the RNG states continue from the checkpoint."""
+    stored = load_run_state(checkpoint)["config"]
+    seed = require(stored, "seed", int, default=0)
+    return config_from_args(args, fallback=stored).with_seed(seed)
 
 
 def _command(args: argparse.Namespace) -> dict[str, Any]:

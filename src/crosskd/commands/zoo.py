@@ -73,6 +73,16 @@ def evaluate_checkpoint(*args: Any, **kwargs: Any) -> dict[str, Any]:
     return evaluate(*args, **kwargs)
 
 
+def _evaluate_config(config: dict[str, Any], checkpoint: Path, device: Any) -> dict[str, Any]:
+    """The test protocol of `zoo eval`: the entry's config parsed, its process context
+    detected (crosskd.process), the checkpoint evaluated."""
+    from crosskd.config import parse_experiment
+    from crosskd.process import detect
+
+    experiment = parse_experiment(config)
+    return evaluate_checkpoint(experiment, checkpoint, detect(device, experiment.runtime.amp))
+
+
 def run_eval(args: argparse.Namespace) -> int:
     """Evaluate one model on the test split and compare with the published numbers."""
     from crosskd.train.device import resolve_device  # loads torch: not for list and download
@@ -80,7 +90,7 @@ def run_eval(args: argparse.Namespace) -> int:
     entry = find_entry(args.name)
     fetch_model(entry, args.zoo_dir, force=args.force)
     device = resolve_device(args.device)
-    metrics = evaluate_model(entry, functools.partial(evaluate_checkpoint, device=device),
+    metrics = evaluate_model(entry, functools.partial(_evaluate_config, device=device),
                              zoo_root=args.zoo_dir,
                              data_root=args.root,
                              config_dir=args.config_dir or config_dir())

@@ -8,7 +8,6 @@ import hashlib
 import inspect
 import json
 import logging
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,8 +48,11 @@ class ExtractOptions:
     experts: str = "default"
     expert_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     text_encoder: str = "transformers"
+    #: where the experts run (under torchrun the command gives each rank its own GPU)
     device: str = "cpu"
-    shard: tuple[int, int] | None = None
+    #: (I, N): this run extracts every N-th video from the I-th (--shard, else torchrun's
+    #: rank and process count: crosskd.process.ProcessContext.shard)
+    shard: tuple[int, int] = (0, 1)
     merge: bool = False
     max_frames: int = 64
     workers: int = 2
@@ -77,30 +79,6 @@ def parse_shard(text: str) -> tuple[int, int]:
         raise UserError(f"--shard {text!r}: {err}") from None
 
 
-def launched_shard() -> tuple[int, int]:
-    """The shard of this process: torchrun's RANK / WORLD_SIZE, else the whole collection."""
-    rank, world = os.environ.get("RANK"), os.environ.get("WORLD_SIZE")
-    if rank is None or world is None:
-        return 0, 1
-    try:
-        total = ascii_int(world, "environment variable WORLD_SIZE", 1, MAX_SHARDS)
-        return ascii_int(rank, "environment variable RANK", 0, total - 1), total
-    except ValueError as err:
-        raise UserError(f"{err} (set by torchrun; unset RANK and WORLD_SIZE, or use "
-                        "--shard I/N)") from None
-
-
-def rank_device(device: str) -> str:
-    """Under torchrun each rank takes its own GPU (LOCAL_RANK) when told to use CUDA."""
-    local = os.environ.get("LOCAL_RANK")
-    if not device.startswith("cuda") or local is None:
-        return device
-    try:
-        return f"cuda:{ascii_int(local, 'environment variable LOCAL_RANK', 0)}"
-    except ValueError as err:
-        raise UserError(f"{err} (set by torchrun)") from None
-
-
 @dataclass(frozen=True)
 class Written:
     """A dataset this run wrote: its extraction.json, the collection and what changed."""
@@ -119,7 +97,6 @@ def collect(options: ExtractOptions) -> Collection:
 def extract(options: ExtractOptions) -> Written | None:
     """Run the extraction; returns what it wrote when this run wrote the dataset."""
     collection = collect(options)
-    options.device = rank_device(options.device)
     check_models(options.experts, options.expert_options, options.text_encoder)
     name, text_options = parse_choice(options.text_encoder)
     if name in TEXT_ENCODERS and "device" in inspect.signature(TEXT_ENCODERS[name]).parameters:
@@ -132,7 +109,7 @@ def extract(options: ExtractOptions) -> Written | None:
         options.out.mkdir(parents=True, exist_ok=True)
     cache = ResultCache(options.out / CACHE_FOLDER,
                         {"decode": spec.record(), "experts": [e.provenance() for e in experts]})
-    shard = options.shard or launched_shard()
+    shard = options.shard
     if options.merge:
         return _write(options, collection, experts, text_encoder, cache, spec)
     mine = shard_of(collection.extractable, shard)

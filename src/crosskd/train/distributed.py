@@ -15,7 +15,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 import numpy as np
@@ -27,57 +26,18 @@ from torch import nn
 from crosskd.data.batch import Batch
 from crosskd.errors import ConfigError
 from crosskd.models.embeddings import VideoEmbedding
+from crosskd.process import ProcessContext, TorchrunJob
 from crosskd.tree import map_leaves
 
 log = logging.getLogger(__name__)
 
-#: the variables torchrun sets in every worker.
-TORCHRUN_VARIABLES = ("RANK", "WORLD_SIZE", "LOCAL_RANK")
 
-
-@dataclass(frozen=True)
-class Distributed:
-    """This process's place in a torchrun job."""
-
-    rank: int
-    world_size: int
-    local_rank: int
-
-    @classmethod
-    def from_environment(cls, environ: Mapping[str, str] = os.environ) -> Distributed | None:
-        """The job torchrun started this process in; None outside torchrun or for one process."""
-        if not all(name in environ for name in TORCHRUN_VARIABLES):
-            return None
-        job = cls(*(int(environ[name]) for name in TORCHRUN_VARIABLES))
-        return job if job.world_size > 1 else None
-
-    @property
-    def writes_files(self) -> bool:
-        """Rank 0 alone writes the run folder (logs, TensorBoard, checkpoints)."""
-        return self.rank == 0
-
-    def device(self, device: torch.device) -> torch.device:
-        """On CUDA, this rank's GPU (LOCAL_RANK); the CPU stays the CPU."""
-        return torch.device("cuda", self.local_rank) if device.type == "cuda" else device
-
-    def start(self, device: torch.device) -> None:
-        """Join the process group (nccl on CUDA, gloo on the CPU), once per process."""
-        if dist.is_initialized():
-            return
-        backend = "nccl" if device.type == "cuda" else "gloo"
-        if device.type == "cuda":
-            torch.cuda.set_device(device)
-        dist.init_process_group(backend, rank=self.rank, world_size=self.world_size,
-                                store=attempt_store())
-        log.info("rank %d of %d joined the %s process group", self.rank, self.world_size,
-                 backend)
-
-    def check_batch_size(self, batch_size: int) -> None:
-        """The global batch must split evenly over the ranks."""
-        if batch_size % self.world_size:
-            raise ConfigError(f"config key data_loader.args.batch_size: {batch_size} (the "
-                              f"global batch) does not divide by the {self.world_size} "
-                              "processes; use a multiple of the process count")
+def check_global_batch(batch_size: int, job: TorchrunJob) -> None:
+    """The global batch must split evenly over the ranks."""
+    if batch_size % job.world_size:
+        raise ConfigError(f"config key data_loader.args.batch_size: {batch_size} (the "
+                          f"global batch) does not divide by the {job.world_size} "
+                          "processes; use a multiple of the process count")
 
 
 def attempt_store(environ: Mapping[str, str] = os.environ) -> dist.Store | None:
@@ -95,18 +55,20 @@ def attempt_store(environ: Mapping[str, str] = os.environ) -> dist.Store | None:
                             client)
 
 
-def join_torchrun_job(device: torch.device) -> tuple[Distributed | None, torch.device]:
-    """Under torchrun: join the process group; the job and this rank's device (`device`
-    itself, with no job, outside torchrun). Ranks other than 0 log warnings only: rank 0
-    speaks for the job."""
-    job = Distributed.from_environment()
-    if job is None:
-        return None, device
-    device = job.device(device)
-    job.start(device)
-    if not job.writes_files:
+def join_process_group(context: ProcessContext) -> None:
+    """Under torchrun, join the job's process group (nccl on CUDA, gloo on the CPU) once per
+    process; ranks other than 0 then log warnings only: rank 0 speaks for the job."""
+    job = context.job
+    if job is None or dist.is_initialized():
+        return
+    backend = "nccl" if context.device.type == "cuda" else "gloo"
+    if context.device.type == "cuda":
+        torch.cuda.set_device(context.device)
+    dist.init_process_group(backend, rank=job.rank, world_size=job.world_size,
+                            store=attempt_store())
+    log.info("rank %d of %d joined the %s process group", job.rank, job.world_size, backend)
+    if not context.writes_files:
         logging.getLogger("crosskd").setLevel(logging.WARNING)
-    return job, device
 
 
 class _GatherRows(torch.autograd.Function):
@@ -136,7 +98,7 @@ class _GatherRows(torch.autograd.Function):
 class Shards:
     """The rows of the current step on every rank, and gathering along them."""
 
-    def __init__(self, job: Distributed) -> None:
+    def __init__(self, job: TorchrunJob) -> None:
         self.job = job
         self.sizes: tuple[int, ...] = ()
 
@@ -178,8 +140,9 @@ class GlobalBatchNorm1d(nn.BatchNorm1d):
     """Batch norm whose training statistics are those of the global batch.
 
     The inputs of every rank are gathered and normalised together, so outputs, gradients and
-    running statistics are the single process's (crosskd.ops.groupwise_batch_norm calls
-    `across_ranks` too). State-dict keys are unchanged.
+    running statistics are the single process's (crosskd.ops.groupwise_batch_norm calls the
+    module once per group in training, so its statistics are these too). State-dict keys are
+    unchanged.
     """
 
     shards: Shards
@@ -188,11 +151,6 @@ class GlobalBatchNorm1d(nn.BatchNorm1d):
         if not self.training:
             return super().forward(x)
         return self.shards.across_ranks(super().forward, x)
-
-    def across_ranks(self, function: Callable[[torch.Tensor], torch.Tensor],
-                     rows: torch.Tensor) -> torch.Tensor:
-        """The hook group-wise batch norm uses: `function` over the global batch."""
-        return self.shards.across_ranks(function, rows)
 
 
 def synchronise_batch_norms(model: nn.Module, shards: Shards) -> None:
@@ -231,7 +189,7 @@ class EvalShards:
     """An evaluation split cut into contiguous ranges of videos, one per rank, and the
     gathering of what each rank computes on its range (no gradients)."""
 
-    def __init__(self, job: Distributed) -> None:
+    def __init__(self, job: TorchrunJob) -> None:
         self.job = job
         self.sizes: tuple[int, ...] = ()
 
@@ -268,7 +226,7 @@ def global_batch(shards: Shards) -> Callable[[Batch], Batch]:
     return join
 
 
-def data_parallel(model: nn.Module, job: Distributed, device: torch.device
+def data_parallel(model: nn.Module, job: TorchrunJob, device: torch.device
                   ) -> tuple[nn.Module, Callable[[Batch], Batch]]:
     """The forward a distributed task runs and the view of the batch its objective reads.
 
@@ -290,7 +248,7 @@ def any_rank(signum: int | None) -> int | None:
     return int(flag) or None
 
 
-def broadcast(value: Any, job: Distributed | None) -> Any:
+def broadcast(value: Any, job: TorchrunJob | None) -> Any:
     """Rank 0's `value` on every rank (a picklable object; `value` as is for one process)."""
     if job is None:
         return value

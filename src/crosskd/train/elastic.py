@@ -12,44 +12,41 @@ trained and tested.
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import Callable
 
 from crosskd.checkpoint.run_state import LAST_NAME
 from crosskd.diskwrites import write_text_atomically
-from crosskd.train.distributed import Distributed, broadcast
+from crosskd.process import ProcessContext, TorchrunJob
+from crosskd.train.distributed import broadcast
 
 log = logging.getLogger(__name__)
 
 
-def _note(experiment_dir: Path, seed: int, environ: Mapping[str, str]) -> Path | None:
+def _note(experiment_dir: Path, seed: int, job: TorchrunJob) -> Path | None:
     """Where this job notes its run folder (None outside torchrun's elastic agent)."""
-    job_id = environ.get("TORCHELASTIC_RUN_ID")
-    return experiment_dir / f".torchrun-{job_id}-seed{seed}" if job_id else None
+    return experiment_dir / f".torchrun-{job.run_id}-seed{seed}" if job.run_id else None
 
 
-def _restarted(note: Path | None, environ: Mapping[str, str]) -> Path | None:
+def _restarted(note: Path | None, job: TorchrunJob) -> Path | None:
     """The run folder an earlier start of this job noted, when this is a restart."""
-    if note is None or int(environ.get("TORCHELASTIC_RESTART_COUNT", "0")) == 0:
-        return None
-    if not note.is_file():
+    if note is None or job.restarts == 0 or not note.is_file():
         return None
     folder = note.parent / note.read_text(encoding="utf-8").strip()
     return folder if folder.is_dir() else None
 
 
 def claim_run_folder(claim: Callable[[], Path], experiment_dir: Path, seed: int,
-                     job: Distributed | None, environ: Mapping[str, str] = os.environ
-                     ) -> tuple[Path, Path | None]:
+                     context: ProcessContext) -> tuple[Path, Path | None]:
     """The run folder (made by `claim` unless a restarted job continues one) and the
     checkpoint to resume from (None: start afresh), the same on every rank."""
+    job = context.job
     if job is None:
         return claim(), None
     chosen: tuple[Path, Path | None] | None = None
-    if job.writes_files:
-        note = _note(experiment_dir, seed, environ)
-        folder = _restarted(note, environ)
+    if context.writes_files:
+        note = _note(experiment_dir, seed, job)
+        folder = _restarted(note, job)
         if folder is None:
             folder = claim()
             if note is not None:
@@ -63,9 +60,10 @@ def claim_run_folder(claim: Callable[[], Path], experiment_dir: Path, seed: int,
     return broadcast(chosen, job)
 
 
-def forget_run_folder(experiment_dir: Path, seed: int, job: Distributed | None,
-                      environ: Mapping[str, str] = os.environ) -> None:
+def forget_run_folder(experiment_dir: Path, seed: int, context: ProcessContext) -> None:
     """Remove the job's note of a finished run (rank 0)."""
-    note = _note(experiment_dir, seed, environ) if job is not None and job.writes_files else None
+    if context.job is None or not context.writes_files:
+        return
+    note = _note(experiment_dir, seed, context.job)
     if note is not None:
         note.unlink(missing_ok=True)

@@ -16,14 +16,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from crosskd.config import Config, ExperimentConfig, as_experiment
+from crosskd.config import ExperimentConfig
 from crosskd.data.retrieval import RetrievalData
 from crosskd.data.sampling import EvalBatches
 from crosskd.inference import (Precision, SplitShards, load_model, score_split,
                                scores_and_querybank)
 from crosskd.metrics import t2v_metrics, v2t_metrics
 from crosskd.models import CENet
-from crosskd.train.runtime import Runtime, cpu_threads_for, resolve_cpu_matmul, resolve_precision
+from crosskd.process import ProcessContext
+from crosskd.train.runtime import Runtime, cpu_threads_for, resolve_cpu_matmul
 
 log = logging.getLogger(__name__)
 
@@ -77,32 +78,40 @@ def evaluate_with_qbnorm(model: torch.nn.Module, data: RetrievalData, device: to
     return metrics
 
 
-def evaluate_checkpoint(config: ExperimentConfig | Config, checkpoint_path: str | Path,
-                        device: torch.device | str = "cpu", cache_dir: str | Path | None = None,
+def evaluate_checkpoint(experiment: ExperimentConfig, checkpoint_path: str | Path,
+                        context: ProcessContext, cache_dir: str | Path | None = None,
                         qbnorm_beta: float | None = None) -> dict[str, Any]:
-    """Build the model `config` describes, load a checkpoint (ours or the original's) and test it.
+    """Build the model `experiment` describes, load a checkpoint (ours or the original's) and
+    test it in this process (`crosskd test`: its runtime options are decided here).
 
-    `config` is used as given: take `ExperimentConfig.evaluation()` (eval_settings merged) for
-    the published test protocol. `cache_dir` keeps the packed features between calls.
+    `experiment` is used as given: take `ExperimentConfig.evaluation()` (eval_settings merged)
+    for the published test protocol. `cache_dir` keeps the packed features between calls.
     QB-Norm runs when `qbnorm_beta` or the config's `qbnorm` key asks for it (the argument wins).
     """
-    experiment = as_experiment(config)
-    device = torch.device(device)
-    model = load_model(experiment.model, checkpoint_path, device)
-    precision = evaluation_runtime(experiment, model, device).precision
+    model = load_model(experiment.model, checkpoint_path, context.device)
+    return evaluate_loaded(model, experiment, evaluation_runtime(experiment, model, context),
+                           cache_dir, qbnorm_beta)
+
+
+def evaluate_loaded(model: CENet, experiment: ExperimentConfig, runtime: Runtime,
+                    cache_dir: str | Path | None = None, qbnorm_beta: float | None = None
+                    ) -> dict[str, Any]:
+    """The metrics of a loaded model on `experiment`'s evaluation split, on `runtime`'s device
+    and precision (a training's own runtime, for its final test)."""
     data = RetrievalData.load(experiment.data, cache_dir=cache_dir)
     beta = qbnorm_beta if qbnorm_beta is not None else experiment.qbnorm_beta
     if beta is None:
-        return evaluate(model, data.eval, device, precision=precision)
-    return evaluate_with_qbnorm(model, data, device, beta, precision=precision)
+        return evaluate(model, data.eval, runtime.device, precision=runtime.precision)
+    return evaluate_with_qbnorm(model, data, runtime.device, beta, precision=runtime.precision)
 
 
-def evaluation_runtime(experiment: ExperimentConfig, model: CENet, device: torch.device
+def evaluation_runtime(experiment: ExperimentConfig, model: CENet, context: ProcessContext
                        ) -> Runtime:
-    """The runtime options evaluation uses (precision, CPU threads, the CPU linear-layer
-    library), decided by training's own resolvers and applied to this process."""
-    runtime = Runtime(device, resolve_precision(experiment.runtime.amp, device),
-                      cpu_threads=cpu_threads_for(model, device),
+    """The runtime options evaluation uses (the context's device and precision, CPU threads,
+    the CPU linear-layer library), decided by training's own resolvers and applied to this
+    process."""
+    device = context.device
+    runtime = Runtime(device, context.precision, cpu_threads=cpu_threads_for(model, device),
                       cpu_matmul=resolve_cpu_matmul(experiment.runtime.cpu_matmul))
     runtime.apply_process_settings()
     return runtime

@@ -19,6 +19,7 @@ import torch
 import crosskd
 from crosskd.diskwrites import write_text_atomically
 from crosskd.errors import UserError
+from crosskd.process import ProcessContext
 
 LOG_NAME = "train.log"
 RECORD_NAME = "run.json"
@@ -55,10 +56,11 @@ class RunRecord:
     """train.log and run.json of one start of a run, written once `begin` is called: a start
     refused before training (a resume that does not fit, say) leaves the folder untouched."""
 
-    def __init__(self, run_dir: Path, device: torch.device, command: Mapping[str, Any]) -> None:
+    def __init__(self, run_dir: Path, context: ProcessContext, command: Mapping[str, Any]
+                 ) -> None:
         self.path = run_dir / RECORD_NAME
         self.log_path = run_dir / LOG_NAME
-        self.entry = invocation(device, command)
+        self.entry = invocation(context, command)
         self.runs: list[dict[str, Any]] = []
         self.handler: logging.Handler = _Held()
         self.begun = False
@@ -124,8 +126,10 @@ def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S%z")
 
 
-def invocation(device: torch.device, command: Mapping[str, Any]) -> dict[str, Any]:
-    """One start of a run: `command` (argv, overrides), versions, source commit and device."""
+def invocation(context: ProcessContext, command: Mapping[str, Any]) -> dict[str, Any]:
+    """One start of a run: `command` (argv, overrides), versions, source commit, device and
+    process count."""
+    device = context.device
     return {
         **command,
         "started": _now(), "ended": None, "outcome": "running",
@@ -133,17 +137,17 @@ def invocation(device: torch.device, command: Mapping[str, Any]) -> dict[str, An
         "python": platform.python_version(), "torch": torch.__version__,
         "numpy": np.__version__, "platform": platform.platform(),
         "device": str(device), "device_name": _device_name(device),
-        "threads": torch.get_num_threads(),
+        "threads": torch.get_num_threads(), "processes": context.processes,
     }
 
 
 @contextlib.contextmanager
-def recorded_run(run_dir: Path, device: torch.device,
+def recorded_run(run_dir: Path, context: ProcessContext,
                  command: Mapping[str, Any]) -> Iterator[RunRecord]:
     """Log the block (INFO and above, whatever the console shows) into train.log and record it
     in run.json, appending to both on a resume; the caller calls `begin()` when training
     starts, and nothing is written before that."""
-    record = RunRecord(run_dir, device, command)
+    record = RunRecord(run_dir, context, command)
     ours = logging.getLogger("crosskd")
     level = ours.level
     if ours.getEffectiveLevel() > logging.INFO:

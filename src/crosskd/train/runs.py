@@ -9,21 +9,22 @@ import os
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
-import torch
-
-from crosskd.checkpoint.run_state import BEST_NAME, load_run_state, resolve_resume_path
-from crosskd.config import Config, ExperimentConfig, as_experiment, require
+from crosskd.checkpoint.run_state import BEST_NAME
+from crosskd.config import ExperimentConfig
 from crosskd.data.retrieval import RetrievalData
 from crosskd.diskwrites import reported_write, write_error, write_text_atomically
 from crosskd.errors import UserError
-from crosskd.train.evaluate import evaluate_checkpoint
-from crosskd.train.distributed import Distributed
+from crosskd.inference import load_model
+from crosskd.process import ProcessContext
+from crosskd.train.assembly import build_training
+from crosskd.train.evaluate import evaluate_loaded
 from crosskd.train.elastic import claim_run_folder, forget_run_folder
 from crosskd.train.history import log_test_metrics
 from crosskd.train.report import describe_protocol, format_result, summarize_seeds
 from crosskd.train.run_record import LOG_NAME, RECORD_NAME, RunRecord, recorded_run
+from crosskd.train.runtime import Runtime
 from crosskd.train.seed_range import check_seed
 from crosskd.train.trainer import CONFIG_NAME, Trainer
 
@@ -40,12 +41,13 @@ SUMMARY_MD_NAME = "summary.md"
 _MAX_CLAIMS = 1000  # run folders of one name (timestamp and seed) before giving up
 
 
-def run_folder(config: Config, experiment: str, seed: int, timestamp: str) -> Path:
-    """Create and return `<trainer.save_dir>/<experiment>/<timestamp>_seed<seed>`, never a
-    folder that exists: the name is claimed by an atomic mkdir (a suffix `-2`, `-3`, ... is
-    added on a clash), so runs started in the same second, in parallel, get folders of their own.
+def run_folder(save_dir: str | Path, name: str, seed: int, timestamp: str) -> Path:
+    """Create and return `<save_dir>/<name>/<timestamp>_seed<seed>` (`save_dir`: the config's
+    `trainer.save_dir`, TrainerSpec.save_dir), never a folder that exists: the name is claimed
+    by an atomic mkdir (a suffix `-2`, `-3`, ... is added on a clash), so runs started in the
+    same second, in parallel, get folders of their own.
     """
-    base = experiment_folder(config, experiment) / f"{timestamp}_seed{seed}"
+    base = Path(save_dir) / name / f"{timestamp}_seed{seed}"
     fix = "set trainer.save_dir to a folder you can write"
     with reported_write(base, fix, action="create the run folder"):
         base.parent.mkdir(parents=True, exist_ok=True)
@@ -60,12 +62,6 @@ def run_folder(config: Config, experiment: str, seed: int, timestamp: str) -> Pa
         return path
     raise UserError(f"cannot create a run folder beside {base}: {_MAX_CLAIMS} folders of that "
                     "name exist already; remove old runs or set trainer.save_dir")
-
-
-def experiment_folder(config: Config, experiment: str) -> Path:
-    """`<trainer.save_dir>/<experiment>`, where an experiment's run folders are made."""
-    require(config, "trainer", (dict, type(None)), default=None)
-    return Path(require(config, "trainer.save_dir", str, default="data/saved")) / experiment
 
 
 @contextlib.contextmanager
@@ -104,12 +100,13 @@ def _removed_if_unused(run_dir: Path) -> Iterator[None]:
         raise
 
 
-def final_test(config: ExperimentConfig | Config, run_dir: Path, device: torch.device,
+def final_test(experiment: ExperimentConfig, run_dir: Path, runtime: Runtime,
                cache_dir: Path | None = None) -> dict[str, Any]:
-    """Test the selected (best) model with `eval_settings` merged in; saved beside the run."""
-    experiment = as_experiment(config)
-    metrics = evaluate_checkpoint(experiment.evaluation(), run_dir / BEST_NAME, device,
-                                  cache_dir)
+    """Test the selected (best) model with `eval_settings` merged in, on the training's
+    runtime (its device and precision); saved beside the run."""
+    evaluation = experiment.evaluation()
+    model = load_model(evaluation.model, run_dir / BEST_NAME, runtime.device)
+    metrics = evaluate_loaded(model, evaluation, runtime, cache_dir)
     write_text_atomically(run_dir / TEST_METRICS_NAME, json.dumps(metrics, indent=1) + "\n",
                           f"free disk space and test again with crosskd test --resume {run_dir}")
     if experiment.trainer.tensorboard:
@@ -120,42 +117,44 @@ def final_test(config: ExperimentConfig | Config, run_dir: Path, device: torch.d
     return metrics
 
 
-def train_and_test(config: ExperimentConfig | Config, run_dir: Path, device: torch.device,
+def train_and_test(experiment: ExperimentConfig, run_dir: Path, context: ProcessContext,
                    resume: Path | None = None, cache_dir: Path | None = None,
                    command: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
     """Train one run (or finish a resumed one), then run the final test on its best model;
     `command` (argv, overrides) goes into the run folder's run.json, the log into train.log.
-    Under torchrun, ranks other than 0 train only, write nothing and return None."""
-    experiment = as_experiment(config)
-    job = Distributed.from_environment()
-    if job is not None and not job.writes_files:
+    Under torchrun (the process group joined: crosskd.train.distributed.join_process_group),
+    ranks other than 0 train only, write nothing and return None."""
+    if not context.writes_files:
         data = RetrievalData.load(experiment.data, cache_dir=cache_dir)
-        _train(experiment, run_dir, device, data, resume, None)
+        _train(experiment, run_dir, context, data, resume, None)
         return None
-    with recorded_run(run_dir, device, command or {}) as record:
+    with recorded_run(run_dir, context, command or {}) as record:
         data = RetrievalData.load(experiment.data, cache_dir=cache_dir)
-        _train(experiment, run_dir, device, data, resume, record)
-        return final_test(experiment, run_dir, device, data.cache_dir)
+        runtime = _train(experiment, run_dir, context, data, resume, record)
+        return final_test(experiment, run_dir, runtime, data.cache_dir)
 
 
-def _train(experiment: ExperimentConfig, run_dir: Path, device: torch.device,
-           data: RetrievalData, resume: Path | None, record: RunRecord | None) -> None:
-    """Train one run; the model and optimizer are freed on return, before the final test."""
-    trainer = Trainer(experiment, run_dir, device, seed=experiment.seed, data=data)
+def _train(experiment: ExperimentConfig, run_dir: Path, context: ProcessContext,
+           data: RetrievalData, resume: Path | None, record: RunRecord | None) -> Runtime:
+    """Train one run; its runtime. The model and optimizer are freed on return, before the
+    final test."""
+    trainer = Trainer(build_training(experiment, context, data), run_dir)
     if resume is not None:
         trainer.resume(resume)
     if record is not None:
         record.begin()
     result = trainer.train()
     log.info("run %s: best epoch %d (%s = %.4f)", run_dir, result.best_epoch,
-             trainer.monitor.key or "epoch", result.monitor_best)
+             experiment.trainer.monitor.key or "epoch", result.monitor_best)
+    return trainer.runtime
 
 
-def train_seeds(config: ExperimentConfig | Config, experiment: str, seeds: Sequence[int],
-                device: torch.device, cache_dir: Path | None = None,
+def train_seeds(experiment: ExperimentConfig, name: str, seeds: Sequence[int],
+                context: ProcessContext, cache_dir: Path | None = None,
                 command: Mapping[str, Any] | None = None) -> dict[int, dict[str, Any]]:
-    """One run per seed (same config otherwise); the final test metrics of each. With several
-    seeds, their summary goes to summary.json and summary.md in the experiment folder.
+    """One run per seed (same config otherwise) of the experiment called `name`; the final
+    test metrics of each. With several seeds, their summary goes to summary.json and
+    summary.md in the experiment folder.
 
     The features are packed once for all seeds (into `cache_dir`, else a temporary folder).
     Under torchrun rank 0 claims the folders (a restarted job continues its run,
@@ -164,32 +163,31 @@ def train_seeds(config: ExperimentConfig | Config, experiment: str, seeds: Seque
     for seed in seeds:
         check_seed(seed, "config key seed")
     timestamp = time.strftime("%Y-%m-%d_%H-%M-%S")
-    base = as_experiment(config)
     results = {}
-    job = Distributed.from_environment()
     with tempfile.TemporaryDirectory(prefix="crosskd-cache-") as scratch:
         for seed in seeds:
-            seeded = base.with_seed(seed)
+            seeded = experiment.with_seed(seed)
+            save_dir = seeded.trainer.save_dir
             run_dir, resume = claim_run_folder(
-                lambda: run_folder(seeded.raw, experiment, seed, timestamp),
-                experiment_folder(seeded.raw, experiment), seed, job)
+                lambda: run_folder(save_dir, name, seed, timestamp), Path(save_dir) / name, seed,
+                context)
             log.info("training seed %d in %s", seed, run_dir)
-            with _writer_guards(run_dir, job):
-                metrics = train_and_test(seeded, run_dir, device, resume=resume,
+            with _writer_guards(run_dir, context):
+                metrics = train_and_test(seeded, run_dir, context, resume=resume,
                                          cache_dir=cache_dir or Path(scratch), command=command)
-            forget_run_folder(experiment_folder(seeded.raw, experiment), seed, job)
+            forget_run_folder(Path(save_dir) / name, seed, context)
             if metrics is not None:
                 results[int(seed)] = metrics
     if len(results) > 1:
-        write_seed_summary(run_dir.parent, experiment, results)
+        write_seed_summary(run_dir.parent, name, results)
     return results
 
 
 @contextlib.contextmanager
-def _writer_guards(run_dir: Path, job: Distributed | None) -> Iterator[None]:
+def _writer_guards(run_dir: Path, context: ProcessContext) -> Iterator[None]:
     """The run folder locked and, if the run fails before training, removed again: by the
     process that writes it (rank 0 under torchrun)."""
-    if job is not None and not job.writes_files:
+    if not context.writes_files:
         yield
         return
     with _removed_if_unused(run_dir), exclusive_run_folder(run_dir):
@@ -208,24 +206,17 @@ def write_seed_summary(folder: Path, experiment: str, results: dict[int, dict[st
     log.info("wrote the summary of %d seeds to %s", len(results), folder / SUMMARY_NAME)
 
 
-def resume_run(resume: str | Path, overrides: Callable[[Config], Config], device: torch.device,
+def resume_run(checkpoint: Path, experiment: ExperimentConfig, context: ProcessContext,
                cache_dir: Path | None = None, command: Mapping[str, Any] | None = None
-               ) -> tuple[int, dict[str, Any]]:
-    """Finish the run a checkpoint belongs to, in its folder.
-
-    `overrides` turns the stored config into the one to use (e.g. more epochs); the seed
-    always stays the stored one, since the RNG states continue from the checkpoint.
-    """
-    checkpoint = resolve_resume_path(resume)
-    stored = load_run_state(checkpoint)["config"]
-    experiment = as_experiment({**overrides(stored), "seed": stored.get("seed", 0)})
-    job = Distributed.from_environment()
-    lock = (exclusive_run_folder(checkpoint.parent) if job is None or job.writes_files
+               ) -> dict[str, Any] | None:
+    """Finish the run `checkpoint` (one of ours) belongs to, in its folder, with `experiment`
+    (its stored config with the command's overrides, and always its stored seed: the RNG
+    states continue from the checkpoint)."""
+    lock = (exclusive_run_folder(checkpoint.parent) if context.writes_files
             else contextlib.nullcontext())
     with lock:
-        return experiment.seed, train_and_test(experiment, checkpoint.parent, device,
-                                               resume=checkpoint, cache_dir=cache_dir,
-                                               command=command)
+        return train_and_test(experiment, checkpoint.parent, context, resume=checkpoint,
+                              cache_dir=cache_dir, command=command)
 
 
 def results_object(results: dict[int, dict[str, Any]]) -> dict[str, Any]:

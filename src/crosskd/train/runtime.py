@@ -5,16 +5,19 @@
                 "background_checkpoints": null, "cpu_matmul": "auto"}
 
 The settings are read and type-checked in `crosskd.config.runtime.RuntimeSettings` (the
-config's runtime part); `resolve_runtime` turns them,
-with the device, optimizer, training split and model at hand, into one `Runtime`, refusing
+config's runtime part); `resolve_runtime` turns them, with the process context (device,
+torchrun job and the precision of `amp`, decided at the command: crosskd.process), optimizer,
+training split and model at hand, into one `Runtime`, refusing
 combinations that cannot work together with one message that lists every conflict. Model,
-loss and data code never see these options: the trainer hands each part what it needs.
+loss and data code never see these options: a `Runtime` applies the process-wide ones
+(`apply_process_settings`) and swaps its fast paths into a built model (`prepare_model`).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import platform
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -22,11 +25,11 @@ import torch
 
 from crosskd.config.runtime import RuntimeSettings
 from crosskd.errors import ConfigError
-from crosskd.ops import cpu_matmul
+from crosskd.ops.cpu_matmul import onednn_available, use_onednn
 from crosskd.optim.ranger import Ranger
 from crosskd.train.allocator import reuse_freed_memory
-from crosskd.train.distributed import Distributed
-from crosskd.train.precision import Precision
+from crosskd.inference.precision import Precision
+from crosskd.process import ProcessContext
 
 log = logging.getLogger(__name__)
 
@@ -38,9 +41,8 @@ AUTO_MEMORY_SHARE = 0.5
 CORE_THREADS = torch.get_num_threads()
 #: below this many parameters a model is too small for threads to pay off.
 MIN_PARAMETERS_FOR_THREADS = 4_000_000
-#: /proc/cpuinfo flags of CPUs with bfloat16 matmul instructions (x86 AVX-512 BF16 or AMX,
-#: Arm's BF16 extension); without one, bf16 autocast on the CPU is emulated.
-NATIVE_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16", "bf16"})
+#: machines where oneDNN's fp32 kernels are used by default (trainer.cpu_matmul "auto").
+ONEDNN_MACHINES = ("x86_64", "amd64")
 
 @dataclass(frozen=True)
 class Runtime:
@@ -54,15 +56,8 @@ class Runtime:
     resident_data: bool = False
     background_checkpoints: bool = False
     cpu_threads: int | None = None
-    #: the library of float32 CPU linear layers (crosskd.ops.cpu_matmul.BACKENDS)
-    cpu_matmul: str = field(default_factory=cpu_matmul.default_backend)
-    #: the torchrun job this process is a rank of (None: one process)
-    distributed: Distributed | None = None
-
-    @property
-    def writes_files(self) -> bool:
-        """Whether this process writes the run folder (rank 0 of a job, or the only one)."""
-        return self.distributed is None or self.distributed.writes_files
+    #: the library of float32 CPU linear layers: "onednn" (crosskd.ops.cpu_matmul) or "torch"
+    cpu_matmul: str = field(default_factory=lambda: resolve_cpu_matmul("auto"))
 
     def compiled(self, model: torch.nn.Module) -> Callable[..., Any]:
         """`model`, compiled when `compile` is on (the weights stay shared with `model`)."""
@@ -72,61 +67,36 @@ class Runtime:
         return torch.compile(model)
 
     def apply_process_settings(self) -> None:
-        """Set torch's intra-op thread count, where this runtime decided one, the library of
-        float32 CPU linear layers, and, on the CPU, malloc's reuse of freed memory."""
-        apply_cpu_settings(self.device, self.cpu_threads, self.cpu_matmul)
+        """Set torch's intra-op thread count, where this runtime decided one, and, on the
+        CPU, malloc's reuse of freed memory (crosskd.train.allocator): every process-wide
+        setting of a run, here."""
+        set_cpu_threads(self.cpu_threads)
+        if self.device.type == "cpu":
+            reuse_freed_memory()
 
-
-def cpu_flags(cpuinfo: str = "/proc/cpuinfo") -> frozenset[str]:
-    """The CPU's feature flags (`flags` on x86, `Features` on Arm); empty where unknown."""
-    try:
-        with open(cpuinfo, encoding="ascii", errors="replace") as handle:
-            for line in handle:
-                key, _, value = line.partition(":")
-                if key.strip() in ("flags", "Features"):
-                    return frozenset(value.split())
-    except OSError:
-        pass
-    return frozenset()
-
-
-def resolve_precision(amp: str | None, device: torch.device) -> Precision:
-    """The precision of `trainer.amp` on `device` (training and evaluation both ask here).
-
-    bf16 on a CPU without bfloat16 matmul instructions still runs, emulated and slower than
-    float32, so it is warned about rather than refused.
-    """
-    precision = Precision.from_amp(amp)
-    if (precision.dtype is torch.bfloat16 and device.type == "cpu"
-            and not NATIVE_BF16_FLAGS & cpu_flags()):
-        log.warning("trainer.amp is \"bf16\", but this CPU has no bfloat16 matmul "
-                    "instructions (none of %s in /proc/cpuinfo): bf16 is emulated here and "
-                    "slower than float32; set trainer.amp to null for exact float32",
-                    ", ".join(sorted(NATIVE_BF16_FLAGS)))
-    return precision
+    def prepare_model(self, model: torch.nn.Module) -> None:
+        """Swap this runtime's fast paths into a built model (before or after its weights are
+        loaded: parameters and state-dict keys stay): its float32 CPU linear layers run on
+        the library decided (crosskd.ops.cpu_matmul)."""
+        if self.device.type != "cpu":
+            return
+        if self.cpu_matmul == "onednn":
+            use_onednn(model)
+        log.info("float32 linear layers run on %s (trainer.cpu_matmul)",
+                 "oneDNN" if self.cpu_matmul == "onednn" else "torch's matmul")
 
 
 def resolve_cpu_matmul(setting: str) -> str:
     """The CPU linear-layer library of `trainer.cpu_matmul` (training and evaluation both ask
-    here): "auto" is oneDNN on x86 CPUs where torch has it (crosskd.ops.cpu_matmul)."""
+    here): "auto" is oneDNN on x86 CPUs where torch has it (crosskd.ops.cpu_matmul), torch's
+    own matmul elsewhere (e.g. Arm, where torch's oneDNN runs through other libraries)."""
     if setting == "auto":
-        return cpu_matmul.default_backend()
-    if setting == "onednn" and not cpu_matmul.onednn_available():
+        machine = platform.machine().lower()
+        return "onednn" if onednn_available() and machine in ONEDNN_MACHINES else "torch"
+    if setting == "onednn" and not onednn_available():
         raise ConfigError('trainer.cpu_matmul is "onednn", but this torch build has no oneDNN '
                           'linear kernel; set it to "auto" or "torch"')
     return setting
-
-
-def apply_cpu_settings(device: torch.device, threads: int | None, matmul: str) -> None:
-    """The process-wide settings of a run on `device` (training and evaluation both apply
-    them): torch's thread count, the CPU linear-layer library (crosskd.ops.cpu_matmul) and,
-    on the CPU, glibc's reuse of freed memory (crosskd.train.allocator)."""
-    set_cpu_threads(threads)
-    cpu_matmul.set_backend(matmul)
-    if device.type == "cpu":
-        reuse_freed_memory()
-        log.info("float32 linear layers run on %s (trainer.cpu_matmul)",
-                 "oneDNN" if matmul == "onednn" else "torch's matmul")
 
 
 def set_cpu_threads(count: int | None) -> None:
@@ -173,17 +143,17 @@ def _resident_fits(device: torch.device, needed_bytes: Callable[[], int]) -> boo
     return 2 * needed_bytes() < AUTO_MEMORY_SHARE * free
 
 
-def resolve_runtime(settings: RuntimeSettings, device: torch.device,
+def resolve_runtime(settings: RuntimeSettings, context: ProcessContext,
                     optimizer: torch.optim.Optimizer, model: torch.nn.Module,
-                    resident_supported: bool, resident_bytes: Callable[[torch.dtype], int],
-                    distributed: Distributed | None = None) -> Runtime:
-    """Decide every option for this device, optimizer, model and training split.
+                    resident_supported: bool, resident_bytes: Callable[[torch.dtype], int]
+                    ) -> Runtime:
+    """Decide every option for this process (its device, torchrun job and precision:
+    crosskd.process), optimizer, model and training split.
 
     `resident_supported` says whether the split can be held on the device (one sampled
     caption per video, no teachers); `resident_bytes(token dtype)` what it would take.
-    `distributed` is the torchrun job (crosskd.train.distributed), None for one process.
     """
-    precision = resolve_precision(settings.amp, device)
+    device, distributed, precision = context.device, context.job, context.precision
     matmul = resolve_cpu_matmul(settings.cpu_matmul)
     in_backward = (device.type == "cpu" and distributed is None
                    if settings.optimizer_in_backward is None
@@ -209,5 +179,4 @@ def resolve_runtime(settings: RuntimeSettings, device: torch.device,
                    cuda_graphs=settings.cuda_graphs is not False and not graph_needs,
                    optimizer_in_backward=in_backward, resident_data=resident,
                    background_checkpoints=background,
-                   cpu_threads=cpu_threads_for(model, device), cpu_matmul=matmul,
-                   distributed=distributed)
+                   cpu_threads=cpu_threads_for(model, device), cpu_matmul=matmul)

@@ -21,30 +21,22 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from crosskd.checkpoint.background import BackgroundWriter, snapshot
+from crosskd.checkpoint.background import snapshot
 from crosskd.checkpoint.original import load_original_state_dict
 from crosskd.checkpoint.run_state import (BEST_NAME, LAST_NAME, load_run_state,
                                          remove_stale_temporaries, save_run_state)
-from crosskd.config import Config, ConfigError, ExperimentConfig, as_experiment, save_config
-from crosskd.data.retrieval import RetrievalData
+from crosskd.config import ConfigError, save_config
+from crosskd.config.monitor import tie_keeps_best
 from crosskd.errors import UserError
-from crosskd.losses import build_objective
-from crosskd.models import build_model
-from crosskd.data.sampling import EpochSampler, EvalBatches, ShardedSampler, TrainBatches
-from crosskd.train.distributed import EvalShards, any_rank, data_parallel, join_torchrun_job
+from crosskd.train.assembly import TrainingParts
+from crosskd.train.distributed import EvalShards, any_rank
 from crosskd.train.evaluate import evaluate
 from crosskd.train.graphed_step import portable_state
 from crosskd.train.history import EpochLog
 from crosskd.train.interrupts import (EpochPosition, StopRequests, TrainingInterrupted,
                                       stop_requests)
-from crosskd.train.mapped import release_mapped_pages
-from crosskd.optim import build_optimizer, build_scheduler
-from crosskd.train.resident import (ResidentEvalSplit, ResidentTrainSplit, resident_bytes,
-                                    resident_supported)
-from crosskd.train.runners import build_runner
-from crosskd.train.runtime import resolve_runtime
-from crosskd.train.seeds import capture_rng_state, restore_rng_state, seed_everything
-from crosskd.train.task import RetrievalTask
+from crosskd.data.mapped import release_mapped_pages
+from crosskd.train.seeds import capture_rng_state, restore_rng_state
 
 log = logging.getLogger(__name__)
 
@@ -74,55 +66,19 @@ def _flatten_metrics(prefix: str, metrics: dict[str, Any]) -> dict[str, float]:
 class Trainer:
     """Trains the model a config describes; resumable from its last checkpoint."""
 
-    def __init__(self, config: ExperimentConfig | Config, run_dir: Path, device: torch.device,
-                 seed: int, data: RetrievalData | None = None) -> None:
-        experiment = as_experiment(config)
-        self.config = experiment.raw
+    def __init__(self, parts: TrainingParts, run_dir: Path) -> None:
+        """Train with `parts` (crosskd.train.assembly.build_training) into `run_dir`."""
         self.run_dir = Path(run_dir)
-        self.job, device = join_torchrun_job(device)
-        if self.job is not None:
-            self.job.check_batch_size(experiment.trainer.batch_size)
-        self.device = device
-        settings = experiment.trainer
-        self.epochs = settings.epochs
-        self.val_freq = settings.val_freq
-        self.save_period = settings.save_period
-        self.tensorboard = settings.tensorboard
-        self.batch_size = settings.batch_size
-        self.monitor = settings.monitor
-        self.data_rng = seed_everything(seed)
-        self.data = data if data is not None else RetrievalData.load(experiment.data)
-        self.model = build_model(experiment.model).to(device)
-        self.optimizer = build_optimizer(settings.optimizer, self.model.parameters())
-        self.runtime = resolve_runtime(
-            experiment.runtime, device, self.optimizer, self.model,
-            resident_supported=resident_supported(self.data.train),
-            resident_bytes=lambda tokens: resident_bytes(self.data.train, tokens),
-            distributed=self.job)
-        self.runtime.apply_process_settings()
-        self.writes = self.runtime.writes_files
-        self.train_batches: TrainBatches = self.data.train
-        self.eval_batches: EvalBatches = self.data.eval
-        if self.runtime.resident_data:
-            tokens = self.runtime.precision.token_dtype
-            self.train_batches = ResidentTrainSplit(self.data.train, device, tokens)
-            self.eval_batches = ResidentEvalSplit(self.data.eval, device, tokens)
-        self.sampler: EpochSampler | ShardedSampler = EpochSampler.for_split(
-            self.train_batches, self.batch_size)
-        self.writer = BackgroundWriter() if self.runtime.background_checkpoints else None
-        objective = build_objective(experiment.objective).to(device)
-        if self.job is None:
-            self.task = RetrievalTask(self.model, objective,
-                                      forward=self.runtime.compiled(self.model))
-        else:
-            self.sampler = ShardedSampler(self.sampler, self.job.rank, self.job.world_size)
-            forward, global_batch = data_parallel(self.model, self.job, device)
-            self.task = RetrievalTask(self.model, objective, forward, global_batch)
-        self.runner = build_runner(self.runtime, self.task, self.optimizer,
-                                   before_capture=self.writer.wait if self.writer else _nothing)
-        self.scheduler = build_scheduler(settings.lr_scheduler, self.optimizer)
+        self.config = parts.experiment.raw  # what config.json and every checkpoint store
+        self.settings = parts.experiment.trainer
+        self.context = parts.context
+        self.runtime = parts.runtime
+        self.train_batches, self.eval_batches = parts.train_batches, parts.eval_batches
+        self.sampler, self.data_rng = parts.sampler, parts.data_rng
+        self.model, self.optimizer, self.scheduler = parts.model, parts.optimizer, parts.scheduler
+        self.task, self.runner, self.writer = parts.task, parts.runner, parts.writer
         self.start_epoch = 1
-        self.best = self.monitor.worst
+        self.best = self.settings.monitor.worst
         self.best_epoch = 0
         self.history: list[dict[str, Any]] = []
         self._unsaved_best: dict[str, torch.Tensor] | None = None
@@ -149,7 +105,7 @@ class Trainer:
         inside = (f", batch {self._position.batches_done} of epoch {self._position.epoch}"
                   if self._position else "")
         log.info("resuming %s from epoch %d%s (best %s so far: %.4f)", checkpoint,
-                 state["epoch"], inside, self.monitor.key or "epoch", self.best)
+                 state["epoch"], inside, self.settings.monitor.key or "epoch", self.best)
 
     def _train_epoch(self, epoch: int, stop: StopRequests | None = None
                      ) -> tuple[dict[str, float], int]:
@@ -167,7 +123,7 @@ class Trainer:
             next(draws)
         sums = position.sums
         progress = tqdm(draws, total=len(self.sampler), initial=position.batches_done,
-                        desc=f"epoch {epoch}/{self.epochs}", leave=False, disable=None)
+                        desc=f"epoch {epoch}/{self.settings.epochs}", leave=False, disable=None)
         videos = 0
         for batch_index, draw in enumerate(progress, start=position.batches_done + 1):
             videos += len(draw.videos)
@@ -186,7 +142,7 @@ class Trainer:
     def _stop_agreed(self, stop: StopRequests) -> bool:
         """Whether to stop here: a stop was requested (on any rank of a distributed run,
         so that every rank stops after the same batch)."""
-        if self.job is not None:
+        if self.context.job is not None:
             stop.signum = any_rank(stop.signum)
         return stop.requested
 
@@ -229,14 +185,14 @@ class Trainer:
             saved = f"The last good checkpoint is {last}"
         else:
             saved = (f"No checkpoint was written yet (one is written every "
-                     f"trainer.save_period = {self.save_period} epoch(s))")
+                     f"trainer.save_period = {self.settings.save_period} epoch(s))")
         return NonFiniteLossError(f"the training loss became {loss} at epoch {epoch}, batch "
                                   f"{batch}; stopped. {saved}. Lower optimizer.args.lr or "
                                   "check the features")
 
     def _create_run_dir(self) -> None:
         """Create the run folder and write its config, refusing an unwritable place up front."""
-        if not self.writes:
+        if not self.context.writes_files:
             return
         try:
             self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -254,7 +210,7 @@ class Trainer:
         """Write a checkpoint (in the background with `trainer.background_checkpoints`);
         `resumable=False` keeps the weights only (a third of the size). Only rank 0 of a
         distributed run writes."""
-        if not self.writes:
+        if not self.context.writes_files:
             return self.run_dir / name
         state = {
             "model_state": model_state or self.model.state_dict(), "epoch": epoch,
@@ -274,19 +230,29 @@ class Trainer:
 
     def _select(self, epoch: int, row: dict[str, Any]) -> bool:
         """Update the best epoch from this epoch's log row; True when it improved."""
-        if self.monitor.mode != "off" and self.monitor.key not in row:
-            raise ConfigError(f"trainer.monitor names {self.monitor.key!r}, which the "
-                              f"trainer does not log; logged keys: {', '.join(sorted(row))}")
-        value = float(row[self.monitor.key]) if self.monitor.mode != "off" else float(epoch)
-        if not self.monitor.improved(value, self.best):
+        settings = self.settings
+        for name, monitor in (("monitor", settings.monitor),
+                              ("monitor_tie_break", settings.tie_break)):
+            if monitor.mode != "off" and monitor.key not in row:
+                raise ConfigError(f"trainer.{name} names {monitor.key!r}, which the trainer "
+                                  f"does not log; logged keys: {', '.join(sorted(row))}")
+        monitor = settings.monitor
+        value = float(row[monitor.key]) if monitor.mode != "off" else float(epoch)
+        if not monitor.improved(value, self.best) or (
+                self.best_epoch and value == self.best
+                and tie_keeps_best(settings.tie_break, row, self._logged(self.best_epoch))):
             return False
         self.best, self.best_epoch = value, epoch
         return True
 
+    def _logged(self, epoch: int) -> dict[str, Any]:
+        """The log row of an earlier epoch."""
+        return next(row for row in self.history if row["epoch"] == epoch)
+
     def _keep_best(self, epoch: int) -> None:
         """Write the new best model now, or (on a GPU, with `save_period` > 1) copy its weights
         on the device until the next save point, so fast epochs do not wait for the disk."""
-        if self.device.type == "cpu" or self.save_period == 1:
+        if self.context.device.type == "cpu" or self.settings.save_period == 1:
             self._save(BEST_NAME, epoch, resumable=False)  # runs resume from the last
             return
         self._unsaved_best = {key: value.detach().clone()
@@ -306,11 +272,12 @@ class Trainer:
         trained = time.perf_counter() - started
         row: dict[str, Any] = {"epoch": epoch, **losses,
                                "lr": float(self.optimizer.param_groups[0]["lr"])}
-        validate = epoch % self.val_freq == 0 or epoch == self.epochs
+        validate = epoch % self.settings.val_freq == 0 or epoch == self.settings.epochs
         if validate:
-            metrics = evaluate(self.model, self.eval_batches, self.device,
+            job = self.context.job
+            metrics = evaluate(self.model, self.eval_batches, self.context.device,
                                precision=self.runtime.precision,
-                               shards=EvalShards(self.job) if self.job is not None else None)
+                               shards=EvalShards(job) if job is not None else None)
             row.update(_flatten_metrics("val", metrics))
         if self.scheduler is not None:
             with warnings.catch_warnings():
@@ -322,12 +289,12 @@ class Trainer:
         epoch_log.append(row, {"train_seconds": round(trained, 3),
                                "videos_per_second": round(videos / max(trained, 1e-9), 1),
                                "epoch_seconds": round(time.perf_counter() - started, 3)})
-        log.info("epoch %d: %s", epoch, _summary(row, self.monitor.key))
+        log.info("epoch %d: %s", epoch, _summary(row, self.settings.monitor.key))
         if improved:
             self._keep_best(epoch)
         if self._stop_agreed(stop):
             raise self._interrupted(stop, epoch)
-        if epoch % self.save_period == 0 or epoch == self.epochs:
+        if epoch % self.settings.save_period == 0 or epoch == self.settings.epochs:
             self._write_best()
             self._save(LAST_NAME, epoch)
 
@@ -337,11 +304,11 @@ class Trainer:
         SIGINT or SIGTERM stops at the next batch boundary with a resumable checkpoint
         (crosskd.train.interrupts)."""
         self._create_run_dir()
-        epoch_log = EpochLog(self.run_dir, self.history, tensorboard=self.tensorboard,
-                             config=self.config, writes=self.writes)
+        epoch_log = EpochLog(self.run_dir, self.history, tensorboard=self.settings.tensorboard,
+                             config=self.config, writes=self.context.writes_files)
         try:
             with stop_requests() as stop:
-                for epoch in range(self.start_epoch, self.epochs + 1):
+                for epoch in range(self.start_epoch, self.settings.epochs + 1):
                     self._epoch(epoch, stop, epoch_log)
         finally:
             self._write_best()  # also when stopped early: the best epoch so far was good
@@ -352,10 +319,6 @@ class Trainer:
         if self.best_epoch == 0:
             raise UserError(f"no epoch was validated in {self.run_dir}; set trainer.epochs >= 1")
         return TrainResult(self.run_dir, self.best_epoch, self.best, self.history)
-
-
-def _nothing() -> None:
-    """Nothing to wait for before a CUDA graph capture."""
 
 
 def _summary(row: dict[str, Any], monitor_key: str) -> str:
