@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 from _machine import cpu_description, flop_counter, load_average, matmul_gflops
-from crosskd.train.runtime import resolve_cpu_matmul
+from crosskd.inference.linear_library import resolve_cpu_matmul
 from _msrvtt_bench import (BenchData, bench_config, make_dataset, run_process, uptime_load,
                            write_config)
 

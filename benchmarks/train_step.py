@@ -39,7 +39,7 @@ from crosskd.models import CENet, build_model
 from crosskd.optim.fast_radam import SinglePassRAdam
 from crosskd.ops import use_onednn
 from crosskd.optim import build_optimizer
-from crosskd.train.runtime import resolve_cpu_matmul
+from crosskd.inference.linear_library import resolve_cpu_matmul
 
 #: tokens per expert sequence in the MSRVTT batches, and which fraction of videos lacks it.
 TOKENS = {"audio": 29, "speech": 32, "text": 37}

@@ -125,7 +125,10 @@ def test_p2_damaged_cache_piece_is_rebuilt_with_one_warning(workspace, tmp_path,
     with caplog.at_level(logging.WARNING):
         again = _scene_values(RetrievalData.load(data_spec(workspace.config), cache_dir=cache))
     np.testing.assert_array_equal(again, expected)
-    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    # the feature store's warnings (the tiny splits' small-split warning is another matter)
+    warnings = [r.getMessage() for r in caplog.records
+                if r.levelno >= logging.WARNING and r.name.startswith("crosskd.data.")
+                and r.name != "crosskd.data.retrieval"]
     assert len(warnings) == 1 and "damaged" in warnings[0] and "rebuilding" in warnings[0]
     assert str(entry) in warnings[0]
     assert "download" not in warnings[0]

@@ -12,6 +12,7 @@ from crosskd.optim.fast_radam import SinglePassRAdam
 from crosskd.inference.precision import Precision
 from crosskd.config.runtime import RuntimeSettings
 from crosskd.process import ProcessContext, TorchrunJob, resolve_precision
+from crosskd.inference import linear_library
 from crosskd.train import runtime
 from crosskd.train.runtime import MIN_PARAMETERS_FOR_THREADS, cpu_threads_for, resolve_runtime
 
@@ -111,10 +112,10 @@ def test_cpu_matmul_is_decided_once_and_applied(monkeypatch):
     refused naming the key."""
     from crosskd.ops import OneDnnLinear
 
-    monkeypatch.setattr(runtime, "onednn_available", lambda: True)
-    monkeypatch.setattr(runtime.platform, "machine", lambda: "x86_64")
+    monkeypatch.setattr(linear_library, "onednn_available", lambda: True)
+    monkeypatch.setattr(linear_library.platform, "machine", lambda: "x86_64")
     assert _resolve().cpu_matmul == "onednn"
-    monkeypatch.setattr(runtime.platform, "machine", lambda: "aarch64")
+    monkeypatch.setattr(linear_library.platform, "machine", lambda: "aarch64")
     assert _resolve().cpu_matmul == "torch"
     for library, swapped in (("torch", False), ("onednn", True)):
         model = torch.nn.Sequential(torch.nn.Linear(2, 2))
@@ -127,8 +128,8 @@ def test_cpu_matmul_is_decided_once_and_applied(monkeypatch):
     with pytest.raises(ConfigError, match='trainer.cpu_matmul: expected "auto" or "onednn" '
                                           'or "torch", got \'mkl\''):
         _resolve(cpu_matmul="mkl")
-    monkeypatch.setattr(runtime, "onednn_available", lambda: False)
+    monkeypatch.setattr(linear_library, "onednn_available", lambda: False)
     with pytest.raises(ConfigError, match='trainer.cpu_matmul is "onednn", but this torch'):
         _resolve(cpu_matmul="onednn")
-    monkeypatch.setattr(runtime.platform, "machine", lambda: "x86_64")
+    monkeypatch.setattr(linear_library.platform, "machine", lambda: "x86_64")
     assert _resolve().cpu_matmul == "torch"

@@ -24,7 +24,8 @@ from crosskd.inference import (Precision, SplitShards, load_model, score_split,
 from crosskd.metrics import t2v_metrics, v2t_metrics
 from crosskd.models import CENet
 from crosskd.process import ProcessContext
-from crosskd.train.runtime import Runtime, cpu_threads_for, resolve_cpu_matmul
+from crosskd.inference.linear_library import resolve_cpu_matmul
+from crosskd.train.runtime import Runtime, cpu_threads_for
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +98,8 @@ def evaluate_loaded(model: CENet, experiment: ExperimentConfig, runtime: Runtime
                     cache_dir: str | Path | None = None, qbnorm_beta: float | None = None
                     ) -> dict[str, Any]:
     """The metrics of a loaded model on `experiment`'s evaluation split, on `runtime`'s device
-    and precision (a training's own runtime, for its final test)."""
+    and precision (a training's own runtime, for its final test), with its linear layers."""
+    runtime.prepare_model(model)
     data = RetrievalData.load(experiment.data, cache_dir=cache_dir)
     beta = qbnorm_beta if qbnorm_beta is not None else experiment.qbnorm_beta
     if beta is None:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 import os
-import platform
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -25,9 +24,9 @@ import torch
 
 from crosskd.config.runtime import RuntimeSettings
 from crosskd.errors import ConfigError
-from crosskd.ops.cpu_matmul import onednn_available, use_onednn
 from crosskd.optim.ranger import Ranger
 from crosskd.train.allocator import reuse_freed_memory
+from crosskd.inference.linear_library import resolve_cpu_matmul, use_linear_library
 from crosskd.inference.precision import Precision
 from crosskd.process import ProcessContext
 
@@ -41,8 +40,6 @@ AUTO_MEMORY_SHARE = 0.5
 CORE_THREADS = torch.get_num_threads()
 #: below this many parameters a model is too small for threads to pay off.
 MIN_PARAMETERS_FOR_THREADS = 4_000_000
-#: machines where oneDNN's fp32 kernels are used by default (trainer.cpu_matmul "auto").
-ONEDNN_MACHINES = ("x86_64", "amd64")
 
 @dataclass(frozen=True)
 class Runtime:
@@ -78,25 +75,7 @@ class Runtime:
         """Swap this runtime's fast paths into a built model (before or after its weights are
         loaded: parameters and state-dict keys stay): its float32 CPU linear layers run on
         the library decided (crosskd.ops.cpu_matmul)."""
-        if self.device.type != "cpu":
-            return
-        if self.cpu_matmul == "onednn":
-            use_onednn(model)
-        log.info("float32 linear layers run on %s (trainer.cpu_matmul)",
-                 "oneDNN" if self.cpu_matmul == "onednn" else "torch's matmul")
-
-
-def resolve_cpu_matmul(setting: str) -> str:
-    """The CPU linear-layer library of `trainer.cpu_matmul` (training and evaluation both ask
-    here): "auto" is oneDNN on x86 CPUs where torch has it (crosskd.ops.cpu_matmul), torch's
-    own matmul elsewhere (e.g. Arm, where torch's oneDNN runs through other libraries)."""
-    if setting == "auto":
-        machine = platform.machine().lower()
-        return "onednn" if onednn_available() and machine in ONEDNN_MACHINES else "torch"
-    if setting == "onednn" and not onednn_available():
-        raise ConfigError('trainer.cpu_matmul is "onednn", but this torch build has no oneDNN '
-                          'linear kernel; set it to "auto" or "torch"')
-    return setting
+        use_linear_library(model, self.device, self.cpu_matmul)
 
 
 def set_cpu_threads(count: int | None) -> None:
