@@ -25,6 +25,8 @@ from crosskd.commands.device_flag import DEVICE_HELP
 from crosskd.commands.options import positive_int, whole_number
 from crosskd.config import ExperimentConfig, apply_overrides, load_config, parse_experiment
 from crosskd.data.synth import SynthSpec, write_synthetic
+from crosskd.extract.collection import RECORD
+from crosskd.extract.training_plan import plan_training
 from crosskd.process import detect
 from crosskd.shipped import config_dir
 from crosskd.train.device import resolve_device
@@ -46,6 +48,10 @@ DEMO_VIDEOS = 1000
 DEMO_DATA = {"topics": 8, "latent_dim": 5}
 #: the own-video demo's videos (70% train, 10% val, 20% test; measured in docs/USAGE.md).
 DEMO_OWN_VIDEOS = 400
+#: optimizer steps of each own-video demo run: the generated configs' plan (1,200 on this
+#: collection) would take the demo past two minutes; 450 keep it near one and reach most
+#: of the plan's R@1 (docs/PERFORMANCE.md, "Training length of generated configs").
+DEMO_STEPS = 450
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -58,7 +64,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=whole_number("seed", 0, MAX_SEED), default=0,
                         help="seed of both runs")
     parser.add_argument("--epochs", type=positive_int,
-                        help="epochs of each run (default: the demo configs' trainer.epochs)")
+                        help=f"epochs of each run (default: about {DEMO_STEPS} optimizer "
+                        "steps on own videos; the demo configs' trainer.epochs with "
+                        "--features synthetic)")
     parser.add_argument("--features", choices=("videos", "synthetic"), default="videos",
                         help="videos: make videos and extract them (the own-video loop); "
                         "synthetic: synthetic features in the published layout (default: "
@@ -84,7 +92,11 @@ def _demo_config(stem: str, out: Path, seed: int, epochs: int | None,
         overrides.append(("data_loader.args.data_dir", json.dumps(str(out / "data" / "MSRVTT"))))
     if epochs is not None:
         overrides.append(("trainer.epochs", str(epochs)))
-    return apply_overrides(load_config(path), overrides)
+    config = load_config(path)
+    if extracted and epochs is None:
+        record = json.loads((out / "data" / RECORD).read_text(encoding="utf-8"))
+        config = plan_training(config, record["splits"]["train"], steps=DEMO_STEPS)
+    return apply_overrides(config, overrides)
 
 
 def _curves(experiment: ExperimentConfig, run_dir: Path, result: dict[str, Any]
