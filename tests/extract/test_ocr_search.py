@@ -56,7 +56,7 @@ def test_search_finds_a_video_by_the_words_written_in_it(tmp_path, capsys):
                  "--set", "trainer.epochs=20"]) == 0
     (run,) = (data / "runs" / "config").iterdir()
     index = tmp_path / "index"
-    assert main(["index", "--checkpoint", str(run), "--out", str(index),
+    assert main(["index", "--checkpoint", str(run), "--out", str(index), "--split", "test",
                  "--media-root", str(videos)]) == 0
     capsys.readouterr()
     for query, expected in (("volcano erupts", "test5"), ("apple pie recipe", "test3")):

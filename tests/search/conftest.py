@@ -93,3 +93,23 @@ def tiny_read_index(tiny_collection, tmp_path_factory):
     index = index_from_model(model, experiment, RetrievalData.load(experiment.data))
     index.save(data.parent / "index")
     return data.parent / "index", READ
+
+
+@pytest.fixture(scope="session")
+def own_collection(tmp_path_factory) -> Path:
+    """A folder holding an own collection of 10 real videos (clips/), the last 2 without
+    captions, extracted with the demo experts (data/), a random model of its config
+    (model.pth) and the index of every video (index/)."""
+    pytest.importorskip("av", reason="extraction needs PyAV: pip install \"crosskd[extract]\"")
+    from crosskd.cli import main
+    from own_videos import OWN_NAME, extract, own_index_args, random_model, write_captions, \
+        write_clips
+
+    folder = tmp_path_factory.mktemp("own")
+    captions = write_clips(folder / "clips", 0, 10)
+    write_captions(folder / "captions.jsonl", dict(list(captions.items())[:8]))
+    extract(folder / "clips", folder / "data", "--captions", str(folder / "captions.jsonl"),
+            "--name", OWN_NAME)
+    random_model(folder / "data" / "config.json", folder / "model.pth")
+    assert main(own_index_args(folder, folder / "index")) == 0
+    return folder

@@ -64,7 +64,10 @@ def test_index_from_the_checkpoints_config_and_a_data_folder(tmp_path, tiny_coll
                  "--split", "full-val", "--out", str(out)]) == 0
     assert "of MSRVTT full-val" in capsys.readouterr().out
     assert main(["index", "--checkpoint", str(ours), "--out", str(out)]) == 2
-    assert "exists" in capsys.readouterr().err
+    assert "holds MSRVTT full-val, another collection than MSRVTT full-test; give --rebuild" \
+        in capsys.readouterr().err
+    assert main(["index", "--checkpoint", str(ours), "--out", str(tmp_path)]) == 2
+    assert f"{tmp_path} exists and is not a search index" in capsys.readouterr().err
 
 
 def test_a_missing_checkpoint_is_named_by_its_flag(tmp_path, capsys):

@@ -20,7 +20,7 @@ from crosskd.cli import main  # noqa: E402
 from crosskd.commands.serve import allowed_hosts, host_name, page_url  # noqa: E402
 from crosskd.errors import UserError  # noqa: E402
 from crosskd.search import Index  # noqa: E402
-from crosskd.search.build import media_sources  # noqa: E402
+from crosskd.search.media_sources import media_sources  # noqa: E402
 from crosskd.search.media import FOLDER, TABLE, attach_media, sniff  # noqa: E402
 from crosskd.search.server import create_app  # noqa: E402
 

@@ -16,6 +16,7 @@ pytest.importorskip("httpx", reason="the client side uses httpx (pip install 'cr
 
 import httpx  # noqa: E402
 
+from own_videos import OWN_NAME  # noqa: E402
 from serving import running_server  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
@@ -158,3 +159,26 @@ def test_the_page_shows_what_videos_read_or_heard_as_text(tiny_read_index, sync_
         assert page.evaluate("window.__xss") is None
         assert page.locator("#results img, #results script").count() == 0
         assert errors == []
+
+
+def test_the_page_names_an_own_collection_and_searches_all_of_it(own_collection, sync_api,
+                                                                 open_page):
+    """An own collection's page says its name and counts (from /healthz), never a published
+    dataset's, and free text finds every video, those without captions too."""
+    summary = f"10 videos of {OWN_NAME} (8 with captions, 32 captions)"
+    with running_server(own_collection / "index") as url:
+        collection = httpx.get(f"{url}/healthz").json()["collection"]
+        assert (collection["name"], collection["split"], collection["summary"]) == \
+            (OWN_NAME, None, summary)
+        with open_page(url) as (page, errors):
+            sync_api.expect(page.locator("#summary")).to_have_text(f"{summary}, exact search")
+            assert page.title() == f"crosskd search: {OWN_NAME}"
+            page.fill("#k", "10")
+            page.fill("#query", "a red circle")
+            page.press("#query", "Enter")
+            page.wait_for_selector(".card")
+            shown = page.locator(".card").evaluate_all(
+                "cards => cards.map(card => card.dataset.videoId)")
+            assert sorted(shown) == [f"video{n:04d}" for n in range(10)]
+            assert "MSRVTT" not in page.locator("body").text_content()
+            assert errors == []

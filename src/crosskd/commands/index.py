@@ -1,12 +1,18 @@
 """`crosskd index`: embed a collection's videos once with a trained model, for `crosskd search`
 and `crosskd serve`.
 
-The collection is the split the config's final test uses (`eval_settings` merged over the
-config, as test.py does), or --split. Videos are grouped by which experts they have; each
-group is searched with an inner-product index whose answers equal scoring every video with
-the model (docs/SEARCH.md). With --qbnorm the index also keeps each video's QB-Norm
-normaliser from a bank of captions (the training split's, or --qbnorm-bank FILE), so search
-ranks as `test --qbnorm` does.
+The collection is every video of an own collection (`crosskd extract`), captioned or not,
+in any split or none; of a published dataset, the split the config's final test uses
+(`eval_settings` merged over the config, as test.py does). --split restricts either to one
+split. Videos are grouped by which experts they have; each group is searched with an
+inner-product index whose answers equal scoring every video with the model
+(docs/SEARCH.md). With --qbnorm the index also keeps each video's QB-Norm normaliser from a
+bank of captions (the training split's, or --qbnorm-bank FILE), so search ranks as
+`test --qbnorm` does.
+
+Indexing again into the same --out updates that index: only new videos and videos whose
+features changed are embedded, removed ones are dropped, and the result is what a fresh
+build gives; --rebuild builds it afresh instead.
 """
 
 from __future__ import annotations
@@ -22,11 +28,16 @@ from crosskd.commands.options import default_cache_dir, existing_checkpoint, exi
 from crosskd.commands.test import qbnorm_beta_flag
 from crosskd.config import apply_overrides, load_config
 from crosskd.checkpoint.reader import stored_config
+from crosskd.errors import UserError
+from crosskd.process import detect
 from crosskd.qbnorm import DEFAULT_BETA
 from crosskd.search.backends import check_backend
 from crosskd.search.bank import BankChoice
-from crosskd.search.build import build_index, with_split
+from crosskd.search.build import update_index, with_split
+from crosskd.search.index import MANIFEST, Index
 from crosskd.search.storage import DTYPES, check_dtype
+from crosskd.search.update import Plan
+from crosskd.search.videos import as_dataset_of_folder
 from crosskd.shipped import resolve_config
 from crosskd.train.device import resolve_device
 from crosskd.untrusted import terminal_safe
@@ -44,13 +55,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="experiment config (default: the one stored in the checkpoint)")
     parser.add_argument("--data", type=Path, metavar="DATA_DIR",
                         help="dataset folder (sets data_loader.args.data_dir; default: the config's)")
-    parser.add_argument("--split", help="split to index (default: the final test's split)")
+    parser.add_argument("--split", help="split to index (default: every video of an own "
+                        "collection; the final test's split of a published dataset)")
     parser.add_argument("--media-root", "--media_root", dest="media_roots", action="append",
                         type=Path, default=[], metavar="FOLDER",
                         help="also copy videos that the dataset's extraction.json names from "
-                        "this folder into the index (repeatable; default: only media inside "
-                        "the dataset folder)")
-    parser.add_argument("--out", type=Path, required=True, help="index folder to write (new)")
+                        "this folder into the index, and look for videos that moved there "
+                        "by file name (repeatable; default: only media inside the dataset "
+                        "folder)")
+    parser.add_argument("--out", type=Path, required=True, help="index folder to write; an "
+                        "index there is updated")
+    parser.add_argument("--rebuild", action="store_true",
+                        help="build the index at --out afresh instead of updating it")
     parser.add_argument("--dtype", default="float32", choices=DTYPES,
                         help="how the video embeddings are stored")
     add_backend_flags(parser)
@@ -81,7 +97,7 @@ def bank_choice(args: argparse.Namespace) -> BankChoice | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Build and write the index, then say what it holds."""
+    """Build (or update) and write the index, then say what it holds."""
     check_dtype(args.dtype)
     options = given_index_options(args)
     check_backend(args.backend)
@@ -90,21 +106,62 @@ def run(args: argparse.Namespace) -> int:
     if args.data is not None:
         config = apply_overrides(config, [("data_loader.args.data_dir",
                                            json.dumps(str(args.data)))])
-    config = with_split(config, args.split)
-    index = build_index(config, args.checkpoint, args.dtype, args.backend, args.cache_dir,
-                        args.media_roots, qbnorm, resolve_device(args.device), **options)
-    index.save(args.out)
-    # names and ids come from the dataset's files: escaped for the terminal
-    print(terminal_safe(f"indexed {len(index)} videos and {len(index.captions)} captions of "
-                        f"{index.info['dataset']} {index.info['split']} into {args.out} "
-                        f"({args.dtype}, {args.backend}); availability patterns:"))
-    for line in index.describe_patterns():
-        print(f"  {terminal_safe(line)}")
+    config = as_dataset_of_folder(with_split(config, args.split), args.split)
+    previous = _previous(args.out, args.rebuild)
+    context = detect(resolve_device(args.device))
+    index, plan = update_index(config, args.checkpoint, previous, args.dtype, args.backend,
+                               args.cache_dir, args.media_roots, qbnorm, context.device,
+                               args.split is None, **options)
+    replaced = args.out.exists()
+    index.save(args.out, replace=replaced)
+    _report(args, index, plan if previous is not None else None, replaced)
+    return 0
+
+
+def _previous(out: Path, rebuild: bool) -> Index | None:
+    """The index at `out` to update (None: there is none, or it is rebuilt); a folder there
+    that is no index is left alone."""
+    if not out.exists():
+        return None
+    if not (out / MANIFEST).is_file():
+        raise UserError(f"{out} exists and is not a search index; choose a new --out folder "
+                        "or remove it")
+    if rebuild:
+        return None
+    try:
+        return Index.load(out)
+    except UserError as err:  # a damaged index: only a fresh build mends it
+        raise UserError(f"{err}; --rebuild builds it afresh in place") from None
+
+
+def _report(args: argparse.Namespace, index: Index, plan: Plan | None, replaced: bool) -> None:
+    """What the index holds (and, for an update, what changed), in lines for the terminal:
+    names and ids come from the dataset's files, so every line is escaped."""
+    settings = f"({args.dtype}, {args.backend})"
+    summary = index.collection().summary()
+    if plan is None:
+        verb = "rebuilt" if replaced else "indexed"
+        lines = [f"{verb} {summary} into {args.out} {settings}; availability patterns:"]
+    else:
+        lines = [f"updated {args.out}: {summary} {settings}", *plan.lines(),
+                 "availability patterns:"]
+    lines += [f"  {line}" for line in index.describe_patterns()]
     if index.querybank is not None:
         bank = index.querybank
-        print(terminal_safe(f"QB-Norm: beta {bank.beta:g}, bank of {bank.size} captions "
-                            f"({index.info['qbnorm_bank']}), {int(bank.active.sum())} of "
-                            f"{len(index)} videos active"))
-    print(terminal_safe(f"search: crosskd search {args.out} --caption "
-                        f"{index.video_ids[0]}:0   or   crosskd serve {args.out}"))
-    return 0
+        again = ("; normalisers folded again over every video (each depends on all of them)"
+                 if plan is not None else "")
+        lines.append(f"QB-Norm: beta {bank.beta:g}, bank of {bank.size} captions "
+                     f"({index.info['qbnorm_bank']}), {int(bank.active.sum())} of {len(index)} "
+                     f"videos active{again}")
+    lines.append(f"search: crosskd search {args.out} {_example_query(index)}   or   "
+                 f"crosskd serve {args.out}")
+    for line in lines:
+        print(terminal_safe(line))
+
+
+def _example_query(index: Index) -> str:
+    """A query the index answers: one of its captions, else free text."""
+    if len(index.captions):
+        owner, slot = int(index.captions.owner[0]), int(index.captions.slot[0])
+        return f"--caption {index.video_ids[owner]}:{slot}"
+    return '"WORDS TO LOOK FOR"'

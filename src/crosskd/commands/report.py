@@ -70,8 +70,7 @@ def run(args: argparse.Namespace) -> int:
     index = _index(args)
     if not len(index.captions):
         raise UserError(f"{args.source}: the index holds no captions to rank")
-    where = index.info.get("split", "")
-    title = f"crosskd report: {index.info.get('dataset', '')} {where} ({args.source.name})"
+    title = f"crosskd report: {index.collection().title()} ({args.source.name})"
     write_text_atomically(args.out, render(index, title), "choose another --out")
     print(f"report: {args.out} ({len(index.captions)} queries, {len(index)} videos)")
     return 0

@@ -126,5 +126,10 @@ def run(args: argparse.Namespace) -> int:
         result = answer(index, query_of(index, args.text, args.caption, features), args.k,
                         args.qbnorm)
         show = _print_videos
-    (_print_json if args.json else show)(result)
+    collection = index.collection()
+    if args.json:
+        _print_json({"collection": collection.as_json(), **result})
+    else:
+        print(f"searched {terminal_safe(collection.summary())}")
+        show(result)
     return 0

@@ -1,15 +1,20 @@
-"""`build_index`: embed a split's videos and captions with a trained model into an Index.
+"""`build_index`: embed a collection's videos and captions with a trained model into an Index.
 
-Videos and captions are embedded exactly as evaluation embeds them (crosskd.inference), on
-any device, so a caption query reproduces the test split's similarity matrix row for row.
+The collection is every video of an own collection, or a dataset's evaluation split
+(crosskd.search.videos). Videos and captions are embedded exactly as evaluation embeds them
+(crosskd.inference), on any device, so a caption query reproduces the split's similarity
+matrix row for row. Given the index built before, only the new and changed videos are
+embedded (`update_index`, crosskd.search.update).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import tempfile
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -20,23 +25,26 @@ from crosskd.data import layouts
 from crosskd.data.batches import EvalSplit
 from crosskd.data.pickles import load_small_pickle
 from crosskd.data.retrieval import RetrievalData
-from crosskd.errors import UserError
-from crosskd.extract.sources import video_source
 from crosskd.inference import (default_caption_chunk, embed_captions, embed_videos, load_model,
                                on_cpu)
 from crosskd.models import CENet
+from crosskd.models.embeddings import VideoEmbedding
+from crosskd.search.backends import EXACT
 from crosskd.search.bank import BankChoice, querybank
 from crosskd.search.captions import MAX_READ, CaptionStore
+from crosskd.search.collection import collection_info
+from crosskd.search.fit import check_fit
 from crosskd.search.index import Index
+from crosskd.search.media import MediaTable
+from crosskd.search.media_sources import media_sources
 from crosskd.search.text_side import TextSide
-from crosskd.untrusted import UnsafePathError, contained, terminal_safe
+from crosskd.search.update import (Chosen, Plan, assembled_embeddings, index_settings,
+                                   merged_captions, model_digest, plan_update,
+                                   require_same_collection, require_same_settings,
+                                   video_digests)
+from crosskd.search.videos import Videos, extraction_record, open_videos
 
 log = logging.getLogger(__name__)
-
-#: the own-video dataset's record of how it was made (crosskd extract), with its text encoder
-EXTRACTION_RECORD = "extraction.json"
-#: what a refused video source adds: a dataset made here records the user's own video paths
-OWN_VIDEOS = "; if these are your own videos, allow their folder with --media-root FOLDER"
 
 
 def with_split(config: dict[str, Any], split: str | None) -> dict[str, Any]:
@@ -48,10 +56,13 @@ def with_split(config: dict[str, Any], split: str | None) -> dict[str, Any]:
     return apply_overrides(config, [("data_loader.args.split_name", json.dumps(split))])
 
 
-def _caption_store(model: CENet, split: EvalSplit, device: torch.device) -> CaptionStore:
-    """Every real caption of the split in use, embedded by the model on `device` (video-major)."""
-    embeddings, weights, owner, slot = [], [], [], []
+def _caption_store(model: CENet, split: Chosen, device: torch.device) -> CaptionStore | None:
+    """Every real caption of the videos, embedded by the model on `device` (video-major; the
+    owner is a video's position among them); None when they have none."""
     real = split.query_masks.reshape(-1) > 0
+    if not real.any():
+        return None
+    embeddings, weights, owner, slot = [], [], [], []
     with torch.inference_mode():
         for start, text in embed_captions(model, split, device, default_caption_chunk(device)):
             text = on_cpu(text)
@@ -87,21 +98,6 @@ def _caption_texts(root: Path, layout_name: str, split: EvalSplit) -> dict[str, 
     return texts
 
 
-def extraction_record(data_dir: Path) -> dict[str, Any]:
-    """What `crosskd extract` recorded about an own-video dataset ({} for published features)."""
-    path = data_dir / EXTRACTION_RECORD
-    if not path.is_file():
-        return {}
-    try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as err:
-        raise UserError(f"{path} cannot be read ({err})") from None
-    if not isinstance(record, dict):
-        raise UserError(f"{path} is not an extraction record (a JSON object); run crosskd "
-                        "extract again")
-    return record
-
-
 def read_texts(record: dict[str, Any], video_ids: list[str]) -> dict[str, dict[str, str]]:
     """What each indexed video's experts read or heard, as `crosskd extract` recorded it
     (`videos.ID.texts`, kind -> text: ocr lines, speech transcripts), for results to show;
@@ -129,102 +125,111 @@ def _cut(text: str) -> str:
     return text if len(text) <= MAX_READ else text[:MAX_READ - 1] + "\u2026"
 
 
-def media_sources(record: dict[str, Any], data_dir: Path, video_ids: list[str],
-                  media_roots: Sequence[Path] = ()) -> dict[str, dict[str, Path]]:
-    """Each indexed video's source file and keyframe, as the extraction record names them,
-    resolved. The record may come from someone else, so a file it names is taken only from
-    inside the dataset folder (keyframes) or it and `media_roots` (videos: `crosskd extract`
-    records the user's own video paths, wherever they are); a missing file is left out."""
-    videos = record.get("videos") or {}
-    if not isinstance(videos, dict):
-        raise UserError(f"{data_dir / EXTRACTION_RECORD}: 'videos' is not a table of video "
-                        "ids; run crosskd extract again")
-    sources = {}
-    for video_id in video_ids:
-        entry = videos.get(video_id)
-        if not isinstance(entry, dict):
-            continue
-        keyframe = entry.get("keyframe")
-        found = video_source(entry, data_dir, video_id)  # from where the dataset is now
-        named = {"video": ("source", found and str(found), (data_dir, *media_roots), OWN_VIDEOS),
-                 "thumbnail": ("keyframe file", keyframe.get("file")
-                               if isinstance(keyframe, dict) else None, (data_dir,), "")}
-        files = {}
-        for kind, (field, text, roots, advice) in named.items():
-            what = f"{data_dir / EXTRACTION_RECORD} entry {video_id!r} {field}"
-            path = _media_file(data_dir, text, roots, what, advice) if text else None
-            if path is not None:
-                files[kind] = path
-        if files:
-            sources[video_id] = files
-    return sources
-
-
-def _media_file(data_dir: Path, text: Any, roots: Sequence[Path], what: str, advice: str
-                ) -> Path | None:
-    """The file a record entry names (relative to the dataset folder, or absolute) resolved
-    inside one of `roots`; None if there is no such file; refused if it lies outside them."""
-    if not isinstance(text, str):
-        raise UserError(f"{what} is {text!r}, not a path; run crosskd extract again")
-    path = (data_dir / text).absolute()
-    if not path.is_file():
-        return None
-    for root in roots:
-        try:
-            return contained(root, path, what)
-        except UnsafePathError:
-            continue
-    inside = " or ".join(str(Path(root).resolve()) for root in roots)
-    raise UnsafePathError(f"{what}: {terminal_safe(text)!r} resolves to {path.resolve()}, "
-                          f"outside {inside}; crosskd index copies no media from elsewhere"
-                          f"{advice}")
+@contextlib.contextmanager
+def _cache_folder(cache_dir: str | Path | None) -> Iterator[Path]:
+    """`cache_dir`, or a temporary packed-feature cache removed afterwards."""
+    if cache_dir is not None:
+        yield Path(cache_dir)
+        return
+    with tempfile.TemporaryDirectory(prefix="crosskd-cache-") as folder:
+        yield Path(folder)
 
 
 def build_index(config: ExperimentConfig | dict[str, Any], checkpoint: str | Path,
-                dtype: str = "float32", backend: str = "exact",
+                dtype: str = "float32", backend: str = EXACT,
                 cache_dir: str | Path | None = None, media_roots: Sequence[Path] = (),
                 qbnorm: BankChoice | None = None, device: torch.device | str = "cpu",
-                **backend_options: Any) -> Index:
-    """Embed the evaluation split of `config` with the checkpoint's model on `device` into an
-    Index (videos outside the dataset folder are shown only from `media_roots`; QB-Norm's
+                whole_collection: bool = False, **backend_options: Any) -> Index:
+    """Embed the videos of `config`'s dataset with the checkpoint's model on `device` into an
+    Index: every video of an own collection when `whole_collection`, else the evaluation
+    split (videos outside the dataset folder are shown only from `media_roots`; QB-Norm's
     bank folded in when `qbnorm` says which)."""
+    return update_index(config, checkpoint, None, dtype, backend, cache_dir, media_roots,
+                        qbnorm, device, whole_collection, **backend_options)[0]
+
+
+def update_index(config: ExperimentConfig | dict[str, Any], checkpoint: str | Path,
+                 previous: Index | None, dtype: str = "float32", backend: str = EXACT,
+                 cache_dir: str | Path | None = None, media_roots: Sequence[Path] = (),
+                 qbnorm: BankChoice | None = None, device: torch.device | str = "cpu",
+                 whole_collection: bool = False, **backend_options: Any
+                 ) -> tuple[Index, Plan]:
+    """`build_index`, embedding only the videos that `previous` (an index built before with
+    the same settings, or None) lacks or holds with other features; and what changed."""
     experiment = as_experiment(config)
+    record = extraction_record(experiment.data.data_dir)
+    check_fit(experiment.data, record)
     device = torch.device(device)
     model = load_model(experiment.model, checkpoint, device)
-    data = RetrievalData.load(experiment.data, cache_dir=cache_dir)
-    index = index_from_model(model, experiment, data, dtype, backend, media_roots, qbnorm,
-                             device, **backend_options)
-    index.info["checkpoint"] = str(checkpoint)
-    return index
+    settings = index_settings(model_digest(model, experiment.raw), dtype, backend,
+                              backend_options, qbnorm)
+    if previous is not None:
+        require_same_settings(previous, settings)
+    with _cache_folder(cache_dir) as cache:
+        videos = open_videos(experiment, record, whole_collection, cache)
+        if previous is not None:
+            require_same_collection(previous, experiment.data.dataset_name, videos.split_name)
+        index, plan = index_videos(model, experiment, videos, record, dtype, backend,
+                                   media_roots, qbnorm, device, previous, **backend_options)
+    index.info.update(settings=settings, checkpoint=str(checkpoint))
+    return index, plan
 
 
 def index_from_model(model: CENet, experiment: ExperimentConfig, data: RetrievalData,
-                     dtype: str = "float32", backend: str = "exact",
+                     dtype: str = "float32", backend: str = EXACT,
                      media_roots: Sequence[Path] = (), qbnorm: BankChoice | None = None,
                      device: torch.device = torch.device("cpu"), **backend_options: Any
                      ) -> Index:
     """The Index of `data`'s evaluation split embedded by `model` (of `experiment`, on
     `device`), with QB-Norm's bank folded against its videos when `qbnorm` says which."""
-    model.eval()
-    split = data.eval
     record = extraction_record(experiment.data.data_dir)
-    media = media_sources(record, experiment.data.data_dir, split.video_ids, media_roots)
-    video = embed_videos(model, split, device)
+    index, _ = index_videos(model, experiment, Videos.evaluation(experiment, data, record),
+                            record, dtype, backend, media_roots, qbnorm, device, None,
+                            **backend_options)
+    index.info["settings"] = index_settings(model_digest(model, experiment.raw), dtype,
+                                            backend, backend_options, qbnorm)
+    return index
+
+
+def index_videos(model: CENet, experiment: ExperimentConfig, videos: Videos,
+                 record: dict[str, Any], dtype: str = "float32", backend: str = EXACT,
+                 media_roots: Sequence[Path] = (), qbnorm: BankChoice | None = None,
+                 device: torch.device = torch.device("cpu"), previous: Index | None = None,
+                 **backend_options: Any) -> tuple[Index, Plan]:
+    """The Index of `videos` (the dataset's `record` names their files and texts), embedded
+    by `model` where `previous` holds no embedding of the same features; and the plan."""
+    model.eval()
+    split, data_dir = videos.split, experiment.data.data_dir
+    media = media_sources(record, data_dir, split.video_ids, media_roots,
+                          MediaTable(previous.root) if previous is not None else None)
+    bank_data = videos.training_data(experiment) \
+        if qbnorm is not None and qbnorm.captions is None else None
+    digests = video_digests(split)
+    plan = plan_update(split.video_ids, digests, previous)
+    chosen = Chosen(split, plan.embedded)
+    fresh = on_cpu(embed_videos(model, chosen, device)) if len(plan.embedded) else None
+    modalities, dims = (fresh.modalities, fresh.dims) if fresh else (previous.modalities,
+                                                                      previous.dims)
+    embeddings, availability = assembled_embeddings(plan, fresh, previous)
     text_side = TextSide.of_model(model, experiment.raw, experiment.data.max_tokens["text"],
                                   record.get("text_encoder"))
-    bank = None if qbnorm is None else querybank(qbnorm, model, data, text_side, video, device)
-    video = on_cpu(video)
-    index = Index.from_embeddings(split.video_ids, video.modalities, video.dims,
-                                  video.embeddings, video.availability, dtype, backend, bank,
-                                  **backend_options)
-    index.captions = _caption_store(model, split, device)
-    index.captions.texts = _caption_texts(data.root, experiment.data.dataset_name, split)
-    index.captions.read = read_texts(record, split.video_ids)
-    index.text_side = text_side
-    index.media_sources = media
-    index.info = {"dataset": experiment.data.dataset_name,
-                  "split": experiment.data.split_name,
-                  "data_dir": str(experiment.data.data_dir)}
+    bank = None
     if qbnorm is not None:
-        index.info["qbnorm_bank"] = qbnorm.describe(data)
-    return index
+        stored = Index.from_embeddings(split.video_ids, modalities, dims, embeddings,
+                                       availability, dtype).stored_embeddings()
+        video = VideoEmbedding(modalities, torch.from_numpy(stored).to(device),
+                               torch.from_numpy(availability).to(device), dims)
+        bank = querybank(qbnorm, model, bank_data, text_side, video, device)
+    index = Index.from_embeddings(split.video_ids, modalities, dims, embeddings, availability,
+                                  dtype, backend, bank, **backend_options)
+    index.captions = merged_captions(plan, _caption_store(model, chosen, device), previous,
+                                     (len(modalities), max(dims)))
+    index.captions.texts = _caption_texts(videos.root, experiment.data.dataset_name, split)
+    index.captions.read = read_texts(record, split.video_ids)
+    index.text_side, index.media_sources, index.digests = text_side, media, digests
+    index.info = {**collection_info(videos.name, videos.split_name,
+                                    experiment.data.dataset_name, len(index),
+                                    index.captions.owner), "data_dir": str(data_dir)}
+    if qbnorm is not None:
+        index.info["qbnorm_bank"] = qbnorm.describe(bank_data)
+    return index, plan

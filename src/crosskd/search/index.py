@@ -23,8 +23,11 @@ from crosskd.errors import UserError
 from crosskd.qbnorm import QueryBank
 from crosskd.search.backends import EXACT, check_backend, usable_backend
 from crosskd.search.captions import CaptionStore
-from crosskd.search.index_files import (FORMAT, MANIFEST, VERSION, IndexFolder,
-                                        read_availability, read_manifest, read_text_side)
+from crosskd.search.collection import CollectionInfo
+from crosskd.search.folder_swap import written_beside
+from crosskd.search.index_files import (DIGESTS, FORMAT, MANIFEST, VERSION, IndexFolder,
+                                        read_availability, read_digests, read_manifest,
+                                        read_text_side)
 from crosskd.search.media import attach_media
 from crosskd.search.groups import Group, build_groups, load_groups
 from crosskd.search.normalisers import load_querybank, log_scores, save_querybank
@@ -55,6 +58,9 @@ class Index:
     media_sources: dict[str, dict[str, Path]] = field(default_factory=dict)
     #: QB-Norm's per-video normalisers and activation (None: raw scores only)
     querybank: QueryBank | None = None
+    #: `[V, 16]` digest of what the model reads of each video (crosskd.search.update), None
+    #: for an index that records none
+    digests: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.positions = {vid: i for i, vid in enumerate(self.video_ids)}
@@ -106,6 +112,10 @@ class Index:
                               backend_options)
         return cls(list(video_ids), tuple(modalities), dims, availability, groups, dtype, backend,
                    querybank=querybank)
+
+    def collection(self) -> CollectionInfo:
+        """The collection this index holds, named and counted."""
+        return CollectionInfo.of(self.info, len(self), self.captions.owner)
 
     def describe_patterns(self) -> list[str]:
         """One line per pattern: how many videos, which experts they lack."""
@@ -210,29 +220,44 @@ class Index:
         group = self.groups[self.group_of[position]]
         return group, group.vectors.decode(np.array([self.row_of[position]]))
 
+    def stored_embeddings(self, positions: np.ndarray | None = None) -> np.ndarray:
+        """`[n, E, D]` the stored vectors of the videos at `positions` (all by default),
+        decoded and padded as the model pads them (already times availability)."""
+        positions = np.arange(len(self)) if positions is None else np.asarray(positions)
+        found = np.zeros((len(positions), len(self.modalities), max(self.dims)), np.float32)
+        for g, group in enumerate(self.groups):
+            chosen = np.flatnonzero(self.group_of[positions] == g)
+            if len(chosen):
+                decoded = group.vectors.decode(self.row_of[positions[chosen]])
+                for e, block in zip(group.slices.experts, group.slices.split(decoded)):
+                    found[chosen, e, :block.shape[1]] = block
+        return found
+
     def search_captions(self, video_id: str, k: int = 10) -> list[Hit]:
         """Video -> text: the `k` stored captions the model ranks highest for a video."""
         position = self._position(video_id)
-        group, vector = self._stored(position)
         if not len(self.captions):
             raise UserError("this index holds no captions to rank for a video")
-        embedded = np.zeros((1, len(self.modalities), max(self.dims)), np.float32)
-        for e, block in zip(group.slices.experts, group.slices.split(vector)):
-            embedded[0, e, :block.shape[1]] = block[0]
+        embedded = self.stored_embeddings(np.array([position]))
         return self.captions.rank_for_video(embedded, self.availability[position],
                                             check_k(k, len(self.captions)), self.video_ids)
 
     # --- files ---------------------------------------------------------------------------
-    def save(self, root: Path) -> None:
-        """Write the index folder (`root` must not exist yet; written next to it, then moved)."""
+    def save(self, root: Path, replace: bool = False) -> None:
+        """Write the index folder: next to `root`, then moved there (crosskd.search.folder_swap),
+        so an interruption never leaves half an index; `root` must not exist unless
+        `replace` (an update), which swaps the folder there out."""
         root = Path(root)
-        if root.exists():
-            raise UserError(f"{root} exists; choose a new --out folder or remove it")
-        partial = root.with_name(root.name + ".partial")
-        if partial.exists():
-            raise UserError(f"{partial} exists (an interrupted build); remove it")
-        (partial / "groups").mkdir(parents=True)
+        with written_beside(root, replace) as partial:
+            self._write(partial)
+        self.root = root
+
+    def _write(self, partial: Path) -> None:
+        """Every file of the index, into the empty folder `partial`."""
+        (partial / "groups").mkdir()
         np.save(partial / "availability.npy", self.availability)
+        if self.digests is not None:
+            np.save(partial / DIGESTS, self.digests)
         for i, group in enumerate(self.groups):
             stem = partial / "groups" / f"g{i}"
             np.save(stem.with_suffix(".members.npy"), group.pattern.members)
@@ -255,8 +280,6 @@ class Index:
             manifest["qbnorm"] = {"beta": self.querybank.beta,
                                   "bank_size": self.querybank.size}
         (partial / MANIFEST).write_text(json.dumps(manifest) + "\n", encoding="utf-8")
-        partial.rename(root)
-        self.root = root
 
     @classmethod
     def load(cls, root: str | Path, exact: bool = False, **search_options: Any) -> "Index":
@@ -275,7 +298,8 @@ class Index:
         captions = CaptionStore.load(folder, manifest.video_ids, *shape)
         return cls(manifest.video_ids, manifest.modalities, manifest.dims, availability,
                    groups, manifest.dtype, backend, captions, read_text_side(folder, shape),
-                   manifest.info, folder.root, querybank=querybank)
+                   manifest.info, folder.root, querybank=querybank,
+                   digests=read_digests(folder, len(manifest.video_ids)))
 
 
 class UnknownVideo(UserError):

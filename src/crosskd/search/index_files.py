@@ -27,6 +27,10 @@ from crosskd.untrusted import contained, terminal_safe
 FORMAT = "crosskd-search-index"
 VERSION = 1
 MANIFEST = "manifest.json"
+#: each video's digest of what the model read of it (crosskd.search.update), uint8
+#: `[V, DIGEST_BYTES]`
+DIGESTS = "digests.npy"
+DIGEST_BYTES = 16
 REBUILD = "rebuild it with crosskd index"
 #: widest expert embedding accepted from a manifest
 MAX_DIM = 1 << 16
@@ -237,6 +241,14 @@ def read_availability(folder: IndexFolder, manifest: Manifest) -> np.ndarray:
     availability = folder.array("availability.npy", "float32",
                                 (len(manifest.video_ids), len(manifest.modalities)))
     return folder.finite("availability.npy", availability, 0, 1)
+
+
+def read_digests(folder: IndexFolder, videos: int) -> np.ndarray | None:
+    """digests.npy `[V, DIGEST_BYTES]` (None when the index records none: an update embeds
+    every video of it again)."""
+    if folder.file(DIGESTS, required=False) is None:
+        return None
+    return folder.array(DIGESTS, "uint8", (videos, DIGEST_BYTES))
 
 
 def read_text_side(folder: IndexFolder, shape: tuple[int, int]) -> TextSide | None:

@@ -5,7 +5,8 @@ What a media file is gets decided by its first bytes, never by its name: a "vide
 `clip.mp4` that holds HTML or SVG would otherwise run as a page of the server's own origin.
 Only the containers and images below are copied or served, each with the type its content
 shows. The table is read from the index folder, so each of its names must resolve (symlinks
-at every level) to a file directly in the index's own `media/` folder.
+at every level) to a file directly in the index's own `media/` folder (which files are
+copied: crosskd.search.media_sources).
 """
 
 from __future__ import annotations

@@ -28,12 +28,7 @@ CHUNK_SCORES = 1 << 22
 def video_matrix(index: Index) -> np.ndarray:
     """`[videos, E * D]` stored video embeddings (already x availability), padded as the model
     pads them, so that a caption's weighted embedding times a row is its score's numerator."""
-    videos = np.zeros((len(index), len(index.modalities), max(index.dims)), np.float32)
-    for group in index.groups:
-        decoded = group.vectors.decode()
-        for e, block in zip(group.slices.experts, group.slices.split(decoded)):
-            videos[group.pattern.members, e, :block.shape[1]] = block
-    return videos.reshape(len(index), -1)
+    return index.stored_embeddings().reshape(len(index), -1)
 
 
 def caption_scores(index: Index, videos: np.ndarray, start: int, stop: int) -> np.ndarray:
@@ -154,7 +149,8 @@ def render(index: Index, title: str) -> str:
 td, th {{ border-bottom: 1px solid #ddd; padding: .2rem .5rem; text-align: left; }}
 section {{ margin: 1.5rem 0; }}</style></head>
 <body><header><h1>{_e(title)}</h1>
-<p id="summary">{len(ranks)} queries over {len(index)} videos; text to video {_e(figures)};
+<p id="summary">{len(ranks)} queries over {_e(index.collection().summary())}; text to video
+{_e(figures)};
 median rank {float(np.median(ranks)):.0f}, mean rank {float(ranks.mean()):.1f}</p></header>
 <section><h2>Recall at K</h2>{_recall_svg(facts["recall"])}</section>
 <section><h2>Mean mixture weight per expert</h2>{_bars(facts["weights"])}</section>

@@ -144,6 +144,7 @@ def create_app(index: Index, allowed_hosts: Sequence[str] = LOOPBACK_HOSTS) -> F
     addresses, IPv6 in brackets; "*" answers any) - see the module docstring for the rest."""
     app = FastAPI(title="crosskd search", docs_url=None, redoc_url=None, openapi_url=None)
     media = MediaTable(index.root)
+    collection = index.collection().as_json()
     page = resources.files("crosskd.search") / "static"
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts),
                        www_redirect=False)
@@ -192,6 +193,7 @@ def create_app(index: Index, allowed_hosts: Sequence[str] = LOOPBACK_HOSTS) -> F
                 "backend": index.backend, "dtype": index.dtype,
                 "free_text": bool(text_side and text_side.free_text),
                 "dataset": index.info.get("dataset"), "split": index.info.get("split"),
+                "collection": collection,
                 "modalities": list(index.modalities), "qbnorm": _bank_summary(index)}
 
     @app.get("/search")

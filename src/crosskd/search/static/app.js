@@ -122,10 +122,10 @@ async function search(event) {
 async function start() {
   byId("search-form").addEventListener("submit", search);
   const info = await (await fetch("/healthz")).json();
-  const where = [info.dataset, info.split].filter(Boolean).join(" ");
-  byId("summary").textContent =
-    `${info.videos} videos${where ? ` of ${where}` : ""}, ${info.backend} search` +
+  // the collection's own name and counts, e.g. "12 videos of Holiday (9 with captions, ...)"
+  byId("summary").textContent = `${info.collection.summary}, ${info.backend} search` +
     (info.qbnorm ? `, QB-Norm (beta ${info.qbnorm.beta}, bank of ${info.qbnorm.bank_size})` : "");
+  document.title = `crosskd search: ${info.collection.title}`;
   byId("qbnorm-option").hidden = !info.qbnorm;
   if (!info.free_text) {
     byId("text-option").disabled = true;
