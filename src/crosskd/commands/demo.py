@@ -166,11 +166,11 @@ def run(args: argparse.Namespace) -> int:
     plot = plot_runs(curves, out / PLOT_NAME,
                      title=f"crosskd demo: synthetic data, seed {args.seed} ({source}, "
                      f"{videos} videos)\ntest: {protocol}")
-    index = _index_demo(experiment.raw, run_dir, out)
+    index = _index_demo(experiment.raw, run_dir, out, whole_collection=extracted)
     print(report)
     print(f"data:    {data}\nruns:    {out / 'runs'}\n"
           f"table:   {out / 'results.md'} (and results.json)\nplot:    {plot}\n"
-          f"index:   {index} ({label}, test split)\n"
+          f"index:   {index} ({label}, {'every video' if extracted else 'test split'})\n"
           f"time:    {time.monotonic() - started:.0f} s\n"
           f"search:  crosskd serve {index}   (or crosskd search {index} --help)")
     if args.serve:
@@ -179,8 +179,10 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _index_demo(config: dict[str, Any], run_dir: Path, out: Path) -> Path:
-    """The search index of the last variant's best checkpoint on its test split."""
+def _index_demo(config: dict[str, Any], run_dir: Path, out: Path,
+                whole_collection: bool) -> Path:
+    """The search index of the last variant's best checkpoint: every video of the own-video
+    collection, or the synthetic features' test split."""
     from crosskd.search.build import build_index, with_split
     from crosskd.search.index import MANIFEST
 
@@ -188,5 +190,5 @@ def _index_demo(config: dict[str, Any], run_dir: Path, out: Path) -> Path:
     if (path / MANIFEST).is_file():  # the index of an earlier demo in this folder
         shutil.rmtree(path)
     build_index(with_split(config, None), run_dir, cache_dir=out / "cache",
-                media_roots=[out / "videos"]).save(path)
+                media_roots=[out / "videos"], whole_collection=whole_collection).save(path)
     return path

@@ -77,14 +77,14 @@ class Collection:
         before, now = set(self.recorded), set(self.video_ids)
         kept = [vid for vid in self.video_ids if vid in before]
         gone = [vid for vid in self.gone if vid in now]
-        note = (f"; the files of {_listed(gone)} are gone: kept from the cache (--prune "
+        note = (f"; the files of {listed(gone)} are gone: kept from the cache (--prune "
                 "removes them)" if gone else "")
-        return [f"added:   {_listed([vid for vid in self.video_ids if vid not in before])}",
-                f"kept:    {_listed(kept)}{note}",
-                f"removed: {_listed([vid for vid in self.recorded if vid not in now])}"]
+        return [f"added:   {listed([vid for vid in self.video_ids if vid not in before])}",
+                f"kept:    {listed(kept)}{note}",
+                f"removed: {listed([vid for vid in self.recorded if vid not in now])}"]
 
 
-def _listed(ids: list[str]) -> str:
+def listed(ids: list[str]) -> str:
     """`3 videos ('a', 'b', 'c')`: the count, the first SHOWN names, then `...`."""
     names = ", ".join(repr(vid) for vid in ids[:SHOWN]) + (", ..." if len(ids) > SHOWN else "")
     return f"{len(ids)} video{'' if len(ids) == 1 else 's'}" + (f" ({names})" if ids else "")

@@ -4,7 +4,6 @@ against wherever the dataset folder is now."""
 
 from __future__ import annotations
 
-import logging
 import os
 from pathlib import Path
 from typing import Any, Mapping
@@ -12,7 +11,6 @@ from typing import Any, Mapping
 from crosskd.errors import UserError
 from crosskd.extract.video_ids import collision_key, file_video_id
 
-log = logging.getLogger(__name__)
 #: the keys of an extraction.json video entry that locate its file.
 SOURCE_KEYS = ("source", "source_absolute")
 VIDEO_SUFFIXES = {".mp4", ".mkv", ".webm", ".avi", ".mov", ".m4v", ".mpg", ".mpeg", ".flv",
@@ -90,15 +88,3 @@ def find_source(entry: Mapping[str, Any], dataset: Path, what: str) -> Path | No
         if path.is_file():
             return path
     return None
-
-
-def video_source(entry: Mapping[str, Any], dataset: Path, video_id: str) -> Path | None:
-    """A dataset video's file now (`find_source`), or None, with one warning line that names
-    the video and where it was looked for when a file was recorded: what the index builder
-    calls for each video."""
-    path = find_source(entry, dataset, f"{dataset / 'extraction.json'} entry {video_id!r}")
-    tried = [str(entry[key]) for key in SOURCE_KEYS if entry.get(key)]
-    if path is None and tried:
-        log.warning("video %r: its file is not at %s (from the dataset folder %s); it is "
-                    "indexed without it", video_id, " or ".join(tried), dataset)
-    return path

@@ -27,6 +27,7 @@ from crosskd.data.pickles import load_small_pickle
 from crosskd.data.retrieval import RetrievalData
 from crosskd.inference import (default_caption_chunk, embed_captions, embed_videos, load_model,
                                on_cpu)
+from crosskd.inference.linear_library import resolve_cpu_matmul, use_linear_library
 from crosskd.models import CENet
 from crosskd.models.embeddings import VideoEmbedding
 from crosskd.search.backends import EXACT
@@ -163,6 +164,7 @@ def update_index(config: ExperimentConfig | dict[str, Any], checkpoint: str | Pa
     model = load_model(experiment.model, checkpoint, device)
     settings = index_settings(model_digest(model, experiment.raw), dtype, backend,
                               backend_options, qbnorm)
+    use_linear_library(model, device, resolve_cpu_matmul(experiment.runtime.cpu_matmul))
     if previous is not None:
         require_same_settings(previous, settings)
     with _cache_folder(cache_dir) as cache:

@@ -24,6 +24,7 @@ from crosskd.data.batch import Batch
 from crosskd.data.batches import EvalSplit
 from crosskd.data.mapped import release_mapped_pages
 from crosskd.errors import UserError
+from crosskd.extract.collection import listed
 from crosskd.inference import DEFAULT_CAPTION_CHUNK
 from crosskd.inference.embedding import video_chunks, videos_per_chunk
 from crosskd.models.embeddings import VideoEmbedding
@@ -32,9 +33,6 @@ from crosskd.search.captions import CaptionStore
 from crosskd.search.index import Index
 from crosskd.search.index_files import DIGEST_BYTES
 from crosskd.untrusted import terminal_safe
-
-#: video names a line of the changes shows
-SHOWN = 3
 
 
 def model_digest(model: torch.nn.Module, raw: Mapping[str, Any]) -> str:
@@ -130,9 +128,9 @@ class Plan:
     def lines(self) -> list[str]:
         """What the update did: one line each for added, changed, kept and removed videos."""
         kept = [self.video_ids[p] for p in self.reused]
-        return [f"added:   {_listed(self.added)}",
-                f"changed: {_listed(self.changed)}{': embedded again' if self.changed else ''}",
-                f"kept:    {_listed(kept)}", f"removed: {_listed(self.removed)}"]
+        return [f"added:   {listed(self.added)}",
+                f"changed: {listed(self.changed)}{': embedded again' if self.changed else ''}",
+                f"kept:    {listed(kept)}", f"removed: {listed(self.removed)}"]
 
 
 def plan_update(video_ids: Sequence[str], digests: np.ndarray, previous: Index | None) -> Plan:
@@ -198,12 +196,6 @@ def merged_captions(plan: Plan, fresh: CaptionStore | None, previous: Index | No
 
 def _no_positions(count: int) -> list[np.ndarray]:
     return [np.zeros(0, np.int64) for _ in range(count)]
-
-
-def _listed(ids: list[str]) -> str:
-    """`3 videos ('a', 'b', 'c')`: the count and the first SHOWN names."""
-    names = ", ".join(repr(vid) for vid in ids[:SHOWN]) + (", ..." if len(ids) > SHOWN else "")
-    return f"{len(ids)} video{'' if len(ids) == 1 else 's'}" + (f" ({names})" if ids else "")
 
 
 class Chosen:
