@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytest.importorskip("av", reason="extraction needs PyAV: pip install \"crosskd[extract]\"")
 
 from crosskd.cli import main  # noqa: E402
 from crosskd.config import as_experiment, load_config  # noqa: E402

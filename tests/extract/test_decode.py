@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-pytest.importorskip("av", reason="decoding needs PyAV: pip install \"crosskd[extract]\"")
 
 from crosskd.extract.decode import DecodeError, DecodeSpec, decode  # noqa: E402
 from videos import odd_videos  # noqa: E402

@@ -15,7 +15,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytest.importorskip("av", reason="extraction needs PyAV: pip install \"crosskd[extract]\"")
 
 from crosskd.cli import main  # noqa: E402
 from crosskd.data.pickles import load_small_pickle  # noqa: E402

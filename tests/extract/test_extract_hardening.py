@@ -164,7 +164,6 @@ def _main(*argv: object) -> int:
 @pytest.fixture
 def videos(tmp_path) -> tuple[Path, Path]:
     """Four tiny synthetic videos and their captions (JSON lines)."""
-    pytest.importorskip("av", reason="extraction needs PyAV")
     from crosskd.extract.synthetic_videos import write_collection
 
     folder = tmp_path / "videos"

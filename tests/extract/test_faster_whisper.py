@@ -14,7 +14,6 @@ import sys
 import numpy as np
 import pytest
 
-pytest.importorskip("av", reason="decoding needs PyAV: pip install \"crosskd[extract]\"")
 
 from crosskd.cli import main  # noqa: E402
 from crosskd.errors import UserError  # noqa: E402

@@ -8,7 +8,6 @@ import json
 
 import pytest
 
-pytest.importorskip("av", reason="extraction needs PyAV: pip install \"crosskd[extract]\"")
 pytest.importorskip("rapidocr_onnxruntime", reason="the ocr expert needs "
                     "rapidocr-onnxruntime: pip install \"crosskd[ocr]\"")
 

@@ -17,7 +17,6 @@ from pathlib import Path
 import pytest
 
 pytest.importorskip("transformers", reason="pretrained experts need crosskd[extract]")
-pytest.importorskip("av", reason="extraction needs PyAV")
 
 from crosskd.extract.synthetic_videos import write_collection  # noqa: E402
 from tiny_hf import save_tiny_gpt2  # noqa: E402

@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 
 pytest.importorskip("transformers", reason="pretrained experts need crosskd[extract]")
-pytest.importorskip("av", reason="decoding needs PyAV: pip install \"crosskd[extract]\"")
 
 from crosskd.cli import main  # noqa: E402
 from crosskd.data.pickles import load_small_pickle  # noqa: E402

@@ -84,7 +84,6 @@ def test_given_steps_override_the_plan():
 
 
 def test_extract_writes_a_plan_that_fits_and_warns_of_small_splits(tmp_path, caplog):
-    pytest.importorskip("av", reason="extraction needs PyAV: pip install \"crosskd[extract]\"")
     from crosskd.cli import main
     from crosskd.extract.synthetic_videos import write_collection
 

@@ -16,7 +16,6 @@ import pytest
 from reliability_support import assert_one_line_error
 from small_disk import small_disk  # noqa: F401  (a fixture)
 
-pytest.importorskip("av", reason="extraction needs PyAV: pip install \"crosskd[extract]\"")
 
 from crosskd.data.pickles import load_small_pickle  # noqa: E402
 from crosskd.extract.synthetic_videos import write_collection  # noqa: E402

@@ -91,8 +91,6 @@ def test_i5_a_file_linked_to_outside_the_index_folder(cli, index, tmp_path):
 
 
 def test_i6_serve_opens_an_index_with_the_same_checks(cli, index):
-    pytest.importorskip("fastapi")
-    pytest.importorskip("uvicorn")
     (index / "captions" / "texts.json").write_text('["not", "a", "table"]')
     assert_one_line_error(cli("serve", index, "--port", "8765"), "captions/texts.json",
                           "must map indexed video ids to lists of caption texts", REBUILD)
@@ -172,7 +170,6 @@ def test_i13_a_qbnorm_beta_that_would_overflow(cli, index):
 
 
 def test_i14_an_api_qbnorm_switch_that_is_not_0_or_1(index):
-    pytest.importorskip("fastapi")
     from fastapi.testclient import TestClient
 
     from crosskd.search.server import create_app

@@ -24,7 +24,6 @@ from crosskd.models import build_model
 from crosskd.search.media import FOLDER, TABLE
 from reliability_support import TEXT_FILE, assert_one_line_error, tiny_config
 
-pytest.importorskip("fastapi", reason="crosskd serve needs fastapi (pip install 'crosskd[search]')")
 pytest.importorskip("httpx", reason="the HTTP rows use httpx (pip install 'crosskd[test]')")
 
 MP4 = b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2" + bytes(512)

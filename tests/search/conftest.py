@@ -100,7 +100,6 @@ def own_collection(tmp_path_factory) -> Path:
     """A folder holding an own collection of 10 real videos (clips/), the last 2 without
     captions, extracted with the demo experts (data/), a random model of its config
     (model.pth) and the index of every video (index/)."""
-    pytest.importorskip("av", reason="extraction needs PyAV: pip install \"crosskd[extract]\"")
     from crosskd.cli import main
     from own_videos import OWN_NAME, extract, own_index_args, random_model, write_captions, \
         write_clips

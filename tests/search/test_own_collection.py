@@ -19,7 +19,6 @@ from crosskd.search.index import Index
 from own_videos import (OWN_NAME, extract, own_index_args, random_model, write_captions,
                         write_clips)
 
-pytest.importorskip("av", reason="extraction needs PyAV: pip install \"crosskd[extract]\"")
 
 SUMMARY = f"10 videos of {OWN_NAME} (8 with captions, 32 captions)"
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
 
 from crosskd.cli import main
 from crosskd.search import Index
@@ -55,7 +54,6 @@ def test_an_index_without_read_text_answers_as_before(tiny_collection, tiny_read
 
 
 def test_the_api_answers_with_read_text(tiny_read_index):
-    pytest.importorskip("fastapi", reason="crosskd serve needs fastapi")
     from fastapi.testclient import TestClient
 
     from crosskd.search.server import create_app

@@ -11,7 +11,6 @@ import shutil
 
 import pytest
 
-pytest.importorskip("fastapi", reason="crosskd serve needs fastapi (pip install 'crosskd[search]')")
 pytest.importorskip("httpx", reason="the API tests use httpx (pip install 'crosskd[test]')")
 
 from fastapi.testclient import TestClient  # noqa: E402

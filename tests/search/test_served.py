@@ -10,8 +10,6 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-pytest.importorskip("fastapi", reason="crosskd serve needs fastapi (pip install 'crosskd[search]')")
-pytest.importorskip("uvicorn", reason="crosskd serve needs uvicorn (pip install 'crosskd[search]')")
 pytest.importorskip("httpx", reason="the client side uses httpx (pip install 'crosskd[test]')")
 
 import httpx  # noqa: E402

@@ -6,7 +6,6 @@ import json
 
 import pytest
 
-pytest.importorskip("fastapi", reason="crosskd serve needs fastapi (pip install 'crosskd[search]')")
 pytest.importorskip("httpx", reason="the API tests use httpx (pip install 'crosskd[test]')")
 
 from fastapi.testclient import TestClient  # noqa: E402

@@ -16,8 +16,6 @@ from crosskd.train.plots import plot_runs
 @pytest.mark.parametrize("features", ["videos", "synthetic"])
 def test_demo_trains_both_variants_and_writes_table_and_plot(tmp_path, capsys, monkeypatch,
                                                               features):
-    if features == "videos":
-        pytest.importorskip("av", reason="the own-video demo needs PyAV (crosskd[extract])")
     out = tmp_path / "demo"
     titles = []
     monkeypatch.setattr(demo, "plot_runs",
