@@ -16,7 +16,7 @@ from crosskd.checkpoint.original import load_original_checkpoint
 from crosskd.config import (ConfigError, apply_overrides, check_config, check_path,
                             format_path, load_config, parse_experiment, parse_set_args)
 from crosskd.config.known import known_patterns
-from crosskd.config.schema import IGNORED, OPEN, USED
+from crosskd.config.schema import IGNORED, KNOWN
 from crosskd.data.layouts import LAYOUTS
 from crosskd.data.synth import SynthSpec, example_config
 from crosskd.shipped import config_dir
@@ -101,9 +101,8 @@ def _known(path: tuple[str, ...]) -> bool:
         path = path[1:]
         if path[:1] == ("eval_settings",):
             return False
-    for pattern in [*USED, *OPEN, *IGNORED]:
-        parts = pattern.split(".")
-        free = pattern in OPEN or pattern in IGNORED
+    for parts, free in [*((known, shape.open) for known, shape in KNOWN.items()),
+                        *((tuple(pattern.split(".")), True) for pattern in IGNORED)]:
         length = min(len(parts), len(path))
         if len(path) > len(parts) and not free:
             continue

@@ -3,21 +3,35 @@ the final test uses it (validation and model selection never do)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Mapping
 
-from crosskd.config.values import require
+from crosskd.config.reading import read_field
 from crosskd.errors import ConfigError
 from crosskd.qbnorm import DEFAULT_BETA, check_beta
 
 
+@dataclass(frozen=True)
+class QBNorm:
+    """`qbnorm` written as an object: its `beta`, the official 20 unless given."""
+
+    beta: float = DEFAULT_BETA
+
+
+@dataclass(frozen=True)
+class EvaluationKeys:
+    """The keys of the test alone: `qbnorm` is `true`, `{}` or `{"beta": B}` to turn QB-Norm
+    on, null or false (or left out) to leave it off."""
+
+    qbnorm: QBNorm | bool | None = None
+
+
 def qbnorm_beta(config: Mapping[str, Any]) -> float | None:
-    """QB-Norm's beta when the config's `qbnorm` key turns it on (`true`, `{}` or
-    `{"beta": B}`; the official 20 unless given), None when it is absent, null or false."""
-    setting = require(config, "qbnorm", (dict, bool, type(None)), default=None)
+    """QB-Norm's beta when the config's `qbnorm` key turns it on, else None."""
+    setting = read_field(EvaluationKeys, "qbnorm", config)
     if setting is None or setting is False:
         return None
-    beta = require(config, "qbnorm.beta", (int, float), default=DEFAULT_BETA) \
-        if isinstance(setting, dict) else DEFAULT_BETA
+    beta = setting.beta if isinstance(setting, QBNorm) else DEFAULT_BETA
     try:
         return check_beta(beta)
     except ValueError as err:

@@ -21,12 +21,22 @@ from crosskd.config.files import Config, with_eval_settings
 from crosskd.config.known import check_config
 from crosskd.config.model import model_spec
 from crosskd.config.objective import objective_spec
+from crosskd.config.reading import read_field
 from crosskd.config.trainer import TrainerSpec, trainer_spec
-from crosskd.config.values import require
 from crosskd.data.spec import DataSpec
 from crosskd.losses.spec import ObjectiveSpec
 from crosskd.models.spec import ModelSpec
 from crosskd.config.runtime import RuntimeSettings
+
+
+@dataclass(frozen=True)
+class RunKeys:
+    """The experiment's own top-level keys."""
+
+    seed: int = 0
+    #: the final test's settings, merged over the config (`with_eval_settings`); they may
+    #: hold any other top-level key (crosskd.config.known checks them as such)
+    eval_settings: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -61,7 +71,7 @@ def parse_experiment(config: Mapping[str, Any], where: str = "config") -> Experi
     raw = copy.deepcopy(dict(config))
     return ExperimentConfig(
         raw=raw,
-        seed=require(raw, "seed", int, default=0),
+        seed=read_field(RunKeys, "seed", raw),
         model=model_spec(raw),
         data=data_spec(raw),
         objective=objective_spec(raw),

@@ -1,21 +1,21 @@
 """Refuse unknown config keys and mistyped values before any data is read.
 
-Built from the table in crosskd.config.schema; an unknown key names the closest known one
-(`trainer.epoch`: did you mean trainer.epochs?).
+Built from the keys crosskd.config.schema derives from the typed parts; an unknown key names
+the closest known one (`trainer.epoch`: did you mean trainer.epochs?).
 """
 
 from __future__ import annotations
 
 import difflib
+import functools
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator, Mapping
 
+from crosskd.config.keys import NULL, WILDCARD, has_kind, mistyped
 from crosskd.config.paths import KeyPath, format_path, parse_path
-from crosskd.config.schema import IGNORED, OPEN, USED
 from crosskd.errors import ConfigError
 from crosskd.untrusted import terminal_safe
 
-WILDCARD = "*"
 #: unknown keys one error names; a config of nothing but typos still gets one short line.
 NAMED_AT_MOST = 12
 
@@ -24,7 +24,7 @@ NAMED_AT_MOST = 12
 class _Node:
     """One key of the schema: its accepted types, or why it is ignored, and its children."""
 
-    kinds: tuple[type, ...] = (dict,)
+    kinds: tuple[type, ...] = (dict, NULL)
     ignored: str | None = None
     open: bool = False
     children: dict[str, _Node] = field(default_factory=dict)
@@ -33,34 +33,35 @@ class _Node:
         return self.children.get(key) or self.children.get(WILDCARD)
 
 
-def _insert(root: _Node, pattern: str) -> _Node:
+def _insert(root: _Node, path: KeyPath) -> _Node:
     node = root
-    for segment in pattern.split("."):
+    for segment in path:
         node = node.children.setdefault(segment, _Node())
     return node
 
 
-def _build() -> _Node:
+@functools.cache
+def _root() -> _Node:
+    # imported on first use: the parts declaring the keys name the builders' types (torch)
+    from crosskd.config.schema import IGNORED, KNOWN
     root = _Node()
-    for pattern, kinds in {**USED, **OPEN}.items():
-        node = _insert(root, pattern)
-        node.kinds, node.open = kinds, pattern in OPEN
+    for path, shape in KNOWN.items():
+        node = _insert(root, path)
+        node.kinds, node.open = shape.kinds, shape.open
     for pattern, reason in IGNORED.items():
-        _insert(root, pattern).ignored = reason
+        _insert(root, tuple(pattern.split("."))).ignored = reason
     # eval_settings is merged over the whole config: it may hold any other top-level key
     evaluation = root.children["eval_settings"]
+    evaluation.open = False
     evaluation.children = {key: node for key, node in root.children.items()
                            if key != "eval_settings"}
     return root
 
 
-ROOT = _build()
-
-
-def known_patterns(node: _Node = ROOT, prefix: KeyPath = (), depth: int = 0
+def known_patterns(node: _Node | None = None, prefix: KeyPath = (), depth: int = 0
                    ) -> Iterator[KeyPath]:
     """Every key path of the schema (`*` for a name), eval_settings' copy one level deep."""
-    for key, child in node.children.items():
+    for key, child in (_root() if node is None else node).children.items():
         yield (*prefix, key)
         if depth < 8:
             yield from known_patterns(child, (*prefix, key), depth + 1)
@@ -112,33 +113,20 @@ def _with_suggestion(path: KeyPath) -> str:
     return f"{_shown(path)} ({hint})" if hint else _shown(path)
 
 
-def _type_error(path: KeyPath, kinds: tuple[type, ...], value: Any) -> ConfigError:
-    wanted = " or ".join("null" if kind is type(None) else kind.__name__ for kind in kinds)
-    return ConfigError(f"config key {format_path(path)} must be {wanted}, "
-                       f"not {type(value).__name__} ({value!r:.60})")
-
-
-def has_kind(value: Any, kinds: tuple[type, ...]) -> bool:
-    """`isinstance`, except that a bool is not an int unless bool is listed."""
-    if kinds == (object,):
-        return True
-    return isinstance(value, kinds) and not (isinstance(value, bool) and bool not in kinds)
-
-
 def check_config(config: Mapping[str, Any], where: str = "config") -> None:
     """Refuse unknown keys (all of them, in one error) or a value of the wrong JSON type
     anywhere in `config`."""
     unknown: list[KeyPath] = []
-    mistyped: list[ConfigError] = []
-    _check(ROOT, config, (), unknown, mistyped)
+    problems: list[ConfigError] = []
+    _check(_root(), config, (), unknown, problems)
     if unknown:
         raise unknown_keys(unknown, where)
-    if mistyped:
-        raise mistyped[0]
+    if problems:
+        raise problems[0]
 
 
 def _check(node: _Node, section: Mapping[str, Any], prefix: KeyPath,
-           unknown: list[KeyPath], mistyped: list[ConfigError]) -> None:
+           unknown: list[KeyPath], problems: list[ConfigError]) -> None:
     for key, value in section.items():
         path = (*prefix, str(key))
         child = node.child(str(key))
@@ -147,9 +135,9 @@ def _check(node: _Node, section: Mapping[str, Any], prefix: KeyPath,
         elif child.ignored is not None:
             continue
         elif not has_kind(value, child.kinds):
-            mistyped.append(_type_error(path, child.kinds, value))
+            problems.append(mistyped(path, child.kinds, value))
         elif isinstance(value, dict) and not child.open:
-            _check(child, value, path, unknown, mistyped)
+            _check(child, value, path, unknown, problems)
 
 
 def check_path(text: str, where: str) -> KeyPath:
@@ -184,7 +172,7 @@ def check_override_flags(flags: dict[str, Iterable[str]]) -> None:
 
 def is_known(path: KeyPath) -> bool:
     """Whether a known key (or an open or ignored section holding it) lies at `path`."""
-    node = ROOT
+    node = _root()
     for segment in path:
         if node.open or node.ignored is not None:
             return True

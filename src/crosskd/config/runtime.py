@@ -1,16 +1,19 @@
 """The runtime part of a config: the speed and memory options as the config states them.
 
-What they mean on a given machine is decided in crosskd.train.runtime.resolve_runtime.
+Each field is the key `trainer.<field>` (crosskd.config.keys): a new option is a field here,
+with its values in `check`. What they mean on a given machine is decided in
+crosskd.train.runtime.resolve_runtime.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, ClassVar, Mapping
 
+from crosskd.config.reading import read_part
 from crosskd.errors import ConfigError
 
-#: `trainer.amp` values (crosskd.train.precision maps them to autocast dtypes).
+#: `trainer.amp` values (crosskd.inference.precision maps them to autocast dtypes).
 AMP_NAMES = ("bf16", "fp32", "off", None)
 _AUTO_OR_BOOL = ("auto", True, False)
 #: `trainer.cpu_matmul` values (crosskd.ops.cpu_matmul): "auto" picks per machine.
@@ -20,6 +23,8 @@ CPU_MATMUL_NAMES = ("auto", "onednn", "torch")
 @dataclass(frozen=True)
 class RuntimeSettings:
     """The runtime options as the config states them (None / "auto": decided per device)."""
+
+    SECTION: ClassVar[str] = "trainer"
 
     amp: str | None = None
     compile: bool = False
@@ -32,9 +37,7 @@ class RuntimeSettings:
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> RuntimeSettings:
         """Read and check the options of a config's `trainer` section."""
-        trainer = config.get("trainer") or {}
-        settings = cls(**{key: trainer[key] for key in cls.__dataclass_fields__
-                          if key in trainer})
+        settings = read_part(cls, config)
         settings.check()
         return settings
 

@@ -1,107 +1,71 @@
-"""Every config key crosskd knows: the ones it reads (with their JSON types) and the ones of
-the original format it accepts and ignores (with the reason).
+"""Every config key crosskd knows: the keys the typed parts declare as their fields
+(crosskd.config.keys), and the original format's keys crosskd accepts and ignores, each with
+the reason.
 
 `*` stands for any name: an expert (`imagenet.senet154.0`), "text", a feature type. A key
-that is neither here nor below an open or ignored section is refused with the closest
-known key (crosskd.config.known). `eval_settings` may hold any top-level key but itself. To add a key: add its row here, read it in the part
-that uses it (crosskd.config.parts / experiment), and name it in docs/USAGE.md.
+that is neither declared nor below an open or ignored key is refused with the closest known
+key (crosskd.config.known). `eval_settings` may hold any top-level key but itself. To add a
+key: add a field to the part that reads it (its type says what the key may hold), and name
+it in docs/USAGE.md.
 """
 
 from __future__ import annotations
 
-NULL = type(None)
-NUMBER = (int, float)
-ANY = (object,)
+from typing import Iterator
 
-#: keys crosskd reads, with the JSON types accepted (ints count as numbers, bools never do).
-USED: dict[str, tuple[type, ...]] = {
-    "seed": (int,),
-    "experts": (dict, NULL),
-    "experts.modalities": (list,),
-    "experts.drop_feats": (str, NULL),
-    "experts.text_feat": (str,),
-    "experts.ce_shared_dim": (int, NULL),
-    "experts.face_dim": (int,),
-    "arch": (dict, NULL),
-    "arch.type": (str, NULL),
-    "arch.args": (dict, NULL),
-    "arch.args.use_ce": (str,),
-    "arch.args.num_g_layers": (int,),
-    "arch.args.vlad_clusters": (dict,),
-    "arch.args.vlad_clusters.*": (int, NULL),
-    "arch.args.ghost_clusters": (dict, NULL),
-    "arch.args.ghost_clusters.*": (int,),
-    # ablations of the original: accepted only at their published value (models.ce_net)
-    **{f"arch.args.{key}": ANY for key in (
-        "use_mish", "use_bn_reason", "num_h_layers", "include_self", "l2renorm",
-        "keep_missing_modalities", "test_caption_mode", "randomise_feats", "mimic_ce_dims")},
-    "data_loader": (dict,),
-    "data_loader.args": (dict,),
-    "data_loader.args.batch_size": (int,),
-    "data_loader.args.data_dir": (str,),
-    "data_loader.args.dataset_name": (str,),
-    "data_loader.args.split_name": (str,),
-    "data_loader.args.root_feat_folder": (str,),
-    "data_loader.args.fuse_captions": (bool, int),
-    "data_loader.args.num_test_captions": (int,),
-    "data_loader.args.max_tokens": (dict, NULL),
-    "data_loader.args.max_tokens.*": (int,),
-    "data_loader.args.feat_aggregation": (dict, NULL),
-    "data_loader.args.feat_aggregation.*": (dict,),
-    "data_loader.args.feat_aggregation.*.temporal": (str,),
-    "data_loader.args.feat_aggregation.*.type": (str,),
-    "data_loader.args.feat_aggregation.*.feat_dims": (dict,),
-    "data_loader.args.feat_aggregation.*.feat_dims.*": (int,),
-    # these name an expert's file (crosskd.data.layouts.visual_feat_paths)
-    **{f"data_loader.args.feat_aggregation.*.{key}": (int, str, NULL) for key in (
-        "fps", "pixel_dim", "stride", "offset", "inner_stride", "num_segments")},
-    # options of the original refused when switched on (no published config does)
-    "data_loader.args.feat_aggregation.*.binarise": ANY,
-    **{f"data_loader.args.{key}": ANY for key in (
-        "text_dropout", "restrict_train_captions", "caption_masks", "trn_cat")},
-    "distil_loss": (bool,),
-    "distil_params": (dict, NULL),
-    "distil_params.base_path": (str, NULL),
-    "distil_params.teachers": (list,),
-    "loss": (dict, NULL),
-    "loss.type": (str,),
-    "loss.args": (dict, NULL),
-    "loss.args.margin": NUMBER,
-    "loss.args.fix_norm": (bool,),
-    "ranking_loss": (bool,),
-    "ranking_params": (dict,),
-    **{f"ranking_params.{key}": NUMBER for key in ("cap_w", "cap_t", "vid_w", "vid_t")},
-    "ranking_params.detach_target": (bool,),
-    "optimizer": (dict,),
-    "optimizer.type": (str,),
-    "lr_scheduler": (dict, NULL),
-    "lr_scheduler.type": (str,),
-    "trainer": (dict, NULL),
-    "trainer.epochs": (int,),
-    "trainer.val_freq": (int,),
-    "trainer.save_period": (int,),
-    "trainer.save_dir": (str,),
-    "trainer.tensorboard": (bool, int),
-    "trainer.monitor": (str,),
-    "trainer.amp": (str, NULL),
-    "trainer.compile": (bool,),
-    "trainer.cuda_graphs": (str, bool),
-    "trainer.optimizer_in_backward": (bool, NULL),
-    "trainer.resident_data": (str, bool),
-    "trainer.background_checkpoints": (bool, NULL),
-    "trainer.cpu_matmul": (str,),
-    "eval_settings": (dict, NULL),
-    # QB-Norm in the test (crosskd.config.evaluation): true, {} or {"beta": B}; null/false off
-    "qbnorm": (dict, bool, NULL),
-    "qbnorm.beta": NUMBER,
-}
+from crosskd.config.data import DataKeys
+from crosskd.config.evaluation import EvaluationKeys
+from crosskd.config.experiment import RunKeys
+from crosskd.config.keys import NULL, WILDCARD, Shape, declared, section_path
+from crosskd.config.model import ModelKeys
+from crosskd.config.objective import ObjectiveKeys
+from crosskd.config.paths import KeyPath, format_path
+from crosskd.config.runtime import RuntimeSettings
+from crosskd.config.trainer import TrainerSpec
 
-#: sections whose keys are not listed here: the builder they go to checks them before any
-#: data is read (an optimizer's or scheduler's keyword arguments, probed by crosskd.optim).
-OPEN: dict[str, tuple[type, ...]] = {
-    "optimizer.args": (dict,),
-    "lr_scheduler.args": (dict, NULL),
-}
+#: the typed parts whose fields declare every key crosskd reads.
+PARTS = (RunKeys, ModelKeys, DataKeys, ObjectiveKeys, TrainerSpec, RuntimeSettings,
+         EvaluationKeys)
+
+
+def part_keys(part: type) -> Iterator[tuple[KeyPath, Shape]]:
+    """The keys a declaring class declares, and everything below them."""
+    return _walk(part, section_path(part))
+
+
+def _walk(cls: type, prefix: KeyPath) -> Iterator[tuple[KeyPath, Shape]]:
+    """The keys a declaring class holds below `prefix`, and everything below them."""
+    for key in declared(cls):
+        path = (*prefix, *key.path)
+        yield path, key.shape
+        yield from _below(key.shape, path)
+
+
+def _below(shape: Shape, path: KeyPath) -> Iterator[tuple[KeyPath, Shape]]:
+    if shape.section:
+        yield from _walk(shape.section, path)
+    elif shape.names:
+        named = (*path, WILDCARD)
+        yield named, shape.names
+        yield from _below(shape.names, named)
+
+
+def declared_keys(parts: tuple[type, ...] = PARTS) -> dict[KeyPath, Shape]:
+    """Every key the parts declare, with what it may hold; an object named only on the way
+    to a key (`trainer`) may be left out or null. A key declared twice is a TypeError."""
+    keys: dict[KeyPath, Shape] = {}
+    on_the_way: set[KeyPath] = set()
+    for part in parts:
+        for path, shape in part_keys(part):
+            if path in keys:
+                raise TypeError(f"config key {format_path(path)} is declared twice")
+            keys[path] = shape
+            on_the_way.update(path[:depth] for depth in range(1, len(path)))
+    return {**{path: Shape((dict, NULL)) for path in sorted(on_the_way - keys.keys())}, **keys}
+
+
+#: every key crosskd reads (`*` for any name), with what it may hold.
+KNOWN = declared_keys()
 
 #: keys of the original format that crosskd accepts and does not use, and why.
 IGNORED: dict[str, str] = {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from crosskd.config.known import has_kind
+from crosskd.config.keys import has_kind, mistyped
 from crosskd.config.paths import parse_path
 from crosskd.errors import ConfigError
 
@@ -16,7 +16,8 @@ def require(config: Mapping[str, Any], key: str, kind: type | tuple[type, ...] =
     """Read `a.b.c` (quote keys with dots: `a."x.y".c`) from a config, raising a ConfigError
     that names the key when it is missing or of the wrong type (never a KeyError)."""
     node: Any = config
-    for part in parse_path(key):
+    path = parse_path(key)
+    for part in path:
         if not isinstance(node, Mapping) or part not in node:
             if default is not _MISSING:
                 return default
@@ -24,20 +25,18 @@ def require(config: Mapping[str, Any], key: str, kind: type | tuple[type, ...] =
         node = node[part]
     kinds = kind if isinstance(kind, tuple) else (kind,)
     if not has_kind(node, kinds):
-        wanted = " or ".join(k.__name__ for k in kinds)
-        raise ConfigError(f"config key {key} must be {wanted}, "
-                          f"not {type(node).__name__} ({node!r:.60})")
+        raise mistyped(path, kinds, node)
     return node
+
+
+def truthy(value: Any, key: str) -> bool:
+    """A switch the original format also wrote as 0/1 (`trainer.tensorboard`)."""
+    return bool(value)
 
 
 #: the largest width or count a config may give (the published configs' largest is 4,096):
 #: a config from elsewhere with 10**9 would otherwise end in a huge allocation
 MAX_SIZE = 65_536
-
-
-def positive_int(config: Mapping[str, Any], key: str) -> int:
-    """A width or count (a JSON integer from 1 to MAX_SIZE), naming the key if it is not one."""
-    return sized(require(config, key, int), key)
 
 
 def sized(value: int, key: str) -> int:
