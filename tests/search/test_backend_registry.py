@@ -100,11 +100,13 @@ def test_a_registered_backend_is_offered_by_index_search_and_serve(
         assert ("--toy-reach TOY_REACH, --toy_reach TOY_REACH how far a toy search looks "
                 "(toy; default: 5)") in _help(command, capsys)
 
-    folder, _, checkpoint, exact_index = tiny_collection
-    out = tmp_path / "index"
-    assert main(["index", "--checkpoint", str(checkpoint), "--config",
-                 str(folder / "config.json"), "--out", str(out), "--backend", "toy",
-                 "--toy-level", "7"]) == 0
+    folder, _, checkpoint, _ = tiny_collection
+    out, exact_index = tmp_path / "index", tmp_path / "exact"
+    for backend, folder_out in (("exact", exact_index), ("toy", out)):
+        # both through the command, so both embed on the same CPU linear library
+        assert main(["index", "--checkpoint", str(checkpoint), "--config",
+                     str(folder / "config.json"), "--out", str(folder_out), "--backend",
+                     backend, *(["--toy-level", "7"] if backend == "toy" else [])]) == 0
     capsys.readouterr()
     assert json.loads((out / "manifest.json").read_text())["backend"] == "toy"
     patterns = len(Index.load(exact_index).groups)
