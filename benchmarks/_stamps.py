@@ -5,8 +5,8 @@
 The script runs unchanged (runpy, as `__main__`); a few of its functions are wrapped so that
 the moments both implementations share are stamped with time.perf_counter(): data loading
 (`load_start`/`load_end`), the start of a training epoch (`epoch_start`), the end of every
-training batch (`batch_end`: the original's optimizer step, crosskd's release of the batch's
-pages, both the last thing each does per batch) and validation (`valid_start`/`valid_end`).
+training batch (`batch_end`: the original's optimizer step, crosskd's eager runner's call,
+which ends with the update) and validation (`valid_start`/`valid_end`).
 vs_original.py reads the file back.
 """
 
@@ -69,12 +69,13 @@ def _hook_original() -> None:
 
 
 def _hook_crosskd() -> None:
-    """crosskd's Trainer (its epoch loop, per-batch page release and validation) and loader."""
+    """crosskd's Trainer (its epoch loop and validation), its eager runner (one call per
+    batch, on the CPU) and its loader."""
     from crosskd.data.retrieval import RetrievalData
-    from crosskd.train import trainer
+    from crosskd.train import runners, trainer
     _wrap_classmethod(RetrievalData, "load", "load_start", "load_end")
     _wrap(trainer.Trainer, "_train_epoch", before="epoch_start")
-    _wrap(trainer, "release_mapped_pages", after="batch_end")
+    _wrap(runners.EagerRunner, "__call__", after="batch_end")
     _wrap(trainer, "evaluate", "valid_start", "valid_end")
 
 

@@ -14,6 +14,7 @@ import torch
 
 from crosskd.data.batch import Batch
 from crosskd.data.features import Captions, SplitFeatures
+from crosskd.data.mapped import release_mapped_pages
 from crosskd.data.ragged import gather_rows, gather_segments
 from crosskd.data.sampling import Draw
 
@@ -97,6 +98,7 @@ class TrainSplit:
         text, token_mask = _text_tensors(captions, cap_ids, owners, len(idx), 1,
                                          self.max_tokens["text"])
         distil_video, distil_text = self._teachers(idx, pick)
+        release_mapped_pages(self)  # the batch holds copies: the pages it read can go
         return Batch(experts=experts, ind=ind, text=text, text_token_mask=token_mask,
                      distil_video=distil_video, distil_text=distil_text,
                      video_ids=[self.features.video_ids[i] for i in idx])
@@ -170,6 +172,7 @@ class EvalSplit:
         cap_ids, owners = self._segments(idx)
         text, token_mask = _text_tensors(captions, cap_ids, owners, len(idx), self.slots,
                                          self.max_tokens["text"])
+        release_mapped_pages(self)  # the batch holds copies: the pages it read can go
         return Batch(experts=experts, ind=ind, text=text, text_token_mask=token_mask,
                      query_masks=torch.from_numpy(self.query_masks[idx]),
                      video_ids=[self.features.video_ids[i] for i in idx])

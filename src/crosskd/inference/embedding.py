@@ -15,7 +15,6 @@ import torch
 from tqdm import tqdm
 
 from crosskd.data.batch import Batch
-from crosskd.data.mapped import release_mapped_pages
 from crosskd.data.sampling import EvalBatches
 from crosskd.inference.precision import Precision
 from crosskd.models.embeddings import TextEmbedding, VideoEmbedding
@@ -84,7 +83,6 @@ def embed_videos(model: torch.nn.Module, split: EvalBatches, device: torch.devic
             experts = {name: value.to(device) for name, value in batch.experts.items()}
             ind = {name: value.to(device) for name, value in batch.ind.items()}
             parts.append(as_float32(model.embed_videos(experts, ind)))
-            release_mapped_pages(split)
     return VideoEmbedding.concat(parts)
 
 
@@ -100,4 +98,3 @@ def embed_captions(model: torch.nn.Module, split: EvalBatches, device: torch.dev
     for start, batch in video_chunks(split, videos_per_chunk(split, caption_chunk), desc,
                                      shard):
         yield start, as_float32(model.embed_text(batch.text.to(device)))
-        release_mapped_pages(split)

@@ -22,7 +22,6 @@ import torch
 
 from crosskd.data.batch import Batch
 from crosskd.data.batches import EvalSplit
-from crosskd.data.mapped import release_mapped_pages
 from crosskd.errors import UserError
 from crosskd.extract.collection import listed
 from crosskd.inference import DEFAULT_CAPTION_CHUNK
@@ -108,7 +107,6 @@ def video_digests(split: EvalSplit) -> np.ndarray:
                 digest.update(np.array([slot, tokens], np.int64))
                 digest.update(batch.text[row, slot, :tokens].numpy())
             digests[start + row] = np.frombuffer(digest.digest(), np.uint8)
-        release_mapped_pages(split)
     return digests
 
 
@@ -205,7 +203,6 @@ class Chosen:
     def __init__(self, split: EvalSplit, positions: np.ndarray) -> None:
         self.split = split
         self.positions = np.asarray(positions, np.int64)
-        self.features = split.features  # what release_mapped_pages reads
         self.slots = split.slots
         self.query_masks = split.query_masks[self.positions]
         self.protocol = split.protocol

@@ -35,7 +35,6 @@ from crosskd.train.graphed_step import portable_state
 from crosskd.train.history import EpochLog
 from crosskd.train.interrupts import (EpochPosition, StopRequests, TrainingInterrupted,
                                       stop_requests)
-from crosskd.data.mapped import release_mapped_pages
 from crosskd.train.seeds import capture_rng_state, restore_rng_state
 
 log = logging.getLogger(__name__)
@@ -129,7 +128,6 @@ class Trainer:
             videos += len(draw.videos)
             if (done := self.runner(batch_index, self.train_batches.batch(draw))) is not None:
                 self._tally(sums, epoch, *done, progress)
-            release_mapped_pages(self.train_batches)  # the pages this batch read, if mapped
             if self._stop_agreed(stop):
                 self._flush(sums, epoch, progress)
                 position.batches_done = batch_index
