@@ -1,10 +1,16 @@
 """Caption files in: a CSV with video and caption columns (WebVid's `videoid,name` too),
-JSON lines (`{"video": .., "caption": ..}` or `"captions": [..]`), or the MSR-VTT annotation
-JSON (`sentences` and `videos`). Several captions per video; an optional split per video.
+JSON lines (`{"video": .., "caption": ..}` or `"captions": [..]`), the MSR-VTT annotation
+JSON (`sentences` and `videos`), or the ActivityNet Captions JSON (crosskd.extract.
+activitynet_captions). Several captions per video; an optional split per video.
+
+A caption may carry times (a moment of its video): CSV `start` and `end` columns, JSON lines
+`"start"`/`"end"` beside one `"caption"`, and every ActivityNet caption. Those are `timed`, the
+others `by_video`; a CSV row or JSON line gives both times or neither.
 
 Every format is checked before use: the CSV is parsed as RFC 4180 over the whole file (a
-quoted field may hold line breaks and doubled quotes), each JSON value has its type checked,
-and a mistake is one line naming the file and the place (line, or `sentences[12].caption`).
+quoted field may hold line breaks and doubled quotes), each value has its type checked
+(crosskd.extract.caption_values), and a mistake is one line naming the file and the place
+(line, or `sentences[12].caption`).
 """
 
 from __future__ import annotations
@@ -19,10 +25,15 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from crosskd.errors import UserError
+from crosskd.extract.activitynet_captions import activitynet_moments, is_activitynet
+from crosskd.extract.caption_values import (MAX_SHOWN, MISSING, csv_seconds, kind, moment,
+                                             refuse, seconds, want)
 from crosskd.extract.video_ids import checked_id
 
 VIDEO_KEYS = ("video", "video_id", "videoid", "id", "path", "file")
 CAPTION_KEYS = ("caption", "name", "text", "sentence", "description")
+START_KEYS = ("start", "start_time", "starttime")
+END_KEYS = ("end", "end_time", "endtime")
 #: split names the files may use, to ours (train / val / test).
 SPLIT_NAMES = {"train": "train", "val": "val", "validate": "val", "validation": "val",
                "test": "test"}
@@ -32,28 +43,43 @@ MAX_FIELD_BYTES = 4 << 20
 _BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
          (codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"),
          (codecs.BOM_UTF16_BE, "utf-16"))
-_FORMATS = "a UTF-8 CSV, JSON lines or MSR-VTT annotation JSON file"
+_FORMATS = "a UTF-8 CSV, JSON lines, MSR-VTT or ActivityNet Captions annotation JSON file"
 _ID_FIX = ("video ids are file names without the suffix: no control characters, no leading "
            "or trailing spaces, not only dots")
 _MSRVTT_SHAPE = (" - the MSR-VTT annotation JSON is an object with 'sentences' "
                  "[{video_id, caption}] and 'videos' [{video_id, split}]")
-_MAX_SHOWN = 3  # problems quoted in one message
-_MISSING = object()
+_TIMES_PAIRED = "give both start and end (seconds) or neither"
+
+
+@dataclass(frozen=True)
+class TimedCaption:
+    """A caption of a moment: seconds from the video's start, `start < end`."""
+
+    start: float
+    end: float
+    text: str
 
 
 @dataclass
 class Captions:
-    """Captions per video id (in file order) and the splits the file gives (may be empty)."""
+    """Captions per video id (in file order) and the splits the file gives (may be empty):
+    `by_video` the untimed ones, `timed` those that carry a start and an end."""
 
     by_video: dict[str, list[str]] = field(default_factory=dict)
     splits: dict[str, str] = field(default_factory=dict)
+    timed: dict[str, list[TimedCaption]] = field(default_factory=dict)
 
-    def add(self, video: str, caption: str, split: str | None, where: str) -> None:
-        """One caption of `video` (a file name or path: its stem is the id), checked."""
+    def add(self, video: str, caption: str, split: str | None, where: str,
+            times: tuple[float, float] | None = None) -> None:
+        """One caption of `video` (a file name or path: its stem is the id), checked; timed
+        when `times` (start, end) are given."""
         if not video:
             raise UserError(f"{where}: needs a video id and a caption string")
         video_id = checked_id(Path(video).stem, where, _ID_FIX)
-        self.by_video.setdefault(video_id, []).append(caption.strip())
+        if times is None:
+            self.by_video.setdefault(video_id, []).append(caption.strip())
+        else:
+            self.timed.setdefault(video_id, []).append(TimedCaption(*times, caption.strip()))
         if split:
             self.splits[video_id] = split_name(split, where)
 
@@ -63,32 +89,6 @@ def split_name(split: str, where: str) -> str:
     if split.lower() not in SPLIT_NAMES:
         raise UserError(f"{where}: split {split!r} is not one of {', '.join(SPLIT_NAMES)}")
     return SPLIT_NAMES[split.lower()]
-
-
-def _kind(value: Any) -> str:
-    """A JSON value's type as the file's author knows it."""
-    if value is _MISSING:
-        return "missing"
-    names = {type(None): "null", bool: "true/false", int: "a number", float: "a number",
-             str: "a string", list: "a list", dict: "an object"}
-    return names.get(type(value), type(value).__name__)
-
-
-def _refuse(path: Path, problems: list[str]) -> None:
-    """One line naming the file and its first problems (with how many more there are)."""
-    if problems:
-        more = len(problems) - _MAX_SHOWN
-        raise UserError(f"captions file {path}: {'; '.join(problems[:_MAX_SHOWN])}"
-                        + (f" (and {more} more problem(s))" if more > 0 else ""))
-
-
-def _want(problems: list[str], where: str, value: Any, types: tuple[type, ...],
-          what: str) -> bool:
-    """Record a problem unless `value` is one of `types` (never a bool for a number)."""
-    if isinstance(value, types) and not isinstance(value, bool):
-        return True
-    problems.append(f"{where} must be {what} (got {_kind(value)})")
-    return False
 
 
 def _key(row: dict[str, Any], keys: tuple[str, ...]) -> str | None:
@@ -142,20 +142,38 @@ def _read_csv_rows(path: Path, rows: Iterator[tuple[int, list[str]]],
     if video is None or caption is None:
         raise UserError(f"captions file {path}: the CSV header needs a video column "
                         f"({'/'.join(VIDEO_KEYS)}) and a caption column ({'/'.join(CAPTION_KEYS)})")
-    columns = (header[video], header[caption], header.get("split"))
+    start, end = _key(header, START_KEYS), _key(header, END_KEYS)
+    if (start is None) != (end is None):
+        raise UserError(f"captions file {path}: the CSV header has a {start or end} column but "
+                        f"no {'end' if end is None else 'start'} column; {_TIMES_PAIRED}")
+    columns = (header[video], header[caption], header.get("split"), header.get(start),
+               header.get(end))
     for number, row in rows:
         if not any(value.strip() for value in row):
             continue
-        video_id, text, split = (row[c] if c is not None and c < len(row) else ""
-                                 for c in columns)
-        captions.add(video_id, text, split.strip(), f"captions file {path} line {number}")
+        video_id, text, split, *times = (row[c] if c is not None and c < len(row) else ""
+                                         for c in columns)
+        where = f"captions file {path} line {number}"
+        captions.add(video_id, text, split.strip(), where, _csv_times(where, *times))
+
+
+def _csv_times(where: str, start: str, end: str) -> tuple[float, float] | None:
+    """A row's (start, end), or None for an untimed row (both cells empty)."""
+    if not start.strip() and not end.strip():
+        return None
+    try:
+        if not (start.strip() and end.strip()):
+            raise ValueError(f"{'end' if start.strip() else 'start'} is empty; {_TIMES_PAIRED}")
+        return moment(csv_seconds(start, "start"), csv_seconds(end, "end"))
+    except ValueError as err:
+        raise UserError(f"{where}: {err}") from None
 
 
 def _jsonl_video(problems: list[str], row: dict[str, Any]) -> str | None:
     """The video of a JSON lines object (a string, or a whole number such as WebVid's ids)."""
     key = _key(row, VIDEO_KEYS) or "video"
-    value = row.get(key, _MISSING)
-    if _want(problems, key, value, (str, int), "a string (or a whole number)"):
+    value = row.get(key, MISSING)
+    if want(problems, key, value, (str, int), "a string (or a whole number)"):
         return str(value)
     return None
 
@@ -164,19 +182,38 @@ def _jsonl_texts(problems: list[str], row: dict[str, Any]) -> list[str]:
     """The captions of a JSON lines object: a `captions` list or one caption string."""
     if "captions" in row:
         texts = row["captions"]
-        if not _want(problems, "captions", texts, (list,), "a list of strings"):
+        if not want(problems, "captions", texts, (list,), "a list of strings"):
             return []
         return [text for number, text in enumerate(texts)
-                if _want(problems, f"captions[{number}]", text, (str,), "a string")]
+                if want(problems, f"captions[{number}]", text, (str,), "a string")]
     key = _key(row, CAPTION_KEYS) or "caption"
-    value = row.get(key, _MISSING)
-    return [value] if _want(problems, key, value, (str,), "a string") else []
+    value = row.get(key, MISSING)
+    return [value] if want(problems, key, value, (str,), "a string") else []
+
+
+def _jsonl_times(problems: list[str], row: dict[str, Any]) -> tuple[float, float] | None:
+    """The (start, end) of a JSON lines object; None when it gives neither (or both null)."""
+    keys = (_key(row, START_KEYS) or "start", _key(row, END_KEYS) or "end")
+    start, end = (row.get(key) for key in keys)
+    if start is None and end is None:
+        return None
+    try:
+        if start is None or end is None:
+            raise ValueError(f"{keys[1] if end is None else keys[0]} is missing or null; "
+                             + _TIMES_PAIRED)
+        if "captions" in row:
+            raise ValueError("times go with one 'caption' per line, not a 'captions' list; give "
+                             "each timed caption its own line")
+        return moment(seconds(start, keys[0]), seconds(end, keys[1]))
+    except ValueError as err:
+        problems.append(str(err))
+        return None
 
 
 def _optional_split(problems: list[str], where: str, value: Any) -> str | None:
-    if value is None or value is _MISSING:
+    if value is None or value is MISSING:
         return None
-    return value if _want(problems, where, value, (str,), "a string") else None
+    return value if want(problems, where, value, (str,), "a string") else None
 
 
 def _read_jsonl(path: Path, text: str, captions: Captions) -> None:
@@ -188,14 +225,15 @@ def _read_jsonl(path: Path, text: str, captions: Captions) -> None:
         row = _parse_json(line, where, 'each line is one object such as '
                           '{"video": "v1", "caption": "a dog runs"}')
         if not isinstance(row, dict):
-            raise UserError(f"{where}: each line must be a JSON object (got {_kind(row)})")
+            raise UserError(f"{where}: each line must be a JSON object (got {kind(row)})")
         problems: list[str] = []
         video = _jsonl_video(problems, row)
         texts = _jsonl_texts(problems, row)
-        split = _optional_split(problems, "split", row.get("split", _MISSING))
-        _refuse(path, [f"line {number}: {problem}" for problem in problems])
+        split = _optional_split(problems, "split", row.get("split", MISSING))
+        times = _jsonl_times(problems, row)
+        refuse(path, [f"line {number}: {problem}" for problem in problems])
         for caption in texts:
-            captions.add(video or "", caption, split, where)
+            captions.add(video or "", caption, split, where, times)
 
 
 def _parse_json(text: str, where: str, hint: str) -> Any:
@@ -214,10 +252,10 @@ def _sentence_problems(sentences: list[Any]) -> list[str]:
     problems: list[str] = []
     for number, sentence in enumerate(sentences):
         where = f"sentences[{number}]"
-        if not _want(problems, where, sentence, (dict,), "an object"):
+        if not want(problems, where, sentence, (dict,), "an object"):
             continue
         for key in ("video_id", "caption"):
-            _want(problems, f"{where}.{key}", sentence.get(key, _MISSING), (str,), "a string")
+            want(problems, f"{where}.{key}", sentence.get(key, MISSING), (str,), "a string")
     return problems
 
 
@@ -225,22 +263,22 @@ def _video_problems(videos: list[Any]) -> list[str]:
     problems: list[str] = []
     for number, video in enumerate(videos):
         where = f"videos[{number}]"
-        if not _want(problems, where, video, (dict,), "an object"):
+        if not want(problems, where, video, (dict,), "an object"):
             continue
-        _want(problems, f"{where}.video_id", video.get("video_id", _MISSING), (str,),
-              "a string")
-        _optional_split(problems, f"{where}.split", video.get("split", _MISSING))
+        want(problems, f"{where}.video_id", video.get("video_id", MISSING), (str,),
+             "a string")
+        _optional_split(problems, f"{where}.split", video.get("split", MISSING))
     return problems
 
 
 def _msrvtt_problems(data: dict[str, Any]) -> list[str]:
     """Every value of the annotation JSON this reader uses, checked for its type."""
     problems: list[str] = []
-    sentences = data.get("sentences", _MISSING)
-    if _want(problems, "sentences", sentences, (list,), "a list of objects"):
+    sentences = data.get("sentences", MISSING)
+    if want(problems, "sentences", sentences, (list,), "a list of objects"):
         problems += _sentence_problems(sentences)
     videos = data.get("videos", [])
-    if _want(problems, "videos", videos, (list,), "a list of objects"):
+    if want(problems, "videos", videos, (list,), "a list of objects"):
         problems += _video_problems(videos)
     return problems
 
@@ -248,8 +286,8 @@ def _msrvtt_problems(data: dict[str, Any]) -> list[str]:
 def _read_msrvtt(path: Path, data: dict[str, Any], captions: Captions) -> None:
     problems = _msrvtt_problems(data)
     if problems:
-        problems[-1] += _MSRVTT_SHAPE if len(problems) <= _MAX_SHOWN else ""
-    _refuse(path, problems)
+        problems[-1] += _MSRVTT_SHAPE if len(problems) <= MAX_SHOWN else ""
+    refuse(path, problems)
     for number, sentence in enumerate(data["sentences"]):
         captions.add(sentence["video_id"], sentence["caption"], None,
                      f"captions file {path} sentences[{number}].video_id")
@@ -258,6 +296,12 @@ def _read_msrvtt(path: Path, data: dict[str, Any], captions: Captions) -> None:
         if video_id in captions.by_video and split:
             captions.splits[video_id] = split_name(
                 split, f"captions file {path} videos[{number}].split")
+
+
+def _read_activitynet(path: Path, data: dict[str, Any], captions: Captions) -> None:
+    for item in activitynet_moments(path, data):
+        captions.add(item.video, item.text, None, f"captions file {path} {item.where}",
+                     (item.start, item.end))
 
 
 def _decoded(path: Path, data: bytes) -> str:
@@ -292,9 +336,10 @@ def _whole_json(path: Path, text: str) -> Any:
     stripped = text.strip()
     if stripped.startswith("["):
         value = _parse_json(text, f"captions file {path}", _FORMATS)
-        raise UserError(f"captions file {path}: the file is {_kind(value)} in JSON; give "
-                        "JSON lines (one object per line) or the MSR-VTT annotation JSON (an "
-                        "object with 'sentences' and 'videos')")
+        raise UserError(f"captions file {path}: the file is {kind(value)} in JSON; give "
+                        "JSON lines (one object per line), the MSR-VTT annotation JSON (an "
+                        "object with 'sentences' and 'videos') or the ActivityNet Captions JSON "
+                        "(an object of videos)")
     if not stripped.startswith("{"):
         return None
     lines = [line for line in stripped.split("\n") if line.strip()]
@@ -307,16 +352,18 @@ def _whole_json(path: Path, text: str) -> Any:
 
 
 def read_captions(path: Path) -> Captions:
-    """The captions of a file in any of the three formats (told apart by their content)."""
+    """The captions of a file in any of the four formats (told apart by their content)."""
     text = _read_text(path)
     captions = Captions()
     whole = _whole_json(path, text)
-    if isinstance(whole, dict):
+    if isinstance(whole, dict) and is_activitynet(whole):
+        _read_activitynet(path, whole, captions)
+    elif isinstance(whole, dict):
         _read_msrvtt(path, whole, captions)
     elif text.lstrip().startswith("{"):
         _read_jsonl(path, text, captions)
     else:
         _read_csv(path, text, captions)
-    if not captions.by_video:
+    if not captions.by_video and not captions.timed:
         raise UserError(f"captions file {path} holds no caption")
     return captions
