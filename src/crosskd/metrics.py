@@ -6,12 +6,18 @@ share the average of their positions (so ranks can be fractional), R@1 counts on
 counting, per query, the scores above and equal to the ground truth, in row chunks, so
 that a 59,800 x 2,990 matrix needs only a few MB beyond the matrix itself. NumPy, single
 threaded: it stays fast when other work shares the CPU cores.
+
+Video-level metrics (a segmented dataset, whose items are segments of longer videos) rank
+source videos instead: a video's score for a caption is its best segment's score, a
+caption's right video is its segment's video, and a video's captions (for v2t) are those of
+all its segments. Each row chunk's items are grouped by video and reduced to a maximum, so
+memory stays bounded by the chunk as well.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Union
+from typing import Iterable, Union
 
 import numpy as np
 import torch
@@ -60,11 +66,14 @@ def _valid_queries(query_masks: ArrayLike | None, num_queries: int) -> np.ndarra
     return valid
 
 
-def _ground_truth(matrix: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """The score of every row against its own video; NaN at a real query is an error."""
-    num_queries, num_videos = matrix.shape
-    rows = np.arange(num_queries)
-    scores = matrix[rows, rows // _queries_per_video(num_queries, num_videos)]
+def _own_items(shape: tuple[int, int]) -> np.ndarray:
+    """The item (column) each row's caption belongs to: rows are video-major blocks."""
+    num_queries, num_videos = shape
+    return np.arange(num_queries) // _queries_per_video(num_queries, num_videos)
+
+
+def _checked(scores: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Ground-truth scores, refused when a real query's is NaN."""
     if np.isnan(scores[valid]).any():
         raise ValueError("sims holds NaN at a ground-truth entry; the model produced NaN scores")
     return scores
@@ -81,49 +90,67 @@ def _chunk_starts(num_rows: int, num_videos: int, chunk_elements: int) -> tuple[
     return range(0, num_rows, step), step
 
 
+Blocks = Iterable[tuple[slice, np.ndarray]]
+
+
+def _row_blocks(matrix: np.ndarray, chunk_elements: int) -> Blocks:
+    """(rows, view of those rows) of `matrix`, about `chunk_elements` scores at a time."""
+    starts, step = _chunk_starts(*matrix.shape, chunk_elements)
+    for start in starts:
+        rows = slice(start, start + step)
+        yield rows, matrix[rows]
+
+
+def _target_ranks(blocks: Blocks, targets: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Per real query, the 0-based (tie-averaged) rank of its `targets` column in its row."""
+    greater = np.empty(len(targets), dtype=np.int64)
+    equal = np.empty_like(greater)
+    for rows, block in blocks:
+        gt = _checked(block[np.arange(len(block)), targets[rows]], valid[rows])[:, None]
+        greater[rows] = np.count_nonzero(block > gt, axis=1)
+        equal[rows] = np.count_nonzero(block == gt, axis=1)
+    return _tie_averaged(greater, equal)[valid]
+
+
+def _best_caption_ranks(blocks: Blocks, gt: np.ndarray, targets: np.ndarray,
+                        valid: np.ndarray, num_videos: int) -> np.ndarray:
+    """Per column, the best rank among its own (`targets`) real captions of the column's
+    scores; a missing caption scores -1e8 against every column, as in the original. The best
+    rank is that of the highest-scoring own caption, because the tie-averaged rank grows
+    strictly with falling score. A column without real captions gets rank inf."""
+    missing = gt.dtype.type(-MISSING_DISTANCE)
+    candidate = valid & (gt != missing)
+    best = np.full(num_videos, -np.inf, dtype=gt.dtype)
+    np.maximum.at(best, targets[candidate], gt[candidate])
+    greater = np.zeros(num_videos, dtype=np.int64)
+    equal = np.zeros_like(greater)
+    for rows, block in blocks:
+        block = np.where(valid[rows, None], block, missing)
+        greater += np.count_nonzero(block > best, axis=0)
+        equal += np.count_nonzero(block == best, axis=0)
+    ranks = _tie_averaged(greater, equal)
+    ranks[np.bincount(targets[candidate], minlength=num_videos) == 0] = np.inf
+    return ranks
+
+
 def t2v_ranks(sims: ArrayLike, query_masks: ArrayLike | None = None,
               chunk_elements: int = DEFAULT_CHUNK_ELEMENTS) -> np.ndarray:
     """0-based (tie-averaged) rank of the right video for every real caption query."""
     matrix = _as_matrix(sims)
     valid = _valid_queries(query_masks, matrix.shape[0])
-    gt = _ground_truth(matrix, valid)[:, None]
-    greater = np.empty(matrix.shape[0], dtype=np.int64)
-    equal = np.empty_like(greater)
-    starts, step = _chunk_starts(*matrix.shape, chunk_elements)
-    for start in starts:
-        rows = slice(start, start + step)
-        greater[rows] = np.count_nonzero(matrix[rows] > gt[rows], axis=1)
-        equal[rows] = np.count_nonzero(matrix[rows] == gt[rows], axis=1)
-    return _tie_averaged(greater, equal)[valid]
+    return _target_ranks(_row_blocks(matrix, chunk_elements), _own_items(matrix.shape), valid)
 
 
 def v2t_ranks(sims: ArrayLike, query_masks: ArrayLike | None = None,
               chunk_elements: int = DEFAULT_CHUNK_ELEMENTS) -> np.ndarray:
-    """Per video, the best 0-based (tie-averaged) rank among its real captions.
-
-    A missing caption scores -1e8 against every video, as in the original. The best rank
-    is the rank of the highest-scoring real caption, because the tie-averaged rank grows
-    strictly with falling score. A video without real captions gets rank inf.
-    """
+    """Per video, the best 0-based (tie-averaged) rank among its real captions (a video
+    without real captions: inf)."""
     matrix = _as_matrix(sims)
-    num_queries, num_videos = matrix.shape
-    valid = _valid_queries(query_masks, num_queries)
-    gt = _ground_truth(matrix, valid)
-    missing = matrix.dtype.type(-MISSING_DISTANCE)
-    candidate = (valid & (gt != missing)).reshape(num_videos, -1)
-    best = np.where(candidate.reshape(-1), gt, -np.inf).reshape(num_videos, -1).max(1)
-    best = best.astype(matrix.dtype)
-    greater = np.zeros(num_videos, dtype=np.int64)
-    equal = np.zeros_like(greater)
-    starts, step = _chunk_starts(num_queries, num_videos, chunk_elements)
-    for start in starts:
-        rows = slice(start, start + step)
-        block = np.where(valid[rows, None], matrix[rows], missing)
-        greater += np.count_nonzero(block > best, axis=0)
-        equal += np.count_nonzero(block == best, axis=0)
-    ranks = _tie_averaged(greater, equal)
-    ranks[~candidate.any(1)] = np.inf
-    return ranks
+    valid = _valid_queries(query_masks, matrix.shape[0])
+    targets = _own_items(matrix.shape)
+    gt = _checked(matrix[np.arange(len(targets)), targets], valid)
+    return _best_caption_ranks(_row_blocks(matrix, chunk_elements), gt, targets, valid,
+                               matrix.shape[1])
 
 
 def ranks_to_metrics(ranks: np.ndarray, num_queries: int | None = None) -> dict[str, float]:
@@ -162,3 +189,69 @@ def v2t_metrics(sims: ArrayLike, query_masks: ArrayLike | None = None,
                 chunk_elements: int = DEFAULT_CHUNK_ELEMENTS) -> dict[str, float]:
     """Video-to-text metrics (best real caption per video) of the same matrix."""
     return ranks_to_metrics(v2t_ranks(sims, query_masks, chunk_elements))
+
+
+def _video_blocks(matrix: np.ndarray, item_video: np.ndarray, chunk_elements: int) -> Blocks:
+    """(rows, `[rows, videos]` scores) where a video scores its best item's score: the items
+    of each video side by side (a chunk's copy, unless they already are), then the maximum
+    of each video's run."""
+    counts = np.bincount(item_video)
+    in_order = bool((np.diff(item_video) >= 0).all())
+    columns = slice(None) if in_order else np.argsort(item_video, kind="stable")
+    runs = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    starts, step = _chunk_starts(*matrix.shape, chunk_elements)
+    for start in starts:
+        rows = slice(start, start + step)
+        yield rows, np.maximum.reduceat(matrix[rows, columns], runs, axis=1)
+
+
+def _item_videos(item_video: ArrayLike, num_items: int) -> np.ndarray:
+    """`item_video` checked: one video position per item, every video 0..V-1 owning an item."""
+    videos = _as_numpy(item_video)
+    if videos.shape != (num_items,) or not np.issubdtype(videos.dtype, np.integer):
+        raise ValueError(f"item_video must hold one integer video position for each of the "
+                         f"{num_items} items, got shape {videos.shape} of {videos.dtype}")
+    if num_items and (videos.min() < 0 or not np.bincount(videos).all()):
+        raise ValueError("item_video must number its videos 0..V-1, each owning an item")
+    return videos.astype(np.int64, copy=False)
+
+
+def video_t2v_ranks(sims: ArrayLike, item_video: ArrayLike, query_masks: ArrayLike | None = None,
+                    chunk_elements: int = DEFAULT_CHUNK_ELEMENTS) -> np.ndarray:
+    """0-based (tie-averaged) rank of the right source video for every real caption query of
+    a matrix over segments (`item_video[i]`: the video of item i), where a video scores its
+    best segment's score and a caption's right video is that of its own segment."""
+    matrix = _as_matrix(sims)
+    videos = _item_videos(item_video, matrix.shape[1])
+    valid = _valid_queries(query_masks, matrix.shape[0])
+    blocks = _video_blocks(matrix, videos, chunk_elements)
+    return _target_ranks(blocks, videos[_own_items(matrix.shape)], valid)
+
+
+def video_v2t_ranks(sims: ArrayLike, item_video: ArrayLike, query_masks: ArrayLike | None = None,
+                    chunk_elements: int = DEFAULT_CHUNK_ELEMENTS) -> np.ndarray:
+    """Per source video, the best 0-based (tie-averaged) rank among the real captions of its
+    segments, every caption scored against the video by the video's best segment."""
+    matrix = _as_matrix(sims)
+    videos = _item_videos(item_video, matrix.shape[1])
+    valid = _valid_queries(query_masks, matrix.shape[0])
+    targets = videos[_own_items(matrix.shape)]
+    gt = np.empty(len(targets), matrix.dtype)
+    for rows, block in _video_blocks(matrix, videos, chunk_elements):
+        gt[rows] = block[np.arange(len(block)), targets[rows]]
+    return _best_caption_ranks(_video_blocks(matrix, videos, chunk_elements),
+                               _checked(gt, valid), targets, valid, int(videos.max()) + 1)
+
+
+def video_t2v_metrics(sims: ArrayLike, item_video: ArrayLike,
+                      query_masks: ArrayLike | None = None,
+                      chunk_elements: int = DEFAULT_CHUNK_ELEMENTS) -> dict[str, float]:
+    """Text-to-video metrics at the level of source videos (`video_t2v_ranks`)."""
+    return ranks_to_metrics(video_t2v_ranks(sims, item_video, query_masks, chunk_elements))
+
+
+def video_v2t_metrics(sims: ArrayLike, item_video: ArrayLike,
+                      query_masks: ArrayLike | None = None,
+                      chunk_elements: int = DEFAULT_CHUNK_ELEMENTS) -> dict[str, float]:
+    """Video-to-text metrics at the level of source videos (`video_v2t_ranks`)."""
+    return ranks_to_metrics(video_v2t_ranks(sims, item_video, query_masks, chunk_elements))

@@ -15,7 +15,7 @@ from crosskd.process import detect
 from crosskd.qbnorm import DEFAULT_BETA, check_beta
 from crosskd.train.device import resolve_device
 from crosskd.train.evaluate import evaluate_checkpoint
-from crosskd.train.report import format_table, format_result
+from crosskd.train.report import VIDEO_LEVEL, format_table, format_result
 from crosskd.untrusted import terminal_safe
 
 log = logging.getLogger(__name__)
@@ -77,10 +77,19 @@ def run(args: argparse.Namespace) -> int:
 
 
 def qbnorm_table(metrics: dict[str, Any]) -> str:
-    """t2v before and after QB-Norm, with the bank it used."""
+    """t2v before and after QB-Norm (and at video level, for a segmented split), with the
+    bank it used."""
     qbnorm = metrics["qbnorm"]
-    rows = {"before QB-Norm": {"t2v": qbnorm["t2v_before"]},
-            f"after QB-Norm (beta {qbnorm['beta']:g})": metrics}
-    return (format_table(rows, "t2v") + f"\n\nQB-Norm bank: {qbnorm['bank_size']} training "
+    after = f"after QB-Norm (beta {qbnorm['beta']:g})"
+    table = _before_and_after(metrics, after)
+    if "video_level" in metrics:
+        table += f"\n\n{VIDEO_LEVEL}:\n\n{_before_and_after(metrics['video_level'], after)}"
+    return (table + f"\n\nQB-Norm bank: {qbnorm['bank_size']} training "
             f"captions, {qbnorm['active_videos']} active videos, "
             f"{qbnorm['normalised_queries']} queries normalised")
+
+
+def _before_and_after(metrics: dict[str, Any], after: str) -> str:
+    """The t2v table of `metrics` before QB-Norm (its qbnorm.t2v_before) and after."""
+    rows = {"before QB-Norm": {"t2v": metrics["qbnorm"]["t2v_before"]}, after: metrics}
+    return format_table(rows, "t2v")

@@ -17,6 +17,7 @@ from crosskd.data.features import Captions, SplitFeatures
 from crosskd.data.mapped import release_mapped_pages
 from crosskd.data.ragged import gather_rows, gather_segments
 from crosskd.data.sampling import Draw
+from crosskd.data.segments import SegmentVideos
 
 
 def _expert_tensors(features: SplitFeatures, idx: np.ndarray, max_tokens: Mapping[str, int],
@@ -121,12 +122,15 @@ class TrainSplit:
 
 
 class EvalSplit:
-    """Evaluation videos: every caption slot of every video (or one fused / chosen caption)."""
+    """Evaluation videos: every caption slot of every video (or one fused / chosen caption);
+    of a segmented dataset, with the source video of each of its items (segments)."""
 
     def __init__(self, features: SplitFeatures, max_tokens: Mapping[str, int],
                  modalities: list[str], num_test_captions: int, fuse_captions: bool,
-                 caption_choice: np.ndarray | None, protocol: dict[str, Any]) -> None:
+                 caption_choice: np.ndarray | None, protocol: dict[str, Any],
+                 segment_videos: SegmentVideos | None = None) -> None:
         self.features = features
+        self.segment_videos = segment_videos
         self.max_tokens = dict(max_tokens)
         self.modalities = modalities
         self.slots = num_test_captions

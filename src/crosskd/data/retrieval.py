@@ -15,6 +15,7 @@ from crosskd.data.batches import EvalSplit, TrainSplit
 from crosskd.data.errors import DataError
 from crosskd.data.features import gather_split
 from crosskd.data.pickles import load_small_pickle
+from crosskd.data.segments import SegmentVideos, read_segments
 from crosskd.data.spec import DataSpec
 from crosskd.data.store import PackedFile, load_packed
 from crosskd.data.text_sources import captions_for, rekeyed
@@ -134,11 +135,19 @@ class _Loader:
         protocol = {"dataset": self.layout.name, "split": split_name}
         evaluation = EvalSplit(gather(eval_ids, False), self.max_tokens, self.modalities,
                                spec.num_test_captions, fuse, choice,
-                               protocol)
+                               protocol, self._segment_videos(experts, eval_ids))
         log.info("%s %s: %d train videos, %d eval videos, %d queries", self.layout.name,
                  split_name, train.num_videos, evaluation.num_videos, evaluation.num_queries)
         warn_if_small(log, split_name, evaluation.num_videos)
         return train, evaluation
+
+    def _segment_videos(self, experts: dict[str, list[PackedFile]], eval_ids: list[str]
+                        ) -> SegmentVideos | None:
+        """The source video of each evaluation item, where the dataset is segmented (its
+        segments.json names every item of the expert files it lists)."""
+        items = frozenset(next(iter(experts.values()))[0].keys)
+        table = read_segments(self.root, items)
+        return table.videos_of(eval_ids) if table is not None else None
 
     def _text_files(self, split_name: str) -> list[PackedFile]:
         """The caption features of the split: one file, or the files merged in order."""

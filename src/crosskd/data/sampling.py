@@ -15,6 +15,7 @@ from typing import Iterator, Protocol, Sequence
 import numpy as np
 
 from crosskd.data.batch import Batch
+from crosskd.data.segments import SegmentVideos
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +44,8 @@ class TrainBatches(Protocol):
 
 
 class EvalBatches(Protocol):
-    """An evaluation split: every caption slot of every video, in order."""
+    """An evaluation split: every caption slot of every video, in order; where its items
+    are segments, the source video of each (`segment_videos`, else None)."""
 
     @property
     def num_videos(self) -> int: ...
@@ -51,6 +53,7 @@ class EvalBatches(Protocol):
     def video_ids(self) -> Sequence[str]: ...
     query_masks: np.ndarray
     protocol: dict
+    segment_videos: SegmentVideos | None
     def batches(self, batch_size: int, videos: range | None = None) -> Iterator[Batch]: ...
 
 

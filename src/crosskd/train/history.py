@@ -91,6 +91,16 @@ def _timings_in(path: Path, epochs: set[int]) -> dict[int, dict[str, float]]:
     return found
 
 
+def flatten_metrics(prefix: str, metrics: Mapping[str, Any]) -> dict[str, float]:
+    """`{"t2v": {"R1": ..}}` -> `{"<prefix>_t2v_metrics_R1": ..}`, the original's log keys; a
+    segmented split's video-level metrics as `<prefix>_video_level_t2v_metrics_R1`."""
+    flat = {f"{prefix}_{direction}_metrics_{key}": value
+            for direction in ("t2v", "v2t") for key, value in metrics[direction].items()}
+    if "video_level" in metrics:
+        flat.update(flatten_metrics(f"{prefix}_video_level", metrics["video_level"]))
+    return flat
+
+
 def _tensorboard_tag(key: str) -> str:
     """Group scalars: `val_t2v_metrics_R1` -> `val/t2v_metrics_R1`, `loss` -> `train/loss`."""
     prefix, _, rest = key.partition("_")
@@ -108,8 +118,8 @@ HPARAM_SECTIONS = ("seed", "optimizer", "lr_scheduler", "loss", "ranking_loss", 
 def log_test_metrics(run_dir: Path, config: Mapping[str, Any], metrics: Mapping[str, Any]
                      ) -> None:
     """The final test metrics, with the hyper-parameters they came from, into TensorBoard."""
-    flat = {f"test/{direction}_metrics_{key}": float(value)
-            for direction in ("t2v", "v2t") for key, value in metrics[direction].items()}
+    flat = {_tensorboard_tag(key): float(value)
+            for key, value in flatten_metrics("test", metrics).items()}
     with contextlib.closing(SummaryWriter(str(run_dir / TENSORBOARD_DIR))) as writer:
         for tag, value in flat.items():
             writer.add_scalar(tag, value)

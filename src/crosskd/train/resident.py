@@ -126,6 +126,7 @@ class ResidentEvalSplit:
                  tokens: torch.dtype = torch.float32) -> None:
         self.query_masks = split.query_masks
         self.protocol = split.protocol
+        self.segment_videos = split.segment_videos
         self.video_ids = split.video_ids
         parts = []
         for batch in split.batches(FILL_CHUNK):

@@ -111,10 +111,17 @@ def final_test(experiment: ExperimentConfig, run_dir: Path, runtime: Runtime,
                           f"free disk space and test again with crosskd test --resume {run_dir}")
     if experiment.trainer.tensorboard:
         log_test_metrics(run_dir, experiment.raw, metrics)
-    t2v = metrics["t2v"]
-    log.info("final test of %s: t2v R@1 %.1f, R@5 %.1f, R@10 %.1f, MdR %g (%s)", run_dir,
-             t2v["R1"], t2v["R5"], t2v["R10"], t2v["MedR"], describe_protocol(metrics["protocol"]))
+    _log_test(f"final test of {run_dir}", metrics)
+    if "video_level" in metrics:
+        _log_test("final test, video level", metrics["video_level"])
     return metrics
+
+
+def _log_test(what: str, metrics: Mapping[str, Any]) -> None:
+    """One log line of a test's t2v metrics and its protocol."""
+    t2v = metrics["t2v"]
+    log.info("%s: t2v R@1 %.1f, R@5 %.1f, R@10 %.1f, MdR %g (%s)", what, t2v["R1"], t2v["R5"],
+             t2v["R10"], t2v["MedR"], describe_protocol(metrics["protocol"]))
 
 
 def train_and_test(experiment: ExperimentConfig, run_dir: Path, context: ProcessContext,

@@ -32,7 +32,7 @@ from crosskd.train.assembly import TrainingParts
 from crosskd.train.distributed import EvalShards, any_rank
 from crosskd.train.evaluate import evaluate
 from crosskd.train.graphed_step import portable_state
-from crosskd.train.history import EpochLog
+from crosskd.train.history import EpochLog, flatten_metrics
 from crosskd.train.interrupts import (EpochPosition, StopRequests, TrainingInterrupted,
                                       stop_requests)
 from crosskd.train.seeds import capture_rng_state, restore_rng_state
@@ -54,12 +54,6 @@ class TrainResult:
     best_epoch: int
     monitor_best: float
     history: list[dict[str, Any]]
-
-
-def _flatten_metrics(prefix: str, metrics: dict[str, Any]) -> dict[str, float]:
-    """`{"t2v": {"R1": ..}}` -> `{"<prefix>_t2v_metrics_R1": ..}`, the original's log keys."""
-    return {f"{prefix}_{direction}_metrics_{key}": value
-            for direction in ("t2v", "v2t") for key, value in metrics[direction].items()}
 
 
 class Trainer:
@@ -276,7 +270,7 @@ class Trainer:
             metrics = evaluate(self.model, self.eval_batches, self.context.device,
                                precision=self.runtime.precision,
                                shards=EvalShards(job) if job is not None else None)
-            row.update(_flatten_metrics("val", metrics))
+            row.update(flatten_metrics("val", metrics))
         if self.scheduler is not None:
             with warnings.catch_warnings():
                 if videos == 0:  # resumed after the epoch's last batch: its steps ran before
@@ -321,7 +315,8 @@ class Trainer:
 
 def _summary(row: dict[str, Any], monitor_key: str) -> str:
     parts = [f"loss {row['loss']:.5f}"]
-    for key in ("val_t2v_metrics_R1", "val_t2v_metrics_R5", "val_t2v_metrics_R10", monitor_key):
+    for key in ("val_t2v_metrics_R1", "val_t2v_metrics_R5", "val_t2v_metrics_R10",
+                "val_video_level_t2v_metrics_R1", monitor_key):
         if key in row:
             parts.append(f"{key.removeprefix('val_')} {row[key]:.2f}")
     return ", ".join(dict.fromkeys(parts))
