@@ -112,3 +112,22 @@ def own_collection(tmp_path_factory) -> Path:
     random_model(folder / "data" / "config.json", folder / "model.pth")
     assert main(own_index_args(folder, folder / "index")) == 0
     return folder
+
+
+@pytest.fixture(scope="session")
+def segmented_collection(tmp_path_factory) -> Path:
+    """A folder holding 3 long videos made of 2 s parts (videos/), their segmented dataset
+    made by hand (data/, tests/search/segmented.py), a random model of its config
+    (model.pth) and the index of every segment (index/)."""
+    from crosskd.cli import main
+    from own_videos import own_index_args, random_model
+    from segmented import make_segmented, write_long_videos
+
+    folder = tmp_path_factory.mktemp("segmented")
+    write_long_videos(folder / "videos")
+    make_segmented(folder / "videos", folder / "data", folder)
+    random_model(folder / "data" / "config.json", folder / "model.pth")
+    args = own_index_args(folder, folder / "index")
+    args[args.index("--media-root") + 1] = str(folder / "videos")
+    assert main(args) == 0
+    return folder

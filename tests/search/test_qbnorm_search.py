@@ -63,6 +63,26 @@ def assert_ranks_as(ranking, ids: list[str], raw: np.ndarray, bank: QueryBank, k
         assert abs(keys[got] - keys[want]) <= slack
 
 
+def random_bank_case(dims, videos: int, seed: int, patterns, bank_size: int, beta: float
+                     ) -> tuple[np.ndarray, ...]:
+    """A random collection's unit embeddings and availability (test_exactness.random_videos),
+    `bank_size + 8` unit caption embeddings and weights, their model scores, and QB-Norm's
+    bank folded from the first `bank_size` of them (None when that is 0)."""
+    rng, embeddings, availability = random_videos(dims, videos, seed, patterns)
+    experts, width = len(dims), max(dims)
+    embeddings /= np.linalg.norm(embeddings, axis=2, keepdims=True)  # as the model's: unit
+    texts = rng.standard_normal((bank_size + 8, experts, width)).astype(np.float32)
+    texts /= np.linalg.norm(texts, axis=2, keepdims=True)
+    weights = rng.dirichlet(np.ones(experts), bank_size + 8).astype(np.float32)
+    scores = model_scores(texts, weights, embeddings, availability)
+    bank = None
+    if bank_size:
+        accumulator = BankAccumulator(videos, beta)
+        accumulator.add(scores[:bank_size])
+        bank = accumulator.result()
+    return embeddings, availability, texts, weights, scores, bank
+
+
 @st.composite
 def banks(draw):
     """A collection (test_exactness.collections), a bank size and a beta (with unit
@@ -78,18 +98,10 @@ def test_exact_search_ranks_as_evaluations_qbnorm(case, use_faiss):
     (dims, videos, seed, patterns, k), bank_size, beta = case
     if use_faiss and faiss_module() is None:
         pytest.skip("faiss is not installed (pip install 'crosskd[search]')")
-    rng, embeddings, availability = random_videos(dims, videos, seed, patterns)
-    experts, width = len(dims), max(dims)
-    embeddings /= np.linalg.norm(embeddings, axis=2, keepdims=True)  # as the model's: unit
-    texts = rng.standard_normal((bank_size + 8, experts, width)).astype(np.float32)
-    texts /= np.linalg.norm(texts, axis=2, keepdims=True)
-    weights = rng.dirichlet(np.ones(experts), bank_size + 8).astype(np.float32)
-    scores = model_scores(texts, weights, embeddings, availability)
-    accumulator = BankAccumulator(videos, beta)
-    accumulator.add(scores[:bank_size])
-    bank = accumulator.result()
+    embeddings, availability, texts, weights, scores, bank = random_bank_case(
+        dims, videos, seed, patterns, bank_size, beta)
     ids = [f"v{i}" for i in range(videos)]
-    index = Index.from_embeddings(ids, [f"e{e}" for e in range(experts)], dims, embeddings,
+    index = Index.from_embeddings(ids, [f"e{e}" for e in range(len(dims))], dims, embeddings,
                                   availability, querybank=bank)
     for group in index.groups:
         group.backend = ExactBackend(group.vectors, use_faiss, group.backend.column)

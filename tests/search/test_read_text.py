@@ -5,9 +5,12 @@ table (escaped), the report (HTML-escaped); an index without it answers as befor
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
+import pytest
 
 from crosskd.cli import main
+from crosskd.errors import UserError
 from crosskd.search import Index
 from crosskd.search.answers import answer, query_of
 from crosskd.search.build import read_texts
@@ -27,9 +30,11 @@ def test_the_record_s_texts_are_kept_cut_and_only_where_there_are_some():
     record = {"videos": {"a": {"texts": {"ocr": "  EXIT  ", "speech": ""}},
                          "b": {"texts": {"speech": "x" * (MAX_READ + 5), "ocr": None}},
                          "c": {"texts": "not an object"}, "d": ["not an entry"], "e": {}}}
-    read = read_texts(record, ["a", "b", "c", "d", "e", "unrecorded"])
+    read = read_texts(record, Path("data"), ["a", "b", "c", "d", "e", "unrecorded"])
     assert read == {"a": {"ocr": "EXIT"}, "b": {"speech": "x" * (MAX_READ - 1) + "\u2026"}}
-    assert read_texts({"videos": 3}, ["a"]) == {} and read_texts({}, ["a"]) == {}
+    assert read_texts({}, Path("data"), ["a"]) == {}
+    with pytest.raises(UserError, match="'videos' is not a table of video ids"):
+        read_texts({"videos": 3}, Path("data"), ["a"])
 
 
 def test_hits_carry_what_their_video_read_or_heard(tiny_read_index):

@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import shutil
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -180,3 +181,57 @@ def test_the_page_names_an_own_collection_and_searches_all_of_it(own_collection,
             assert sorted(shown) == [f"video{n:04d}" for n in range(10)]
             assert "MSRVTT" not in page.locator("body").text_content()
             assert errors == []
+
+
+def test_the_page_shows_moments_and_plays_a_hit_from_its_start(segmented_collection, sync_api,
+                                                               open_page):
+    """An index of segments: each card shows its keyframe, video and time range; a click
+    plays the source video from the segment's start (within a frame) to its end; "one per
+    video" keeps each video's best segment."""
+    frame = 1 / 8  # the test videos' frame rate
+    with running_server(segmented_collection / "index") as url:
+        hits = httpx.get(f"{url}/search", params={"q": "a red circle", "k": 9}).json()["results"]
+        with open_page(url) as (page, errors):
+            expect = sync_api.expect
+            expect(page.locator("#summary")).to_contain_text("3 videos of Lectures in 9 segments")
+            assert page.is_visible("#per-video") and not page.is_checked("#per-video")
+            page.fill("#k", "9")
+            page.fill("#query", "a red circle")
+            page.press("#query", "Enter")
+            page.wait_for_selector(".card")
+            cards = page.locator(".card")
+            assert cards.evaluate_all("cards => cards.map(c => c.dataset.segmentId)") == \
+                [hit["segment_id"] for hit in hits]
+            hit = next(h for h in hits if h["start"] > 0)
+            card = page.locator(f'.card[data-segment-id="{hit["segment_id"]}"]')
+            assert card.locator(".video-id").text_content().endswith(hit["video_id"])
+            start, end = int(hit["start"]), int(hit["end"])
+            assert card.locator(".moment").text_content() == f"00:{start:02d}-00:{end:02d}"
+            assert card.locator("img").get_attribute("src") == \
+                f"/videos/{hit['segment_id'].replace('@', '%40')}/thumbnail"
+            card.click()
+            expect(card.locator("video")).to_have_count(1)
+            played = _played_range(page, card)
+            assert abs(played[0] - hit["start"]) <= frame, played
+            assert hit["end"] - frame <= played[1] <= hit["end"] + 0.5, played  # paused at end
+            page.set_checked("#per-video", True)
+            page.press("#query", "Enter")
+            expect(cards).to_have_count(3)
+            shown = cards.evaluate_all("cards => cards.map(c => c.dataset.videoId)")
+            assert shown == list(dict.fromkeys(hit["video_id"] for hit in hits))
+            assert errors == []
+
+
+def _played_range(page, card, timeout: float = 30.0) -> tuple[float, float]:
+    """Where the card's video began and stopped playing (its `played` ranges), once it has
+    played and paused."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        state = card.locator("video").evaluate(
+            "v => [v.paused, v.played.length, v.played.length ? v.played.start(0) : -1,"
+            " v.played.length ? v.played.end(v.played.length - 1) : -1, v.error && v.error.code]")
+        assert state[4] is None, f"the video failed to play: {state}"
+        if state[0] and state[1] and state[3] > state[2]:
+            return state[2], state[3]
+        time.sleep(0.1)
+    raise AssertionError(f"the video did not play and stop: {state}")

@@ -3,7 +3,9 @@ built by `crosskd index`.
 
 The query is free text (datasets with a recorded text encoder), a caption of the indexed
 split (--caption VIDEO_ID:INDEX) or a file of caption features (--features FILE.npy,
-[tokens, text_dim]); --video VIDEO_ID ranks the split's captions for a video instead.
+[tokens, text_dim]); --video VIDEO_ID ranks the split's captions for a video instead. Of a
+segmented index, each hit is a moment (its video and time range); --per-video keeps each
+video's best one.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from crosskd.commands.options import whole_number
 from crosskd.errors import UserError
 from crosskd.search.answers import answer, caption_answer, query_of
 from crosskd.search.index import Index
+from crosskd.search.moments import Moment
 from crosskd.untrusted import terminal_safe
 
 #: characters of a read or heard text that the table shows
@@ -43,6 +46,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--no-qbnorm", "--no_qbnorm", dest="qbnorm", action="store_false",
                         help="rank by the model's raw scores even if the index was built "
                         "with --qbnorm (default: QB-Norm where the index has it)")
+    parser.add_argument("--per-video", "--per_video", dest="per_video", action="store_true",
+                        help="of an index of segments, keep each video's best segment only "
+                        "(still k hits where there are k videos; no effect on whole videos)")
     parser.add_argument("--json", action="store_true", help="print the answer as JSON")
     parser.set_defaults(func=run)
 
@@ -70,10 +76,18 @@ def _print_videos(result: dict) -> None:
         shares = ", ".join(f"{terminal_safe(m)} {c:+.3f}" for m, c in top)
         caption = terminal_safe(hit["captions"][0]) if hit["captions"] else ""
         normalised = f"  {hit['normalised_score']:.4g}" if "normalised_score" in hit else ""
-        print(f"{rank:3d}  {hit['score']:+.4f}{normalised}  {terminal_safe(hit['video_id'])}  "
+        print(f"{rank:3d}  {hit['score']:+.4f}{normalised}  {_item(hit)}  "
               f"[{shares}]  {caption}")
         for line in _read_lines(hit.get("read", {})):
             print(line)
+
+
+def _item(hit: dict) -> str:
+    """A hit's video, and of a segment its time range: `video0003  01:20-01:30`."""
+    video = terminal_safe(hit["video_id"])
+    if "segment_id" not in hit:
+        return video
+    return f"{video}  {Moment(hit['video_id'], hit['start'], hit['end']).clock()}"
 
 
 def _read_lines(read: dict[str, str]) -> list[str]:
@@ -124,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         features = read_features(args.features) if args.features else None
         result = answer(index, query_of(index, args.text, args.caption, features), args.k,
-                        args.qbnorm)
+                        args.qbnorm, args.per_video)
         show = _print_videos
     collection = index.collection()
     if args.json:

@@ -1,7 +1,8 @@
 """`crosskd serve`: the search page and HTTP API of an index built by `crosskd index`.
 
 GET / (the page), /search?q=TEXT&k=K or /search?caption=VIDEO_ID:INDEX&k=K (the JSON of
-`crosskd search --json`), /captions?video=VIDEO_ID&k=K (video -> text), /videos/VIDEO_ID
+`crosskd search --json`; &per_video=true keeps each video's best segment of an index of
+segments), /captions?video=VIDEO_ID&k=K (video -> text), /videos/VIDEO_ID
 (metadata; /videos/VIDEO_ID/video and /thumbnail when the index holds them), /healthz.
 Bound to 127.0.0.1 unless --host says otherwise. Requests are answered only when their Host
 header is localhost, 127.0.0.1, [::1], the --host address or an --allow-host name, so a web

@@ -47,14 +47,18 @@ def check_answer_k(k: int) -> int:
     return k
 
 
-def answer(index: Index, query: Query, k: int, qbnorm: bool = True) -> dict[str, Any]:
+def answer(index: Index, query: Query, k: int, qbnorm: bool = True, per_video: bool = False
+           ) -> dict[str, Any]:
     """`{"query": ..., "results": [{"video_id", "score", "contributions", "captions"}, ...]}`,
     best first. From an index with a query bank, ranked by QB-Norm unless `qbnorm` is off,
     the query also says `qbnorm` {beta, bank_size, requested, applied} and each result its
-    `normalised_score`."""
-    ranking = index.rank([query], check_answer_k(k), qbnorm)[0]
+    `normalised_score`. From a segmented index each result also has `segment_id`, `start`
+    and `end`, and the query says `per_video` (each video's best segment only)."""
+    ranking = index.rank([query], check_answer_k(k), qbnorm, per_video)[0]
     weights = {m: float(w) for m, w in zip(index.modalities, query.weights)}
     described = {"label": query.label, "weights": weights}
+    if index.moments is not None:
+        described["per_video"] = per_video
     if index.querybank is not None:
         described["qbnorm"] = {"beta": index.querybank.beta, "bank_size": index.querybank.size,
                                "requested": qbnorm, "applied": ranking.normalised}

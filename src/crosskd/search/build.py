@@ -4,7 +4,8 @@ The collection is every video of an own collection, or a dataset's evaluation sp
 (crosskd.search.videos). Videos and captions are embedded exactly as evaluation embeds them
 (crosskd.inference), on any device, so a caption query reproduces the split's similarity
 matrix row for row. Given the index built before, only the new and changed videos are
-embedded (`update_index`, crosskd.search.update).
+embedded (`update_index`, crosskd.search.update). The items of a segmented dataset are its
+segments: the index keeps each one's video, start and end (crosskd.search.moments).
 """
 
 from __future__ import annotations
@@ -37,7 +38,8 @@ from crosskd.search.collection import collection_info
 from crosskd.search.fit import check_fit
 from crosskd.search.index import Index
 from crosskd.search.media import MediaTable
-from crosskd.search.media_sources import media_sources
+from crosskd.search.media_sources import media_sources, record_entries
+from crosskd.search.moments import Moments, read_segments
 from crosskd.search.text_side import TextSide
 from crosskd.search.update import (Chosen, Plan, assembled_embeddings, index_settings,
                                    merged_captions, model_digest, plan_update,
@@ -99,15 +101,14 @@ def _caption_texts(root: Path, layout_name: str, split: EvalSplit) -> dict[str, 
     return texts
 
 
-def read_texts(record: dict[str, Any], video_ids: list[str]) -> dict[str, dict[str, str]]:
-    """What each indexed video's experts read or heard, as `crosskd extract` recorded it
-    (`videos.ID.texts`, kind -> text: ocr lines, speech transcripts), for results to show;
-    only videos with some text."""
-    videos = record.get("videos")
-    if not isinstance(videos, dict):
-        return {}
-    read = {video_id: _kept_texts(videos.get(video_id)) for video_id in video_ids}
-    return {video_id: texts for video_id, texts in read.items() if texts}
+def read_texts(record: dict[str, Any], data_dir: Path, item_ids: list[str],
+               moments: Moments | None = None) -> dict[str, dict[str, str]]:
+    """What each indexed item's experts read or heard, as `crosskd extract` recorded it
+    (`videos.ID.texts`, a segment's in its entry of the video's `segments`; kind -> text:
+    ocr lines, speech transcripts), for results to show; only items with some text."""
+    entries = record_entries(record, data_dir, item_ids, moments)
+    read = {item: _kept_texts(own) for item, (_, _, own) in entries.items()}
+    return {item: texts for item, texts in read.items() if texts}
 
 
 def _kept_texts(entry: Any) -> dict[str, str]:
@@ -202,8 +203,9 @@ def index_videos(model: CENet, experiment: ExperimentConfig, videos: Videos,
     by `model` where `previous` holds no embedding of the same features; and the plan."""
     model.eval()
     split, data_dir = videos.split, experiment.data.data_dir
+    moments = read_segments(videos.root, split.video_ids)
     media = media_sources(record, data_dir, split.video_ids, media_roots,
-                          MediaTable(previous.root) if previous is not None else None)
+                          MediaTable(previous.root) if previous is not None else None, moments)
     bank_data = videos.training_data(experiment) \
         if qbnorm is not None and qbnorm.captions is None else None
     digests = video_digests(split)
@@ -227,11 +229,15 @@ def index_videos(model: CENet, experiment: ExperimentConfig, videos: Videos,
     index.captions = merged_captions(plan, _caption_store(model, chosen, device), previous,
                                      (len(modalities), max(dims)))
     index.captions.texts = _caption_texts(videos.root, experiment.data.dataset_name, split)
-    index.captions.read = read_texts(record, split.video_ids)
+    index.captions.read = read_texts(record, data_dir, split.video_ids, moments)
     index.text_side, index.media_sources, index.digests = text_side, media, digests
+    index.moments = moments
+    whole = moments is None
     index.info = {**collection_info(videos.name, videos.split_name,
-                                    experiment.data.dataset_name, len(index),
-                                    index.captions.owner), "data_dir": str(data_dir)}
+                                    experiment.data.dataset_name,
+                                    len(index) if whole else len(moments.videos),
+                                    index.captions.owner, None if whole else len(index)),
+                  "data_dir": str(data_dir)}
     if qbnorm is not None:
         index.info["qbnorm_bank"] = qbnorm.describe(bank_data)
     return index, plan

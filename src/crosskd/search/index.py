@@ -4,8 +4,9 @@
 whole collection with the model (crosskd.search.patterns says why), and each hit's
 per-expert contributions. An index built with a query bank ranks by QB-Norm as evaluation
 does (crosskd.search.normalisers says how): a query whose raw best video is active is ranked
-by its normalised scores, any other by its raw ones. The files of an index folder are
-described in docs/SEARCH.md.
+by its normalised scores, any other by its raw ones. An index of a segmented dataset holds
+each segment's video, start and end (crosskd.search.moments) and can keep each video's best
+segment only (`per_video`). The files of an index folder are described in docs/SEARCH.md.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from crosskd.search.index_files import (DIGESTS, FORMAT, MANIFEST, VERSION, Inde
                                         read_text_side)
 from crosskd.search.media import attach_media
 from crosskd.search.groups import Group, build_groups, load_groups
+from crosskd.search.moments import Moments
 from crosskd.search.normalisers import load_querybank, log_scores, save_querybank
 from crosskd.search.query import Hit, Query, Ranking
 from crosskd.search.storage import check_dtype
@@ -61,6 +63,8 @@ class Index:
     #: `[V, 16]` digest of what the model reads of each video (crosskd.search.update), None
     #: for an index that records none
     digests: np.ndarray | None = None
+    #: each item's video, start and end (an index of segments), None for whole videos
+    moments: Moments | None = None
 
     def __post_init__(self) -> None:
         self.positions = {vid: i for i, vid in enumerate(self.video_ids)}
@@ -115,14 +119,17 @@ class Index:
 
     def collection(self) -> CollectionInfo:
         """The collection this index holds, named and counted."""
-        return CollectionInfo.of(self.info, len(self), self.captions.owner)
+        if self.moments is None:
+            return CollectionInfo.of(self.info, len(self), self.captions.owner)
+        return CollectionInfo.of(self.info, len(self.moments.videos), self.captions.owner,
+                                 segments=len(self))
 
     def describe_patterns(self) -> list[str]:
-        """One line per pattern: how many videos, which experts they lack."""
-        lines = []
+        """One line per pattern: how many videos (or segments), which experts they lack."""
+        lines, items = [], "videos" if self.moments is None else "segments"
         for group in self.groups:
             missing = [m for m, a in zip(self.modalities, group.pattern.availability) if a == 0]
-            lines.append(f"{len(group.pattern.members)} videos "
+            lines.append(f"{len(group.pattern.members)} {items} "
                          f"{'missing ' + ', '.join(missing) if missing else 'with every expert'}")
         return lines
 
@@ -143,38 +150,54 @@ class Index:
 
     def _position(self, video_id: str) -> int:
         if video_id not in self.positions:
-            raise UnknownVideo(f"no video {video_id!r} in this index")
+            first = self.moments.first_of(video_id) if self.moments is not None else None
+            hint = "" if first is None else \
+                f"; it is cut into segments: name one, e.g. {self.video_ids[first]!r}"
+            raise UnknownVideo(f"no video {video_id!r} in this index{hint}")
         return self.positions[video_id]
 
     def search(self, query: str | np.ndarray | torch.Tensor | Query, k: int = 10,
-               qbnorm: bool = True) -> list[Hit]:
-        """The `k` best videos for a query, best first, with scores and contributions (by
-        QB-Norm where the index has a bank and `qbnorm` is on)."""
-        return self.rank([self.query(query)], k, qbnorm)[0].hits
+               qbnorm: bool = True, per_video: bool = False) -> list[Hit]:
+        """The `k` best items for a query, best first, with scores and contributions (by
+        QB-Norm where the index has a bank and `qbnorm` is on; of a segmented index with
+        `per_video`, each video's best segment only)."""
+        return self.rank([self.query(query)], k, qbnorm, per_video)[0].hits
 
-    def search_many(self, queries: Sequence[Query], k: int = 10, qbnorm: bool = True
-                    ) -> list[list[Hit]]:
+    def search_many(self, queries: Sequence[Query], k: int = 10, qbnorm: bool = True,
+                    per_video: bool = False) -> list[list[Hit]]:
         """`search` for several embedded queries at once (one scan of each pattern)."""
-        return [ranking.hits for ranking in self.rank(queries, k, qbnorm)]
+        return [ranking.hits for ranking in self.rank(queries, k, qbnorm, per_video)]
 
-    def rank(self, queries: Sequence[Query], k: int = 10, qbnorm: bool = True
-             ) -> list[Ranking]:
+    def rank(self, queries: Sequence[Query], k: int = 10, qbnorm: bool = True,
+             per_video: bool = False) -> list[Ranking]:
         """Each query's hits, and whether QB-Norm ranked them: the raw top k, replaced by the
         normalised top k for the queries whose raw best video is active (as evaluation's
-        QueryBank.normalise_in_place decides for a row)."""
-        k = check_k(k, len(self))
+        QueryBank.normalise_in_place decides for a row); with `per_video`, of a segmented
+        index, the top k videos, each by its best segment."""
+        per_video = per_video and self.moments is not None
+        k = check_k(k, len(self.moments.videos) if per_video else len(self))
         texts = np.stack([q.embeddings for q in queries])
         weights = np.stack([q.weights for q in queries])
-        found = self._top(texts, weights, k, normalised=False)
+        found = self._ranked(texts, weights, k, False, per_video)
         normalise = np.zeros(len(queries), bool)
         if qbnorm and self.querybank is not None:
             normalise = self.querybank.active[[positions[0] for _, positions in found]]
         if normalise.any():
             for n, chosen in zip(np.flatnonzero(normalise),
-                                 self._top(texts[normalise], weights[normalise], k, True)):
+                                 self._ranked(texts[normalise], weights[normalise], k, True,
+                                              per_video)):
                 found[n] = chosen
         return [Ranking([self._hit(query, int(p), float(s)) for s, p in zip(*top)], bool(used))
                 for query, top, used in zip(queries, found, normalise)]
+
+    def _ranked(self, texts: np.ndarray, weights: np.ndarray, k: int, normalised: bool,
+                per_video: bool) -> list[tuple[np.ndarray, np.ndarray]]:
+        """`_top`, or with `per_video` its ranking cut to each video's best item."""
+        if not per_video:
+            return self._top(texts, weights, k, normalised)
+        return self.moments.best_per_video(
+            lambda rows, depth: self._top(texts[rows], weights[rows], depth, normalised),
+            len(texts), k)
 
     def _top(self, texts: np.ndarray, weights: np.ndarray, k: int, normalised: bool
              ) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -201,8 +224,9 @@ class Index:
         normalised = None
         if self.querybank is not None:
             normalised = float(np.exp(log_scores(self.querybank, np.array(score), position)))
+        moment = self.moments.moment(position) if self.moments is not None else None
         return Hit(video_id, score, contributions, tuple(self.captions.texts.get(video_id, ())),
-                   normalised, self.captions.read.get(video_id))
+                   normalised, self.captions.read.get(video_id), moment)
 
     def contributions(self, query: Query, position: int) -> dict[str, float]:
         """Each expert's share w_e a_e <t_e, v_e> / sum_f w_f a_f of one video's score."""
@@ -270,6 +294,8 @@ class Index:
             attach_media(partial, self.media_sources)
         if self.querybank is not None:
             save_querybank(partial, self.querybank)
+        if self.moments is not None:
+            self.moments.save(partial, self.video_ids)
         manifest = {"format": FORMAT, "version": VERSION, "modalities": list(self.modalities),
                     "dims": list(self.dims), "dtype": self.dtype, "backend": self.backend,
                     "video_ids": self.video_ids,
@@ -299,7 +325,8 @@ class Index:
         return cls(manifest.video_ids, manifest.modalities, manifest.dims, availability,
                    groups, manifest.dtype, backend, captions, read_text_side(folder, shape),
                    manifest.info, folder.root, querybank=querybank,
-                   digests=read_digests(folder, len(manifest.video_ids)))
+                   digests=read_digests(folder, len(manifest.video_ids)),
+                   moments=Moments.load(folder, manifest.video_ids))
 
 
 class UnknownVideo(UserError):

@@ -98,22 +98,25 @@ def sniff_file(path: Path) -> MediaType | None:
 def attach_media(root: Path, sources: Mapping[str, Mapping[str, Path]]) -> None:
     """Copy (or hard-link) each video's files `{video_id: {"video": path, "thumbnail": path}}`
     into `root/media` under numbered names, and write the table that maps them back. A file
-    whose content is not a video (or, as a thumbnail, an image) is left out with a warning."""
+    named by several entries (the source video of a video's segments) is copied once and
+    shared. A file whose content is not a video (or, as a thumbnail, an image) is left out
+    with a warning."""
     folder = root / FOLDER
     folder.mkdir(exist_ok=True)
     table, refused = {}, []
+    copies: dict[tuple[Path, str], str | None] = {}
     for n, (video_id, files) in enumerate(sorted(sources.items())):
         entry = {}
         for kind in KINDS:
             source = Path(files[kind]).resolve() if files.get(kind) else None
             if source is None or not source.is_file():
                 continue
-            found = sniff_file(source)
-            if found is None or not found.fits(kind):
-                refused.append(f"{video_id} {kind} {source.name}")
-                continue
-            entry[kind] = f"{n}-{kind}{found.suffix}"
-            _link_or_copy(source, folder / entry[kind])
+            if (source, kind) not in copies:
+                copies[source, kind] = _copied(source, kind, folder, f"{n}-{kind}")
+                if copies[source, kind] is None:
+                    refused.append(f"{video_id} {kind} {source.name}")
+            if copies[source, kind] is not None:
+                entry[kind] = copies[source, kind]
         if entry:
             table[video_id] = entry
     if refused:
@@ -121,6 +124,16 @@ def attach_media(root: Path, sources: Mapping[str, Mapping[str, Path]]) -> None:
                     "image the page can show (%s%s)", len(refused), ", ".join(refused[:3]),
                     ", ..." if len(refused) > 3 else "")
     (root / TABLE).write_text(json.dumps(table) + "\n", encoding="utf-8")
+
+
+def _copied(source: Path, kind: str, folder: Path, stem: str) -> str | None:
+    """The name of `source`'s copy in `folder` (`stem` and the suffix its content shows), or
+    None when its content is not a `kind` the page can show."""
+    found = sniff_file(source)
+    if found is None or not found.fits(kind):
+        return None
+    _link_or_copy(source, folder / f"{stem}{found.suffix}")
+    return f"{stem}{found.suffix}"
 
 
 def _link_or_copy(source: Path, target: Path) -> None:

@@ -1,5 +1,6 @@
 """Which media files an index copies: each video's file and keyframe, as the dataset's
-extraction.json names them.
+extraction.json names them; of a segmented dataset, each source video's file once and each
+segment's own keyframe (its entry in its video's `segments`).
 
 A video's file is where the extraction side finds it again (crosskd.extract.sources:
 relative to the dataset folder as it is now, then absolute), else a file of its name in a
@@ -18,6 +19,7 @@ from typing import Any, Mapping, Sequence
 from crosskd.errors import UserError
 from crosskd.extract.sources import SOURCE_KEYS, find_source, find_videos
 from crosskd.search.media import MediaTable
+from crosskd.search.moments import Moments
 from crosskd.untrusted import UnsafePathError, contained, terminal_safe
 
 log = logging.getLogger(__name__)
@@ -29,23 +31,54 @@ ALLOW_ROOT = "; if these are your own videos, allow their folder with --media-ro
 SHOWN = 3
 
 
-def media_sources(record: Mapping[str, Any], data_dir: Path, video_ids: Sequence[str],
-                  media_roots: Sequence[Path] = (), previous: MediaTable | None = None
-                  ) -> dict[str, dict[str, Path]]:
-    """Each video's file and keyframe to copy into an index, found as the module docstring
-    says; the videos whose file is found nowhere are named in one warning."""
-    entries = record.get("videos") or {}
-    if not isinstance(entries, dict):
+def record_entries(record: Mapping[str, Any], data_dir: Path, item_ids: Sequence[str],
+                   moments: Moments | None = None
+                   ) -> dict[str, tuple[str, Mapping[str, Any], Mapping[str, Any]]]:
+    """Each item's (video id, its video's entry, its own entry) in the extraction record: a
+    whole video's own entry is its video's; a segment's is its entry in its video's
+    `segments` (an empty one where the record lacks it). Items without a video entry are
+    left out."""
+    videos = record.get("videos") or {}
+    if not isinstance(videos, dict):
         raise UserError(f"{data_dir / RECORD}: 'videos' is not a table of video ids; run "
                         "crosskd extract again")
+    found, segments = {}, {}
+    for position, item in enumerate(item_ids):
+        video_id = item if moments is None else moments.moment(position).video_id
+        entry = videos.get(video_id)
+        if not isinstance(entry, dict):
+            continue
+        if moments is None:
+            found[item] = (video_id, entry, entry)
+            continue
+        if video_id not in segments:
+            segments[video_id] = _segment_entries(entry)
+        found[item] = (video_id, entry, segments[video_id].get(item, {}))
+    return found
+
+
+def _segment_entries(entry: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+    """A video entry's segment entries by segment id (what is not one is left out)."""
+    listed = entry.get("segments")
+    if not isinstance(listed, list):
+        return {}
+    return {s["id"]: s for s in listed if isinstance(s, dict) and isinstance(s.get("id"), str)}
+
+
+def media_sources(record: Mapping[str, Any], data_dir: Path, item_ids: Sequence[str],
+                  media_roots: Sequence[Path] = (), previous: MediaTable | None = None,
+                  moments: Moments | None = None) -> dict[str, dict[str, Path]]:
+    """Each item's video file and keyframe to copy into an index (a segment's video is its
+    source video's file), found as the module docstring says; the videos whose file is
+    found nowhere are named in one warning."""
     finder = _Finder(data_dir, tuple(media_roots), previous)
     sources = {}
-    for video_id in video_ids:
-        entry = entries.get(video_id)
-        files = finder.files(video_id, entry) if isinstance(entry, dict) else {}
+    for item, (video_id, entry, own) in record_entries(record, data_dir, item_ids,
+                                                       moments).items():
+        files = finder.files(item, video_id, entry, own)
         if files:
-            sources[video_id] = files
-    finder.warn_missing(len(video_ids))
+            sources[item] = files
+    finder.warn_missing(len(item_ids) if moments is None else len(moments.videos))
     return sources
 
 
@@ -57,19 +90,27 @@ class _Finder:
         self.data_dir = data_dir
         self.media_roots = media_roots
         self.previous = previous
-        self.missing: list[str] = []
+        #: the videos whose file is found nowhere, in the order met
+        self.missing: dict[str, None] = {}
         self._in_roots: dict[str, Path] | None = None
+        #: each source video's file, looked for once however many segments it has
+        self._videos: dict[str, Path | None] = {}
 
-    def files(self, video_id: str, entry: Mapping[str, Any]) -> dict[str, Path]:
-        """{"video": path, "thumbnail": path} of one entry, as far as they are found."""
+    def files(self, item: str, video_id: str, entry: Mapping[str, Any],
+              own: Mapping[str, Any]) -> dict[str, Path]:
+        """{"video": path, "thumbnail": path} of one item (of video `video_id`, whose record
+        entry is `entry`; `own` is the item's entry, with its keyframe), as far as found."""
         what = f"{self.data_dir / RECORD} entry {video_id!r}"
-        found = {"video": self._video(video_id, entry, what),
-                 "thumbnail": self._thumbnail(entry, what)}
+        if video_id not in self._videos:
+            self._videos[video_id] = self._video(video_id, entry, what)
+        found = {"video": self._videos[video_id],
+                 "thumbnail": self._thumbnail(own, what if own is entry else
+                                              f"{what} segment {item!r}")}
         for kind, path in found.items():
-            copy = self.previous.find(video_id, kind) if path is None and self.previous else None
+            copy = self.previous.find(item, kind) if path is None and self.previous else None
             found[kind] = copy[0] if copy else path
         if found["video"] is None and any(entry.get(key) for key in SOURCE_KEYS):
-            self.missing.append(video_id)
+            self.missing[video_id] = None
         return {kind: path for kind, path in found.items() if path is not None}
 
     def _video(self, video_id: str, entry: Mapping[str, Any], what: str) -> Path | None:
@@ -112,7 +153,7 @@ class _Finder:
         """One line naming the videos found nowhere, and how to point at them."""
         if not self.missing:
             return
-        names = ", ".join(repr(v) for v in self.missing[:SHOWN])
+        names = ", ".join(repr(v) for v in list(self.missing)[:SHOWN])
         log.warning("%s", terminal_safe(
             f"{len(self.missing)} of {total} videos cannot be found where {self.data_dir / RECORD}"
             f" records them ({names}{', ...' if len(self.missing) > SHOWN else ''}): the index "

@@ -2,7 +2,8 @@
 
 For every caption of an index: the rank of its own video under the model's score, its top
 retrieved videos with their captions and the text their experts read or heard (OCR, speech);
-the worst queries; the recall-at-K curve; the mean mixture weight of each expert. Every text
+the worst queries; the recall-at-K curve; the mean mixture weight of each expert (of a
+segmented index, each item is shown as its video and time range). Every text
 is escaped; the page's style is the search page's own stylesheet, inlined, so the file opens
 anywhere without a server.
 """
@@ -112,10 +113,18 @@ def _read_list(read: dict[str, str]) -> str:
     return f'<dl class="read">{items}</dl>' if items else ""
 
 
+def _item(index: Index, position: int) -> str:
+    """An item as the page names it: a video's id, or a segment's video and time range."""
+    if index.moments is None:
+        return index.video_ids[position]
+    moment = index.moments.moment(position)
+    return f"{moment.video_id} {moment.clock()}"
+
+
 def _top_video(index: Index, position: int, score: float, own: bool) -> str:
     """One retrieved video of a query card: id, score, first caption, read or heard text."""
     video_id = index.video_ids[position]
-    return (f'<li{" class=own" if own else ""}>{_e(video_id)} ({score:.3f}): '
+    return (f'<li{" class=own" if own else ""}>{_e(_item(index, position))} ({score:.3f}): '
             f'{_e((index.captions.texts.get(video_id) or [""])[0])}'
             f'{_read_list(index.captions.read.get(video_id, {}))}</li>')
 
@@ -127,7 +136,7 @@ def _query_card(index: Index, facts: dict[str, Any], n: int) -> str:
                     for v, score in zip(facts["top"][n], facts["top_scores"][n]))
     return (f'<article class="card"><h2><span>{_e(_caption_text(index, n))}</span>'
             f'<span class="score">rank {rank}</span></h2><p>video '
-            f'{_e(index.video_ids[owner])}</p><ol class="captions">{items}</ol></article>')
+            f'{_e(_item(index, owner))}</p><ol class="captions">{items}</ol></article>')
 
 
 def render(index: Index, title: str) -> str:
@@ -139,7 +148,7 @@ def render(index: Index, title: str) -> str:
     recall = {k: r for k, r in facts["recall"]}
     figures = ", ".join(f"R@{k} {recall[k]:.1f}" for k in (1, 5, 10, 50) if k in recall)
     rows = "".join(
-        f"<tr><td>{_e(_caption_text(index, n))}</td><td>{_e(index.video_ids[int(index.captions.owner[n])])}"
+        f"<tr><td>{_e(_caption_text(index, n))}</td><td>{_e(_item(index, int(index.captions.owner[n])))}"
         f"</td><td>{int(ranks[n])}</td></tr>" for n in range(len(ranks)))
     worst = "".join(_query_card(index, facts, int(n)) for n in order[:WORST])
     return f"""<!doctype html>

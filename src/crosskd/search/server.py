@@ -3,8 +3,8 @@
 Every request is checked before it reaches the index: its Host must be one the server was
 told to answer (loopback names by default, so a web page cannot read the index through DNS
 rebinding), query text must be UTF-8, non-empty and at most MAX_QUERY_CHARS long, numbers
-(k, caption numbers, byte ranges) ASCII digits, k between 1 and MAX_K, qbnorm 0 or 1, video
-ids known to the index. Files are served only from the package's own page files and the
+(k, caption numbers, byte ranges) ASCII digits, k between 1 and MAX_K, qbnorm 0 or 1,
+per_video true or false, video ids known to the index. Files are served only from the package's own page files and the
 index's media table, never from a path built out of the request, and media only with the
 type their content shows (crosskd.search.media). Captions are sent as JSON strings; the page
 inserts them as text, never as HTML. A mistake of the client gets a 4xx and a message; a
@@ -30,7 +30,7 @@ from crosskd.search.answers import answer, caption_answer, parse_caption_ref
 from crosskd.search.captions import UnknownCaption
 from crosskd.search.index import Index, UnknownVideo
 from crosskd.search.media import KINDS, MediaTable
-from crosskd.search.query import Query
+from crosskd.search.query import Query, moment_json
 from crosskd.search.text_side import MAX_QUERY_CHARS
 from crosskd.untrusted import ascii_int
 
@@ -85,6 +85,14 @@ def _qbnorm(parameters: dict[str, str]) -> bool:
     if text not in ("0", "1"):
         raise BadRequest(400, f"qbnorm must be 0 or 1, not {text[:20]!r}")
     return text == "1"
+
+
+def _per_video(parameters: dict[str, str]) -> bool:
+    """`per_video=true` (each video's best segment only) or `false` (the default; also 1/0)."""
+    text = parameters.get("per_video", "false")
+    if text not in ("true", "false", "1", "0"):
+        raise BadRequest(400, f"per_video must be true or false, not {text[:20]!r}")
+    return text in ("true", "1")
 
 
 def _video_id(index: Index, video_id: str) -> str:
@@ -189,7 +197,8 @@ def create_app(index: Index, allowed_hosts: Sequence[str] = LOOPBACK_HOSTS) -> F
     @app.get("/healthz")
     def health() -> dict[str, Any]:
         text_side = index.text_side
-        return {"status": "ok", "videos": len(index), "captions": len(index.captions),
+        return {"status": "ok", "videos": collection["videos"], "captions": len(index.captions),
+                **({"segments": len(index)} if index.moments is not None else {}),
                 "backend": index.backend, "dtype": index.dtype,
                 "free_text": bool(text_side and text_side.free_text),
                 "dataset": index.info.get("dataset"), "split": index.info.get("split"),
@@ -199,10 +208,10 @@ def create_app(index: Index, allowed_hosts: Sequence[str] = LOOPBACK_HOSTS) -> F
     @app.get("/search")
     def search(request: Request) -> dict[str, Any]:
         parameters = _parameters(request)
-        k, qbnorm = _k(parameters), _qbnorm(parameters)
-        result = answer(index, _query(index, *_query_text(parameters)), k, qbnorm)
+        k, qbnorm, per_video = _k(parameters), _qbnorm(parameters), _per_video(parameters)
+        result = answer(index, _query(index, *_query_text(parameters)), k, qbnorm, per_video)
         for hit in result["results"]:
-            hit["media"] = media.kinds(hit["video_id"])
+            hit["media"] = media.kinds(hit.get("segment_id", hit["video_id"]))
         return result
 
     @app.get("/captions")
@@ -225,7 +234,10 @@ def create_app(index: Index, allowed_hosts: Sequence[str] = LOOPBACK_HOSTS) -> F
             path, media_type = found
             return FileResponse(path, media_type=media_type.mime)
         position = index.positions[video_id]
-        described = {"video_id": video_id, "captions": index.captions.texts.get(video_id, []),
+        moment = index.moments.moment(position) if index.moments is not None else None
+        described = {"video_id": moment.video_id if moment else video_id,
+                     **moment_json(video_id, moment),
+                     "captions": index.captions.texts.get(video_id, []),
                      "experts": {m: bool(a) for m, a in
                                  zip(index.modalities, index.availability[position])},
                      "media": media.kinds(video_id)}

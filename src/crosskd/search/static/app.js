@@ -11,8 +11,27 @@ function element(tag, className, text) {
   return node;
 }
 
-function mediaUrl(videoId, kind) {
-  return `/videos/${encodeURIComponent(videoId)}/${kind}`;
+function mediaUrl(itemId, kind) {
+  return `/videos/${encodeURIComponent(itemId)}/${kind}`;
+}
+
+// The indexed item a hit is: a segment of a segmented index, else the video itself.
+const itemOf = (hit) => (hit.segment_id === undefined ? hit.video_id : hit.segment_id);
+
+// Seconds as mm:ss (h:mm:ss from an hour on), rounded down or (up) up, as crosskd search prints.
+function clock(seconds, up) {
+  const rounded = Math.round(seconds * 1000) / 1000;
+  const whole = up ? Math.ceil(rounded) : Math.floor(rounded);
+  const two = (n) => String(n).padStart(2, "0");
+  const hours = Math.floor(whole / 3600);
+  const rest = `${two(Math.floor((whole % 3600) / 60))}:${two(whole % 60)}`;
+  return hours ? `${hours}:${rest}` : rest;
+}
+
+// The video from the segment's start, paused at its end (a media fragment, #t=start,end).
+function playUrl(hit) {
+  const url = mediaUrl(itemOf(hit), "video");
+  return hit.start === undefined ? url : `${url}#t=${hit.start},${hit.end}`;
 }
 
 function contributionBars(contributions, scale) {
@@ -42,7 +61,7 @@ function readTexts(read) {
 function still(hit) {
   if (hit.media.includes("thumbnail")) {
     const image = element("img");
-    image.src = mediaUrl(hit.video_id, "thumbnail");
+    image.src = mediaUrl(itemOf(hit), "thumbnail");
     image.alt = hit.video_id;
     return image;
   }
@@ -52,10 +71,16 @@ function still(hit) {
 function card(hit, rank, scale) {
   const node = element("article", "card");
   node.dataset.videoId = hit.video_id;
+  if (hit.segment_id !== undefined) node.dataset.segmentId = hit.segment_id;
   let picture = still(hit);
   node.append(picture);
   const title = element("h2");
   title.append(element("span", "video-id", `${rank}. ${hit.video_id}`));
+  if (hit.start !== undefined) {
+    const moment = element("span", "moment", `${clock(hit.start)}-${clock(hit.end, true)}`);
+    moment.title = `segment ${hit.segment_id}: ${hit.start} s to ${hit.end} s`;
+    title.append(moment);
+  }
   title.append(element("span", "score", hit.score.toFixed(4)));
   if (hit.normalised_score !== undefined) {
     const normalised = element("span", "normalised", `QB-Norm ${hit.normalised_score.toPrecision(4)}`);
@@ -72,7 +97,7 @@ function card(hit, rank, scale) {
     node.addEventListener("click", () => {
       if (picture.tagName === "VIDEO") return;
       const player = element("video");
-      player.src = mediaUrl(hit.video_id, "video");
+      player.src = playUrl(hit);
       player.controls = true;
       player.autoplay = true;
       picture.replaceWith(player);
@@ -104,6 +129,7 @@ async function search(event) {
   const parameters = new URLSearchParams({ k: byId("k").value || "12" });
   parameters.set(byId("mode").value === "caption" ? "caption" : "q", text);
   if (!byId("qbnorm-option").hidden) parameters.set("qbnorm", byId("qbnorm").checked ? "1" : "0");
+  if (!byId("per-video-option").hidden) parameters.set("per_video", String(byId("per-video").checked));
   byId("message").textContent = "searching…";
   try {
     const response = await fetch(`/search?${parameters}`);
@@ -127,6 +153,7 @@ async function start() {
     (info.qbnorm ? `, QB-Norm (beta ${info.qbnorm.beta}, bank of ${info.qbnorm.bank_size})` : "");
   document.title = `crosskd search: ${info.collection.title}`;
   byId("qbnorm-option").hidden = !info.qbnorm;
+  byId("per-video-option").hidden = info.segments === undefined;
   if (!info.free_text) {
     byId("text-option").disabled = true;
     byId("mode").value = "caption";
