@@ -51,13 +51,16 @@ GOOD = {"video": "talk", "start": 0.0, "end": 1.0}
     ({**GOOD, "start": -1}, "0 <= start < end"),
     ({**GOOD, "start": 2.0}, "0 <= start < end"),
     ({**GOOD, "end": 0.0}, "0 <= start < end"),
-    ({**GOOD, "end": "5"}, "'end' is '5', not a finite number"),
-    ({**GOOD, "start": True}, "'start' is True, not a finite number"),
-    ({**GOOD, "start": None}, "'start' is None"),
-    ({**GOOD, "end": 10 ** 400}, "not a finite number"),
-    ({"video": "talk", "start": 0}, "'end' is None"),
-    ({**GOOD, "video": 3}, "'video' is not a non-empty string"),
-    ({**GOOD, "video": ""}, "'video' is not a non-empty string"),
+    ({**GOOD, "end": "5"}, "start 0.0 and end '5' must be seconds"),
+    ({**GOOD, "start": True}, "start True and end 1.0 must be seconds"),
+    ({**GOOD, "start": None}, "start None and end 1.0"),
+    ({**GOOD, "end": 10 ** 400}, "must be seconds with 0 <= start < end <= 604800"),
+    ({**GOOD, "end": float("nan")}, "must be seconds"),
+    ({**GOOD, "end": 8 * 24 * 3600.0}, "<= 604800"),
+    ({"video": "talk", "start": 0}, "end None"),
+    ({**GOOD, "video": 3}, "video 3 is not a video id"),
+    ({**GOOD, "video": ""}, "video '' is not a video id"),
+    ({**GOOD, "video": "../x"}, "is not a video id"),
     ([0, 1], "is not an object"),
 ])
 def test_a_bad_entry_is_one_line_naming_file_and_entry(tmp_path, entry, message):
@@ -72,7 +75,7 @@ def test_non_finite_numbers_are_refused(tmp_path):
     (tmp_path / SEGMENTS_NAME).write_text(
         '{"format": 1, "segments": {"talk@0000": {"video": "talk", "start": 0, '
         '"end": Infinity}}}', encoding="utf-8")
-    with pytest.raises(DataError, match="'end' is inf, not a finite number"):
+    with pytest.raises(DataError, match="start 0 and end inf must be seconds"):
         read_segments(tmp_path, ITEMS)
 
 

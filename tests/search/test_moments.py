@@ -230,8 +230,8 @@ def test_a_damaged_table_of_moments_is_refused_in_one_line(segmented_collection,
     (lambda t: t["segments"]["lecture1@0000"].update(end=-3), "entry 'lecture1@0000': start"),
     (lambda t: t["segments"]["lecture1@0000"].update(video=7), "video 7 is not a video id"),
     (lambda t: t["segments"]["lecture1@0000"].update(video="a\x1b[2J"), "video 'a\\x1b[2J'"),
-    (lambda t: t.update(format=2), "is not a table of segments of format 1"),
-    (lambda t: t.update(segments=[]), "is not a table of segments of format 1"),
+    (lambda t: t.update(format=2), "is not a format-1 segment table"),
+    (lambda t: t.update(segments=[]), "'segments' is not an object of segment ids"),
 ])
 def test_a_damaged_segments_file_stops_the_build_in_one_line(segmented_collection, tmp_path,
                                                              capsys, change, said):
@@ -246,15 +246,16 @@ def test_a_damaged_segments_file_stops_the_build_in_one_line(segmented_collectio
     capsys.readouterr()
     assert main(_index_args(folder, folder / "index")) == 2
     (line,) = capsys.readouterr().err.strip().splitlines()
-    assert str(path) in line and said in line and line.endswith("run crosskd extract again")
+    assert "segments.json" in line and said in line
+    assert line.endswith("run crosskd extract again to write it afresh")
     assert not (folder / "index").exists()
 
 
 def test_moments_ignore_segments_of_the_table_that_are_not_indexed(segmented_collection):
     """--split indexes some segments: their moments only, numbered by their own videos."""
-    from crosskd.search.moments import read_segments
-    moments = read_segments(segmented_collection / "data" / FEATURES,
+    from crosskd.search.moments import dataset_moments
+    moments = dataset_moments(segmented_collection / "data" / FEATURES,
                             ["lecture2@0001", "lecture1@0000"])
     assert moments.videos == ("lecture2", "lecture1")
     assert np.array_equal(moments.video, [0, 1])
-    assert read_segments(segmented_collection / "data", ["x"]) is None  # no table: whole videos
+    assert dataset_moments(segmented_collection / "data", ["x"]) is None  # no table: whole videos

@@ -10,7 +10,6 @@ the file and the entry.
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import AbstractSet, Any, Mapping, Sequence
@@ -23,6 +22,8 @@ from crosskd.untrusted import terminal_safe
 
 SEGMENTS_NAME = "segments.json"
 FORMAT = 1
+#: the latest time accepted, in seconds (a week: longer than any recording)
+MAX_SECONDS = 7 * 24 * 3600.0
 _FIX = "run crosskd extract again to write it afresh"
 
 
@@ -64,10 +65,10 @@ class SegmentTable:
         return SegmentVideos(tuple(positions), of_item)
 
 
-def read_segments(root: Path, items: AbstractSet[str]) -> SegmentTable | None:
+def read_segments(root: Path, items: AbstractSet[str] | None = None) -> SegmentTable | None:
     """The segments.json of the feature folder `root` (None: a whole-video dataset), each
-    entry checked: its id one of the dataset's `items`, its video a non-empty string, its
-    start and end finite numbers with 0 <= start < end."""
+    entry checked: its id one of the dataset's `items` (when given), its video a video id, its
+    start and end numbers with 0 <= start < end <= MAX_SECONDS."""
     path = Path(root) / SEGMENTS_NAME
     if not path.is_file():
         return None
@@ -117,31 +118,36 @@ def _segment_entries(path: Path, table: Any) -> dict[str, Any]:
     return segments
 
 
-def _segment(path: Path, segment_id: str, entry: Any, items: AbstractSet[str]) -> Segment:
-    """One entry checked: a dataset item, a video id, a window of finite seconds."""
+def _segment(path: Path, segment_id: str, entry: Any, items: AbstractSet[str] | None
+             ) -> Segment:
+    """One entry checked: a dataset item, a video id, a window of seconds."""
     where = f"{path} entry {terminal_safe(segment_id)!r}"
-    if segment_id not in items:
+    if items is not None and segment_id not in items:
         raise DataError(f"{where}: no item of the dataset has this id (its feature files do "
                         f"not list it); {_FIX}")
     if not isinstance(entry, dict):
         raise DataError(f"{where} is not an object with video, start and end; {_FIX}")
-    video = entry.get("video")
-    if not isinstance(video, str) or not video:
-        raise DataError(f"{where}: 'video' is not a non-empty string; {_FIX}")
-    start, end = (_seconds(where, entry, key) for key in ("start", "end"))
-    if not 0 <= start < end:
-        raise DataError(f"{where}: start {start:g} and end {end:g} are not a window "
-                        f"(0 <= start < end); {_FIX}")
-    return Segment(video, start, end)
+    video, start, end = (entry.get(key) for key in ("video", "start", "end"))
+    problem = video_id_problem(video) or window_problem(start, end)
+    if problem:
+        raise DataError(f"{where}: {terminal_safe(problem)}; {_FIX}")
+    return Segment(video, float(start), float(end))
 
 
-def _seconds(where: str, entry: dict[str, Any], key: str) -> float:
-    """`entry[key]` as a finite number of seconds (a JSON number, not a boolean)."""
-    value = entry.get(key)
-    seconds = math.nan
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        seconds = float(value) if abs(value) < 1e300 else math.inf  # no OverflowError
-    if not math.isfinite(seconds):
-        raise DataError(f"{where}: {key!r} is {terminal_safe(repr(value))[:40]}, not a finite "
-                        f"number of seconds; {_FIX}")
-    return seconds
+def video_id_problem(video: Any) -> str | None:
+    """What is wrong with a video id read from a table (None: nothing): it names a file
+    without its suffix, so no separator, no `.`/`..`, nothing unprintable."""
+    if not isinstance(video, str) or not video or not video.isprintable() or \
+            "/" in video or "\\" in video or video in (".", ".."):
+        return f"video {video!r:.80} is not a video id (a file name without its suffix)"
+    return None
+
+
+def window_problem(start: Any, end: Any) -> str | None:
+    """What is wrong with a segment's start and end (None: 0 <= start < end <= MAX_SECONDS;
+    compared, never converted, so NaN, infinities and huge integers are refused alike)."""
+    if not all(isinstance(t, (int, float)) and not isinstance(t, bool)
+               and 0 <= t <= MAX_SECONDS for t in (start, end)) or not start < end:
+        return (f"start {start!r:.40} and end {end!r:.40} must be seconds with "
+                f"0 <= start < end <= {MAX_SECONDS:g}")
+    return None

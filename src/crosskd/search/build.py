@@ -39,7 +39,7 @@ from crosskd.search.fit import check_fit
 from crosskd.search.index import Index
 from crosskd.search.media import MediaTable
 from crosskd.search.media_sources import media_sources, record_entries
-from crosskd.search.moments import Moments, read_segments
+from crosskd.search.moments import Moments, dataset_moments
 from crosskd.search.text_side import TextSide
 from crosskd.search.update import (Chosen, Plan, assembled_embeddings, index_settings,
                                    merged_captions, model_digest, plan_update,
@@ -203,7 +203,7 @@ def index_videos(model: CENet, experiment: ExperimentConfig, videos: Videos,
     by `model` where `previous` holds no embedding of the same features; and the plan."""
     model.eval()
     split, data_dir = videos.split, experiment.data.data_dir
-    moments = read_segments(videos.root, split.video_ids)
+    moments = dataset_moments(videos.root, split.video_ids)
     media = media_sources(record, data_dir, split.video_ids, media_roots,
                           MediaTable(previous.root) if previous is not None else None, moments)
     bank_data = videos.training_data(experiment) \

@@ -18,19 +18,14 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
-from crosskd.errors import UserError
-from crosskd.untrusted import terminal_safe
+from crosskd.data.segments import read_segments, video_id_problem, window_problem
 
 if TYPE_CHECKING:
     from crosskd.search.index_files import IndexFolder
 
-#: the dataset's table of segments, in its feature folder (written by crosskd extract)
-SEGMENTS = "segments.json"
 #: an index's table of its items' moments
 MOMENTS = "moments.json"
 FORMAT = 1
-#: the latest time accepted, in seconds (a week: longer than any recording)
-MAX_SECONDS = 7 * 24 * 3600.0
 #: (scores, positions) of one query's hits, best first
 Found = tuple[np.ndarray, np.ndarray]
 
@@ -135,7 +130,7 @@ class Moments:
             raise folder.damaged(MOMENTS, "does not list the manifest's video_ids as its items")
         videos = raw.get("videos")
         if not isinstance(videos, list) or \
-                not all(_video_problem(v) is None for v in videos) or \
+                not all(video_id_problem(v) is None for v in videos) or \
                 len(set(videos)) != len(videos):
             raise folder.damaged(MOMENTS, "'videos' must be distinct video ids")
         columns = [raw.get(key) for key in ("video", "start", "end")]
@@ -143,7 +138,7 @@ class Moments:
             raise folder.damaged(MOMENTS, f"'video', 'start' and 'end' must list "
                                  f"{len(item_ids)} values, one per item")
         for item, number, start, end in zip(item_ids, *columns):
-            problem = _number_problem(number, len(videos)) or _times_problem(start, end)
+            problem = _number_problem(number, len(videos)) or window_problem(start, end)
             if problem:
                 raise folder.damaged(MOMENTS, f"item {item!r}: {problem}")
         moments = cls(tuple(videos), *(np.array(c, dtype) for c, dtype in
@@ -153,55 +148,19 @@ class Moments:
         return moments
 
 
-def read_segments(root: Path, item_ids: Sequence[str]) -> Moments | None:
+def dataset_moments(root: Path, item_ids: Sequence[str]) -> Moments | None:
     """The moments of `item_ids` from a segmented dataset's segments.json in its feature
-    folder `root` (None for a whole-video dataset, which has none); a file that is no such
-    table, or lacks an item, is refused in one line naming the entry."""
-    path = root / SEGMENTS
-    if not path.is_file():
+    folder `root` (None for a whole-video dataset, which has none), read and checked by
+    crosskd.data.segments (an index may hold some of the dataset's items: one split)."""
+    table = read_segments(root)
+    if table is None:
         return None
-    again = "run crosskd extract again"
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, RecursionError) as err:
-        raise UserError(f"{path} cannot be read ({err}); {again}") from None
-    segments = raw.get("segments") if isinstance(raw, dict) else None
-    if not isinstance(segments, dict) or raw.get("format") != FORMAT or \
-            isinstance(raw.get("format"), bool):
-        raise UserError(f"{path} is not a table of segments of format {FORMAT}; {again}")
-    table = []
-    for item in item_ids:
-        entry = segments.get(item)
-        if not isinstance(entry, dict):
-            raise UserError(terminal_safe(f"{path} has no entry for segment {item!r} of the "
-                                          f"dataset; {again}"))
-        problem = _video_problem(entry.get("video")) or \
-            _times_problem(entry.get("start"), entry.get("end"))
-        if problem:
-            raise UserError(terminal_safe(f"{path} entry {item!r}: {problem}; {again}"))
-        table.append((entry["video"], float(entry["start"]), float(entry["end"])))
-    return Moments.of(table)
-
-
-def _video_problem(video: Any) -> str | None:
-    """What is wrong with a video id read from a table (None: nothing)."""
-    if not isinstance(video, str) or not video or not video.isprintable() or \
-            "/" in video or "\\" in video or video in (".", ".."):
-        return f"video {video!r:.80} is not a video id (a file name without its suffix)"
-    return None
+    table.videos_of(item_ids)  # refuses an item without an entry
+    return Moments.of([(segment.video, segment.start, segment.end)
+                       for segment in map(table.segments.__getitem__, item_ids)])
 
 
 def _number_problem(number: Any, videos: int) -> str | None:
     if isinstance(number, bool) or not isinstance(number, int) or not 0 <= number < videos:
         return f"video {number!r:.40} is not a number from 0 to {videos - 1}"
-    return None
-
-
-def _times_problem(start: Any, end: Any) -> str | None:
-    """What is wrong with a segment's start and end (None: 0 <= start < end <= MAX_SECONDS;
-    compared, never converted, so NaN, infinities and huge integers are refused alike)."""
-    if not all(isinstance(t, (int, float)) and not isinstance(t, bool)
-               and 0 <= t <= MAX_SECONDS for t in (start, end)) or not start < end:
-        return (f"start {start!r:.40} and end {end!r:.40} must be seconds with "
-                f"0 <= start < end <= {MAX_SECONDS:g}")
     return None
