@@ -259,8 +259,8 @@ def test_a_captions_file_bank_needs_the_datasets_text_encoder(tmp_path, tiny_col
 
 
 def test_a_captions_file_bank_is_encoded_as_free_text(tmp_path, tiny_collection, capsys):
-    """Each caption of the file, through the recorded encoder and the model's text side, is
-    one bank query: the normalisers equal folding their scores by hand."""
+    """Each caption of the file (timed or not), through the recorded encoder and the model's
+    text side, is one bank query: the normalisers equal folding their scores by hand."""
     text_encoders = pytest.importorskip("crosskd.extract.text_encoders")
     folder, _, checkpoint, _ = tiny_collection
     data = tmp_path / "MSRVTT"
@@ -270,6 +270,8 @@ def test_a_captions_file_bank_is_encoded_as_free_text(tmp_path, tiny_collection,
     captions = ["topic2word19 topic2word13", "topic1word3 topic1word4 topic1word8",
                 "topic3word2", "topic0word11 topic4word5", "topic2word1"]
     rows = [{"video": f"q{i % 3}", "caption": c} for i, c in enumerate(captions)]
+    for row in rows[1::2]:  # timed captions are bank queries too
+        row.update(start=1.5, end=4.0)
     (tmp_path / "bank.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     out = tmp_path / "index"
     assert main(["index", "--checkpoint", str(checkpoint), "--config", str(folder / "config.json"),

@@ -69,6 +69,11 @@ class Captions:
     splits: dict[str, str] = field(default_factory=dict)
     timed: dict[str, list[TimedCaption]] = field(default_factory=dict)
 
+    def texts(self) -> list[str]:
+        """Every caption's text, the untimed ones first, each video's in file order."""
+        return [*(text for texts in self.by_video.values() for text in texts),
+                *(caption.text for timed in self.timed.values() for caption in timed)]
+
     def add(self, video: str, caption: str, split: str | None, where: str,
             times: tuple[float, float] | None = None) -> None:
         """One caption of `video` (a file name or path: its stem is the id), checked; timed

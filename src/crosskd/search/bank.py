@@ -71,8 +71,7 @@ def caption_file_bank(text_side: TextSide, path: Path, video: VideoEmbedding, be
         raise UserError(NO_ENCODER.format(path=path))
     from crosskd.extract.captions import read_captions
 
-    captions = [text for texts in read_captions(path).by_video.values() for text in texts
-                if text.strip()]
+    captions = [text for text in read_captions(path).texts() if text.strip()]
     accumulator = BankAccumulator(len(video), beta)
     skipped = 0
     for start in range(0, len(captions), DEFAULT_CAPTION_CHUNK):
