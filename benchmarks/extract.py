@@ -4,6 +4,16 @@
     python3 benchmarks/extract.py --work /tmp/bench-extract                 # 3 and 6 videos
     python3 benchmarks/extract.py --work /tmp/bench-extract --device cuda --videos 16 32
     python3 benchmarks/extract.py --work /tmp/bench-readers --readers --seconds 60
+    python3 benchmarks/extract.py --work /tmp/bench-segments --segmented --minutes 1 4
+    python3 benchmarks/extract.py --work /tmp/bench-segments --segmented --minutes 1 --pretrained
+
+With --segmented it measures segmented extraction instead: seconds of extraction per minute
+of video, whole videos against `--segment 10` and `--segment shots`, on one synthetic long
+video per --minutes of parts 20 s long (each on another background than the one before, so
+shot detection finds every cut), 160x120 at 25 frames/s with a tone; the weight-free demo
+experts by default (decoding, shot detection and writing dominate), the default pretrained
+set with --pretrained; shot detection alone per minute; and the peak RSS of a fresh process
+for each (flat over --minutes when decoding streams the segments).
 
 With --readers it measures instead the experts that read and listen (ocr, and the speech
 expert's transformers and faster-whisper backends): CPU seconds per minute of video
@@ -22,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -33,6 +44,7 @@ import numpy as np
 
 from crosskd.extract.decode import decode
 from crosskd.extract.run import Extraction, decode_spec
+from crosskd.extract.synthetic_parts import part_scenes, write_parts_video
 from crosskd.extract.synthetic_videos import frames, scenes, soundtrack, write_video
 from _machine import cpu_description
 
@@ -260,6 +272,99 @@ def readers(work: Path, seconds: float) -> None:
         print(f"{label:40s} {_cost(name, options, video, minutes)}", flush=True)
 
 
+# segmented extraction (--segmented)
+
+PART_SECONDS, LONG_SIZE = 20.0, (160, 120)
+MODES = {"whole": None, "--segment 10": "10", "--segment shots": "shots"}
+
+
+def long_video(work: Path, minutes: float) -> Path:
+    """One synthetic video of `minutes`, parts of PART_SECONDS on alternating backgrounds."""
+    path = work / f"long-{minutes:g}min.mp4"
+    if not path.exists():
+        work.mkdir(parents=True, exist_ok=True)
+        parts = part_scenes(max(1, round(minutes * 60 / PART_SECONDS)), seed=5)
+        write_parts_video(path, parts, PART_SECONDS, size=LONG_SIZE, fps=FPS)
+    return path
+
+
+def _experts(work: Path, pretrained: bool, device: str):
+    from crosskd.extract.text_encoders import build_text_encoder
+    from crosskd.extract.video_experts import build_experts
+
+    if pretrained:
+        return _build(_save_models(work / "models"), device)
+    return build_experts("demo", {}, text_encoder=build_text_encoder("demo"))
+
+
+def measure_segmented(work: Path, minutes: float, mode: str, pretrained: bool,
+                      device: str) -> dict[str, float]:
+    """One extraction of the long video in this process (what the RSS child runs)."""
+    from crosskd.extract.cache import ResultCache
+    from crosskd.extract.segmentation import parse_segmentation
+
+    video = long_video(work, minutes)
+    experts = _experts(work, pretrained, device)
+    segmentation = parse_segmentation(MODES[mode]) if MODES[mode] else None
+    cache = ResultCache(work / f"cache-{time.time_ns()}", {"bench": mode})
+    job = Extraction({"long": video}, experts, cache, work / "out", decode_spec(experts),
+                     workers=2, segmentation=segmentation)
+    start, cpu = time.perf_counter(), _cpu_seconds()
+    job.run(["long"])
+    elapsed, cpu = time.perf_counter() - start, _cpu_seconds() - cpu
+    segments = len((cache.meta("long") or {}).get("segments") or [None])
+    return {"seconds": elapsed, "cpu_seconds": cpu, "segments": segments,
+            "peak_rss_mib": _own_peak_rss_mib()}
+
+
+def _cpu_seconds() -> float:
+    """User and system CPU time of this process, every thread (steadier than wall time on a
+    shared machine)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _own_peak_rss_mib() -> float:
+    """This process's peak RSS since it started (VmHWM: ru_maxrss keeps, across the exec of
+    a child, the RSS of the parent it was forked from)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def shot_detection_alone(video: Path) -> tuple[float, float]:
+    """Wall and CPU seconds of PySceneDetect's pass over `video`."""
+    from crosskd.extract.segmentation import MIN_SHOT_SECONDS, SHOT_THRESHOLD
+    from crosskd.extract.shots import shot_cuts
+
+    start, cpu = time.perf_counter(), _cpu_seconds()
+    shot_cuts(video, SHOT_THRESHOLD, MIN_SHOT_SECONDS)
+    return time.perf_counter() - start, _cpu_seconds() - cpu
+
+
+def segmented(args: argparse.Namespace) -> None:
+    """Print seconds of extraction per minute of video for each mode and video length."""
+    experts = "default pretrained set (random weights)" if args.pretrained else "demo experts"
+    print(f"load average {os.getloadavg()[0]:.1f}; segmented: one video of parts "
+          f"{PART_SECONDS:g} s long, {LONG_SIZE[0]}x"
+          f"{LONG_SIZE[1]} at {FPS} frames/s with a tone; {experts}; device {args.device}")
+    for minutes in args.minutes:
+        wall, cpu = shot_detection_alone(long_video(args.work, minutes))
+        print(f"{minutes:g} min: shot detection alone {wall / minutes:.2f} s wall, "
+              f"{cpu / minutes:.2f} s CPU per minute of video", flush=True)
+        for mode in MODES:
+            command = [sys.executable, __file__, "--work", str(args.work), "--segmented",
+                       "--minutes", str(minutes), "--child-mode", mode, "--device",
+                       args.device] + (["--pretrained"] if args.pretrained else [])
+            out = subprocess.run(command, capture_output=True, text=True, check=True)
+            row = json.loads(out.stdout.strip().splitlines()[-1])
+            print(f"{minutes:g} min, {mode:16s} {row['segments']:4d} segment(s): "
+                  f"{row['seconds'] / minutes:7.2f} s wall, {row['cpu_seconds'] / minutes:7.2f} s "
+                  f"CPU per minute of video; peak RSS "
+                  f"{row['peak_rss_mib']:.0f} MiB", flush=True)
+
+
 def main() -> None:
     print(f"CPU: {cpu_description()}", flush=True)
     parser = argparse.ArgumentParser(description=__doc__,
@@ -270,8 +375,21 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--readers", action="store_true",
                         help="measure ocr and both speech backends per minute of video")
+    parser.add_argument("--segmented", action="store_true",
+                        help="whole videos against --segment 10 and shots, per minute of video")
+    parser.add_argument("--minutes", type=float, nargs="+", default=[1.0, 4.0])
+    parser.add_argument("--pretrained", action="store_true",
+                        help="--segmented with the default pretrained experts (random weights)")
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--child-mode", choices=MODES, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child_mode:
+        print(json.dumps(measure_segmented(args.work, args.minutes[0], args.child_mode,
+                                           args.pretrained, args.device)))
+        return
+    if args.segmented:
+        segmented(args)
+        return
     if args.readers:
         readers(args.work, args.seconds)
         return

@@ -11,11 +11,18 @@ OUT/.extract-cache: a rerun, or a run after an interruption, skips finished vide
 `--shard I/N` extracts every N-th video (under torchrun each rank takes its own shard); the
 last shard to finish writes the dataset, or `--merge` writes it from the cache.
 
+`--segment SECONDS` cuts every video into consecutive windows of that length, `--segment
+shots` at its shots (PySceneDetect), and makes each segment a retrieval item: its own
+features and keyframe, its start and end, the timed captions it overlaps (a captions file
+with start and end times); splits are drawn by video.
+
 examples:
   crosskd extract videos/ --captions captions.csv --out data/mine --experts demo --text-encoder demo
   crosskd extract videos/ --captions captions.jsonl --out data/mine --device cuda
   crosskd extract more-videos/ --out data/mine        # add videos (without captions) to it
   crosskd extract archive/ --out data/archive --name "Archive 2024"   # no captions: index it
+  crosskd extract lectures/ --captions moments.csv --out data/lectures --segment 10
+  crosskd extract films/ --captions activitynet.json --out data/films --segment shots
   torchrun --nproc-per-node 4 -m crosskd extract videos/ --captions c.csv --out data/mine
 """
 
@@ -34,6 +41,7 @@ from crosskd.untrusted import terminal_safe
 
 if TYPE_CHECKING:
     from crosskd.extract.job import Written
+    from crosskd.extract.segmentation import Segmentation
 
 log = logging.getLogger(__name__)
 MAX_NAME = 100  # characters of a collection's name: pages and reports show it in a line
@@ -86,8 +94,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="write the dataset from the cached results of every shard")
     parser.add_argument("--max-frames", "--max_frames", default=64,
                         type=whole_number("frames per video and rate", 1, MAX_FRAMES),
-                        help="most frames per video and rate (longer videos are sampled "
-                        "evenly; bounds memory) (default: %(default)s)")
+                        help="most frames per video (per segment with --segment) and rate "
+                        "(longer ones are sampled evenly; bounds memory) (default: "
+                        "%(default)s)")
+    parser.add_argument("--segment", type=_segmentation, metavar="SECONDS|shots",
+                        help="cut each video into segments, the dataset's items: consecutive "
+                        "windows of SECONDS (0.5 to 86400; a last window under min(1 s, "
+                        "SECONDS/4) joins the one before), or its shots (PySceneDetect, "
+                        'pip install "crosskd[shots]"; shots over 30 s cut into 30 s '
+                        "windows) (default: whole videos)")
     parser.add_argument("--workers", type=whole_number("decoding threads", 1, MAX_WORKERS),
                         default=2,
                         help="decoding threads (default: %(default)s)")
@@ -102,6 +117,16 @@ def _shard(text: str) -> tuple[int, int]:
 
     try:
         return shard_numbers(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def _segmentation(text: str) -> Segmentation:
+    """argparse type of --segment: `shots` or a number of seconds in range."""
+    from crosskd.extract.segmentation import parse_segmentation
+
+    try:
+        return parse_segmentation(text)
     except ValueError as err:
         raise argparse.ArgumentTypeError(str(err)) from None
 
@@ -140,7 +165,8 @@ def run(args: argparse.Namespace) -> int:
         prune=args.prune, experts=args.experts,
         expert_options=expert_options(args.expert_option), text_encoder=args.text_encoder,
         device=str(context.device), shard=args.shard or context.shard,
-        merge=args.merge, max_frames=args.max_frames, workers=args.workers, seed=args.seed)
+        merge=args.merge, max_frames=args.max_frames, workers=args.workers, seed=args.seed,
+        segmentation=args.segment)
     written = extract(options)
     if written is None:
         print(f"shard done; the dataset is written when every shard is ({args.out})")
@@ -153,10 +179,13 @@ def summary(written: Written, out: Path) -> str:
     """What the run wrote: the changes, the collection's counts, and what to run next."""
     from crosskd.extract.record import counts
 
-    collection, held = written.collection, counts(written.collection)
+    collection, held = written.collection, counts(written.collection, written.items)
     splits = ", ".join(f"{len(ids)} {name}" for name, ids in collection.splits.items())
     captioned = (f"{held['captioned_videos']} with captions ({splits})" if splits
                  else "no captions")
+    if "segments" in held:
+        captioned += (f"; {held['segments']} segments, {held['captioned_segments']} with "
+                      "captions")
     lines = [*collection.changes(),
              f"dataset: {out} ({collection.name!r}: {held['videos']} videos, {captioned})",
              f"record:  {written.record}"]

@@ -1,6 +1,11 @@
 """Per-video results on disk, so a rerun or an interrupted run skips finished videos and
 shards of one collection can be merged. One `.npz` per video (no pickle: loaded with
-allow_pickle=False), in a folder keyed by everything that shapes the numbers."""
+allow_pickle=False), in a folder keyed by everything that shapes the numbers.
+
+A segmented extraction (its segmentation is part of the key) stores each segment's result
+as `segments/<video id>/<segment id>.npz` (`segment_result`), and the video's own entry, its
+segment table, once every segment is stored: an interrupted video resumes at its first
+segment not stored."""
 
 from __future__ import annotations
 
@@ -32,11 +37,20 @@ class VideoResult:
     duration: float = 0.0
     keyframe: dict[str, Any] | None = None
     source: dict[str, Any] = field(default_factory=dict)
+    #: a segmented video's entry: its segments (`{"id", "start", "end"}`), in time order.
+    segments: list[dict[str, Any]] | None = None
+    #: a segment's result: its `[start, end]` in the video.
+    window: list[float] | None = None
 
     def meta(self) -> dict[str, Any]:
-        return {"texts": self.texts, "timed_text": self.timed_text, "missing": self.missing,
+        meta = {"texts": self.texts, "timed_text": self.timed_text, "missing": self.missing,
                 "error": self.error, "duration": self.duration, "keyframe": self.keyframe,
                 "source": self.source}
+        # only where set, so that a whole video's entry stays what it was before segments
+        meta.update({key: value for key, value in (("segments", self.segments),
+                                                    ("window", self.window))
+                     if value is not None})
+        return meta
 
 
 #: what tells one version of a video file from another (a changed file is extracted again).
@@ -49,6 +63,11 @@ def source_signature(path: Path) -> dict[str, Any]:
     return {"path": os.path.abspath(path), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
 
 
+def segment_result(video_id: str, segment_id: str) -> str:
+    """The name a segment's result is stored under (apart from the video entries)."""
+    return f"segments/{video_id}/{segment_id}"
+
+
 def same_version(stored: Any, source: dict[str, Any]) -> bool:
     """Whether a stored result is of this version of the file: size and time, not the path,
     so running from another folder or moving the videos keeps the finished results."""
@@ -57,7 +76,8 @@ def same_version(stored: Any, source: dict[str, Any]) -> bool:
 
 
 class ResultCache:
-    """`<folder>/<key>/<video id>.npz`; `key` hashes the decode settings and the experts."""
+    """`<folder>/<key>/<name>.npz`; `key` hashes the decode settings and the experts (and
+    the segmentation); a name is a video id, or a `segment_result`."""
 
     def __init__(self, folder: Path, settings: dict[str, Any]) -> None:
         text = json.dumps(settings, sort_keys=True, default=str)
@@ -65,13 +85,13 @@ class ResultCache:
         with reported_write(self.folder, _FIX, action="create"):
             self.folder.mkdir(parents=True, exist_ok=True)
 
-    def path(self, video_id: str) -> Path:
-        return self.folder / f"{video_id}.npz"
+    def path(self, name: str) -> Path:
+        return self.folder / f"{name}.npz"
 
-    def load(self, video_id: str, source: dict[str, Any] | None = None) -> VideoResult | None:
+    def load(self, name: str, source: dict[str, Any] | None = None) -> VideoResult | None:
         """The stored result, or None when absent, damaged or of another version of the file."""
         try:
-            with np.load(self.path(video_id), allow_pickle=False) as data:
+            with np.load(self.path(name), allow_pickle=False) as data:
                 meta = json.loads(str(data[_META]))
                 features = {key[2:]: data[key] for key in data.files if key.startswith("f:")}
         except (OSError, ValueError, KeyError, EOFError):
@@ -80,30 +100,32 @@ class ResultCache:
             return None
         return VideoResult(features=features, **meta)
 
-    def meta(self, video_id: str) -> dict[str, Any] | None:
+    def meta(self, name: str) -> dict[str, Any] | None:
         """A stored result without its features (missing experts, error, source, ...)."""
         try:
-            with np.load(self.path(video_id), allow_pickle=False) as data:
+            with np.load(self.path(name), allow_pickle=False) as data:
                 meta = json.loads(str(data[_META]))
         except (OSError, ValueError, KeyError, EOFError):
             return None
         return meta if isinstance(meta, dict) else None
 
-    def has(self, video_id: str, source: dict[str, Any]) -> bool:
+    def has(self, name: str, source: dict[str, Any]) -> bool:
         """Whether a result of this version of the video is stored (reads its metadata only)."""
-        meta = self.meta(video_id)
+        meta = self.meta(name)
         return meta is not None and same_version(meta.get("source"), source)
 
-    def feature(self, video_id: str, modality: str) -> np.ndarray | None:
+    def feature(self, name: str, modality: str) -> np.ndarray | None:
         """One feature of a stored video (None: missing), read without the others."""
-        with np.load(self.path(video_id), allow_pickle=False) as data:
+        with np.load(self.path(name), allow_pickle=False) as data:
             key = f"f:{modality}"
             return data[key] if key in data.files else None
 
-    def store(self, video_id: str, result: VideoResult) -> None:
+    def store(self, name: str, result: VideoResult) -> None:
         """Write atomically: a run killed mid-write leaves no entry."""
-        arrays = {f"f:{name}": value for name, value in result.features.items()}
-        path = self.path(video_id)
+        arrays = {f"f:{modality}": value for modality, value in result.features.items()}
+        path = self.path(name)
+        with reported_write(path, _FIX):
+            path.parent.mkdir(parents=True, exist_ok=True)
         with reported_write(path, _FIX), atomic_path(path) as tmp, open(tmp, "wb") as handle:
             np.savez(handle, **arrays, **{_META: np.array(json.dumps(result.meta()))})
 

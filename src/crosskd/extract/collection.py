@@ -6,19 +6,30 @@ the captions of the videos it names); one whose file is gone stays, from the res
 unless --prune. Captions are optional: a video without any is part of the collection (its
 expert files, extraction.json, an index of every video) but of no split, since training and
 evaluation need captions.
+
+A segmented collection (`--segment`) keeps each video's timed captions apart from its untimed
+ones: the timed ones name its segments, so only a video with timed captions is in a split.
+One dataset is cut one way: a run asking for another segmentation than the dataset in the
+output folder has (or whole videos for a segmented one) is refused. A whole-video run given
+timed captions takes their text as untimed captions.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from crosskd.errors import UserError
-from crosskd.extract.captions import SPLIT_NAMES, Captions
+from crosskd.extract.caption_values import moment, seconds
+from crosskd.extract.captions import SPLIT_NAMES, Captions, TimedCaption
+from crosskd.extract.segmentation import Segmentation, described
 from crosskd.extract.sources import find_source
 from crosskd.extract.video_ids import checked_id
+
+log = logging.getLogger(__name__)
 
 RECORD = "extraction.json"
 ROOT_FEAT_FOLDER = "high-quality/structured-symlinks"
@@ -27,6 +38,8 @@ ROOT_FEAT_FOLDER = "high-quality/structured-symlinks"
 FORMAT_1_LISTS = {"train": "train_list_full.txt", "val": "val_list_full.txt",
                   "test": "test_list_full.txt"}
 SHOWN = 3  # video names per line of the changes
+#: the extraction.json format of a segmented dataset (crosskd.extract.record).
+SEGMENTED_FORMAT = 3
 
 
 @dataclass
@@ -36,6 +49,9 @@ class Recorded:
     name: str | None
     videos: dict[str, dict[str, Any]]
     splits: dict[str, str]
+    #: a segmented dataset's segmentation record (None: whole videos) and timed captions.
+    segmentation: dict[str, Any] | None = None
+    timed: dict[str, list[TimedCaption]] = field(default_factory=dict)
 
 
 @dataclass
@@ -46,8 +62,12 @@ class Collection:
     video_ids: list[str]
     #: each video's file, found now or as the dataset recorded it.
     sources: dict[str, Path]
-    #: the captioned videos' captions.
+    #: the captioned videos' captions (a segmented collection's: the untimed ones).
     captions: dict[str, list[str]]
+    #: a segmented collection's timed captions, per video.
+    timed: dict[str, list[TimedCaption]] = field(default_factory=dict)
+    #: how its videos are cut (None: whole videos).
+    segmentation: Segmentation | None = None
     #: splits known before the draw: the dataset's own, or the captions file's split column.
     given: dict[str, str] = field(default_factory=dict)
     #: videos the dataset had before this run.
@@ -66,11 +86,17 @@ class Collection:
         return [vid for vid in self.video_ids if vid not in gone]
 
     @property
+    def split_captions(self) -> dict[str, list[Any]]:
+        """The captions that put a video in a split: a segmented collection's timed ones."""
+        return self.timed if self.segmentation else self.captions
+
+    @property
     def without_captions(self) -> list[str]:
         """Videos of a captioned collection that have no caption (in no split)."""
-        if not self.captions:
+        held = self.split_captions
+        if not held:
             return []
-        return [vid for vid in self.video_ids if vid not in self.captions]
+        return [vid for vid in self.video_ids if vid not in held]
 
     def changes(self) -> list[str]:
         """What this run added, kept and removed: one line each, counts and the first names."""
@@ -91,29 +117,69 @@ def listed(ids: list[str]) -> str:
 
 
 def gather(found: dict[str, Path], captions: Captions | None, out: Path, name: str | None,
-           prune: bool) -> Collection:
+           prune: bool, segmentation: Segmentation | None = None) -> Collection:
     """The collection this run writes into `out`: the videos `found` (id -> file) and those
     the dataset in `out` already has, with their captions and known splits."""
-    recorded = read_recorded(out) or Recorded(None, {}, {})
+    recorded = read_recorded(out)
+    if recorded is not None:
+        _refuse_other_cut(out, recorded, segmentation)
+    recorded = recorded or Recorded(None, {}, {})
     sources, gone = _sources(found, recorded.videos, out, prune)
     by_video = {vid: list(entry["captions"]) for vid, entry in recorded.videos.items()
                 if vid in sources and entry.get("captions")}
+    timed = {vid: moments for vid, moments in recorded.timed.items() if vid in sources}
     given = {vid: split for vid, split in recorded.splits.items() if vid in sources}
     without_video: list[str] = []
     if captions is not None:
-        named = [vid for vid in captions.by_video if vid in sources]
+        untimed, file_timed = _caption_kinds(captions, segmentation)
+        named = [vid for vid in {**untimed, **file_timed} if vid in sources]
         if not named:
             raise UserError(f"no caption of the captions file names a video of the collection "
                             f"(video ids are file names without suffix, e.g. "
                             f"{next(iter(sources))!r})")
-        by_video.update({vid: captions.by_video[vid] for vid in named})
+        for held, given_now in ((by_video, untimed), (timed, file_timed)):
+            held.update({vid: given_now[vid] for vid in named if vid in given_now})
+            for vid in named:
+                if vid not in given_now:
+                    held.pop(vid, None)
         given.update({vid: split for vid, split in captions.splits.items() if vid in sources})
-        without_video = sorted(set(captions.by_video) - set(sources))
+        without_video = sorted(set(untimed).union(file_timed) - set(sources))
+    split_captions = timed if segmentation else by_video
+    if segmentation is not None and by_video and not timed:
+        log.warning("extract: no video has timed captions: with --segment only timed captions "
+                    "name segments (the untimed ones stay their video's), so the dataset has "
+                    "no split to train on; it can be indexed")
     return Collection(name=name or recorded.name or out.resolve().name,
                       video_ids=sorted(sources), sources=sources, captions=by_video,
-                      given={vid: split for vid, split in given.items() if vid in by_video},
+                      timed=timed, segmentation=segmentation,
+                      given={vid: split for vid, split in given.items() if vid in split_captions},
                       recorded=sorted(recorded.videos), gone=gone,
                       without_video=without_video)
+
+
+def _caption_kinds(captions: Captions, segmentation: Segmentation | None
+                   ) -> tuple[dict[str, list[str]], dict[str, list[TimedCaption]]]:
+    """The file's untimed and timed captions; for whole videos every caption untimed (the
+    times of timed ones ignored, said once)."""
+    if segmentation is not None or not captions.timed:
+        return captions.by_video, captions.timed
+    count = sum(len(moments) for moments in captions.timed.values())
+    log.info("extract: %d timed caption(s) are taken as captions of their whole video (their "
+             "times are ignored without --segment)", count)
+    untimed = {vid: list(texts) for vid, texts in captions.by_video.items()}
+    for vid, moments in captions.timed.items():
+        untimed.setdefault(vid, []).extend(moment.text for moment in moments)
+    return untimed, {}
+
+
+def _refuse_other_cut(out: Path, recorded: Recorded, segmentation: Segmentation | None) -> None:
+    """One dataset holds one kind of item: refuse a run cut otherwise than the dataset."""
+    asked = segmentation.record() if segmentation is not None else None
+    if asked != recorded.segmentation:
+        raise UserError(f"{out} holds a dataset of {described(recorded.segmentation)}, and "
+                        f"this run asks for {described(asked)}; one dataset holds one kind of "
+                        "item: choose another --out, or extract with the dataset's own "
+                        "segmentation to add videos to it")
 
 
 def _sources(found: dict[str, Path], entries: dict[str, dict[str, Any]], out: Path,
@@ -154,7 +220,43 @@ def read_recorded(out: Path) -> Recorded | None:
     else:
         splits = {vid: entry["split"] for vid, entry in entries.items() if entry.get("split")}
     name = record.get("name")
-    return Recorded(name if isinstance(name, str) else None, entries, splits)
+    segmentation = _recorded_segmentation(path, record, fix)
+    timed = {vid: _timed(f"{path} entry {vid!r}", entry, fix)
+             for vid, entry in entries.items() if entry.get("timed_captions")}
+    return Recorded(name if isinstance(name, str) else None, entries, splits, segmentation,
+                    timed)
+
+
+def _recorded_segmentation(path: Path, record: dict[str, Any], fix: str
+                           ) -> dict[str, Any] | None:
+    """A segmented dataset's (format 3) segmentation record; None for whole videos."""
+    if record.get("format") != SEGMENTED_FORMAT:
+        return None
+    segmentation = record.get("segmentation")
+    if not isinstance(segmentation, dict):
+        raise UserError(f"{path}: a segmented dataset (format {SEGMENTED_FORMAT}) without a "
+                        f"'segmentation' object; {fix}")
+    return segmentation
+
+
+def _timed(where: str, entry: dict[str, Any], fix: str) -> list[TimedCaption]:
+    """A recorded video's timed captions, each checked (a list of {start, end, caption})."""
+    rows = entry["timed_captions"]
+    if not isinstance(rows, list):
+        raise UserError(f"{where}: 'timed_captions' is not a list; {fix}")
+    moments = []
+    for number, row in enumerate(rows):
+        place = f"{where} timed_captions[{number}]"
+        if not isinstance(row, dict) or not isinstance(row.get("caption"), str):
+            raise UserError(f"{place} is not an object with start, end and a caption string; "
+                            f"{fix}")
+        try:
+            start, end = moment(seconds(row.get("start"), "start"),
+                                seconds(row.get("end"), "end"))
+        except ValueError as err:
+            raise UserError(f"{place}: {err}; {fix}") from None
+        moments.append(TimedCaption(start, end, row["caption"]))
+    return moments
 
 
 def _entry(path: Path, video_id: str, entry: Any, fix: str) -> dict[str, Any]:

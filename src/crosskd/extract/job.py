@@ -8,7 +8,7 @@ import hashlib
 import inspect
 import json
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +17,13 @@ from crosskd.errors import UserError
 from crosskd.extract.cache import ResultCache
 from crosskd.extract.captions import read_captions
 from crosskd.extract.collection import Collection, gather
+from crosskd.extract.items import Items, segments_of, whole_videos
 from crosskd.extract.preflight import check_models
 from crosskd.extract.run import Extraction, decode_spec, shard_of
+from crosskd.extract.segmentation import SHOTS, Segmentation
+from crosskd.extract.shots import require_shot_detector
 from crosskd.extract.sources import find_videos
-from crosskd.extract.splits import assign_splits
+from crosskd.extract.splits import assign_splits, item_splits
 from crosskd.extract.text_encoders import TEXT_ENCODERS, build_text_encoder, parse_choice
 from crosskd.extract.video_experts import build_experts
 from crosskd.extract.decode import DecodeSpec
@@ -57,6 +60,8 @@ class ExtractOptions:
     max_frames: int = 64
     workers: int = 2
     seed: int = 0
+    #: how each video is cut into segments (--segment; None: whole videos).
+    segmentation: Segmentation | None = None
 
 
 MAX_SHARDS = 1 << 20
@@ -85,17 +90,20 @@ class Written:
 
     record: Path
     collection: Collection
+    items: Items
 
 
 def collect(options: ExtractOptions) -> Collection:
     """The videos of VIDEOS and of the dataset already in OUT, with their captions."""
     captions = read_captions(options.captions) if options.captions is not None else None
     return gather(find_videos(options.videos), captions, options.out, options.name,
-                  options.prune)
+                  options.prune, options.segmentation)
 
 
 def extract(options: ExtractOptions) -> Written | None:
     """Run the extraction; returns what it wrote when this run wrote the dataset."""
+    if options.segmentation is not None and options.segmentation.mode == SHOTS:
+        require_shot_detector()
     collection = collect(options)
     check_models(options.experts, options.expert_options, options.text_encoder)
     name, text_options = parse_choice(options.text_encoder)
@@ -107,14 +115,13 @@ def extract(options: ExtractOptions) -> Written | None:
     spec = decode_spec(experts, options.max_frames)
     with reported_write(options.out, "choose another --out", action="create"):
         options.out.mkdir(parents=True, exist_ok=True)
-    cache = ResultCache(options.out / CACHE_FOLDER,
-                        {"decode": spec.record(), "experts": [e.provenance() for e in experts]})
+    cache = ResultCache(options.out / CACHE_FOLDER, _cache_settings(options, spec, experts))
     shard = options.shard
     if options.merge:
         return _write(options, collection, experts, text_encoder, cache, spec)
     mine = shard_of(collection.extractable, shard)
     done = Extraction(collection.sources, experts, cache, options.out, spec,
-                      options.workers).run(mine)
+                      options.workers, options.segmentation).run(mine)
     log.info("extract: shard %d/%d: %d videos extracted, %d were cached", *shard, done,
              len(mine) - done)
     if shard[1] == 1:
@@ -132,11 +139,21 @@ def extract(options: ExtractOptions) -> Written | None:
         raise
 
 
+def _cache_settings(options: ExtractOptions, spec: DecodeSpec,
+                    experts: list[Expert]) -> dict[str, Any]:
+    """What the cache key hashes: decoding, experts, and the segmentation when there is one
+    (a whole-video key stays what it was before segments)."""
+    settings = {"decode": spec.record(), "experts": [e.provenance() for e in experts]}
+    if options.segmentation is not None:
+        settings["segmentation"] = options.segmentation.record()
+    return settings
+
+
 def _write(options: ExtractOptions, collection: Collection, experts: list[Expert],
            text_encoder: TextEncoder, cache: ResultCache, spec: DecodeSpec) -> Written:
-    usable = _usable(collection, cache, [e.modality for e in experts], options.seed)
-    return Written(write_dataset(options.out, usable, experts, text_encoder, cache, spec),
-                   usable)
+    usable, items = _usable(collection, cache, [e.modality for e in experts], options.seed)
+    return Written(write_dataset(options.out, usable, items, experts, text_encoder, cache,
+                                 spec), usable, items)
 
 
 def collection_digest(collection: Collection, seed: int, text_encoder: TextEncoder) -> str:
@@ -153,14 +170,16 @@ def collection_digest(collection: Collection, seed: int, text_encoder: TextEncod
             files[video_id] = None
     state = {"videos": files, "captions": collection.captions, "splits": collection.given,
              "seed": seed, "name": collection.name, "text_encoder": text_encoder.record()}
+    if collection.segmentation is not None:
+        state.update(timed=collection.timed, segmentation=collection.segmentation.record())
     text = json.dumps(state, sort_keys=True, default=str)
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
 
 def _usable(collection: Collection, cache: ResultCache, modalities: list[str],
-            seed: int) -> Collection:
+            seed: int) -> tuple[Collection, Items]:
     """The collection without videos no expert could read (they stay in the report), its
-    captioned videos split."""
+    captioned videos split, and its items (videos, or their segments)."""
     metas = {vid: cache.meta(vid) for vid in collection.video_ids}
     _refuse_absent([vid for vid, meta in metas.items() if meta is None], collection)
     collection.failed = {vid: meta.get("error") or "no expert could read it"
@@ -170,9 +189,16 @@ def _usable(collection: Collection, cache: ResultCache, modalities: list[str],
     if not collection.video_ids:
         vid, reason = next(iter(collection.failed.items()))
         raise UserError(f"no video could be read (e.g. {vid!r}: {reason})")
-    captioned = [vid for vid in collection.video_ids if vid in collection.captions]
+    if collection.segmentation is None:
+        captioned = [vid for vid in collection.video_ids if vid in collection.captions]
+        collection.splits = assign_splits(captioned, collection.given, seed) if captioned else {}
+        return collection, whole_videos(collection)
+    items = segments_of(collection, {vid: metas[vid]["segments"] for vid in collection.video_ids})
+    captioned = [vid for vid in collection.video_ids
+                 if any(item in items.captions for item in items.by_video[vid])]
     collection.splits = assign_splits(captioned, collection.given, seed) if captioned else {}
-    return collection
+    return collection, replace(items, splits=item_splits(collection.splits, items.by_video,
+                                                         items.captions))
 
 
 def _refuse_absent(absent: list[str], collection: Collection) -> None:

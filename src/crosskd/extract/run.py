@@ -1,27 +1,33 @@
-"""Extracting every expert of a collection's videos into the result cache.
+"""Extracting every expert of a collection's videos (or of their segments) into the result
+cache.
 
-Decoding runs in worker threads (PyAV releases the GIL while FFmpeg decodes) a few videos
-ahead of the models, which run in the calling thread; at most `2 * workers` decoded videos
-wait, so memory stays bounded. A video that cannot be decoded, or an expert that fails on
-one, is recorded with the reason and marked missing; the run goes on.
+Decoding runs in worker threads a few videos ahead of the models, which run in the calling
+thread (`crosskd.extract.ahead`: memory stays bounded). A segmented video is planned in its
+thread (its segments: windows, or shots detected there), then its segments are decoded in
+one streamed pass and handed over one by one; the segments a previous run stored are not
+decoded again. A video that cannot be decoded, or an expert that fails on one, is recorded
+with the reason and marked missing; the run goes on.
 """
 
 from __future__ import annotations
 
 import logging
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 from tqdm import tqdm
 
 from crosskd.errors import UserError
-from crosskd.extract.cache import ResultCache, VideoResult, source_signature
-from crosskd.extract.decode import AUDIO_RATE, Decoded, DecodeError, DecodeSpec, decode
+from crosskd.extract.ahead import Producer, ahead
+from crosskd.extract.cache import (ResultCache, VideoResult, same_version, segment_result,
+                                   source_signature)
+from crosskd.extract.decode import (AUDIO_RATE, Decoded, DecodeError, DecodeSpec, Span,
+                                    VideoFile, decode)
 from crosskd.extract.expert import FRAMES, Expert
 from crosskd.extract.keyframes import save_keyframe
+from crosskd.extract.segmentation import Segment, Segmentation
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +60,15 @@ def shard_of(video_ids: list[str], shard: tuple[int, int]) -> list[str]:
     return sorted(video_ids)[index::count]
 
 
+def _in_video_time(records: list[dict[str, Any]], start: float) -> list[dict[str, Any]]:
+    """Timed text of a segment (times from the segment's start) in the video's time."""
+    if not start:
+        return records
+    return [{**record, **{key: round(record[key] + start, 3) for key in ("start", "end")
+                          if isinstance(record.get(key), (int, float))}}
+            for record in records]
+
+
 def _run_experts(experts: list[Expert], video: Decoded) -> VideoResult:
     result = VideoResult(duration=video.duration)
     for expert in experts:
@@ -71,13 +86,29 @@ def _run_experts(experts: list[Expert], video: Decoded) -> VideoResult:
         if output.text is not None:
             result.texts[expert.modality] = output.text
         if output.timed_text is not None:
-            result.timed_text[expert.modality] = output.timed_text
+            result.timed_text[expert.modality] = _in_video_time(output.timed_text, video.start)
     return result
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A segmented video's segments, those not stored yet, and its duration."""
+
+    segments: list[Segment]
+    todo: list[Segment]
+    duration: float
+
+    def spans(self) -> list[Span]:
+        """What to decode: the segments not stored yet (the video's last reads its sound to
+        the end of the track, as a whole video does)."""
+        last = self.segments[-1]
+        return [Span(s.start, s.end, last=s is last) for s in self.todo]
 
 
 @dataclass
 class Extraction:
-    """A shard's work: the videos, the experts, where results and keyframes go."""
+    """A shard's work: the videos, the experts, where results and keyframes go, and the
+    segmentation (None: whole videos)."""
 
     videos: dict[str, Path]
     experts: list[Expert]
@@ -85,12 +116,7 @@ class Extraction:
     out: Path
     spec: DecodeSpec
     workers: int = 2
-
-    def _decode(self, path: Path) -> Decoded | DecodeError:
-        try:
-            return decode(path, self.spec)
-        except DecodeError as err:
-            return err
+    segmentation: Segmentation | None = None
 
     def _source(self, video_id: str) -> dict[str, Any]:
         try:
@@ -98,29 +124,76 @@ class Extraction:
         except OSError as err:
             return {"path": str(self.videos[video_id]), "error": err.strerror}
 
-    def _decoded(self, todo: list[tuple[str, dict[str, Any]]]) -> Iterator[tuple[str, dict, Any]]:
-        """The videos decoded in order, at most 2 * workers decoded ahead."""
-        with ThreadPoolExecutor(self.workers, thread_name_prefix="decode") as pool:
-            window: list[tuple[str, dict[str, Any], Future]] = []
-            for video_id, source in todo:
-                window.append((video_id, source, pool.submit(self._decode, self.videos[video_id])))
-                if len(window) >= 2 * self.workers:
-                    video_id, source, future = window.pop(0)
-                    yield video_id, source, future.result()
-            for video_id, source, future in window:
-                yield video_id, source, future.result()
+    def _whole(self, video_id: str) -> Producer:
+        """A whole video's one item: its samples, or the DecodeError."""
+        def produce(put: Callable[[Any], None]) -> None:
+            try:
+                put(decode(self.videos[video_id], self.spec))
+            except DecodeError as err:
+                put(err)
+        return produce
+
+    def _segmented(self, video_id: str, source: dict[str, Any]) -> Producer:
+        """A segmented video's items: its Plan, then each segment not stored yet decoded (a
+        DecodeError instead, where the video cannot be read)."""
+        def produce(put: Callable[[Any], None]) -> None:
+            try:
+                with VideoFile(self.videos[video_id], self.spec) as video:
+                    plan = self._plan(video_id, source, video)
+                    put(plan)
+                    for decoded in video.spans(plan.spans()) if plan.todo else ():
+                        put(decoded)
+            except DecodeError as err:
+                put(err)
+        return produce
+
+    def _plan(self, video_id: str, source: dict[str, Any], video: VideoFile) -> Plan:
+        if video.duration <= 0:
+            raise DecodeError("the video's duration is unknown, so it cannot be cut into "
+                              "segments")
+        segments = self.segmentation.segments(video_id, self.videos[video_id], video.duration)
+        todo = [s for s in segments if not self._stored(video_id, s, source)]
+        return Plan(segments, todo, video.duration)
+
+    def _stored(self, video_id: str, segment: Segment, source: dict[str, Any]) -> bool:
+        meta = self.cache.meta(segment_result(video_id, segment.id))
+        return (meta is not None and same_version(meta.get("source"), source)
+                and meta.get("window") == [segment.start, segment.end])
+
+    def _failed(self, video_id: str, source: dict[str, Any], err: DecodeError) -> None:
+        log.warning("video %s cannot be decoded: %s", video_id, err)
+        self.cache.store(video_id, VideoResult(missing=[e.modality for e in self.experts],
+                                               error=str(err), source=source))
 
     def process(self, video_id: str, source: dict[str, Any],
                 decoded: Decoded | DecodeError) -> None:
         """Run the experts on one decoded video and store the result (a failure included)."""
         if isinstance(decoded, DecodeError):
-            result = VideoResult(missing=[e.modality for e in self.experts], error=str(decoded))
-            log.warning("video %s cannot be decoded: %s", video_id, decoded)
-        else:
-            result = _run_experts(self.experts, decoded)
-            result.keyframe = save_keyframe(decoded, video_id, self.out)
+            self._failed(video_id, source, decoded)
+            return
+        result = _run_experts(self.experts, decoded)
+        result.keyframe = save_keyframe(decoded, video_id, self.out)
         result.source = source
         self.cache.store(video_id, result)
+
+    def process_segments(self, video_id: str, source: dict[str, Any],
+                         items: Iterator[Plan | Decoded | DecodeError]) -> None:
+        """Run the experts on each decoded segment and store it; then the video's entry."""
+        plan = next(items)
+        if isinstance(plan, DecodeError):
+            self._failed(video_id, source, plan)
+            return
+        for segment, decoded in zip(plan.todo, items):
+            if isinstance(decoded, DecodeError):
+                self._failed(video_id, source, decoded)
+                return
+            result = _run_experts(self.experts, decoded)
+            result.keyframe = save_keyframe(decoded, segment.id, self.out)
+            result.source, result.window = source, [segment.start, segment.end]
+            self.cache.store(segment_result(video_id, segment.id), result)
+        table = [{"id": s.id, "start": s.start, "end": s.end} for s in plan.segments]
+        self.cache.store(video_id, VideoResult(duration=plan.duration, source=source,
+                                               segments=table))
 
     def run(self, video_ids: list[str]) -> int:
         """Extract the videos not cached yet; returns how many were extracted now."""
@@ -129,8 +202,14 @@ class Extraction:
         if len(todo) < len(video_ids):
             log.info("extract: %d of %d videos already done (cache %s)",
                      len(video_ids) - len(todo), len(video_ids), self.cache.folder)
+        jobs = [((vid, source), self._segmented(vid, source) if self.segmentation
+                 else self._whole(vid)) for vid, source in todo]
         with tqdm(total=len(todo), desc="extract", unit="video", dynamic_ncols=True) as bar:
-            for video_id, source, decoded in self._decoded(todo):
-                self.process(video_id, source, decoded)
+            for (video_id, source), items in ahead(jobs, self.workers):
+                if self.segmentation:
+                    self.process_segments(video_id, source, items)
+                else:
+                    (decoded,) = items
+                    self.process(video_id, source, decoded)
                 bar.update()
         return len(todo)

@@ -1,9 +1,12 @@
 """Train / val / test membership of the captioned videos: a fixed split where one is known (the
 caption file's split column, or the split a video already has in the dataset, so videos added
 later never move the others), the rest drawn with a fixed seed (70 / 10 / 20 %), every split
-holding at least one video."""
+holding at least one video. A segmented dataset's splits are drawn the same way, by video:
+every segment of a video is in its video's split, so no video is in two."""
 
 from __future__ import annotations
+
+from typing import Container
 
 import numpy as np
 
@@ -30,6 +33,13 @@ def assign_splits(video_ids: list[str], given: dict[str, str], seed: int) -> dic
         if not out[split]:
             out[split].append(_donated(out, set(drawn), split))
     return out
+
+
+def item_splits(video_splits: dict[str, list[str]], by_video: dict[str, list[str]],
+                captioned: Container[str]) -> dict[str, list[str]]:
+    """Each split's items: the `captioned` segments of its videos (`by_video`), in order."""
+    return {split: [item for vid in ids for item in by_video[vid] if item in captioned]
+            for split, ids in video_splits.items()}
 
 
 def _donated(out: dict[str, list[str]], drawn: set[str], split: str) -> str:
