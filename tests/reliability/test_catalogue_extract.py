@@ -1,4 +1,4 @@
-"""Bad-input catalogue, extract rows (docs/BAD_INPUTS.md E1-E10): caption files, video file
+"""Bad-input catalogue, extract rows (docs/BAD_INPUTS.md E1-E13, E18): caption files, video file
 names, command-line numbers, a full disk and sharded reruns of `crosskd extract`.
 
 Each test runs `crosskd extract` in-process on a few tiny synthetic videos and checks the
@@ -180,3 +180,16 @@ def test_e13_the_ocr_expert_without_its_package(cli, videos, tmp_path, monkeypat
     result = _extract(cli, folder, captions, tmp_path / "out", "--experts", "demo,ocr")
     assert_one_line_error(result, "expert ocr needs rapidocr-onnxruntime", "crosskd[ocr]")
     assert not (tmp_path / "out" / ".extract-cache").exists()
+
+
+@pytest.mark.parametrize("video_id", ["../x", "a\\b", "sub/video"])
+def test_e18_a_recorded_video_id_with_a_path_separator(cli, videos, tmp_path, video_id):
+    folder, captions = videos
+    out = tmp_path / "out"
+    assert _extract(cli, folder, captions, out).status == 0
+    record = json.loads((out / "extraction.json").read_text(encoding="utf-8"))
+    record["videos"][video_id] = record["videos"].pop("video0001")
+    (out / "extraction.json").write_text(json.dumps(record), encoding="utf-8")
+    assert_one_line_error(_extract(cli, folder, captions, out),
+                          f"extraction.json entry {video_id!r}", "holds a path separator",
+                          "to write the dataset afresh")

@@ -3,6 +3,8 @@ of the split lists, a key of every pickle, and the name of its cache entry and k
 an id must survive all of them unchanged. Refused (with the file or caption line named):
 
 - an empty id, or one of dots only (`...mp4`, `..`): no file name can be made of it;
+- a path separator (`/`, `\\`): an id read from a dataset record (`../x`) would name a
+  cache entry or keyframe outside its folder;
 - leading or trailing whitespace: the split lists are read back stripped;
 - control characters, line or paragraph separators, format characters other than the
   zero-width (non-)joiner (bidi overrides, zero-width spaces), and undecodable bytes: they
@@ -31,6 +33,8 @@ def id_problem(video_id: str) -> str | None:
         return "it is empty or made of dots only"
     if video_id != video_id.strip():
         return "it starts or ends with whitespace"
+    if "/" in video_id or "\\" in video_id:
+        return "it holds a path separator"
     for ch in video_id:
         if unicodedata.category(ch) in _REFUSED_CATEGORIES and ch not in _JOINERS:
             return ("it holds bytes that are not UTF-8" if unicodedata.category(ch) == "Cs"
