@@ -16,3 +16,9 @@ def test_a_small_split_is_named_with_its_chance_and_the_remedy():
     assert "R@1 7.7 %, R@5 38.5 %" in line and "add videos" in line and "\n" not in line
     assert small_split_warning("test", MIN_EVAL_VIDEOS, "add videos") is None
     assert small_split_warning("test", MIN_EVAL_VIDEOS - 1, "add videos") is not None
+
+
+def test_a_segmented_split_counts_segments():
+    line = small_split_warning("val", 6, "add videos", unit="segment")
+    assert line.startswith("the val split holds only 6 segment(s)")
+    assert line.endswith("(at least 25 segments per evaluation split)")

@@ -19,20 +19,21 @@ def chance_recall(videos: int, level: int) -> float:
     return 100.0 * min(level, videos) / videos
 
 
-def small_split_warning(split: str, videos: int, remedy: str) -> str | None:
-    """One line naming a `split` of fewer than MIN_EVAL_VIDEOS videos, chance, and `remedy`;
-    None when the split is big enough."""
+def small_split_warning(split: str, videos: int, remedy: str, unit: str = "video"
+                        ) -> str | None:
+    """One line naming a `split` of fewer than MIN_EVAL_VIDEOS items (`unit`s: videos, or a
+    segmented dataset's segments), chance, and `remedy`; None when the split is big enough."""
     if videos >= MIN_EVAL_VIDEOS:
         return None
-    return (f"the {split} split holds only {videos} video(s): a random ranking scores "
+    return (f"the {split} split holds only {videos} {unit}(s): a random ranking scores "
             f"R@1 {chance_recall(videos, 1):.1f} %, R@5 {chance_recall(videos, 5):.1f} % "
             f"there, so its figures are mostly noise; {remedy} (at least "
-            f"{MIN_EVAL_VIDEOS} videos per evaluation split)")
+            f"{MIN_EVAL_VIDEOS} {unit}s per evaluation split)")
 
 
 def warn_if_small(log: logging.Logger, split: str, videos: int,
-                  remedy: str = EVALUATION_REMEDY) -> None:
+                  remedy: str = EVALUATION_REMEDY, unit: str = "video") -> None:
     """Log `small_split_warning` as a warning when there is one."""
-    line = small_split_warning(split, videos, remedy)
+    line = small_split_warning(split, videos, remedy, unit)
     if line:
         log.warning(line)

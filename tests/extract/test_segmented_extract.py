@@ -115,9 +115,11 @@ def test_untimed_captions_stay_the_videos_and_a_video_without_timed_ones_is_in_n
     assert record["counts"]["segments"] == 17 and record["counts"]["captioned_segments"] == 15
 
 
-def test_the_generated_config_trains_on_the_segments(segmented, tmp_path):
-    assert main(["train", "--config", str(segmented / "config.json"), "--device", "cpu",
-                 "--set", "trainer.epochs=1", "--out", str(tmp_path / "test.json")]) == 0
+def test_the_generated_config_trains_on_the_segments(segmented, tmp_path, caplog):
+    with caplog.at_level(logging.WARNING, logger="crosskd.data.retrieval"):
+        assert main(["train", "--config", str(segmented / "config.json"), "--device", "cpu",
+                     "--set", "trainer.epochs=1", "--out", str(tmp_path / "test.json")]) == 0
+    assert "segment(s): a random ranking" in caplog.text  # its items are counted as segments
     tested = json.loads((tmp_path / "test.json").read_text())
     assert "R1" in tested["t2v"] and "R1" in tested["video_level"]["t2v"]
 

@@ -138,7 +138,8 @@ class _Loader:
                                protocol, self._segment_videos(experts, eval_ids))
         log.info("%s %s: %d train videos, %d eval videos, %d queries", self.layout.name,
                  split_name, train.num_videos, evaluation.num_videos, evaluation.num_queries)
-        warn_if_small(log, split_name, evaluation.num_videos)
+        warn_if_small(log, split_name, evaluation.num_videos,
+                      unit="video" if evaluation.segment_videos is None else "segment")
         return train, evaluation
 
     def _segment_videos(self, experts: dict[str, list[PackedFile]], eval_ids: list[str]

@@ -100,8 +100,9 @@ def stretched_schedule(scheduler: dict[str, Any] | None, base_epochs: int,
     return {**scheduler, "args": {**args, "gamma": args["gamma"] ** (base_epochs / epochs)}}
 
 
-def warn_small_splits(splits: dict[str, list[str]]) -> None:
-    """Log one line for each evaluation split too small to validate or test on."""
+def warn_small_splits(splits: dict[str, list[str]], unit: str = "video") -> None:
+    """Log one line for each evaluation split too small to validate or test on (`unit`:
+    what its items are, videos or segments)."""
     for split in ("val", "test"):
         warn_if_small(log, split, len(splits[split]), "add videos, or mark more of them "
-                      f"{split} in the captions file's split column")
+                      f"{split} in the captions file's split column", unit)

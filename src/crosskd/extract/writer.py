@@ -109,7 +109,7 @@ def write_dataset(out: Path, collection: Collection, items: Items, experts: list
     if items.splits:  # a collection without captions has none
         for split, name in SPLIT_FILES.items():
             write_text_atomically(root / name, "\n".join(items.splits[split]) + "\n", _FIX)
-        warn_small_splits(items.splits)
+        warn_small_splits(items.splits, "video" if items.windows is None else "segment")
     if items.windows is not None:
         write_segments(root, items.windows)
     held = held_experts(experts, cache, items)
