@@ -182,7 +182,7 @@ def test_an_update_after_videos_were_added_keeps_the_moments_right(tmp_path, cap
     make_segmented(tmp_path / "videos", tmp_path / "data", tmp_path, VIDEOS)
     capsys.readouterr()
     assert main(_index_args(tmp_path, tmp_path / "index")) == 0
-    assert "added:   2 videos ('lecture1@0000', 'lecture1@0001')" in capsys.readouterr().out
+    assert "added:   2 segments ('lecture1@0000', 'lecture1@0001')" in capsys.readouterr().out
     moments = Index.load(tmp_path / "index").moments
     assert [(moments.moment(p).video_id, moments.moment(p).start, moments.moment(p).end)
             for p in range(9)] == [SEGMENTS[s] for s in sorted(SEGMENTS)]

@@ -143,7 +143,8 @@ def _report(args: argparse.Namespace, index: Index, plan: Plan | None, replaced:
         verb = "rebuilt" if replaced else "indexed"
         lines = [f"{verb} {summary} into {args.out} {settings}; availability patterns:"]
     else:
-        lines = [f"updated {args.out}: {summary} {settings}", *plan.lines(),
+        unit = "video" if index.moments is None else "segment"
+        lines = [f"updated {args.out}: {summary} {settings}", *plan.lines(unit),
                  "availability patterns:"]
     lines += [f"  {line}" for line in index.describe_patterns()]
     if index.querybank is not None:

@@ -110,10 +110,10 @@ class Collection:
                 f"removed: {listed([vid for vid in self.recorded if vid not in now])}"]
 
 
-def listed(ids: list[str]) -> str:
-    """`3 videos ('a', 'b', 'c')`: the count, the first SHOWN names, then `...`."""
+def listed(ids: list[str], unit: str = "video") -> str:
+    """`3 videos ('a', 'b', 'c')`: the count of `unit`s, the first SHOWN names, then `...`."""
     names = ", ".join(repr(vid) for vid in ids[:SHOWN]) + (", ..." if len(ids) > SHOWN else "")
-    return f"{len(ids)} video{'' if len(ids) == 1 else 's'}" + (f" ({names})" if ids else "")
+    return f"{len(ids)} {unit}{'' if len(ids) == 1 else 's'}" + (f" ({names})" if ids else "")
 
 
 def gather(found: dict[str, Path], captions: Captions | None, out: Path, name: str | None,

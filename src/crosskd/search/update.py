@@ -123,12 +123,13 @@ class Plan:
     changed: list[str]
     removed: list[str]
 
-    def lines(self) -> list[str]:
-        """What the update did: one line each for added, changed, kept and removed videos."""
+    def lines(self, unit: str = "video") -> list[str]:
+        """What the update did: one line each for added, changed, kept and removed items
+        (`unit`s: videos, or a segmented index's segments)."""
         kept = [self.video_ids[p] for p in self.reused]
-        return [f"added:   {listed(self.added)}",
-                f"changed: {listed(self.changed)}{': embedded again' if self.changed else ''}",
-                f"kept:    {listed(kept)}", f"removed: {listed(self.removed)}"]
+        changed = listed(self.changed, unit) + (": embedded again" if self.changed else "")
+        return [f"added:   {listed(self.added, unit)}", f"changed: {changed}",
+                f"kept:    {listed(kept, unit)}", f"removed: {listed(self.removed, unit)}"]
 
 
 def plan_update(video_ids: Sequence[str], digests: np.ndarray, previous: Index | None) -> Plan:
