@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 
 import pytest
 
@@ -10,6 +11,7 @@ from crosskd.cli import main
 from crosskd.commands import demo
 from crosskd.commands.demo import _curves, _demo_config
 from crosskd.config import parse_experiment
+from crosskd.search.moments import Moment
 from crosskd.train.plots import plot_runs
 
 
@@ -41,6 +43,36 @@ def test_demo_trains_both_variants_and_writes_table_and_plot(tmp_path, capsys, m
         assert main(["search", str(out / "index"), "a red circle", "-k", "3", "--json"]) == 0
         assert len(json.loads(capsys.readouterr().out.splitlines()[-1])["results"]) == 3
         assert (out / "index" / "media.json").is_file()  # the page plays the test videos
+        _check_moment(out, printed, capsys)
+    else:  # no videos, no moments
+        assert "moments:" not in printed and not (out / "moment.json").exists()
+
+
+def _check_moment(out, printed, capsys):
+    """The demo ends in one query answered with a moment of the long videos, the same in
+    moment.json and on the terminal, and the search it prints runs."""
+    answer = json.loads((out / "moment.json").read_text())
+    assert answer["part"] == {"video_id": "long0003", "start": 8.0, "end": 10.0}
+    timed = [json.loads(line) for line in (out / "moments-videos" / "captions.jsonl").open()]
+    assert {"video": "long0003", "caption": answer["query"], "start": 8.0, "end": 10.0} in timed
+    hit = answer["hit"]
+    moment = Moment(hit["video_id"], hit["start"], hit["end"])
+    assert hit["segment_id"].startswith(hit["video_id"] + "@")
+    assert hit["end"] - hit["start"] == 2.0 and answer["parts_found"]["queries"] == 64
+    verdict = "the right part" if answer["right"] else \
+        "not the right part, which is long0003 00:08-00:10"
+    *_, moments, query, best, parts, command = printed.splitlines()
+    assert moments.startswith(f"moments: {out / 'moments-index'} (4 videos of 8 parts")
+    assert query == f'query:   "{answer["query"]}"'
+    assert best.startswith(f"best:    {hit['video_id']} {moment.clock()} "
+                           f"(segment {hit['segment_id']}, ") and best.endswith(verdict)
+    assert parts.startswith(f"parts:   {answer['parts_found']['found']} of 64 ")
+    program, *args = shlex.split(command.removeprefix("next:"))
+    assert program == "crosskd" and args[-1] == "--per-video"
+    assert main([*args, "-k", "4", "--json"]) == 0
+    hits = json.loads(capsys.readouterr().out.splitlines()[-1])["results"]
+    assert len({found["video_id"] for found in hits}) == 4  # one moment per long video
+    assert hits[0]["segment_id"] == hit["segment_id"]
 
 
 def _first_video(out):

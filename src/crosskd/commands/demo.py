@@ -5,6 +5,8 @@ saying so), extracts them with the weight-free demo experts and text encoder int
 (exactly what `crosskd extract --experts demo --text-encoder demo` does), trains the two
 generated configs with the same seed, tests both on the full-test split, prints a
 model-zoo style table and plots validation R@1 and the training loss per epoch of both runs.
+It ends in search: every video indexed with the trained model, and a few long videos made of
+parts, extracted in segments, answering one query with a moment (crosskd.commands.demo_moments).
 `--features synthetic` runs the same comparison on synthetic published-layout features
 (configs/demo/) instead.
 """
@@ -21,6 +23,7 @@ from typing import Any
 
 import torch
 
+from crosskd.commands import demo_moments
 from crosskd.commands.device_flag import DEVICE_HELP
 from crosskd.commands.options import positive_int, whole_number
 from crosskd.config import ExperimentConfig, apply_overrides, load_config, parse_experiment
@@ -28,6 +31,7 @@ from crosskd.data.synth import SynthSpec, write_synthetic
 from crosskd.extract.collection import RECORD
 from crosskd.extract.training_plan import plan_training
 from crosskd.process import detect
+from crosskd.search.index import MANIFEST, Index
 from crosskd.shipped import config_dir
 from crosskd.train.device import resolve_device
 from crosskd.train.plots import RunCurves, plot_runs
@@ -77,7 +81,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "65%%/5%%/30%%)")
     parser.add_argument("--device", help=DEVICE_HELP)
     parser.add_argument("--serve", action="store_true",
-                        help="then serve the search page of the trained model and open it")
+                        help="then serve the search page of the trained model on every "
+                        "video (the index named on the 'index:' line) and open it")
     parser.add_argument("--port", type=whole_number("port", 1, 65535), default=8000,
                         help="port of --serve's page")
     parser.set_defaults(func=run)
@@ -143,6 +148,7 @@ def run(args: argparse.Namespace) -> int:
     videos = args.videos or (DEMO_OWN_VIDEOS if extracted else DEMO_VIDEOS)
     if extracted:
         data = _extract_videos(out, videos, args.seed)
+        demo_moments.extract_moments(out, args.seed)
     else:
         data = out / "data" / "MSRVTT"
         write_synthetic(SynthSpec(dataset="MSRVTT", videos=videos, seed=args.seed, **DEMO_DATA),
@@ -166,29 +172,45 @@ def run(args: argparse.Namespace) -> int:
     plot = plot_runs(curves, out / PLOT_NAME,
                      title=f"crosskd demo: synthetic data, seed {args.seed} ({source}, "
                      f"{videos} videos)\ntest: {protocol}")
-    index = _index_demo(experiment.raw, run_dir, out, whole_collection=extracted)
+    index = out / "index"
+    _index_demo(experiment.raw, run_dir, out, index, out / "videos", whole_collection=extracted)
+    answer = _answer_moment(experiment.raw, run_dir, out, args.seed) if extracted else None
     print(report)
     print(f"data:    {data}\nruns:    {out / 'runs'}\n"
           f"table:   {out / 'results.md'} (and results.json)\nplot:    {plot}\n"
           f"index:   {index} ({label}, {'every video' if extracted else 'test split'})\n"
           f"time:    {time.monotonic() - started:.0f} s\n"
           f"search:  crosskd serve {index}   (or crosskd search {index} --help)")
+    if answer is not None:
+        print("\n".join(answer.lines(out)))
     if args.serve:
         from crosskd.commands.serve import serve
         serve(index, "127.0.0.1", args.port, open_page=True)
     return 0
 
 
-def _index_demo(config: dict[str, Any], run_dir: Path, out: Path,
-                whole_collection: bool) -> Path:
-    """The search index of the last variant's best checkpoint: every video of the own-video
-    collection, or the synthetic features' test split."""
+def _index_demo(config: dict[str, Any], run_dir: Path, out: Path, path: Path, media: Path,
+                whole_collection: bool) -> Index:
+    """The search index at `path` of the last variant's best checkpoint: every video (or
+    segment) of an own-video collection, or the synthetic features' test split."""
     from crosskd.search.build import build_index, with_split
-    from crosskd.search.index import MANIFEST
 
-    path = out / "index"
     if (path / MANIFEST).is_file():  # the index of an earlier demo in this folder
         shutil.rmtree(path)
-    build_index(with_split(config, None), run_dir, cache_dir=out / "cache",
-                media_roots=[out / "videos"], whole_collection=whole_collection).save(path)
-    return path
+    index = build_index(with_split(config, None), run_dir, cache_dir=out / "cache",
+                        media_roots=[media], whole_collection=whole_collection)
+    index.save(path)
+    return index
+
+
+def _answer_moment(config: dict[str, Any], run_dir: Path, out: Path, seed: int
+                   ) -> demo_moments.Answer:
+    """The long videos' segments indexed with the trained model, the demo's query answered
+    with a moment, and the answer kept in out/moment.json."""
+    index = _index_demo(demo_moments.moments_config(config, out / demo_moments.DATA), run_dir,
+                        out, out / demo_moments.INDEX, out / demo_moments.VIDEOS,
+                        whole_collection=True)
+    answer = demo_moments.answer_query(index, demo_moments.moment_parts(seed))
+    (out / demo_moments.ANSWER).write_text(json.dumps(answer.as_json(), indent=1) + "\n",
+                                           encoding="utf-8")
+    return answer
