@@ -59,16 +59,21 @@ def _parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    args = _parse_args()
-    print(f"CPU: {cpu_description()}", flush=True)
-    work = args.work.resolve()
+def bench_config(work: Path) -> Path:
+    """vs_original.py's data (generated under `work` once) and config, as a file."""
     data_dir = work / "data" / "MSRVTT"
     make_dataset(BenchData(1000, 250, 250, 20), data_dir)
     config = benchmark_config(REPO / "configs" / Path(ORIGINAL_CONFIG).name, data_dir,
                               work / "runs", REPO)
-    config_path = write_config(config, work / "configs_bench" / "msrvtt-cecap.json")
+    return write_config(config, work / "configs_bench" / "msrvtt-cecap.json")
+
+
+def main() -> None:
+    args = _parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    print(f"CPU: {cpu_description()}", flush=True)
+    work = args.work.resolve()
+    config_path = bench_config(work)
     cache = work / "crosskd-cache"
     sides = (_side("before", args.before.resolve(), cache), _side("after", REPO, cache))
     loads = [load_average()]
