@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import re
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from crosskd.untrusted import UnsafePathError, ascii_int, contained, terminal_safe
+from crosskd.untrusted import (UnsafePathError, ascii_int, contained, json_object_file,
+                               terminal_safe)
 
 
 def test_a_path_inside_its_root_is_resolved(tmp_path):
@@ -77,3 +79,17 @@ def test_terminal_text_holds_no_control_character(text):
                for ch in safe)
     if text.isprintable():
         assert safe == text
+
+
+def test_a_json_object_file_is_read_or_refused_in_one_line(tmp_path):
+    from crosskd.errors import UserError
+
+    path = tmp_path / "record.json"
+    assert json_object_file(path, "; fix it", "is not an object; fix it") is None
+    path.write_text('{"a": 1}', encoding="utf-8")
+    assert json_object_file(path, "; fix it", "is not an object; fix it") == {"a": 1}
+    for text, said in (("[1, 2]", "record.json is not an object; fix it"),
+                       ("{", "record.json cannot be read (Expecting")):
+        path.write_text(text, encoding="utf-8")
+        with pytest.raises(UserError, match=re.escape(said)):
+            json_object_file(path, "; fix it", "is not an object; fix it")

@@ -10,9 +10,11 @@ folders, captions, command lines, HTTP requests), made safe once here:
 
 from __future__ import annotations
 
+import json
 import re
 import unicodedata
 from pathlib import Path, PurePath
+from typing import Any
 
 from crosskd.errors import UserError
 
@@ -51,6 +53,20 @@ def ascii_int(text: str, what: str, low: int | None = None, high: int | None = N
     value = int(stripped)
     if (low is not None and value < low) or (high is not None and value > high):
         raise ValueError(f"{what}: {value} is out of range; use a whole number{bounds}")
+    return value
+
+
+def json_object_file(path: Path, unreadable: str, not_object: str) -> dict[str, Any] | None:
+    """The JSON object a file holds (None: there is no file); a UserError naming the file,
+    then `unreadable` (after the reason) or `not_object`, when it is no such object."""
+    if not path.is_file():
+        return None
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise UserError(f"{path} cannot be read ({err}){unreadable}") from None
+    if not isinstance(value, dict):
+        raise UserError(f"{path} {not_object}")
     return value
 
 

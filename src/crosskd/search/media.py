@@ -18,8 +18,7 @@ import shutil
 from pathlib import Path
 from typing import Mapping, NamedTuple
 
-from crosskd.errors import UserError
-from crosskd.untrusted import UnsafePathError, contained
+from crosskd.untrusted import UnsafePathError, contained, json_object_file
 
 log = logging.getLogger(__name__)
 
@@ -187,12 +186,5 @@ class MediaTable:
 
 def _read_table(path: Path) -> dict:
     """The media table of an index folder ({} when it has none)."""
-    if not path.is_file():
-        return {}
-    try:
-        table = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as err:
-        raise UserError(f"{path} cannot be read ({err}); rebuild the index") from None
-    if not isinstance(table, dict):
-        raise UserError(f"{path} is not a table of video ids; rebuild the index")
-    return table
+    return json_object_file(path, "; rebuild the index",
+                            "is not a table of video ids; rebuild the index") or {}

@@ -18,6 +18,7 @@ from crosskd.datasets import DATASETS
 from crosskd.datasets.catalogue import OWN_VIDEOS
 from crosskd.errors import UserError
 from crosskd.search.media_sources import RECORD
+from crosskd.untrusted import json_object_file
 
 
 @dataclass
@@ -74,17 +75,8 @@ def collection_name(experiment: ExperimentConfig, record: dict[str, Any]) -> str
 
 def extraction_record(data_dir: Path) -> dict[str, Any]:
     """What `crosskd extract` recorded about an own-video dataset ({} for published features)."""
-    path = data_dir / RECORD
-    if not path.is_file():
-        return {}
-    try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as err:
-        raise UserError(f"{path} cannot be read ({err})") from None
-    if not isinstance(record, dict):
-        raise UserError(f"{path} is not an extraction record (a JSON object); run crosskd "
-                        "extract again")
-    return record
+    return json_object_file(data_dir / RECORD, "", "is not an extraction record (a JSON "
+                            "object); run crosskd extract again") or {}
 
 
 def as_dataset_of_folder(config: dict[str, Any], split: str | None) -> dict[str, Any]:
