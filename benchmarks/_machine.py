@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import os
-import platform
 import time
-from pathlib import Path
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from crosskd.cpu import cpu_description  # noqa: F401  (re-exported for the benchmarks)
 from crosskd.ops import cpu_matmul
 from crosskd.train.allocator import M_MMAP_MAX, M_TRIM_THRESHOLD, set_malloc_options
 
@@ -36,27 +35,6 @@ def matmul_gflops(size: int = 2048, seconds: float = 2.0, library: str = "torch"
 def matmul_libraries() -> tuple[str, ...]:
     """The CPU matmul libraries this torch offers crosskd (crosskd.ops.cpu_matmul)."""
     return ("torch", "onednn") if cpu_matmul.onednn_available() else ("torch",)
-
-
-#: the instruction-set flags that change which kernels (and so which roundings) run
-_ISA_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
-
-
-def cpu_description() -> str:
-    """The CPU a figure came from, as /proc/cpuinfo names it (vendor, model, family/model
-    numbers, the ISA flags that pick kernels, logical CPUs): tolerances and speeds differ
-    between the AMD and Intel machines sessions and CI run on."""
-    fields: dict[str, str] = {}
-    info = Path("/proc/cpuinfo")
-    text = info.read_text(encoding="utf-8", errors="replace") if info.is_file() else ""
-    for line in text.split("\n\n", 1)[0].splitlines():
-        key, _, value = line.partition(":")
-        fields[key.strip()] = value.strip()
-    flags = set(fields.get("flags", "").split())
-    isa = ", ".join(flag for flag in _ISA_FLAGS if flag in flags) or "none of " + "/".join(_ISA_FLAGS)
-    name = fields.get("model name") or platform.processor() or platform.machine()
-    return (f"{name} ({fields.get('vendor_id', '?')}, family {fields.get('cpu family', '?')} "
-            f"model {fields.get('model', '?')}; {isa}; {os.cpu_count()} logical CPUs)")
 
 
 def load_average() -> float:

@@ -10,7 +10,8 @@ fast paths as the CPU runner does (crosskd.train.runners.install_fast_paths: the
 library, the optimizer stepped inside backward; with RAdam and oneDNN, the text projections'
 weight gradients go to the update a block of rows at a time). Inputs are random with the real shapes
 (benchmarks/train_step.py). For each library of `--libraries` (default: torch's matmul, then
-oneDNN where torch has it) a fresh model is timed over --steps steady steps after --warmup
+oneDNN where torch has it, then "measured": each product on the library measured faster for
+its shape, `trainer.cpu_matmul` "auto", crosskd.inference.product_table) a fresh model is timed over --steps steady steps after --warmup
 (RAdam rectifies from step 6); the table gives the median step, its FLOPs (FlopCounterMode,
 oneDNN's products included) and their rate against the 2048^2 fp32 matmul rate of each
 library measured in the same run, and the process's peak RSS.
@@ -30,6 +31,7 @@ from torch.profiler import profile
 from _machine import cpu_description, flop_counter, load_average, matmul_gflops, matmul_libraries
 from train_step import random_batch
 from crosskd.config import load_config, model_spec, objective_spec, optimizer_spec
+from crosskd.inference.precision import Precision
 from crosskd.losses import build_objective
 from crosskd.models import build_model
 from crosskd.optim import build_optimizer
@@ -39,22 +41,25 @@ from crosskd.train.runtime import Runtime, cpu_threads_for
 CPU = torch.device("cpu")
 
 
-def _stepper(config: dict, seed: int, batch: int, library: str):
+def _stepper(config: dict, seed: int, batch: int, library: str, amp: str | None = None):
     """A fresh model, loss and optimizer wired as the CPU runner wires them, with `library`'s
-    linear layers; returns the step function."""
+    linear layers (under `amp`'s autocast, with its kept low-precision weights); returns the
+    step function."""
     torch.manual_seed(seed)
     model = build_model(model_spec(config)).train()
     objective = build_objective(objective_spec(config))
     optimizer = build_optimizer(optimizer_spec(config), model.parameters())
-    runtime = Runtime(CPU, optimizer_in_backward=True, cpu_matmul=library,
-                      cpu_threads=cpu_threads_for(model, CPU))
+    runtime = Runtime(CPU, precision=Precision.from_amp(amp), optimizer_in_backward=True,
+                      cpu_matmul=library, cpu_threads=cpu_threads_for(model, CPU))
     runtime.apply_process_settings()
     install_fast_paths(runtime, model, optimizer)
     inputs = random_batch(model, batch, seed)
 
     def step() -> None:
         optimizer.zero_grad(set_to_none=True)
-        objective(model(*inputs))[0].backward()
+        with runtime.precision.autocast(CPU):
+            loss = objective(model(*inputs))[0]
+        loss.backward()
     return step
 
 
@@ -82,8 +87,10 @@ def _parse_args() -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=8)
     parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--libraries", nargs="+", default=list(matmul_libraries()),
-                        choices=matmul_libraries())
+    libraries = matmul_libraries() + (("measured",) if len(matmul_libraries()) > 1 else ())
+    parser.add_argument("--libraries", nargs="+", default=list(libraries), choices=libraries)
+    parser.add_argument("--amp", choices=("bf16",), default=None,
+                        help="also time each library's step under bfloat16 autocast")
     parser.add_argument("--profile", type=int, default=0, metavar="ROWS",
                         help="also print a torch.profiler table of one step of the last library")
     return parser.parse_args()
@@ -96,12 +103,16 @@ def main() -> None:
     rates_before = {lib: matmul_gflops(library=lib) for lib in matmul_libraries()}
     load_before = load_average()
     results = {}
-    for library in args.libraries:
-        step = _stepper(config, args.seed, args.batch, library)
+    runs = [(library, None) for library in args.libraries]
+    runs += [(library, args.amp) for library in args.libraries if args.amp]
+    for library, amp in runs:
+        step = _stepper(config, args.seed, args.batch, library, amp)
+        step()  # a measured plan measures its products here, outside the FLOP count
         flops = _counted_step(step)
         durations = _time(step, args.warmup, args.steps)
-        results[library] = (statistics.median(durations), min(durations), max(durations), flops)
-        if args.profile and library == args.libraries[-1]:
+        name = library if amp is None else f"{library}, {amp} autocast"
+        results[name] = (statistics.median(durations), min(durations), max(durations), flops)
+        if args.profile and (library, amp) == runs[-1]:
             with profile(record_shapes=True) as prof:
                 step()
             print(prof.key_averages(group_by_input_shape=True).table(

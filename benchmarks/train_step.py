@@ -37,9 +37,8 @@ from crosskd.config import load_config, model_spec, objective_spec, optimizer_sp
 from crosskd.losses import build_objective
 from crosskd.models import CENet, build_model
 from crosskd.optim.fast_radam import SinglePassRAdam
-from crosskd.ops import use_onednn
 from crosskd.optim import build_optimizer
-from crosskd.inference.linear_library import resolve_cpu_matmul
+from crosskd.inference.linear_library import resolve_cpu_matmul, use_linear_library
 
 #: tokens per expert sequence in the MSRVTT batches, and which fraction of videos lacks it.
 TOKENS = {"audio": 29, "speech": 32, "text": 37}
@@ -159,7 +158,7 @@ def _parse_args() -> argparse.Namespace:
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--cpu-matmul", choices=("onednn", "torch"),
+    parser.add_argument("--cpu-matmul", choices=("measured", "onednn", "torch"),
                         default=resolve_cpu_matmul("auto"),
                         help="library of the model's float32 linear layers (trainer.cpu_matmul; "
                              "default: this machine's choice)")
@@ -178,8 +177,7 @@ def main() -> None:
     retained = False if args.default_allocator else retain_freed_memory()
     config = load_config(args.config)
     model = build_model(model_spec(config)).train()
-    if args.cpu_matmul == "onednn":
-        use_onednn(model)
+    use_linear_library(model, torch.device("cpu"), args.cpu_matmul)
     objective = build_objective(objective_spec(config))
     inputs = random_batch(model, args.batch, args.seed)
     num_params = sum(p.numel() for p in model.parameters())

@@ -44,7 +44,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from _machine import cpu_description, load_average, matmul_gflops, matmul_libraries
-from crosskd.process import NATIVE_BF16_FLAGS, cpu_flags
+from crosskd.cpu import cpu_flags
+from crosskd.process import NATIVE_BF16_FLAGS
 from _msrvtt_bench import (REPO, BenchData, ProcessResult, make_dataset, run_process,
                            write_config)
 

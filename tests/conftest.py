@@ -45,8 +45,10 @@ def conformance() -> Path:
 
 @pytest.fixture(autouse=True, scope="session")
 def _packed_feature_cache(tmp_path_factory) -> None:
-    """Keep the packed-feature cache of every test (and its subprocesses) in a temporary folder."""
+    """Keep the packed-feature cache and the measured product table of every test (and its
+    subprocesses) in a temporary folder."""
     os.environ["CROSSKD_CACHE_DIR"] = str(tmp_path_factory.mktemp("packed-cache"))
+    os.environ["CROSSKD_PRODUCT_TABLE"] = str(tmp_path_factory.mktemp("products") / "table.json")
 
 
 @pytest.fixture

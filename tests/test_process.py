@@ -78,3 +78,16 @@ def test_bf16_on_a_cpu_without_bf16_matmuls_is_warned_about(flags, warned, monke
         assert process.resolve_precision(None, CPU) == Precision()
         process.resolve_precision("bf16", CUDA)
     assert caplog.text == ""
+
+
+@pytest.mark.parametrize("flags, amp, suggested", [
+    ({"amx_bf16", "avx512_bf16"}, None, True), ({"amx_bf16"}, "fp32", False),
+    ({"amx_bf16"}, "bf16", False), ({"avx512_bf16"}, None, False), (set(), None, False)])
+def test_bf16_is_suggested_on_a_cpu_with_matrix_units_never_chosen(flags, amp, suggested,
+                                                                   monkeypatch, caplog):
+    """Only where amp is unset; the precision stays what the config says."""
+    monkeypatch.setattr(process, "cpu_flags", lambda: frozenset(flags))
+    with caplog.at_level("INFO", logger="crosskd.process"):
+        precision = process.resolve_precision(amp, CPU)
+    assert precision == Precision.from_amp(amp)
+    assert ("bfloat16 matrix units" in caplog.text) is suggested

@@ -20,6 +20,7 @@ from typing import Mapping
 
 import torch
 
+from crosskd.cpu import cpu_flags
 from crosskd.errors import UserError
 from crosskd.inference.precision import Precision
 from crosskd.untrusted import ascii_int
@@ -31,6 +32,9 @@ MAX_PROCESSES = 1 << 20
 #: /proc/cpuinfo flags of CPUs with bfloat16 matmul instructions (x86 AVX-512 BF16 or AMX,
 #: Arm's BF16 extension); without one, bf16 autocast on the CPU is emulated.
 NATIVE_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16", "bf16"})
+#: /proc/cpuinfo flags of CPUs whose bfloat16 products run several times their float32 rate
+#: (AMX: ~4.8x on the Intel Xeon of docs/PERFORMANCE.md), where bf16 is worth suggesting
+MATRIX_UNIT_FLAGS = frozenset({"amx_bf16"})
 
 
 @dataclass(frozen=True)
@@ -104,26 +108,19 @@ def rank_device(device: torch.device, job: TorchrunJob | None) -> torch.device:
     return torch.device("cuda", job.local_rank)
 
 
-def cpu_flags(cpuinfo: str = "/proc/cpuinfo") -> frozenset[str]:
-    """The CPU's feature flags (`flags` on x86, `Features` on Arm); empty where unknown."""
-    try:
-        with open(cpuinfo, encoding="ascii", errors="replace") as handle:
-            for line in handle:
-                key, _, value = line.partition(":")
-                if key.strip() in ("flags", "Features"):
-                    return frozenset(value.split())
-    except OSError:
-        pass
-    return frozenset()
-
-
 def resolve_precision(amp: str | None, device: torch.device) -> Precision:
     """The precision of `trainer.amp` on `device`.
 
     bf16 on a CPU without bfloat16 matmul instructions still runs, emulated and slower than
-    float32, so it is warned about rather than refused.
+    float32, so it is warned about rather than refused. On a CPU with matrix units and
+    `trainer.amp` unset, bf16 is suggested in the log; float32 stays (bf16 is opt-in).
     """
     precision = Precision.from_amp(amp)
+    if amp is None and device.type == "cpu" and MATRIX_UNIT_FLAGS & cpu_flags():
+        log.info("this CPU has bfloat16 matrix units (%s): \"amp\": \"bf16\" under trainer "
+                 "may run several times faster than float32, with metrics within the bf16 "
+                 "tolerances of docs/PERFORMANCE.md; float32 stays the default",
+                 ", ".join(sorted(MATRIX_UNIT_FLAGS & cpu_flags())))
     if (precision.dtype is torch.bfloat16 and device.type == "cpu"
             and not NATIVE_BF16_FLAGS & cpu_flags()):
         log.warning("trainer.amp is \"bf16\", but this CPU has no bfloat16 matmul "

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from hypothesis import given, settings, strategies as st
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from crosskd.ops import OneDnnLinear, cpu_matmul, onednn_linear, use_onednn
+from crosskd.ops import PlannedLinear, cpu_matmul, planned_linear, use_product_plan
 
 needs_onednn = pytest.mark.skipif(not cpu_matmul.onednn_available(),
                                   reason="this torch build has no oneDNN linear kernel")
@@ -69,7 +69,7 @@ def test_onednn_linear_agrees_with_float64_for_every_layout(rows, inputs, output
     leaves = [t.detach().requires_grad_() for t in (x, weight, bias)]
     seen = _KernelsSeen()
     with seen:
-        out = onednn_linear(*leaves)
+        out = planned_linear(*leaves)
         (out * upstream).sum().backward()
     expected, gradients = _reference_gradients(x, weight, bias, upstream)
     atol = 1e-5 * (1 + inputs + rows)
@@ -105,8 +105,8 @@ def test_use_onednn_swaps_every_linear_in_place_and_keeps_its_state():
     params, state = list(model.parameters()), copy.deepcopy(model.state_dict())
     x = torch.randn(5, 40)
     expected = model(x)
-    assert use_onednn(model) == 2
-    assert all(isinstance(model[i], OneDnnLinear) for i in (0, 2))
+    assert use_product_plan(model, cpu_matmul.ONEDNN) == 2
+    assert all(isinstance(model[i], PlannedLinear) for i in (0, 2))
     assert all(a is b for a, b in zip(model.parameters(), params))
     assert list(model.state_dict()) == list(state)
     assert all(torch.equal(model.state_dict()[key], value) for key, value in state.items())
@@ -125,5 +125,5 @@ def test_onednn_runs_only_on_float32_cpu_tensors_outside_autocast():
         seen = _KernelsSeen()
         x, weight = torch.randn(4, 8, dtype=dtype), torch.randn(3, 8, dtype=dtype)
         with seen, torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
-            onednn_linear(x, weight)
+            planned_linear(x, weight)
         assert bool(seen.weights) is expect, (dtype, autocast)

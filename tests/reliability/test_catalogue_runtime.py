@@ -1,4 +1,4 @@
-"""Bad-input catalogue, command-line and run-time rows (docs/BAD_INPUTS.md L1-L6, R1-R4).
+"""Bad-input catalogue, command-line and run-time rows (docs/BAD_INPUTS.md L1-L9, R1-R4).
 
 Flags users mistype, output locations that cannot be written, a disk that fills while a
 checkpoint is saved, a diverging loss and Ctrl-C: each ends with one line and a non-zero
@@ -8,6 +8,7 @@ status, never a result presented as complete, never a damaged previous checkpoin
 from __future__ import annotations
 
 import errno
+import json
 
 import pytest
 import torch
@@ -195,3 +196,17 @@ def test_l7b_seed_out_of_range_in_the_config(cli, workspace):
     assert_one_line_error(_train(cli, workspace, "--set", f"seed={2**40}"), "config key seed",
                           str(2**40), "out of range")
     _assert_no_run(workspace)
+
+
+@pytest.mark.parametrize("content", ["{not json", '["a", "list"]',
+                                     '{"format": 1, "machine": "another CPU", "choices": {}}'])
+def test_l9_a_damaged_product_table_is_measured_again(cli, workspace, monkeypatch, tmp_path,
+                                                      content):
+    """The measured product table lives in the user's cache: a file there that is not our
+    table for this machine is not trusted; training measures again and writes it afresh."""
+    table = tmp_path / "products.json"
+    table.write_text(content, encoding="utf-8")
+    monkeypatch.setenv("CROSSKD_PRODUCT_TABLE", str(table))
+    assert _train(cli, workspace).status == 0
+    written = json.loads(table.read_text(encoding="utf-8"))
+    assert written["choices"] and set(written["choices"].values()) <= {"torch", "onednn"}

@@ -10,8 +10,9 @@ import pytest
 import torch
 
 from crosskd.config import ConfigError
-from crosskd.ops import OneDnnLinear, shared_input_linear
-from crosskd.train import weight_gradients
+from crosskd.ops import PlannedLinear, cpu_matmul, shared_input_linear
+from crosskd.ops.low_precision_copy import LowPrecisionCopy
+from crosskd.train import runners, weight_gradients
 from crosskd.train.backward_step import GradientBuffers, step_during_backward
 from crosskd.train.trainer import Trainer
 from trainers import trainer_for
@@ -39,17 +40,17 @@ def data(tiny_msrvtt, monkeypatch):
 
 
 def _trainer(data, tmp_path, optimizer: str, in_backward: object,
-             library: str = "auto") -> Trainer:
+             library: str = "auto", amp: str | None = None) -> Trainer:
     config, loaded = data
     run = {**config, "optimizer": {"type": optimizer, "args": {"lr": LR, "weight_decay": 1e-4}},
            "lr_scheduler": {"type": "StepLR", "args": {"step_size": 1, "gamma": 0.9}},
            "trainer": {"epochs": 2, "save_dir": str(tmp_path), "tensorboard": False,
-                       "monitor": "max val_t2v_metrics_R5", "cpu_matmul": library},
+                       "monitor": "max val_t2v_metrics_R5", "cpu_matmul": library, "amp": amp},
            "data_loader": {**config["data_loader"],
                            "args": {**config["data_loader"]["args"], "batch_size": 8}}}
     if in_backward is not None:
         run["trainer"]["optimizer_in_backward"] = in_backward
-    return trainer_for(run, tmp_path / f"{optimizer}-{in_backward}-{library}", data=loaded)
+    return trainer_for(run, tmp_path / f"{optimizer}-{in_backward}-{library}-{amp}", data=loaded)
 
 
 #: float32 sums of the same terms in another order differ by a few units in the last place
@@ -96,12 +97,14 @@ def _trained_differences(ours: dict[str, torch.Tensor], theirs: dict[str, torch.
 
 
 @pytest.mark.parametrize(("optimizer", "library"), [
-    ("RAdam", "torch"), ("Adam", "torch"), ("Ranger", "torch"), ("RAdam", "auto")])
+    ("RAdam", "torch"), ("Adam", "torch"), ("Ranger", "torch"), ("RAdam", "onednn"),
+    ("RAdam", "auto")])
 def test_training_with_the_step_in_backward_is_bit_identical(data, tmp_path, optimizer,
                                                               library):
     """Past RAdam's rectification onset (step 6), with weight decay and a scheduler, where
     one library computes every product both ways: torch's, or oneDNN's for RAdam (whose text
-    projection gradients oneDNN computes a block of rows at a time)."""
+    projection gradients oneDNN computes a block of rows at a time), or each product by the
+    library measured faster for it ("auto": a product's library is the same both ways)."""
     runs = [_trainer(data, tmp_path, optimizer, flag, library) for flag in (False, True)]
     histories = [run.train().history for run in runs]
     assert histories[0] == histories[1]
@@ -116,8 +119,8 @@ def test_with_onednn_the_step_in_backward_ends_where_stepping_after_ends(data, t
     """oneDNN writes only fresh memory, so in backward the text projections' gradients of
     optimizers without row updates come from torch's product into a recycled buffer: another
     library, so equal to rounding (which on some CPUs' kernels differs in the last bits)."""
-    initial = _trainer(data, tmp_path, optimizer, False).model.state_dict()
-    runs = [_trainer(data, tmp_path, optimizer, flag) for flag in (False, True)]
+    initial = _trainer(data, tmp_path, optimizer, False, "onednn").model.state_dict()
+    runs = [_trainer(data, tmp_path, optimizer, flag, "onednn") for flag in (False, True)]
     for run in runs:
         run.train()
     differences = _trained_differences(runs[1].model.state_dict(), runs[0].model.state_dict(),
@@ -213,7 +216,7 @@ def test_a_layer_called_twice_in_a_step_is_not_updated_by_rows(monkeypatch):
     a buffer), none goes to the update on its own."""
     monkeypatch.setattr(weight_gradients, "MIN_STREAMED_BYTES", 0)
     torch.manual_seed(0)
-    layer = OneDnnLinear(8, 5)
+    layer = PlannedLinear(8, 5)
     offered = []
     buffers = GradientBuffers(min_kept_bytes=0)
     monkeypatch.setattr(buffers, "row_updates", lambda param: offered.append(param))
@@ -237,11 +240,11 @@ def test_text_projections_are_updated_a_block_of_rows_at_a_time(data, tmp_path, 
     terms, failing rtol=1e-5). So each tensor is compared with the distance training moved it:
     a skipped or doubled update of a block is of the order of that distance, rounding stays
     far below 1 % of it with oneDNN's AVX2, AVX and SSE4.1 kernels."""
-    monkeypatch.setattr(weight_gradients, "ROW_BLOCK_BYTES", 1)  # one row per block
+    monkeypatch.setattr(cpu_matmul, "WEIGHT_GRADIENT_BLOCK_BYTES", 1)  # one row per block
     taken = []
     monkeypatch.setattr(GradientBuffers, "take", lambda self, *a: taken.append(a))
-    initial = _trainer(data, tmp_path, "RAdam", False).model.state_dict()
-    runs = [_trainer(data, tmp_path, "RAdam", flag) for flag in (False, True)]
+    initial = _trainer(data, tmp_path, "RAdam", False, "onednn").model.state_dict()
+    runs = [_trainer(data, tmp_path, "RAdam", flag, "onednn") for flag in (False, True)]
     for run in runs:
         run.train()
     assert not taken
@@ -259,3 +262,68 @@ def test_the_comparison_of_trained_weights_catches_a_missed_block():
     message = _trained_alike("w", ours, theirs, initial, share=0.05)
     assert message and "w[6]" in message and "3 of 12 elements" in message
     assert _trained_alike("w", theirs + 1e-5, theirs, initial, share=0.05) is None
+
+
+def _count_recasts(monkeypatch) -> list[int]:
+    """Count the times a kept low-precision copy is cast again from a changed weight."""
+    recasts = []
+    current = LowPrecisionCopy.current
+
+    def counted(self, weight):
+        if self.tensor is not None and self._version != weight._version:
+            recasts.append(1)
+        return current(self, weight)
+    monkeypatch.setattr(LowPrecisionCopy, "current", counted)
+    return recasts
+
+
+def test_bf16_training_keeps_each_copy_current_without_casting_it_again(data, tmp_path,
+                                                                        monkeypatch):
+    """Under bf16 autocast the streamed text projections multiply by a kept bfloat16 copy
+    that RAdam's row updates refresh: after two epochs each copy is its weight cast, bit for
+    bit, and no step had to cast a weight again."""
+    recasts = _count_recasts(monkeypatch)
+    trainer = _trainer(data, tmp_path, "RAdam", True, amp="bf16")
+    trainer.train()
+    layers = [m for m in trainer.model.modules() if getattr(m, "low_copy", None) is not None]
+    assert layers and all(m.low_copy.tensor is not None for m in layers)
+    for layer in layers:
+        assert torch.equal(layer.low_copy.tensor, layer.weight.detach().to(torch.bfloat16))
+    assert not recasts
+
+
+def test_bf16_training_with_kept_copies_ends_where_casting_every_step_ends(data, tmp_path,
+                                                                           monkeypatch):
+    """The copies change no number autocast computes, only where the cast comes from: the
+    weights end within the bound of the other trainings compared here (each tensor within
+    5 % of how far training moved it, the text projections within 0.1 %)."""
+    initial = _trainer(data, tmp_path, "RAdam", True, amp="bf16").model.state_dict()
+    kept = _trainer(data, tmp_path, "RAdam", True, amp="bf16")
+    kept.train()
+    monkeypatch.setattr(runners, "keep_low_precision_copies", lambda *args: None)
+    cast = _trainer(data, tmp_path / "cast", "RAdam", True, amp="bf16")
+    assert not any(getattr(m, "low_copy", None) for m in cast.model.modules())
+    cast.train()
+    differences = _trained_differences(kept.model.state_dict(), cast.model.state_dict(), initial)
+    assert not differences, "\n".join(differences)
+
+
+def test_a_kept_copy_follows_every_change_of_its_weight():
+    """Cast again after any in-place change (an update elsewhere, a checkpoint loaded); after
+    rows refreshed by their updater and `settled`, taken as it is."""
+    layer = torch.nn.Linear(6, 4)
+    copy = LowPrecisionCopy(torch.bfloat16)
+    assert torch.equal(copy.current(layer.weight), layer.weight.detach().bfloat16())
+    with torch.no_grad():
+        layer.weight.mul_(3)
+    assert torch.equal(copy.current(layer.weight), layer.weight.detach().bfloat16())
+    layer.load_state_dict({"weight": torch.ones(4, 6), "bias": torch.zeros(4)})
+    assert torch.equal(copy.current(layer.weight), torch.ones(4, 6, dtype=torch.bfloat16))
+    with torch.no_grad():
+        layer.weight[:2] += 1
+    copy.refresh_rows(layer.weight, slice(0, 2))
+    copy.tensor[3] = 0  # not refreshed: the updater vouches for the rows it changed
+    copy.settled(layer.weight)
+    kept = copy.current(layer.weight)
+    assert torch.equal(kept[:2], torch.full((2, 6), 2.0, dtype=torch.bfloat16))
+    assert torch.equal(kept[3], torch.zeros(6, dtype=torch.bfloat16))

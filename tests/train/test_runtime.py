@@ -107,20 +107,25 @@ def test_the_runtime_takes_the_contexts_device_and_precision():
 
 
 def test_cpu_matmul_is_decided_once_and_applied(monkeypatch):
-    """"auto" is oneDNN on x86 where torch has it; a named one is used as asked and swapped
-    into the model it is applied to; oneDNN where torch lacks it, or an unknown name, is
-    refused naming the key."""
-    from crosskd.ops import OneDnnLinear
+    """"auto" is measured per product where torch has oneDNN (whatever the machine's name),
+    torch's products where it has not; a named one is used as asked and swapped into the
+    model it is applied to; oneDNN where torch lacks it, or an unknown name, is refused
+    naming the key."""
+    from crosskd.inference.product_table import MeasuredPlan
+    from crosskd.ops import PlannedLinear
+    from crosskd.ops.cpu_matmul import ONEDNN
 
     monkeypatch.setattr(linear_library, "onednn_available", lambda: True)
-    monkeypatch.setattr(linear_library.platform, "machine", lambda: "x86_64")
-    assert _resolve().cpu_matmul == "onednn"
-    monkeypatch.setattr(linear_library.platform, "machine", lambda: "aarch64")
+    assert _resolve().cpu_matmul == "measured"
+    monkeypatch.setattr(linear_library, "onednn_available", lambda: False)
     assert _resolve().cpu_matmul == "torch"
-    for library, swapped in (("torch", False), ("onednn", True)):
+    monkeypatch.undo()
+    for library, plan in (("torch", None), ("onednn", ONEDNN), ("auto", MeasuredPlan)):
         model = torch.nn.Sequential(torch.nn.Linear(2, 2))
         _resolve(cpu_matmul=library).prepare_model(model)
-        assert isinstance(model[0], OneDnnLinear) is swapped
+        assert isinstance(model[0], PlannedLinear) is (plan is not None)
+        if plan is not None:
+            assert model[0].plan is plan or isinstance(model[0].plan, plan)
         assert list(model.state_dict()) == ["0.weight", "0.bias"]
     on_gpu = torch.nn.Sequential(torch.nn.Linear(2, 2))
     dataclasses.replace(_resolve(cpu_matmul="onednn"), device=CUDA).prepare_model(on_gpu)
@@ -131,5 +136,3 @@ def test_cpu_matmul_is_decided_once_and_applied(monkeypatch):
     monkeypatch.setattr(linear_library, "onednn_available", lambda: False)
     with pytest.raises(ConfigError, match='trainer.cpu_matmul is "onednn", but this torch'):
         _resolve(cpu_matmul="onednn")
-    monkeypatch.setattr(linear_library.platform, "machine", lambda: "x86_64")
-    assert _resolve().cpu_matmul == "torch"

@@ -5,26 +5,23 @@ ask here, so the choice is made in one place and model code never sees it."""
 from __future__ import annotations
 
 import logging
-import platform
 
 import torch
 
 from crosskd.errors import ConfigError
-from crosskd.ops.cpu_matmul import onednn_available, use_onednn
+from crosskd.inference.product_table import measured_plan, table_path
+from crosskd.ops.cpu_matmul import ONEDNN, onednn_available, use_product_plan
 
 log = logging.getLogger(__name__)
 
-#: machines where oneDNN's fp32 kernels are used by default (trainer.cpu_matmul "auto").
-ONEDNN_MACHINES = ("x86_64", "amd64")
-
 
 def resolve_cpu_matmul(setting: str) -> str:
-    """The CPU linear-layer library of `trainer.cpu_matmul`: "auto" is oneDNN on x86 CPUs
-    where torch has it (crosskd.ops.cpu_matmul), torch's own matmul elsewhere (e.g. Arm,
-    where torch's oneDNN runs through other libraries)."""
+    """The CPU linear-layer library of `trainer.cpu_matmul`: "auto" is "measured" (each
+    product on the library measured faster for its shape on this CPU,
+    crosskd.inference.product_table) where torch has oneDNN, torch's own matmul elsewhere;
+    "onednn" and "torch" put every product on that library."""
     if setting == "auto":
-        machine = platform.machine().lower()
-        return "onednn" if onednn_available() and machine in ONEDNN_MACHINES else "torch"
+        return "measured" if onednn_available() else "torch"
     if setting == "onednn" and not onednn_available():
         raise ConfigError('trainer.cpu_matmul is "onednn", but this torch build has no oneDNN '
                           'linear kernel; set it to "auto" or "torch"')
@@ -36,7 +33,13 @@ def use_linear_library(model: torch.nn.Module, device: torch.device, library: st
     weights are loaded: parameters and state-dict keys stay); other devices keep torch's."""
     if device.type != "cpu":
         return
-    if library == "onednn":
-        use_onednn(model)
-    log.info("float32 linear layers run on %s (trainer.cpu_matmul)",
-             "oneDNN" if library == "onednn" else "torch's matmul")
+    if library == "torch":
+        log.info("float32 linear layers run on torch's products (trainer.cpu_matmul)")
+        return
+    if library == "measured":
+        use_product_plan(model, measured_plan())
+        log.info("float32 linear layers: each product on the library measured faster for its "
+                 "shape on this CPU (trainer.cpu_matmul \"auto\"; table %s)", table_path())
+    else:
+        use_product_plan(model, ONEDNN)
+        log.info("float32 linear layers run on oneDNN (trainer.cpu_matmul)")

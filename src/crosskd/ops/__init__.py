@@ -3,7 +3,7 @@
 Ops are plain functions and modules that hold no state and read no setting: model code
 calls the ones that compute its own math faster (`l2_normalize`, `vlad_normalise`,
 `shared_input_linear`, `groupwise_batch_norm`); the runtime layer swaps the others into a
-built model (`use_onednn`, from crosskd.train.runtime.Runtime.prepare_model). `OPS` lists
+built model (`use_product_plan`, from crosskd.train.runtime.Runtime.prepare_model). `OPS` lists
 every one with its reference and an example input, and tests/ops/test_ops.py checks each
 pair agrees in values and gradients, so a new op added here is tested without a new test.
 """
@@ -21,14 +21,14 @@ from crosskd.ops import groupwise_batch_norm as _groupwise
 from crosskd.ops import l2norm as _l2norm
 from crosskd.ops import shared_input as _shared_input
 from crosskd.ops import vlad_normalisation as _vlad
-from crosskd.ops.cpu_matmul import OneDnnLinear, onednn_linear, use_onednn
+from crosskd.ops.cpu_matmul import PlannedLinear, planned_linear, use_product_plan
 from crosskd.ops.groupwise_batch_norm import PendingRunningStats, groupwise_batch_norm
 from crosskd.ops.l2norm import EPS, l2_normalize
 from crosskd.ops.shared_input import shared_input_linear
 from crosskd.ops.vlad_normalisation import vlad_normalise
 
-__all__ = ["EPS", "OPS", "OneDnnLinear", "Op", "PendingRunningStats", "groupwise_batch_norm",
-           "l2_normalize", "onednn_linear", "shared_input_linear", "use_onednn",
+__all__ = ["EPS", "OPS", "Op", "PendingRunningStats", "PlannedLinear", "groupwise_batch_norm",
+           "l2_normalize", "planned_linear", "shared_input_linear", "use_product_plan",
            "vlad_normalise"]
 
 
@@ -49,7 +49,7 @@ class Op:
 
 
 OPS: tuple[Op, ...] = (
-    Op("onednn_linear", onednn_linear, F.linear, _cpu_matmul.example, exact=False),
+    Op("planned_linear on oneDNN", planned_linear, F.linear, _cpu_matmul.example, exact=False),
     Op("l2_normalize", l2_normalize, _l2norm.reference_l2_normalize, _l2norm.example,
        exact=True),
     Op("vlad_normalise", vlad_normalise, _vlad.reference_vlad_normalise, _vlad.example,

@@ -1,10 +1,10 @@
 """Several linear layers on one input (the per-expert text projections), with a faster backward.
 
 Autograd would compute the input gradient as a sum of per-layer products `g_i @ W_i`, each
-written to a new buffer. Here they are summed into one buffer: by oneDNN where the layers
-compute on it (crosskd.ops.cpu_matmul.OneDnnLinear), otherwise accumulated in place in the
-transposed form `W_i^T g_i^T`, which MKL runs about 1.5x faster for the text projections'
-shapes. Each layer is called as a module on the input detached, so its own class computes
+written to a new buffer. Here they are summed into one buffer: by oneDNN where the layers'
+plan names it for their input gradient (crosskd.ops.cpu_matmul.PlannedLinear), otherwise
+accumulated in place in the transposed form `W_i^T g_i^T`, which MKL runs about 1.5x faster
+for the text projections' shapes. Each layer is called as a module on the input detached, so its own class computes
 its output and weight gradient (a runner may have swapped in layers that consume the weight
 gradient during backward, crosskd.train.weight_gradients), and its forward hooks run.
 """
@@ -17,14 +17,16 @@ import torch
 from torch import nn
 from torch.autograd.function import once_differentiable
 
-from crosskd.ops.cpu_matmul import OneDnnLinear, input_gradient, onednn_applies, use_onednn
+from crosskd.ops.cpu_matmul import (ONEDNN, PlannedLinear, input_gradient, onednn_applies,
+                                    use_product_plan)
+from crosskd.ops.low_precision_copy import autocast_copy
 
 
 class _InputGradient(torch.autograd.Function):
     """Identity on the layers' outputs whose backward also returns the shared input's gradient.
 
-    Inputs: `x`, whether the layers compute on oneDNN, then the weights (read, not
-    differentiated here), then the outputs.
+    Inputs: `x`, whether the input gradient is computed by oneDNN, then the weights (read,
+    not differentiated here), then the outputs.
     """
 
     @staticmethod
@@ -63,8 +65,18 @@ def shared_input_linear(x: torch.Tensor, layers: Sequence[nn.Linear]) -> tuple[t
         return tuple(layer(x) for layer in layers)
     detached = x.detach()
     outputs = [layer(detached) for layer in layers]
-    onednn = all(isinstance(layer, OneDnnLinear) for layer in layers)
-    return _InputGradient.apply(x, onednn, *(layer.weight for layer in layers), *outputs)
+    onednn = all(isinstance(layer, PlannedLinear)
+                 and layer.plan.library("input_gradient", x.shape[0], layer.weight) == "onednn"
+                 for layer in layers)
+    weights = [_read_weight(layer) for layer in layers]
+    return _InputGradient.apply(x, onednn, *weights, *outputs)
+
+
+def _read_weight(layer: nn.Linear) -> torch.Tensor:
+    """The weight backward multiplies by: the layer's kept low-precision copy under autocast
+    where the runtime gave it one (crosskd.ops.low_precision_copy), else the weight."""
+    low = autocast_copy(layer)
+    return layer.weight if low is None else low
 
 
 def reference_shared_input_linear(x: torch.Tensor, layers: Sequence[nn.Linear]
@@ -87,5 +99,5 @@ def example(dtype: torch.dtype) -> tuple[torch.Tensor, nn.ModuleList]:
 def onednn_example(dtype: torch.dtype) -> tuple[torch.Tensor, nn.ModuleList]:
     """`example`'s projections computed by oneDNN (float32 outside autocast)."""
     x, layers = example(dtype)
-    use_onednn(layers)
+    use_product_plan(layers, ONEDNN)
     return x, layers

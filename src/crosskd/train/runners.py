@@ -19,7 +19,7 @@ from crosskd.train.graphed_step import GraphedTrainStep, prepare_optimizer
 from crosskd.train.runtime import Runtime
 from crosskd.train.step import TrainingStep
 from crosskd.train.task import RetrievalTask
-from crosskd.train.weight_gradients import stream_weight_gradients
+from crosskd.train.weight_gradients import keep_low_precision_copies, stream_weight_gradients
 
 #: one step's values on the host: the tag it was pushed with, and loss name -> value.
 TaggedValues = tuple[int, dict[str, float]]
@@ -90,13 +90,17 @@ def install_fast_paths(runtime: Runtime, model: torch.nn.Module,
     """Swap the fast paths `runtime` decided into a built model: the one place they are
     installed. The linear layers' library (`Runtime.prepare_model`); with the optimizer
     stepping inside backward, its hooks and the largest layers' weight gradients streamed to
-    the update or into recycled buffers, which are returned (crosskd.train.weight_gradients)."""
+    the update or into recycled buffers, which are returned (crosskd.train.weight_gradients);
+    under CPU autocast those layers keep a low-precision copy of their weight that the update
+    refreshes, instead of casting it every step."""
     runtime.prepare_model(model)
     if not runtime.optimizer_in_backward:
         return None
     buffers = GradientBuffers(optimizer=optimizer)
     step_during_backward(optimizer, buffers)
-    stream_weight_gradients(model, buffers)
+    streamed = stream_weight_gradients(model, buffers)
+    if runtime.device.type == "cpu" and runtime.precision.dtype is not None:
+        keep_low_precision_copies(streamed, runtime.precision.dtype)
     return buffers
 
 

@@ -53,7 +53,8 @@ class Runtime:
     resident_data: bool = False
     background_checkpoints: bool = False
     cpu_threads: int | None = None
-    #: the library of float32 CPU linear layers: "onednn" (crosskd.ops.cpu_matmul) or "torch"
+    #: the library of float32 CPU linear layers: "measured" (per product, measured on this CPU:
+    #: crosskd.inference.product_table), "onednn" (crosskd.ops.cpu_matmul) or "torch"
     cpu_matmul: str = field(default_factory=lambda: resolve_cpu_matmul("auto"))
 
     def compiled(self, model: torch.nn.Module) -> Callable[..., Any]:
