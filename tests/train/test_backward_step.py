@@ -327,3 +327,27 @@ def test_a_kept_copy_follows_every_change_of_its_weight():
     kept = copy.current(layer.weight)
     assert torch.equal(kept[:2], torch.full((2, 6), 2.0, dtype=torch.bfloat16))
     assert torch.equal(kept[3], torch.zeros(6, dtype=torch.bfloat16))
+
+
+def test_a_kept_copy_computes_what_autocast_computes_bit_for_bit(monkeypatch):
+    """Forward (training and no-grad) and input gradient through the kept bfloat16 weight are
+    autocast's own values: only where the bfloat16 weight comes from changes."""
+    monkeypatch.setattr(weight_gradients, "MIN_STREAMED_BYTES", 0)
+    torch.manual_seed(0)
+    plain = torch.nn.Linear(40, 6)
+    kept = copy.deepcopy(plain)
+    streamed = stream_weight_gradients(kept, GradientBuffers(min_kept_bytes=0))
+    weight_gradients.keep_low_precision_copies(streamed, torch.bfloat16)
+    x = torch.randn(5, 40)
+    outputs, gradients = [], []
+    for layer in (plain, kept):
+        leaf = x.clone().requires_grad_()
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = layer(leaf)
+            with torch.no_grad():
+                outputs.append((out.detach(), layer(x)))
+        out.float().square().sum().backward()
+        gradients.append(leaf.grad)
+    assert kept.low_copy.tensor is not None
+    assert all(torch.equal(a, b) for a, b in zip(*outputs))
+    assert torch.equal(*gradients)

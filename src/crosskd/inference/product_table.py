@@ -129,6 +129,8 @@ class MeasuredPlan:
         self._lock = threading.Lock()
         self._choices = _read_table(path)
         self._unwritable = False
+        #: seconds per library of each product this process measured (benchmarks show them)
+        self.measurements: dict[str, dict[str, float]] = {}
 
     def library(self, product: str, rows: int, weight: torch.Tensor) -> str:
         """The faster library for this product, measured the first time it is asked for."""
@@ -142,6 +144,7 @@ class MeasuredPlan:
 
     def _measure(self, key: str, product: str, rows: int, weight_shape: tuple[int, ...]) -> str:
         seconds = measure(product, rows, weight_shape)
+        self.measurements[key] = seconds
         choice = min(seconds, key=seconds.get)
         log.info("%s: %s (%s)", key, choice,
                  ", ".join(f"{lib} {1e3 * s:.2f} ms" for lib, s in seconds.items()))
