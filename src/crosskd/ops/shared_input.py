@@ -65,9 +65,10 @@ def shared_input_linear(x: torch.Tensor, layers: Sequence[nn.Linear]) -> tuple[t
         return tuple(layer(x) for layer in layers)
     detached = x.detach()
     outputs = [layer(detached) for layer in layers]
-    onednn = all(isinstance(layer, PlannedLinear)
-                 and layer.plan.library("input_gradient", x.shape[0], layer.weight) == "onednn"
-                 for layer in layers)
+    onednn = onednn_applies(x) and all(
+        isinstance(layer, PlannedLinear)
+        and layer.plan.library("input_gradient", x.shape[0], layer.weight) == "onednn"
+        for layer in layers)
     weights = [_read_weight(layer) for layer in layers]
     return _InputGradient.apply(x, onednn, *weights, *outputs)
 

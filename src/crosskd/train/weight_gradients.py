@@ -112,8 +112,8 @@ class _StreamedLinear(torch.autograd.Function):
 
 def _library(layer: nn.Linear, product: str, grad: torch.Tensor) -> str:
     """The library `layer`'s plan names for `product` over `grad`'s rows ("torch" for a
-    layer without a plan)."""
-    if not isinstance(layer, PlannedLinear):
+    layer without a plan, and under autocast, where no float32 product runs)."""
+    if not isinstance(layer, PlannedLinear) or grad.dtype != layer.weight.dtype:
         return "torch"
     return layer.plan.library(product, grad.shape[0], layer.weight)
 
