@@ -43,3 +43,14 @@ def test_freed_memory_below_the_threshold_is_reused_without_page_faults():
     pages = allocator.MMAP_THRESHOLD // 2 // 4096
     assert _faults("set") < 1.5 * pages
     assert _faults("unset") > 2.5 * pages
+
+
+def test_weight_gradient_blocks_stay_under_the_mmap_threshold():
+    """The row blocks of a streamed weight gradient reuse freed heap memory only while they
+    are smaller than the threshold training sets (crosskd.ops.cpu_matmul)."""
+    import torch
+    from crosskd.ops.cpu_matmul import WEIGHT_GRADIENT_BLOCK_BYTES, weight_gradient_block_rows
+    assert WEIGHT_GRADIENT_BLOCK_BYTES < allocator.MMAP_THRESHOLD
+    weight = torch.empty(768, 44800)
+    rows = weight_gradient_block_rows(weight)
+    assert rows * 44800 * 4 <= WEIGHT_GRADIENT_BLOCK_BYTES < (rows + 1) * 44800 * 4
