@@ -19,6 +19,7 @@ from crosskd.errors import UserError
 from crosskd.shipped import resolve_config
 from crosskd.train.seed_range import check_seed
 from crosskd.untrusted import ascii_int
+from crosskd.user_cache import user_cache_dir
 
 
 def add_common_options(parser: argparse.ArgumentParser) -> None:
@@ -96,8 +97,7 @@ def default_cache_dir() -> Path:
     """
     if os.environ.get("CROSSKD_CACHE_DIR"):
         return Path(os.environ["CROSSKD_CACHE_DIR"])
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "crosskd" / "packed"
+    return user_cache_dir() / "packed"
 
 
 def config_from_args(args: argparse.Namespace, fallback: Config | None = None

@@ -36,6 +36,7 @@ from crosskd.errors import UserError
 from crosskd.ops.cpu_matmul import (PRODUCTS, input_gradient, linear_product, onednn_available,
                                     weight_gradient, weight_gradient_block_rows)
 from crosskd.untrusted import json_object_file
+from crosskd.user_cache import user_cache_dir
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +53,7 @@ def table_path() -> Path:
     """$CROSSKD_PRODUCT_TABLE, else one file per CPU and torch version in the user cache."""
     if os.environ.get("CROSSKD_PRODUCT_TABLE"):
         return Path(os.environ["CROSSKD_PRODUCT_TABLE"])
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "crosskd" / "products" / f"{_machine_key()[:16]}.json"
+    return user_cache_dir() / "products" / f"{_machine_key()[:16]}.json"
 
 
 def _machine_key() -> str:
